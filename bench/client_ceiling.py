@@ -1,0 +1,208 @@
+"""How fast can soaktui's ChatClient ingest a stream, next to a bare httpx loop?
+
+The client stamps and parses every chunk on the engine's event loop; if that costs much more than
+the simplest possible consumer, a fast server would be measured as slower than it is. This script
+streams N content chunks as fast as a loopback server can write them and prints content chunks/s
+for (a) a bare httpx loop (`client.stream` + `aiter_lines` + `json.loads`) and (b)
+`ChatClient.chat()`, in alternating runs over identical streams, plus their ratio (target >= 0.85).
+
+The server runs in its own process (so it does not share our GIL). `--url` points the bench at
+another server instead (e.g. the built-in simulator); it must stream `--chunks` content chunks.
+
+    .venv/bin/python bench/client_ceiling.py [--chunks 20000] [--runs 5] [--url http://127.0.0.1:PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import statistics
+import time
+
+import httpx
+
+from soaktui.providers.client import ChatClient
+
+MODEL = "bench"
+MESSAGES = [{"role": "user", "content": "stream"}]
+WRITE_BATCH = 16  # events per server write
+
+
+# -- the server (child process) ----------------------------------------------------------------------
+
+
+def _chunked(b: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(b), b)
+
+
+def _events(n: int) -> list[bytes]:
+    """OpenAI-shaped chunks, about the size real servers send, then usage and [DONE]."""
+    out = []
+    for i in range(n):
+        obj = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": MODEL,
+            "choices": [{"index": 0, "delta": {"content": f" tok{i % 1000}"}, "finish_reason": None}],
+        }
+        out.append(_chunked(b"data: " + json.dumps(obj).encode() + b"\n\n"))
+    last = {"id": "chatcmpl-bench", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    usage = {"id": "chatcmpl-bench", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": n}}
+    for obj in (last, usage):
+        out.append(_chunked(b"data: " + json.dumps(obj).encode() + b"\n\n"))
+    out.append(_chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    return out
+
+
+def _serve(n: int, port_q: mp.Queue) -> None:
+    events = _events(n)
+    # Batches of events per write: a write per event would make this process the bottleneck
+    # (one syscall each) and hide the consumers' own cost. Reads coalesce on the client anyway.
+    batches = [b"".join(events[i : i + WRITE_BATCH]) for i in range(0, len(events), WRITE_BATCH)]
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n\r\n"
+    )
+
+    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:  # keep-alive: one request after another on this connection
+                hdr = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in hdr.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                writer.write(head)
+                for batch in batches:
+                    writer.write(batch)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        port_q.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# -- the two consumers ---------------------------------------------------------------------------
+
+
+async def bare_httpx(client: httpx.AsyncClient, url: str) -> int:
+    body = {"model": MODEL, "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    n = 0
+    async with client.stream("POST", url, json=body) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            data = line[6:]
+            if data == "[DONE]":
+                break
+            obj = json.loads(data)
+            choices = obj.get("choices")
+            if choices and choices[0].get("delta", {}).get("content"):
+                n += 1
+    return n
+
+
+async def ours(client: ChatClient) -> int:
+    result = await client.chat(MODEL, MESSAGES, total_timeout_s=600.0)
+    if not result.ok:
+        raise SystemExit(f"ChatClient failed: {result.error_class}: {result.error}")
+    return result.chunks
+
+
+async def raw_socket(base_url: str) -> float:
+    """Seconds to receive one whole response with no HTTP parsing at all: the server's ceiling."""
+    host, port = base_url.split("//", 1)[1].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps({"model": MODEL, "messages": MESSAGES, "stream": True}).encode()
+    t0 = time.perf_counter()
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    tail = b""
+    while not tail.endswith(b"0\r\n\r\n"):
+        data = await reader.read(1 << 16)
+        if not data:
+            break
+        tail = (tail + data)[-16:]
+    dt = time.perf_counter() - t0
+    writer.close()
+    return dt
+
+
+async def bench(base_url: str, chunks: int, runs: int, ceiling: bool) -> None:
+    url = f"{base_url}/v1/chat/completions"
+    bare_client = httpx.AsyncClient(timeout=120.0)
+    our_client = ChatClient(base_url)
+    rates: dict[str, list[float]] = {"bare httpx": [], "ChatClient": []}
+    try:
+        # warm up both (connections, imports, caches)
+        await bare_httpx(bare_client, url)
+        await ours(our_client)
+        for i in range(runs):
+            order = [
+                ("bare httpx", lambda: bare_httpx(bare_client, url)),
+                ("ChatClient", lambda: ours(our_client)),
+            ]
+            if i % 2:
+                order.reverse()
+            for name, fn in order:
+                t0 = time.perf_counter()
+                n = await fn()
+                dt = time.perf_counter() - t0
+                if n != chunks:
+                    print(f"  warning: {name} saw {n} content chunks, expected {chunks}")
+                rates[name].append(n / dt)
+    finally:
+        await bare_client.aclose()
+        await our_client.aclose()
+
+    for name, values in rates.items():
+        print(
+            f"{name:>11}: median {statistics.median(values):>10,.0f} chunks/s"
+            f"   (runs: {', '.join(f'{v:,.0f}' for v in values)})"
+        )
+    if ceiling:
+        dts = [await raw_socket(base_url) for _ in range(3)]
+        print(f"server ceiling (raw socket, no parsing): {chunks / min(dts):,.0f} chunks/s")
+    ratio = statistics.median(rates["ChatClient"]) / statistics.median(rates["bare httpx"])
+    print(f"      ratio: {ratio:.3f}  (ChatClient / bare httpx; target >= 0.85)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--chunks", type=int, default=20_000, help="content chunks per stream")
+    ap.add_argument("--runs", type=int, default=5, help="runs per consumer (alternating)")
+    ap.add_argument("--url", help="base URL of an existing server instead of the built-in one")
+    args = ap.parse_args()
+
+    proc = None
+    base_url = args.url
+    if base_url is None:
+        ctx = mp.get_context("spawn")
+        port_q: mp.Queue = ctx.Queue()
+        proc = ctx.Process(target=_serve, args=(args.chunks, port_q), daemon=True)
+        proc.start()
+        base_url = f"http://127.0.0.1:{port_q.get(timeout=30)}"
+    print(f"server {base_url}, {args.chunks} chunks per stream, {args.runs} runs each")
+    try:
+        asyncio.run(bench(base_url.rstrip("/"), args.chunks, args.runs, ceiling=proc is not None))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.join(5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m soaktui` is the `soaktui` command."""
+
+from soaktui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""The `soaktui` command: a soak run (default), and the report, discover, simulate, ctl subcommands.
+
+Setup problems (bad config, no server, unwritable --out) end with one line on stderr and a
+non-zero exit, never a traceback. Settings come from defaults < config file < SOAKTUI_* env <
+these flags (soaktui/config.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from soaktui import __version__
+from soaktui.errors import SetupError
+
+SUBCOMMANDS = ("run", "report", "discover", "simulate", "ctl", "config")
+
+EPILOG = """\
+subcommands:
+  soaktui [run] [options]            soak the servers found (or --base-url / --demo)
+  soaktui report RUN_DIR             rebuild final_report.md and report.json from events.jsonl
+  soaktui discover [options]         pre-flight: servers, models, and what a run would test
+  soaktui simulate [--port N] ...    run the built-in OpenAI-compatible simulator
+  soaktui ctl RUN_DIR COMMAND [ARG]  steer a running soak: pause, resume, skip, throttle N|+N|-N,
+                                     quiet on|off|toggle, stop, status
+  soaktui config                     print a commented example config file
+"""
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base-url", action="append", metavar="URL", help="OpenAI-compatible server (repeatable)")
+    p.add_argument("--api-key", help="API key (or SOAKTUI_API_KEY / OPENAI_API_KEY)")
+    p.add_argument("--demo", action="store_true", help="start the built-in simulator and soak it")
+    p.add_argument("--models", action="append", metavar="PATTERNS", help="only models matching (comma list)")
+    p.add_argument("--exclude", action="append", metavar="PATTERNS", help="leave out models matching")
+    p.add_argument("--max-size-gb", metavar="GB", help="skip models larger than this (default 15)")
+    p.add_argument("--config", type=Path, metavar="PATH", help="config file (default: the platform config dir)")
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="soaktui",
+        description="Soak-test local LLM servers and learn which models hold up.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"soaktui {__version__}")
+    p.add_argument("--no-ui", action="store_true", help="run headless (for nohup, systemd, CI)")
+    p.add_argument("--duration", metavar="D", help="how long: 4 (hours), 2.5, 90s, 30m, 4h; default until stopped")
+    _add_server_options(p)
+    p.add_argument("--out", metavar="DIR", help="run directory (default: under the user data dir)")
+    p.add_argument("--seed", metavar="N", help="make the model/scenario/prompt sequence reproducible")
+    p.add_argument("--throttle", metavar="PCT", help="duty cycle in percent, 1..100 (default 100)")
+    p.add_argument("--scenarios", metavar="NAMES", help="run only these scenarios (comma list)")
+    p.add_argument("--concurrency", metavar="LADDER", help="concurrent_load ladder, e.g. 2,4,8")
+    p.add_argument("--prompts", action="append", type=Path, metavar="DIR", help="extra prompt directory")
+    p.add_argument("--json", action="store_true", help="stream every event to stdout as JSON lines")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if getattr(args, "base_url", None):
+        o["base_urls"] = tuple(args.base_url)
+    if getattr(args, "models", None):
+        o["models"] = tuple(x for item in args.models for x in _csv(item))
+    if getattr(args, "exclude", None):
+        o["exclude"] = tuple(x for item in args.exclude for x in _csv(item))
+    for flag, key in (
+        ("api_key", "api_key"),
+        ("max_size_gb", "max_size_gb"),
+        ("duration", "duration"),
+        ("out", "out"),
+        ("seed", "seed"),
+        ("throttle", "throttle"),
+        ("scenarios", "scenarios"),
+        ("concurrency", "concurrency"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            o[key] = value
+    return o
+
+
+def _settings(args: argparse.Namespace):
+    from soaktui.config import load_settings
+
+    return load_settings(args.config, os.environ, _overrides(args))
+
+
+def _cmd_run(argv: list[str]) -> int:
+    from soaktui.engine.launch import RunRequest, run_soak
+
+    args = run_parser().parse_args(argv)
+    settings = _settings(args)
+    if not args.no_ui:
+        sys.stderr.write("note: the dashboard is not built yet; running headless (same as --no-ui)\n")
+    req = RunRequest(settings=settings, demo=args.demo, json_events=args.json, prompt_dirs=tuple(args.prompts or ()))
+    return asyncio.run(run_soak(req))
+
+
+def _cmd_report(argv: list[str]) -> int:
+    from soaktui.report import write_report
+
+    p = argparse.ArgumentParser(prog="soaktui report", description="Rebuild a run's report from events.jsonl.")
+    p.add_argument("run_dir", type=Path)
+    args = p.parse_args(argv)
+    log = args.run_dir / "events.jsonl"
+    if not log.is_file():
+        raise SetupError(f"{args.run_dir}: no events.jsonl here (is it a soaktui run directory?)")
+    paths = write_report(args.run_dir)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _cmd_discover(argv: list[str]) -> int:
+    from soaktui.engine.demo import SimulatorProcess
+    from soaktui.engine.launch import find_models
+    from soaktui.providers.discovery import format_selection, no_servers_message
+
+    p = argparse.ArgumentParser(prog="soaktui discover", description="Find servers and models; show the plan.")
+    _add_server_options(p)
+    args = p.parse_args(argv)
+    settings = _settings(args)
+    sim = None
+    base_urls = list(settings.base_urls)
+    if args.demo:
+        sim = SimulatorProcess(seed=settings.seed)
+        base_urls.append(sim.start())
+    try:
+        selection = asyncio.run(find_models(settings, base_urls, probe_defaults=not base_urls))
+    finally:
+        if sim is not None:
+            sim.stop()
+    print(format_selection(selection))
+    if not selection.providers:
+        raise SetupError(no_servers_message(selection.probed, selection.unreachable))
+    return 0 if selection.selected else 1
+
+
+def _cmd_simulate(argv: list[str]) -> int:
+    from soaktui.simulator import cli as sim_cli
+
+    p = argparse.ArgumentParser(prog="soaktui simulate", description="Run the built-in simulator.")
+    sim_cli.add_arguments(p)
+    return sim_cli.run(p.parse_args(argv))
+
+
+def _cmd_ctl(argv: list[str]) -> int:
+    import orjson
+
+    from soaktui.engine.control import send_command
+
+    p = argparse.ArgumentParser(prog="soaktui ctl", description="Send a command to a running soak.")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("command", help="pause, resume, skip, throttle, quiet, stop, status")
+    p.add_argument("arg", nargs="?", help="throttle: 1..100, +N or -N; quiet: on, off, toggle")
+    args = p.parse_args(argv)
+    reply = send_command(args.run_dir, args.command, args.arg)
+    print(reply.get("message", ""))
+    if args.command == "status":
+        print(orjson.dumps(reply.get("state", {}), option=orjson.OPT_INDENT_2).decode())
+    return 0 if reply.get("ok") else 1
+
+
+def _cmd_config(argv: list[str]) -> int:
+    from soaktui.config import example_config_toml
+    from soaktui.locations import config_file
+
+    argparse.ArgumentParser(prog="soaktui config", description="Print an example config file.").parse_args(argv)
+    print(f"# save as {config_file()} (or pass --config PATH)")
+    print(example_config_toml())
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "report": _cmd_report,
+    "discover": _cmd_discover,
+    "simulate": _cmd_simulate,
+    "ctl": _cmd_ctl,
+    "config": _cmd_config,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = argv[0] if argv and argv[0] in COMMANDS else "run"
+    if argv and argv[0] == name:
+        argv = argv[1:]
+    try:
+        return COMMANDS[name](argv)
+    except SetupError as exc:
+        sys.stderr.write(f"soaktui: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("soaktui: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1

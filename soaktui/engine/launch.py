@@ -1,0 +1,278 @@
+"""Wires one soak run together: servers, run directory, sinks, control socket, engine, report.
+
+Order matters for "nothing lost": discovery first (no run directory is created for a run that
+cannot start), then the run directory and the JSONL writer (always the first sink), then the
+derived sinks. At the end the report is built by folding events.jsonl, the same path as
+`soaktui report`. A failure of the JSONL writer (a full disk) stops the run with one message;
+everything already written stays readable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import signal
+import socket
+import sys
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from soaktui import __version__
+from soaktui import events as ev
+from soaktui.config import Settings
+from soaktui.engine.control import ControlServer
+from soaktui.engine.demo import SimulatorProcess
+from soaktui.engine.runner import Engine, EngineOptions
+from soaktui.engine.throttle import Throttle
+from soaktui.errors import SetupError
+from soaktui.events import EventBus
+from soaktui.headless import JsonStdout, ProgressPrinter
+from soaktui.locations import new_run_dir, package_data_dir
+from soaktui.providers.client import ChatClient
+from soaktui.providers.discovery import discover, no_servers_message
+from soaktui.providers.selection import select_models
+from soaktui.providers.types import Selection
+from soaktui.report import write_report
+from soaktui.scenarios import REGISTRY
+from soaktui.scenarios.base import Limits
+from soaktui.scenarios.prompt_bank import PromptBank
+from soaktui.store.jsonl import JsonlWriter
+from soaktui.store.summary import SummarySink
+from soaktui.store.textlogs import TextLogSink
+
+
+@dataclass
+class RunRequest:
+    settings: Settings
+    demo: bool = False
+    json_events: bool = False
+    quiet: bool = False  # no progress lines (tests)
+    prompt_dirs: tuple[Path, ...] = ()
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+async def find_models(settings: Settings, base_urls: list[str], *, probe_defaults: bool) -> Selection:
+    providers, probed, unreachable = await discover(
+        base_urls,
+        probe_defaults=probe_defaults,
+        api_key=settings.api_key,
+        timeout_s=settings.timeouts.discovery,
+    )
+    selection = select_models(
+        providers, max_size_gb=settings.max_size_gb, include=list(settings.models), exclude=list(settings.exclude)
+    )
+    selection.probed = probed
+    selection.unreachable = unreachable
+    return selection
+
+
+def _prepare_run_dir(settings: Settings) -> tuple[str, Path]:
+    if settings.out is None:
+        return new_run_dir()
+    out = Path(settings.out).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SetupError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    if (out / "events.jsonl").exists():
+        raise SetupError(f"--out {out} already holds a run (events.jsonl); choose a new directory")
+    if not os.access(out, os.W_OK):
+        raise SetupError(f"cannot write to --out {out}: permission denied")
+    return out.name, out
+
+
+def _limits(s: Settings) -> Limits:
+    t = s.thresholds
+    return Limits(
+        request_timeout_s=s.timeouts.request,
+        simple_min_tokens=t.simple_min_tokens,
+        simple_max_tokens=t.simple_max_tokens,
+        stream_max_tokens=t.stream_max_tokens,
+        large_context_min_tokens=t.large_context_min_tokens,
+        large_context_max_tokens=t.large_context_max_tokens,
+        concurrency=tuple(s.concurrency),
+        saturation_error_rate=t.saturation_error_rate,
+        saturation_latency_factor=t.saturation_latency_factor,
+    )
+
+
+def _host() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+
+
+async def run_soak(req: RunRequest) -> int:
+    """Run one soak; returns the process exit code. SetupError propagates to the CLI."""
+    s = req.settings
+    weights = {n: w for n, w in s.enabled_weights.items() if n in REGISTRY}
+    if not weights:
+        raise SetupError(
+            f"none of the chosen scenarios can run yet ({', '.join(s.selected_scenarios)}); "
+            f"available: {', '.join(REGISTRY)}"
+        )
+    prompts = PromptBank.load([package_data_dir("prompts"), *req.prompt_dirs])
+    async with AsyncExitStack() as stack:
+        base_urls = list(s.base_urls)
+        if req.demo:
+            sim = SimulatorProcess(seed=s.seed)
+            await asyncio.to_thread(sim.start)
+            stack.callback(sim.stop)
+            base_urls.append(sim.base_url)
+            _say(f"demo: built-in simulator at {sim.base_url}")
+        selection = await find_models(s, base_urls, probe_defaults=not base_urls)
+        if not selection.providers:
+            raise SetupError(no_servers_message(selection.probed, selection.unreachable))
+        if not selection.selected:
+            why = "; ".join(f"{m.key}: {r}" for m, r in selection.excluded) or "the servers list no models"
+            raise SetupError(f"no model to test ({why})")
+
+        run_id, run_dir = _prepare_run_dir(s)
+        _say(f"soaktui run {run_id}: writing to {run_dir}")
+        stop_reason: list[str] = []
+        bus = EventBus(run_id)
+        try:
+            writer = JsonlWriter(run_dir / "events.jsonl", fsync_interval_s=s.output.fsync_interval)
+        except OSError as exc:
+            raise SetupError(f"cannot write {run_dir / 'events.jsonl'}: {exc.strerror or exc}") from None
+        bus.add_sink(writer)
+        for make in (lambda: TextLogSink(run_dir), lambda: SummarySink(run_dir, interval_s=s.output.summary_interval)):
+            try:
+                bus.add_sink(make())
+            except OSError as exc:
+                _say(f"warning: {exc.strerror or exc}: {getattr(exc, 'filename', '')} (the run continues)")
+        if not req.quiet:
+            bus.add_sink(ProgressPrinter())
+        if req.json_events:
+            bus.add_sink(JsonStdout())
+
+        clients = {
+            p.name: ChatClient(
+                p.base_url,
+                api_key=s.api_key,
+                connect_timeout_s=s.timeouts.connect,
+                read_timeout_s=s.timeouts.read,
+            )
+            for p in selection.providers
+        }
+        for c in clients.values():
+            stack.push_async_callback(c.aclose)
+        q = s.quiet_hours
+        throttle = Throttle(
+            pct=s.throttle, quiet_enabled=q.enabled, quiet_start=q.start_hm, quiet_end=q.end_hm, quiet_pct=q.throttle
+        )
+        engine = Engine(
+            bus,
+            selection.providers,
+            selection.selected,
+            clients,
+            throttle,
+            EngineOptions(
+                duration_s=s.duration,
+                seed=s.seed,
+                weights=weights,
+                rotation_min=s.rotation.min_tests,
+                rotation_max=s.rotation.max_tests,
+                grace_s=s.timeouts.grace,
+                status_interval_s=s.output.status_interval,
+                limits=_limits(s),
+            ),
+            prompts=prompts,
+        )
+
+        def sink_failed(sink: Any, exc: BaseException) -> None:
+            if sink is writer:
+                _say(
+                    f"error: cannot write events.jsonl ({getattr(exc, 'strerror', None) or exc}); "
+                    "stopping the run: what was logged so far is kept"
+                )
+                stop_reason.append("error")
+                engine.request_stop("error", now=True)
+            else:
+                _say(f"warning: {type(sink).__name__} stopped ({exc}); the run and events.jsonl continue")
+
+        bus.on_sink_failure = sink_failed
+        bus.emit(
+            ev.RUN_STARTED,
+            version=__version__,
+            host=_host(),
+            out_dir=str(run_dir),
+            seed=s.seed,
+            duration_s=s.duration,
+            throttle_pct=s.throttle,
+            quiet_hours={"enabled": q.enabled, "start": q.start, "end": q.end, "throttle_pct": q.throttle},
+            scenarios=weights,
+            settings=s.to_dict(),
+            demo=req.demo,
+        )
+        bus.emit(ev.PROVIDERS_DISCOVERED, **selection.to_event())
+
+        control = ControlServer(run_dir / "control.sock", lambda cmd, arg: engine.command(cmd, arg))
+        try:
+            await control.start()
+        except Exception as exc:  # the run works without remote control; say so once
+            bus.emit(ev.ERROR, error_class="control_socket", where="control", message=str(exc))
+            control = None
+
+        loop = asyncio.get_running_loop()
+        signals_seen = {"n": 0}
+
+        def on_signal(signame: str) -> None:
+            signals_seen["n"] += 1
+            if signals_seen["n"] == 1:
+                _say(f"{signame}: stopping after the test in flight (press Ctrl-C again to stop at once)")
+                engine.request_stop("signal")
+            else:
+                _say(f"{signame} again: stopping now")
+                engine.request_stop("signal", now=True)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig.name)
+            except (NotImplementedError, RuntimeError):
+                pass
+        t0 = time.monotonic()
+        try:
+            reason = await engine.run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.remove_signal_handler(sig)
+                except (NotImplementedError, RuntimeError):
+                    pass
+            if control is not None:
+                await control.close()
+        if stop_reason:
+            reason = stop_reason[0]
+        bus.emit(
+            ev.RUN_FINISHED,
+            reason=reason,
+            elapsed_s=round(time.monotonic() - t0, 3),
+            tests=engine.tests,
+            ok_tests=engine.ok_tests,
+            requests=engine.requests,
+        )
+        bus.close()
+
+    if signals_seen["n"] > 1:
+        _say(f"report skipped; build it with: soaktui report {run_dir}")
+        return 130
+    try:
+        paths = write_report(run_dir)
+        _say("report: " + ", ".join(str(p) for p in paths))
+    except OSError as exc:
+        _say(f"error: could not write the report ({exc.strerror or exc}); events.jsonl is intact: "
+             f"soaktui report {run_dir}")
+        return 1
+    return 1 if reason == "error" else 0

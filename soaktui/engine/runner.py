@@ -1,0 +1,359 @@
+"""The soak loop: pick a scenario, run it on the current model, record it, idle, repeat.
+
+One test at a time (concurrency lives inside the concurrent_load scenario). Between tests the
+engine idles to honour the duty cycle. Commands (pause, resume, skip, throttle, quiet hours, stop)
+arrive from the control socket or signal handlers and take effect at once: a skip or a stop cancels
+the test in flight (a stop first gives it `grace_s` to finish). The run never overshoots its
+duration by more than the grace period. Every change becomes an event; the engine itself keeps
+only counters, so its memory does not grow with the length of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from soaktui import errors
+from soaktui import events as ev
+from soaktui.engine.picker import ScenarioPicker
+from soaktui.engine.rotation import Rotation, Turn
+from soaktui.engine.throttle import Throttle, idle_seconds
+from soaktui.events import EventBus
+from soaktui.providers.client import ChatClient
+from soaktui.providers.types import ModelInfo, Provider
+from soaktui.scenarios import REGISTRY
+from soaktui.scenarios.base import Limits, Outcome, Scenario, ScenarioContext
+
+
+@dataclass
+class EngineOptions:
+    duration_s: float | None = None
+    seed: int | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    rotation_min: int = 5
+    rotation_max: int = 10
+    grace_s: float = 10.0
+    status_interval_s: float = 60.0
+    limits: Limits = field(default_factory=Limits)
+
+
+def _rss_bytes() -> int | None:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss
+    except Exception:  # psutil can fail in odd sandboxes; the figure is then unavailable
+        return None
+
+
+class Engine:
+    def __init__(
+        self,
+        bus: EventBus,
+        providers: list[Provider],
+        models: list[ModelInfo],
+        clients: dict[str, ChatClient],
+        throttle: Throttle,
+        options: EngineOptions,
+        prompts: Any = None,
+        scenarios: dict[str, type[Scenario]] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.providers = providers
+        self.clients = clients
+        self.throttle = throttle
+        self.opt = options
+        self.prompts = prompts
+        registry = scenarios if scenarios is not None else REGISTRY
+        weights = {n: w for n, w in options.weights.items() if n in registry}
+        self.scenarios = {n: registry[n]() for n in weights if weights[n] > 0}
+        self.rng = random.Random(options.seed)
+        self.rotation = Rotation(models, random.Random(self.rng.random()), options.rotation_min, options.rotation_max)
+        self.picker = ScenarioPicker({n: weights[n] for n in self.scenarios}, random.Random(self.rng.random()))
+        self._provider_by_name = {p.name: p for p in providers}
+        self._model_state: dict[str, dict[str, Any]] = {}
+        self._last_failure: dict[str, tuple[int, str]] = {}
+        self.tests = 0
+        self.ok_tests = 0
+        self.requests = 0
+        self.paused = False
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._wake = asyncio.Event()  # throttle / quiet hours / stop changed: recompute idle
+        self._stop_reason: str | None = None
+        self._stop_now = False
+        self._stop_event = asyncio.Event()
+        self._test_task: asyncio.Task | None = None
+        self._cancel_why: str | None = None
+        self._started = time.monotonic()
+        self._last_effective = throttle.effective()
+
+    # -- time ------------------------------------------------------------------------------------
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started
+
+    def remaining_s(self) -> float | None:
+        if self.opt.duration_s is None:
+            return None
+        return max(0.0, self.opt.duration_s - self.elapsed_s())
+
+    # -- events ----------------------------------------------------------------------------------
+    def _emit_request(self, fields: dict[str, Any]) -> None:
+        self.requests += 1
+        if not fields.get("ok") and fields.get("error_class") in errors.UNAVAILABLE:
+            self._last_failure[fields["provider"]] = (time.perf_counter_ns(), fields["error_class"])
+        self.bus.emit(ev.REQUEST, **fields)
+
+    def _emit_switch(self, turn: Turn) -> None:
+        m = turn.model
+        self.bus.emit(
+            ev.MODEL_SWITCHED,
+            provider=m.provider,
+            model=m.id,
+            key=m.key,
+            reason=turn.reason,
+            planned_tests=turn.planned_tests,
+            position=turn.position,
+            upcoming=[u.key for u in self.rotation.upcoming()],
+        )
+
+    def status_fields(self) -> dict[str, Any]:
+        return {
+            "elapsed_s": round(self.elapsed_s(), 3),
+            "remaining_s": None if self.remaining_s() is None else round(self.remaining_s(), 3),
+            "tests": self.tests,
+            "ok_tests": self.ok_tests,
+            "requests": self.requests,
+            "current_model": self.rotation.current.key,
+            "throttle_pct": self.throttle.pct,
+            "effective_pct": self.throttle.effective(),
+            "quiet_hours": self.throttle.quiet_enabled,
+            "paused": self.paused,
+        }
+
+    def _check_quiet_hours(self) -> None:
+        eff = self.throttle.effective()
+        if eff != self._last_effective:
+            self._last_effective = eff
+            self.bus.emit(ev.THROTTLE_CHANGED, pct=self.throttle.pct, effective_pct=eff, source="quiet_hours")
+
+    # -- commands ----------------------------------------------------------------------------------
+    def command(self, name: str, arg: Any = None) -> dict[str, Any]:
+        """Apply one command; returns {"ok", "message", "state"}. Safe to call from the loop only."""
+        ok, message = True, ""
+        if name == "pause":
+            if self.paused:
+                message = "already paused"
+            else:
+                self.paused = True
+                self._resume.clear()
+                self.bus.emit(ev.PAUSED, source="command")
+                message = "paused (the test in flight finishes first)"
+        elif name == "resume":
+            if not self.paused:
+                message = "not paused"
+            else:
+                self.paused = False
+                self._resume.set()
+                self.bus.emit(ev.RESUMED, source="command")
+                message = "resumed"
+        elif name == "skip":
+            done = self.rotation.turn.done
+            old = self.rotation.current.key
+            turn = self.rotation.skip()
+            self.bus.emit(ev.MODEL_SKIPPED, key=old, tests_done=done, source="command")
+            self._emit_switch(turn)
+            self._cancel_test(f"model {old} skipped")
+            message = f"skipped {old}; now {turn.model.key}"
+        elif name == "throttle":
+            pct = self._parse_throttle(arg)
+            if pct is None:
+                ok, message = False, f"throttle takes 1..100 or +N/-N, got {arg!r}"
+            else:
+                self.throttle.pct = pct
+                self._last_effective = self.throttle.effective()
+                self.bus.emit(ev.THROTTLE_CHANGED, pct=pct, effective_pct=self._last_effective, source="command")
+                self._wake.set()
+                message = f"throttle {pct}% (effective {self._last_effective}%)"
+        elif name == "quiet":
+            want = {"on": True, "off": False}.get(str(arg).lower(), not self.throttle.quiet_enabled)
+            self.throttle.quiet_enabled = want
+            self._last_effective = self.throttle.effective()
+            self.bus.emit(
+                ev.QUIET_HOURS_CHANGED,
+                enabled=want,
+                active=self.throttle.quiet_active(),
+                effective_pct=self._last_effective,
+            )
+            self._wake.set()
+            message = f"quiet hours {'on' if want else 'off'} (effective {self._last_effective}%)"
+        elif name == "stop":
+            self.request_stop("stopped")
+            message = "stopping: the test in flight gets its grace period, then the report is written"
+        elif name == "status":
+            message = "status"
+        else:
+            ok, message = False, f"unknown command {name!r}"
+        if name != "status":
+            self.bus.emit(ev.COMMAND, command=name, arg=arg, ok=ok, message=message)
+        return {"ok": ok, "message": message, "state": self.status_fields()}
+
+    def _parse_throttle(self, arg: Any) -> int | None:
+        try:
+            if isinstance(arg, str) and arg[:1] in "+-":
+                value = self.throttle.pct + int(arg)
+                return min(100, max(1, value))
+            value = int(arg)
+        except (TypeError, ValueError):
+            return None
+        return value if 1 <= value <= 100 else None
+
+    def request_stop(self, reason: str, *, now: bool = False) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop_event.set()
+        self._resume.set()
+        self._wake.set()
+        if now:
+            self._stop_now = True
+            self._cancel_test("stopped at once")
+
+    def _cancel_test(self, why: str) -> None:
+        if self._test_task is not None and not self._test_task.done():
+            self._cancel_why = why
+            self._test_task.cancel()
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _context(self, test_id: int, name: str) -> ScenarioContext:
+        model = self.rotation.current
+        provider = self._provider_by_name[model.provider]
+        return ScenarioContext(
+            test_id=test_id,
+            scenario=name,
+            model=model,
+            provider=provider,
+            client=self.clients[provider.name],
+            providers=self.providers,
+            clients=self.clients,
+            rng=random.Random(self.rng.random()),
+            limits=self.opt.limits,
+            model_state=self._model_state.setdefault(model.key, {}),
+            emit_request=self._emit_request,
+            remaining_s=self.remaining_s,
+            last_failure=self._last_failure.get,
+            prompts=self.prompts,
+        )
+
+    async def _run_test(self, name: str, ctx: ScenarioContext) -> Outcome:
+        self._cancel_why = None
+        self._test_task = asyncio.create_task(self.scenarios[name].run(ctx), name=f"test-{ctx.test_id}")
+        task = self._test_task
+        try:
+            deadline_wait = self.remaining_s()
+            stop_wait = asyncio.create_task(self._stop_event.wait())
+            try:
+                await asyncio.wait({task, stop_wait}, timeout=deadline_wait, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop_wait.cancel()
+            if not task.done():
+                # Stop requested or the run's time is up: a bounded grace period, then cancel.
+                if self._stop_reason is None:
+                    self._stop_reason = "duration"
+                if not self._stop_now:
+                    await asyncio.wait({task}, timeout=self.opt.grace_s)
+                if not task.done():
+                    self._cancel_why = self._cancel_why or "run ended (grace period over)"
+                    task.cancel()
+            try:
+                return await task
+            except asyncio.CancelledError:
+                if self._cancel_why is None:  # not our cancel: the engine itself is being cancelled
+                    raise
+                return Outcome(False, f"cancelled: {self._cancel_why or 'cancelled'}", errors.CANCELLED)
+            except Exception as exc:  # a bug in a scenario must not end an overnight run
+                self.bus.emit(
+                    ev.ERROR,
+                    error_class=errors.OTHER,
+                    where=f"scenario:{name}",
+                    message=f"{type(exc).__name__}: {exc}",
+                )
+                return Outcome(False, f"scenario crashed: {type(exc).__name__}: {exc}", errors.OTHER)
+        finally:
+            self._test_task = None
+
+    async def _idle(self, work_s: float) -> None:
+        waited = 0.0
+        while self._stop_reason is None:
+            target = idle_seconds(work_s, self.throttle.effective())
+            rem = self.remaining_s()
+            left = target - waited
+            if rem is not None:
+                left = min(left, rem)
+            if left <= 0:
+                return
+            self._wake.clear()
+            t0 = time.monotonic()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=left)
+            except asyncio.TimeoutError:
+                pass
+            waited += time.monotonic() - t0
+            self._check_quiet_hours()
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.opt.status_interval_s)
+            self._check_quiet_hours()
+            self.bus.emit(ev.STATUS, **self.status_fields(), rss_bytes=_rss_bytes())
+
+    async def run(self) -> str:
+        """Run until the duration is over or a stop is requested; returns the finish reason."""
+        self._started = time.monotonic()
+        self._emit_switch(self.rotation.turn)
+        status = asyncio.create_task(self._status_loop())
+        test_id = 0
+        try:
+            while self._stop_reason is None:
+                if self.remaining_s() == 0.0:
+                    self._stop_reason = "duration"
+                    break
+                if self.paused:
+                    waiter = asyncio.create_task(self._resume.wait())
+                    await asyncio.wait({waiter}, timeout=self.remaining_s())
+                    waiter.cancel()
+                    continue
+                self._check_quiet_hours()
+                name = self.picker.pick()
+                test_id += 1
+                ctx = self._context(test_id, name)
+                turn = self.rotation.turn
+                t0 = time.perf_counter_ns()
+                outcome = await self._run_test(name, ctx)
+                work_s = (time.perf_counter_ns() - t0) / 1e9
+                self.tests += 1
+                self.ok_tests += bool(outcome.ok)
+                self.bus.emit(
+                    ev.SCENARIO_RESULT,
+                    test_id=test_id,
+                    scenario=name,
+                    provider=ctx.model.provider,
+                    model=ctx.model.id,
+                    key=ctx.model.key,
+                    ok=outcome.ok,
+                    reason=outcome.reason,
+                    error_class=outcome.error_class,
+                    requests=ctx.requests,
+                    duration_ms=round(work_s * 1e3, 3),
+                    metrics=outcome.metrics,
+                )
+                if self.rotation.turn is turn and self._stop_reason is None:
+                    new_turn = self.rotation.record_test()
+                    if new_turn is not None:
+                        self._emit_switch(new_turn)
+                await self._idle(work_s)
+        finally:
+            status.cancel()
+        return self._stop_reason or "stopped"

@@ -1,0 +1,112 @@
+"""Events are the spine of a run: every observation is one event, every file and view is derived.
+
+An event is a plain dict (cheap to build, serialises straight through orjson). The bus stamps the
+common fields (`v`, `kind`, `run_id`, `seq`, `t`, `mono_ns`) and hands the event to each sink in
+order; the JSONL writer is always the first sink so the log holds an event before anything derived
+from it does. A sink that raises is reported once as an `error` event and detached, so one broken
+sink (a full disk under a text log, say) never stops the run or the other sinks.
+
+The schema is documented in docs/events.md; bump SCHEMA_VERSION on incompatible changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+SCHEMA_VERSION = 1
+
+Event = dict[str, Any]
+
+# Kinds the engine emits (docs/events.md describes the fields of each).
+RUN_STARTED = "run_started"
+PROVIDERS_DISCOVERED = "providers_discovered"
+MODEL_SWITCHED = "model_switched"
+REQUEST = "request"
+SCENARIO_RESULT = "scenario_result"
+THROTTLE_CHANGED = "throttle_changed"
+QUIET_HOURS_CHANGED = "quiet_hours_changed"
+PAUSED = "paused"
+RESUMED = "resumed"
+MODEL_SKIPPED = "model_skipped"
+COMMAND = "command"
+STATUS = "status"
+ERROR = "error"
+RUN_FINISHED = "run_finished"
+
+
+class Sink(Protocol):
+    """Anything that consumes events. `handle` must be quick: it runs on the engine's loop."""
+
+    def handle(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EventBus:
+    """Stamps events and fans them out to sinks, in order, synchronously."""
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        mono_clock: Callable[[], int] = time.perf_counter_ns,
+        on_sink_failure: Callable[[Sink, BaseException], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self._seq = 0
+        self._wall = wall_clock
+        self._mono = mono_clock
+        self._sinks: list[Sink] = []
+        self.on_sink_failure = on_sink_failure
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        return tuple(self._sinks)
+
+    def emit(self, kind: str, **fields: Any) -> Event:
+        self._seq += 1
+        event: Event = {
+            "v": SCHEMA_VERSION,
+            "kind": kind,
+            "run_id": self.run_id,
+            "seq": self._seq,
+            "t": round(self._wall(), 6),
+            "mono_ns": self._mono(),
+        }
+        event.update(fields)
+        failed: list[tuple[Sink, BaseException]] = []
+        for sink in self._sinks:
+            try:
+                sink.handle(event)
+            except Exception as exc:  # a sink must never take the run down
+                failed.append((sink, exc))
+        for sink, exc in failed:
+            self._detach(sink, exc)
+        return event
+
+    def _detach(self, sink: Sink, exc: BaseException) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+        if self.on_sink_failure is not None:
+            self.on_sink_failure(sink, exc)
+        self.emit(
+            ERROR,
+            error_class="sink_failed",
+            where=type(sink).__name__,
+            message=f"{type(sink).__name__} stopped: {type(exc).__name__}: {exc}",
+        )
+
+    def close(self) -> None:
+        for sink in list(self._sinks):
+            try:
+                sink.close()
+            except Exception as exc:
+                if self.on_sink_failure is not None:
+                    self.on_sink_failure(sink, exc)
+        self._sinks.clear()

@@ -1,0 +1,152 @@
+"""One request's raw observations and the figures derived from them.
+
+The client stamps `time.perf_counter_ns()` when bytes arrive, before any parsing; everything else
+(TTFT, inter-token latency, tokens/s) is arithmetic on those stamps, done here and only here, so
+the definitions are in one place:
+
+- `ttft_ms`: request sent -> first chunk that carries content (or a tool-call delta).
+- `e2e_ms`: request sent -> last byte of the response.
+- inter-token latency: gaps between consecutive content chunks (p50/p95 over this request).
+- `gen_tps`: output tokens after the first, divided by the time from first to last content chunk
+  (the generation phase; prompt processing is excluded). Non-streamed: output tokens / e2e.
+- `prompt_tps`: prompt tokens / TTFT (prompt processing speed; streamed requests only).
+
+Token counts come from the server's `usage` when it sends one (`token_source="usage"`); otherwise
+output tokens are the number of content chunks (`"chunks"`), prompt tokens stay unknown (None).
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_CONTENT_CHARS = 2_000_000  # bounded: a runaway answer cannot eat the engine's memory
+
+
+def percentile(sorted_values: list[float] | array, q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100) of an already sorted sequence; None if empty."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    if n == 1:
+        return float(sorted_values[0])
+    pos = (n - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
+
+
+def _ms(a: int | None, b: int | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round((b - a) / 1e6, 3)
+
+
+@dataclass
+class RequestResult:
+    """Raw observations of one chat request (filled by the client), plus derived figures."""
+
+    model: str
+    stream: bool
+    ok: bool = False
+    error_class: str | None = None
+    error: str | None = None  # one line, human readable
+    http_status: int | None = None
+    body_excerpt: str | None = None  # bounded excerpt of an error body
+    sent_ns: int | None = None  # just before the request was handed to the transport
+    first_byte_ns: int | None = None  # first body byte received
+    first_token_ns: int | None = None  # first content (or tool-call) chunk received
+    last_token_ns: int | None = None  # last content chunk received
+    end_ns: int | None = None  # response complete (or failure observed)
+    token_ns: array = field(default_factory=lambda: array("q"))  # arrival of each content chunk
+    content: str = ""
+    reasoning: str = ""  # reasoning_content, when the server separates it
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # merged native tool calls
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    token_source: str | None = None  # "usage" | "chunks"
+    chunks: int = 0  # content-bearing chunks
+    events: int = 0  # SSE data events seen
+    response_id: str | None = None
+    max_tokens: int | None = None
+    content_truncated: bool = False  # we stopped keeping content at MAX_CONTENT_CHARS
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def ttft_ms(self) -> float | None:
+        return _ms(self.sent_ns, self.first_token_ns) if self.stream else None
+
+    @property
+    def first_byte_ms(self) -> float | None:
+        return _ms(self.sent_ns, self.first_byte_ns)
+
+    @property
+    def e2e_ms(self) -> float | None:
+        return _ms(self.sent_ns, self.end_ns)
+
+    def itl_ms(self) -> list[float]:
+        t = self.token_ns
+        return [(t[i] - t[i - 1]) / 1e6 for i in range(1, len(t))]
+
+    def itl_percentiles(self) -> tuple[float | None, float | None]:
+        gaps = sorted(self.itl_ms())
+        p50 = percentile(gaps, 50)
+        p95 = percentile(gaps, 95)
+        return (None if p50 is None else round(p50, 3), None if p95 is None else round(p95, 3))
+
+    @property
+    def gen_tps(self) -> float | None:
+        if not self.output_tokens:
+            return None
+        if self.stream:
+            if self.output_tokens < 2 or self.first_token_ns is None or self.last_token_ns is None:
+                return None
+            dt = (self.last_token_ns - self.first_token_ns) / 1e9
+            return round((self.output_tokens - 1) / dt, 3) if dt > 0 else None
+        e2e = self.e2e_ms
+        return round(self.output_tokens / (e2e / 1e3), 3) if e2e else None
+
+    @property
+    def prompt_tps(self) -> float | None:
+        ttft = self.ttft_ms
+        if not self.prompt_tokens or not ttft:
+            return None
+        return round(self.prompt_tokens / (ttft / 1e3), 3)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+    def event_fields(self) -> dict[str, Any]:
+        """The `request` event fields this result contributes (see docs/events.md)."""
+        p50, p95 = self.itl_percentiles()
+        return {
+            "model": self.model,
+            "stream": self.stream,
+            "ok": self.ok,
+            "error_class": self.error_class,
+            "error": self.error,
+            "http_status": self.http_status,
+            "body_excerpt": self.body_excerpt,
+            "ttft_ms": self.ttft_ms,
+            "first_byte_ms": self.first_byte_ms,
+            "e2e_ms": self.e2e_ms,
+            "itl_p50_ms": p50,
+            "itl_p95_ms": p95,
+            "gen_tps": self.gen_tps,
+            "prompt_tps": self.prompt_tps,
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "token_source": self.token_source,
+            "chunks": self.chunks,
+            "finish_reason": self.finish_reason,
+            "truncated": self.truncated,
+            "max_tokens": self.max_tokens,
+            "response_id": self.response_id,
+            "tool_calls": len(self.tool_calls),
+            "content_chars": len(self.content),
+            "sent_mono_ns": self.sent_ns,
+        }

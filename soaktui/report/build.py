@@ -1,0 +1,50 @@
+"""`soaktui report RUN_DIR`: rebuild the report of a run from its `events.jsonl` alone.
+
+The end of a run and the CLI both come through here, so the files written are the same either way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from soaktui.report.aggregate import RunAggregate
+from soaktui.report.atomic import atomic_write_bytes
+from soaktui.report.jsonout import render_json
+from soaktui.report.markdown import render_markdown
+from soaktui.store.reader import ReadStats, iter_events
+
+EVENTS_FILE = "events.jsonl"
+MARKDOWN_FILE = "final_report.md"
+JSON_FILE = "report.json"
+
+
+def build_report(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], ReadStats]:
+    """Fold `run_dir/events.jsonl` into a snapshot; the read statistics go into snapshot["log"] too.
+
+    Raises FileNotFoundError when the run directory has no event log.
+    """
+    stats = ReadStats()
+    agg = RunAggregate()
+    feed = agg.feed
+    for ev in iter_events(Path(run_dir) / EVENTS_FILE, stats):
+        feed(ev)
+    snap = agg.snapshot()
+    snap["log"] = stats.as_dict()
+    return snap, stats
+
+
+def write_report_files(run_dir: str | os.PathLike[str], snap: dict[str, Any]) -> list[Path]:
+    """Write final_report.md and report.json for `snap` into `run_dir`, each atomically."""
+    run_dir = Path(run_dir)
+    return [
+        atomic_write_bytes(run_dir / MARKDOWN_FILE, render_markdown(snap).encode("utf-8")),
+        atomic_write_bytes(run_dir / JSON_FILE, render_json(snap)),
+    ]
+
+
+def write_report(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Rebuild and write the report of `run_dir`; returns the paths written."""
+    snap, _ = build_report(run_dir)
+    return write_report_files(run_dir, snap)

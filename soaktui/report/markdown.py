@@ -1,0 +1,471 @@
+"""Render a report snapshot as `final_report.md`: the document people read the morning after.
+
+Only presentation lives here; every figure comes from the snapshot (aggregate.py). Conventions:
+units in column headers, "n/a" for anything not measured (never 0), every average with the
+sample it is over (n=...), every rate with its counts and Wilson 95% interval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from soaktui.report.aggregate import DEFINITIONS
+
+NA = "n/a"
+
+
+def _cell(x: Any) -> str:
+    s = NA if x is None else str(x)
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    out.append("")
+    return out
+
+
+def num(x: Any, nd: int = 1) -> str:
+    if x is None:
+        return NA
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:,.{nd}f}"
+
+
+def rate(r: dict[str, Any] | None, unit: str = "") -> str:
+    """'3/3 (100%; 95% CI 44-100%)'; 'n/a (0 tests)' when nothing was counted."""
+    if not r or not r.get("n"):
+        return f"{NA} (0{' ' + unit if unit else ''})"
+    lo, hi = r["ci95"]
+    return f"{r['k']}/{r['n']} ({100 * r['rate']:.0f}%; 95% CI {100 * lo:.0f}-{100 * hi:.0f}%)"
+
+
+def duration(s: Any) -> str:
+    if s is None:
+        return NA
+    s = float(s)
+    h, rem = divmod(int(round(s)), 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h {m:02d}m {sec:02d}s"
+    if m:
+        return f"{m}m {sec:02d}s"
+    return f"{s:.1f} s"
+
+
+def _stat_row(label: str, over: str, d: dict[str, Any], nd: int = 1) -> list[Any]:
+    return [label, over, d["n"], num(d["mean"], nd), num(d["p50"], nd), num(d["p95"], nd), num(d["p99"], nd)]
+
+
+_STAT_HEADERS = ["figure", "over", "n", "mean", "p50", "p95", "p99"]
+
+
+def _header(snap: dict[str, Any]) -> list[str]:
+    run = snap["run"]
+    log = snap.get("log") or {}
+    out = [f"# soaktui report: {run['run_id'] or 'unknown run'}", ""]
+    if run["ended_without_finishing"]:
+        out += [
+            "> **The run ended without finishing** (no `run_finished` event: killed or crashed). "
+            "The end time is the time of the last event in the log.",
+            "",
+        ]
+    host = run.get("host") or {}
+    host_s = (
+        ", ".join(f"{k} {v}" for k, v in host.items() if v is not None) if isinstance(host, dict) else host
+    )
+    qh = run.get("quiet_hours")
+    if isinstance(qh, dict):
+        qh_s = (
+            f"{qh.get('start')}-{qh.get('end')} at {qh.get('throttle_pct')}%" if qh.get("enabled") else "off"
+        )
+    else:
+        qh_s = None
+    log_s = None
+    if log:
+        log_s = f"{log.get('lines_ok', 0):,} events read"
+        if log.get("lines_bad"):
+            log_s += (
+                f", {log['lines_bad']:,} invalid lines skipped (first at line {log.get('first_bad_line')})"
+            )
+        if log.get("torn_tail"):
+            log_s += ", torn last line skipped"
+    rows = [
+        ["Run id", run["run_id"]],
+        ["Started", run["started_at"]],
+        [
+            "Ended",
+            run["ended_at"] + ("" if run["finished"] else " (last event)") if run["ended_at"] else None,
+        ],
+        ["Duration", f"{duration(run['duration_s'])} ({run['duration_source']})"],
+        ["Planned duration", _planned(run)],
+        ["Finish reason", run["finish_reason"] or "did not finish (killed?)"],
+        ["Host", host_s or None],
+        ["soaktui version", run["version"]],
+        ["Seed", run["seed"]],
+        ["Throttle at start", f"{run['throttle_pct']}%" if run["throttle_pct"] is not None else None],
+        ["Quiet hours", qh_s],
+        ["Demo (built-in simulator)", num(run["demo"]) if run["demo"] is not None else None],
+        [
+            "Engine peak RSS (status events)",
+            f"{run['max_rss_bytes'] / 1e6:,.0f} MB" if run["max_rss_bytes"] else None,
+        ],
+        ["Log", log_s],
+    ]
+    out += ["## Run", ""] + _table(["", ""], rows)
+    if run["providers"]:
+        out += ["### Providers", ""]
+        out += _table(
+            ["name", "kind", "base URL", "version", "models"],
+            [
+                [p.get("name"), p.get("kind"), p.get("base_url"), p.get("version"), p.get("models")]
+                for p in run["providers"]
+            ],
+        )
+    if run["unreachable"]:
+        out += ["Unreachable: " + "; ".join(f"{u} ({why})" for u, why in run["unreachable"].items()), ""]
+    if run["selected"]:
+        out += ["### Models selected (rotation order)", ""]
+        models = snap["models"]
+        rows = []
+        for key in run["selected"]:
+            m = models.get(key, {})
+            rows.append([key, _size(m), num(m.get("context_length")), m.get("tests", 0)])
+        out += _table(["model", "size", "context length (tokens)", "tests"], rows)
+    if run["excluded"]:
+        out += ["### Models excluded", ""]
+        out += _table(["model", "reason"], [[e.get("model"), e.get("reason")] for e in run["excluded"]])
+    return out
+
+
+def _planned(run: dict[str, Any]) -> str | None:
+    if not run["run_started_seen"]:
+        return None
+    return duration(run["planned_duration_s"]) if run["planned_duration_s"] else "until stopped"
+
+
+def _size(m: dict[str, Any]) -> str:
+    gb = m.get("size_gb")
+    if gb is None:
+        return "unknown"
+    return f"{gb:.2f} GB" + (" (estimated)" if m.get("size_estimated") else "")
+
+
+def _summary(snap: dict[str, Any]) -> list[str]:
+    t = snap["totals"]
+    out = ["## Summary", ""]
+    out += _table(
+        ["", ""],
+        [
+            ["Tests succeeded", rate(t["success"], "tests")],
+            ["Requests succeeded", rate(t["requests_success"], "requests")],
+            ["Requests failed", t["requests_failed"]],
+            [
+                "Events",
+                f"{t['events']:,}"
+                + (f" ({t['malformed_events']} malformed)" if t["malformed_events"] else ""),
+            ],
+        ],
+    )
+    out += ["### Recommendations", ""]
+    for r in snap["recommendations"]:
+        who = f"**{r['model']}**" if r["model"] else "none"
+        out.append(f"- {r['title'].capitalize()}: {who}: {r['evidence']}.")
+    out.append("")
+    return out
+
+
+def _rankings(snap: dict[str, Any]) -> list[str]:
+    rk = snap["rankings"]
+    mins = rk["min_samples"]
+    out = ["## Rankings", ""]
+    out += [
+        f"### Throughput ({rk['rules']['throughput']}; at least {mins['throughput_requests']} requests)",
+        "",
+    ]
+    if rk["throughput"]:
+        out += _table(
+            ["rank", "model", "median output tokens/s", "n (requests)"],
+            [[i + 1, r["model"], num(r["median_gen_tps"]), r["n"]] for i, r in enumerate(rk["throughput"])],
+        )
+    else:
+        out += ["No model has enough data.", ""]
+    short = rk["insufficient"]["throughput"]
+    if short:
+        out += ["Insufficient data: " + ", ".join(f"{r['model']} (n={r['n']})" for r in short), ""]
+    out += [f"### Reliability ({rk['rules']['reliability']}; at least {mins['reliability_tests']} tests)", ""]
+    if rk["reliability"]:
+        out += _table(
+            ["rank", "model", "tests succeeded", "lower bound"],
+            [
+                [i + 1, r["model"], rate(r["success"]), f"{100 * r['score']:.0f}%"]
+                for i, r in enumerate(rk["reliability"])
+            ],
+        )
+    else:
+        out += ["No model has enough data.", ""]
+    short = rk["insufficient"]["reliability"]
+    if short:
+        out += ["Insufficient data: " + ", ".join(f"{r['model']} (n={r['n']} tests)" for r in short), ""]
+    return out
+
+
+_PROFILE_FIGURES = [
+    ("end-to-end latency (ms)", "e2e_ms", "successful requests"),
+    ("time to first token (ms)", "ttft_ms", "successful streamed requests"),
+    ("inter-token latency (ms)", "itl_p50_ms", "median of per-request ITL p50, successful streamed requests"),
+    ("output tokens/s (generation phase)", "gen_tps", "successful streamed requests"),
+    ("output tokens/s (output / e2e)", "gen_tps_nonstream", "successful non-streamed requests"),
+    ("prompt tokens/s", "prompt_tps", "successful streamed requests with known prompt tokens"),
+]
+
+
+def _profiles(snap: dict[str, Any]) -> list[str]:
+    out = ["## Model profiles", ""]
+    if not snap["models"]:
+        return out + ["No model was tested.", ""]
+    for key, m in snap["models"].items():
+        out += [f"### {key}", ""]
+        src = m["token_source"]
+        info = m.get("info") or {}
+        scen = ", ".join(f"{s} ({v['tests']})" for s, v in m["scenarios"].items() if v["tests"]) or None
+        rows = [
+            ["Size", _size(m)],
+            ["Parameters", f"{info['params_b']} B" if info.get("params_b") is not None else None],
+            ["Quantization", info.get("quantization")],
+            ["Context length (tokens)", num(m["context_length"])],
+            ["Tests succeeded", rate(m["success"], "tests")],
+            ["Requests succeeded", rate(m["requests_success"], "requests")],
+            ["Scenarios tested (tests)", scen],
+            [
+                "Token counts from",
+                f"server usage {src['usage']:,}, counted chunks {src['chunks']:,}"
+                + (f", unknown {src['unknown']:,}" if src["unknown"] else "")
+                + " (successful requests)",
+            ],
+            ["Output tokens (successful requests)", num(m["output_tokens"])],
+            ["Truncated answers (finish_reason=length)", m["truncated"]],
+        ]
+        if m["errors"]:
+            rows.append(["Failed requests by class", ", ".join(f"{c} {n}" for c, n in m["errors"].items())])
+        out += _table(["", ""], rows)
+        fig_rows = [_stat_row(label, over, m[name]) for label, name, over in _PROFILE_FIGURES if m[name]["n"]]
+        if fig_rows:
+            out += _table(_STAT_HEADERS, fig_rows)
+        else:
+            out += ["No successful request: latency and throughput n/a.", ""]
+        if m["prompt_categories"]:
+            out += ["Prompt categories (prompt_variety tests):", ""]
+            out += _table(
+                ["category", "tests succeeded"],
+                [[c, rate(v["success"])] for c, v in m["prompt_categories"].items()],
+            )
+    return out
+
+
+def _scenarios(snap: dict[str, Any]) -> list[str]:
+    out = ["## Scenarios", ""]
+    if not snap["scenarios"]:
+        return out + ["No scenario ran.", ""]
+    rows = []
+    for name, s in snap["scenarios"].items():
+        e, f = s["e2e_ms"], s["ttft_ms"]
+        rows.append(
+            [
+                name,
+                rate(s["success"], "tests"),
+                f"{s['requests_ok']:,}/{s['requests_ok'] + s['requests_failed']:,}",
+                f"{num(e['p50'])} / {num(e['p95'])} / {num(e['p99'])} (n={e['n']})",
+                f"{num(f['p50'])} (n={f['n']})",
+                len(s["models"]),
+            ]
+        )
+    out += _table(
+        [
+            "scenario",
+            "tests succeeded",
+            "requests ok/total",
+            "e2e p50/p95/p99 ms (successful)",
+            "TTFT p50 ms (successful streamed)",
+            "models",
+        ],
+        rows,
+    )
+    failing = [(n, s) for n, s in snap["scenarios"].items() if s["failure_reasons"]]
+    if failing:
+        out += ["### Top failure reasons", ""]
+        rows = [[n, reason, c] for n, s in failing for reason, c in s["failure_reasons"]]
+        out += _table(["scenario", "reason", "tests"], rows)
+    return out
+
+
+def _errors(snap: dict[str, Any]) -> list[str]:
+    err = snap["errors"]
+    out = ["## Errors by class", ""]
+    if err["by_class"]:
+        out += _table(
+            ["class", "failed requests", "failed tests", "per model", "example"],
+            [
+                [
+                    cls,
+                    r["requests"],
+                    r["tests"],
+                    ", ".join(f"{k} {n}" for k, n in r["per_model"].items()),
+                    r["example"],
+                ]
+                for cls, r in err["by_class"].items()
+            ],
+        )
+    else:
+        out += ["No request or test failed.", ""]
+    if err["engine"]:
+        out += ["### Other errors (engine, discovery, sinks)", ""]
+        out += _table(
+            ["class", "where", "count", "example"],
+            [[e["error_class"], e["where"], e["count"], e["example"]] for e in err["engine"]],
+        )
+    return out
+
+
+def _scaling(snap: dict[str, Any]) -> list[str]:
+    out = ["## Scaling", ""]
+    conc = snap["scaling"]["concurrency"]
+    out += ["### Concurrency (concurrent_load)", "", DEFINITIONS["concurrency"] + ".", ""]
+    if not conc:
+        out += ["No concurrent_load test ran.", ""]
+    for key, rows in conc.items():
+        out += [f"**{key}**", ""]
+        out += _table(
+            [
+                "concurrency",
+                "batches (all ok / partial / all failed)",
+                "saturated",
+                "requests ok/total",
+                "aggregate tokens/s (median)",
+                "per-request p50 latency ms (median)",
+            ],
+            [
+                [
+                    r["concurrency"],
+                    f"{r['batches']} ({r['full']} / {r['partial']} / {r['failed']})",
+                    r["saturated"],
+                    f"{r['requests_ok']}/{r['requests_ok'] + r['requests_failed']}",
+                    f"{num(r['aggregate_tps']['p50'])} (n={r['aggregate_tps']['n']})",
+                    f"{num(r['latency_p50_ms']['p50'])} (n={r['latency_p50_ms']['n']})",
+                ]
+                for r in rows
+            ],
+        )
+    ctx = snap["scaling"]["context"]
+    out += ["### Context size (large_context)", "", DEFINITIONS["context"] + ".", ""]
+    if not ctx:
+        out += ["No large_context request ran.", ""]
+    for key, rows in ctx.items():
+        out += [f"**{key}**", ""]
+        out += _table(
+            [
+                "prompt tokens",
+                "requests ok/total",
+                "context overflow",
+                "TTFT ms p50 (successful)",
+                "prompt tokens/s p50 (successful)",
+            ],
+            [
+                [
+                    r["bucket"]
+                    + (f" ({r['bucketed_by_target']} by target size)" if r["bucketed_by_target"] else ""),
+                    f"{r['requests_ok']}/{r['requests_ok'] + r['requests_failed']}",
+                    r["context_overflow"],
+                    f"{num(r['ttft_ms']['p50'])} (n={r['ttft_ms']['n']})",
+                    f"{num(r['prompt_tps']['p50'])} (n={r['prompt_tps']['n']})",
+                ]
+                for r in rows
+            ],
+        )
+    return out
+
+
+def _failover(snap: dict[str, Any]) -> list[str]:
+    out = ["## Failover and recovery", ""]
+    fo = snap["failover"]
+    if not fo:
+        return out + ["No provider_failover test ran.", ""]
+    rows = []
+    for key, modes in fo.items():
+        for mode, r in modes.items():
+            rows.append(
+                [
+                    key,
+                    mode,
+                    rate(r["success"], "tests"),
+                    f"{num(r['detect_ms']['p50'])} (n={r['detect_ms']['n']})",
+                    f"{num(r['recover_ms']['p50'])} (n={r['recover_ms']['n']})",
+                    f"{num(r['cold_load_ms']['p50'])} (n={r['cold_load_ms']['n']})",
+                    f"{num(r['attempts']['p50'])} (n={r['attempts']['n']})",
+                ]
+            )
+    out += _table(
+        [
+            "model",
+            "mode",
+            "tests succeeded",
+            "detect ms p50",
+            "recover ms p50",
+            "cold load ms p50",
+            "attempts p50",
+        ],
+        rows,
+    )
+    return out
+
+
+def _control(snap: dict[str, Any]) -> list[str]:
+    c = snap["control"]
+    last = c["throttle_last"]
+    rows = [
+        ["Throttle at start", f"{c['throttle_start_pct']}%" if c["throttle_start_pct"] is not None else None],
+        ["Throttle changes", c["throttle_changes"]],
+        [
+            "Last throttle",
+            f"{last['pct']}% (effective {last['effective_pct']}%, {last['source']})" if last else "unchanged",
+        ],
+        ["Quiet-hours changes", c["quiet_hours_changes"]],
+        ["Pauses", c["pauses"]],
+        ["Time paused", duration(c["paused_s"]) + (" (paused at the end)" if c["paused_at_end"] else "")],
+        ["Models skipped", c["models_skipped"]],
+        ["Model switches", c["model_switches"]],
+    ]
+    if c["commands"]:
+        rows.append(["Commands", ", ".join(f"{k} {n}" for k, n in c["commands"].items())])
+    return ["## Throttle, pauses and commands", ""] + _table(["", ""], rows)
+
+
+def _definitions(snap: dict[str, Any]) -> list[str]:
+    out = ["## Definitions", ""]
+    out += [f"- `{k}`: {v}." for k, v in snap["definitions"].items()]
+    out += ["- n/a: not measured (never shown as 0).", ""]
+    return out
+
+
+def render_markdown(snap: dict[str, Any]) -> str:
+    """The whole report as Markdown text."""
+    parts = (
+        _header,
+        _summary,
+        _rankings,
+        _profiles,
+        _scenarios,
+        _errors,
+        _scaling,
+        _failover,
+        _control,
+        _definitions,
+    )
+    lines: list[str] = []
+    for part in parts:
+        lines += part(snap)
+    return "\n".join(lines).rstrip("\n") + "\n"

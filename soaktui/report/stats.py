@@ -1,0 +1,124 @@
+"""The small statistics the report is made of, defined once so every figure means the same thing.
+
+Percentiles use the linear interpolation of `soaktui.providers.result.percentile` (the same
+definition the client uses for inter-token latency). Rates are never shown bare: a success rate
+always travels with its counts and a Wilson 95% score interval, which stays honest for the small
+samples a soak produces (3/3 is "100%, 95% CI 44-100%", not "100%").
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from typing import Any
+
+from soaktui.providers.result import percentile
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+
+def select(parts: Sequence[Sequence[float]], r: int) -> float:
+    """The r-th smallest value (0-based) of the union of sorted `parts`, without merging them.
+
+    For each part, binary-search an element x with less(x) <= r < less_or_equal(x), where the
+    counts over all parts come from bisect: O(k log^2 n) for k parts, no copy of the data.
+    """
+    for arr in parts:
+        lo, hi = 0, len(arr)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            x = arr[mid]
+            if sum(bisect_right(p, x) for p in parts) <= r:
+                lo = mid + 1  # x is below the target
+            elif sum(bisect_left(p, x) for p in parts) > r:
+                hi = mid  # x is above the target
+            else:
+                return float(x)
+    raise IndexError(f"rank {r} out of range")
+
+
+def percentile_parts(parts: Sequence[Sequence[float]], q: float) -> float | None:
+    """`percentile` (linear interpolation, q in 0..100) of the union of sorted parts."""
+    parts = [p for p in parts if len(p)]
+    if len(parts) <= 1:
+        return percentile(parts[0], q) if parts else None
+    n = sum(len(p) for p in parts)
+    pos = (n - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    a = select(parts, lo)
+    b = a if hi == lo else select(parts, hi)
+    return float(a + (b - a) * (pos - lo))
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def describe_parts(parts: Sequence[Sequence[float]], sums: Sequence[float] | None = None) -> dict[str, Any]:
+    """n, mean, p50/p95/p99, min, max over the union of sorted parts; figures None when n is 0.
+
+    `sums` (one per part, e.g. cached `math.fsum` of each) saves a pass over the data.
+    """
+    if sums is None:
+        sums = [math.fsum(p) for p in parts]
+    n = sum(len(p) for p in parts)
+    if n == 0:
+        return {"n": 0, "mean": None, "p50": None, "p95": None, "p99": None, "min": None, "max": None}
+    total = math.fsum(s for p, s in zip(parts, sums, strict=True) if len(p))
+    parts = [p for p in parts if len(p)]
+    return {
+        "n": n,
+        "mean": _r(total / n),
+        "p50": _r(percentile_parts(parts, 50)),
+        "p95": _r(percentile_parts(parts, 95)),
+        "p99": _r(percentile_parts(parts, 99)),
+        "min": _r(float(min(p[0] for p in parts))),
+        "max": _r(float(max(p[-1] for p in parts))),
+    }
+
+
+def describe(sorted_values: Sequence[float]) -> dict[str, Any]:
+    """n, mean, p50/p95/p99, min, max of one sorted sample; every figure None when n is 0."""
+    return describe_parts([sorted_values])
+
+
+def median(sorted_values: Sequence[float]) -> float | None:
+    return _r(percentile(sorted_values, 50))
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval for k successes out of n (None when n is 0), as fractions 0..1."""
+    if n <= 0:
+        return None
+    p = k / n
+    z2 = z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate(k: int, n: int) -> dict[str, Any]:
+    """A success rate with its evidence: {k, n, rate, ci95: [lo, hi]}; rate None when n is 0."""
+    ci = wilson(k, n)
+    return {
+        "k": k,
+        "n": n,
+        "rate": None if n == 0 else round(k / n, 4),
+        "ci95": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
+    }
+
+
+def top(counts: dict[str, int], limit: int) -> list[list[Any]]:
+    """The `limit` largest counts as [name, count] pairs, ties by name (stable output)."""
+    return [[k, v] for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def bounded_inc(counts: dict[str, int], key: str, cap: int, overflow: str = "(other)") -> None:
+    """counts[key] += 1, but never more than `cap` distinct keys: later newcomers go to `overflow`."""
+    if key in counts or len(counts) < cap:
+        counts[key] = counts.get(key, 0) + 1
+    else:
+        counts[overflow] = counts.get(overflow, 0) + 1

@@ -1,0 +1,170 @@
+"""What a scenario is and what it may use: the contract between the engine and each test.
+
+A scenario runs one test against the current model through `ScenarioContext.chat`, which times the
+request, emits its `request` event (with the scenario's extra fields) and hands the result back.
+The scenario then applies its own success rule and returns an `Outcome`; the engine turns that into
+the `scenario_result` event. "No exception" is never a success rule: every scenario states its rule
+in `success_rule` and gives a reason when a test fails.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from soaktui import errors
+from soaktui.providers.client import ChatClient
+from soaktui.providers.result import RequestResult
+from soaktui.providers.types import ModelInfo, Provider
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    reason: str | None = None
+    error_class: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def failed_request(cls, result: RequestResult, **metrics: Any) -> Outcome:
+        return cls(False, result.error or result.error_class, result.error_class, metrics)
+
+    @classmethod
+    def check_failed(cls, reason: str, **metrics: Any) -> Outcome:
+        return cls(False, reason, errors.CHECK_FAILED, metrics)
+
+
+@dataclass
+class Limits:
+    """The settings a scenario needs, flattened from the run's configuration."""
+
+    request_timeout_s: float = 600.0
+    simple_min_tokens: int = 100
+    simple_max_tokens: int = 10_000
+    stream_max_tokens: int = 512
+    large_context_min_tokens: int = 10_000
+    large_context_max_tokens: int = 40_000
+    concurrency: tuple[int, ...] = (2, 4, 8)
+    saturation_error_rate: float = 0.25
+    saturation_latency_factor: float = 3.0
+
+
+class ScenarioContext:
+    """Everything one test may touch. Built by the engine for each test."""
+
+    def __init__(
+        self,
+        *,
+        test_id: int,
+        scenario: str,
+        model: ModelInfo,
+        provider: Provider,
+        client: ChatClient,
+        providers: list[Provider],
+        clients: dict[str, ChatClient],
+        rng: random.Random,
+        limits: Limits,
+        model_state: dict[str, Any],
+        emit_request: Callable[[dict[str, Any]], None],
+        remaining_s: Callable[[], float | None],
+        last_failure: Callable[[str], tuple[float, str] | None],
+        prompts: Any = None,
+    ) -> None:
+        self.test_id = test_id
+        self.scenario = scenario
+        self.model = model
+        self.provider = provider
+        self.client = client
+        self.providers = providers
+        self.clients = clients
+        self.rng = rng
+        self.limits = limits
+        self.state = model_state  # survives across tests on this model (e.g. the concurrency ladder)
+        self._emit_request = emit_request
+        self._remaining = remaining_s
+        self.last_failure = last_failure  # provider name -> (monotonic time, error class) of last outage
+        self.prompts = prompts
+        self.requests = 0
+
+    def timeout_s(self) -> float:
+        """The request budget: the configured timeout, never far past the end of the run."""
+        rem = self._remaining()
+        budget = self.limits.request_timeout_s
+        if rem is not None:
+            budget = max(1.0, min(budget, rem + 5.0))
+        return budget
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        stream: bool,
+        max_tokens: int | None = None,
+        temperature: float | None = 0.7,
+        model: ModelInfo | None = None,
+        provider: Provider | None = None,
+        extra: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> RequestResult:
+        """Send one chat request, emit its `request` event, return the result (never raises but on cancel)."""
+        model = model or self.model
+        provider = provider or self.provider
+        client = self.clients.get(provider.name, self.client)
+        tags = {"test_id": self.test_id, "scenario": self.scenario, "provider": provider.name}
+        if fields:
+            tags.update(fields)
+
+        def record(result: RequestResult) -> None:
+            self.requests += 1
+            payload = result.event_fields()
+            payload.update(tags)
+            self._emit_request(payload)
+
+        result = await client.chat(
+            model.id,
+            messages,
+            stream=stream,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            total_timeout_s=self.timeout_s(),
+            extra=extra,
+            on_cancel=record,
+        )
+        record(result)
+        return result
+
+
+class Scenario:
+    """Base class: subclasses set `name`, `success_rule` and implement `run`."""
+
+    name: ClassVar[str] = ""
+    success_rule: ClassVar[str] = ""
+
+    def applicable(self, model: ModelInfo, providers: list[Provider]) -> bool:
+        return True
+
+    async def run(self, ctx: ScenarioContext) -> Outcome:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def answered(result: RequestResult) -> str | None:
+    """The shared first check: the request worked and produced content. Returns a failure reason."""
+    if not result.ok:
+        return result.error or result.error_class or "request failed"
+    if not result.content.strip() and not result.tool_calls:
+        return "empty answer"
+    if result.finish_reason is None and result.stream:
+        return "stream ended without a finish reason"
+    return None
+
+
+def judge(result: RequestResult, **metrics: Any) -> Outcome:
+    """Outcome of a test whose rule is "the request worked and produced a complete answer"."""
+    if not result.ok:
+        return Outcome.failed_request(result, **metrics)
+    why = answered(result)
+    if why:
+        return Outcome.check_failed(why, **metrics)
+    return Outcome(True, metrics=metrics)

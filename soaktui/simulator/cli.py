@@ -1,0 +1,108 @@
+"""`soaktui simulate`: run the simulator in the foreground until SIGINT or SIGTERM.
+
+Kept apart from soaktui/cli.py so the simulator can be started on its own
+(`python -m soaktui.simulator.cli --port 0`) and so the main CLI only has to wire two functions in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from soaktui.simulator.faults import plan_from_specs
+from soaktui.simulator.flavors import FLAVORS
+from soaktui.simulator.personas import PERSONA_SETS, persona_set
+from soaktui.simulator.server import SimConfig, SimServer
+
+PROG = "soaktui simulate"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default: 8765)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for faults and generated text (default: 0)")
+    parser.add_argument(
+        "--flavor", choices=FLAVORS, default="openai", help="which server to imitate (default: openai)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="time compression: every simulated delay is divided by it (default: 1)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="inject a fault into every model: KIND=RATE (0..1) or KIND=every:N; kinds: http_429, http_500, "
+        "http_503, drop, stall, malformed, stream_error; repeatable",
+    )
+    parser.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=5.0,
+        help="length of a stall fault in real seconds (default: 5)",
+    )
+    parser.add_argument(
+        "--personas",
+        choices=tuple(PERSONA_SETS),
+        default="default",
+        help="set of simulated models (default: default)",
+    )
+
+
+def build_config(args: argparse.Namespace) -> SimConfig:
+    """The SimConfig the arguments describe; ValueError with a one-line reason if they are wrong."""
+    if args.stall_seconds < 0:
+        raise ValueError("--stall-seconds must not be negative")
+    if not args.speed > 0:
+        raise ValueError("--speed must be positive")
+    plan = plan_from_specs(list(args.fault), stall_s=args.stall_seconds)
+    return SimConfig(
+        flavor=args.flavor, seed=args.seed, speed=args.speed, faults=plan, personas=persona_set(args.personas)
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = build_config(args)
+    except ValueError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(config, args.host, args.port))
+    except OSError as exc:
+        print(
+            f"{PROG}: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
+
+
+async def _serve(config: SimConfig, host: str, port: int) -> int:
+    server = SimServer(config)
+    await server.start(host, port)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"soaktui simulator ({config.flavor}) listening on {server.base_url}", flush=True)
+    serving = asyncio.create_task(server.serve_forever())
+    await stop.wait()
+    await server.stop()
+    await serving
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description="Run soaktui's built-in simulated LLM server.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

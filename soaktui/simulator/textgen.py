@@ -1,0 +1,244 @@
+"""What the simulated models say: a tokenizer, seeded prose, and tool calls in each format.
+
+The simulator needs text that is varied (so logs and reports look like a real run), reproducible
+under a seed, cheap to produce at tens of thousands of tokens a second, and countable exactly: a
+token here is one match of `\\w+|[^\\w\\s]`, so `count_tokens(answer) == completion_tokens` for every
+prose answer the simulator streams (one token per chunk).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+import orjson
+
+TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+_PIECE_RE = re.compile(r"\s*(?:\w+|[^\w\s])")
+_LENGTH_RE = re.compile(r"(\d[\d,]*)\s*(?:-\s*\d[\d,]*\s*)?(words?|tokens?)\b", re.IGNORECASE)
+
+MAX_REQUESTED_TOKENS = 200_000  # a prompt asking for more is capped here (and by max_tokens)
+
+
+def count_tokens(text: str) -> int:
+    """The simulator's token count of `text`."""
+    return len(TOKEN_RE.findall(text))
+
+
+def split_tokens(text: str) -> list[str]:
+    """Split `text` into pieces of one token each (leading whitespace kept), joining back to `text`."""
+    pieces = _PIECE_RE.findall(text)
+    if not pieces:
+        return [text] if text else []
+    tail = len(text) - sum(len(p) for p in pieces)
+    if tail:
+        pieces[-1] += text[-tail:]
+    return pieces
+
+
+def message_text(content: Any) -> str:
+    """The text of a message's `content` (a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def count_prompt_tokens(messages: list[Any], tools: list[Any] | None) -> int:
+    """Prompt tokens: the tokens of every message's text and tool calls, plus the tool definitions."""
+    total = 0
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        total += count_tokens(message_text(m.get("content")))
+        if m.get("tool_calls"):
+            total += count_tokens(orjson.dumps(m["tool_calls"]).decode())
+    if tools:
+        total += count_tokens(orjson.dumps(tools).decode())
+    return total
+
+
+def requested_length(text: str) -> tuple[int, str] | None:
+    """(N, "words" | "tokens") when `text` asks for roughly N words or tokens; the last mention wins."""
+    matches = _LENGTH_RE.findall(text)
+    if not matches:
+        return None
+    number, unit = matches[-1]
+    n = int(number.replace(",", ""))
+    if n <= 0:
+        return None
+    return min(n, MAX_REQUESTED_TOKENS), "words" if unit.lower().startswith("word") else "tokens"
+
+
+_WORD_TEXT = (
+    "the model server request token stream latency memory context window answer question system "
+    "test night morning report figure measure value signal noise channel buffer cache thread queue "
+    "process engine runtime machine hardware thermal fan clock cycle batch prompt output input "
+    "careful steady quick slow bright quiet simple complex useful honest clear exact rough small "
+    "large early late long short warm cold open closed local remote silent busy patient eager "
+    "river mountain garden harbor lantern meadow orchard valley forest island bridge tower market "
+    "library kitchen workshop village station compass ledger journal letter window doorway path "
+    "walks carries holds shows keeps builds reads writes counts checks waits listens answers "
+    "returns follows gathers measures records compares balances repeats finishes starts turns "
+    "and but so because while when where after before although unless since until "
+    "a an one every each some many few most other another this that these those its their "
+    "of in on at by with from into over under between through across around toward without "
+    "always often rarely never sometimes usually again still already soon later today tomorrow "
+    "light water stone paper iron glass wood salt bread music color shadow season weather story "
+    "people friend teacher worker traveler neighbor builder reader writer keeper guide watcher"
+)
+WORDS = tuple(_WORD_TEXT.split())
+_SENTENCE_END = (".",) * 10 + ("!", "?")
+
+
+def prose_tokens(rng: random.Random, n_tokens: int | None = None, n_words: int | None = None) -> list[str]:
+    """Seeded prose as token pieces: exactly `n_tokens` tokens, or whole sentences until `n_words` words.
+
+    The result ends with sentence punctuation. Joined, it reads as paragraphs of plain sentences.
+    """
+    out: list[str] = []
+    words = 0
+    in_par = 0
+    par_len = rng.randint(3, 6)
+    choice = rng.choice
+    random_ = rng.random
+    word_goal = n_words or 0
+    while (len(out) < n_tokens) if n_tokens is not None else (words < word_goal):
+        length = rng.randint(6, 18)
+        for i in range(length):
+            w = choice(WORDS)
+            if i == 0:
+                w = w.capitalize()
+                if not out:
+                    sep = ""
+                elif in_par >= par_len:
+                    sep, in_par, par_len = "\n\n", 0, rng.randint(3, 6)
+                else:
+                    sep = " "
+            else:
+                sep = " "
+            out.append(sep + w)
+            words += 1
+            if 0 < i < length - 1 and random_() < 0.12:
+                out.append(",")
+        out.append(choice(_SENTENCE_END))
+        in_par += 1
+    if n_tokens is not None:
+        del out[n_tokens:]
+        if n_tokens > 1 and out[-1] not in _SENTENCE_END:
+            out[-1] = "."
+    return out
+
+
+# -- tools ----------------------------------------------------------------------------------------
+
+_GENERIC_TEXT = (
+    "get set list fetch find make create update delete info data tool call function current given "
+    "with from into this that about value values return returns for the and specified"
+)
+_GENERIC = frozenset(_GENERIC_TEXT.split())
+
+
+def _keywords(tool: dict[str, Any]) -> set[str]:
+    fn = tool.get("function") or {}
+    name = str(fn.get("name") or "")
+    words = set(re.split(r"[_\-\s.]+", name.lower()))
+    words |= set(re.findall(r"[a-z]+", str(fn.get("description") or "").lower()))
+    return {w for w in words if len(w) >= 4 and w not in _GENERIC}
+
+
+def _stem(word: str) -> str:
+    return word[: max(4, len(word) - 2)]
+
+
+def tool_name(tool: Any) -> str | None:
+    if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
+        name = tool["function"].get("name")
+        return name if isinstance(name, str) and name else None
+    return None
+
+
+def choose_tools(tools: list[Any], prompt: str, tool_choice: Any = None) -> list[dict[str, Any]]:
+    """The tools a model would call for `prompt`: named, or whose purpose the prompt mentions.
+
+    Honours `tool_choice`: "none" calls nothing, "required" forces the best (or first) tool, a named
+    function forces that one. At most three tools, in the order given.
+    """
+    valid = [t for t in tools if tool_name(t)]
+    if not valid or tool_choice == "none":
+        return []
+    if isinstance(tool_choice, dict):
+        forced = (tool_choice.get("function") or {}).get("name")
+        return [t for t in valid if tool_name(t) == forced][:1]
+    low = prompt.lower()
+    chosen = []
+    for t in valid:
+        name = tool_name(t) or ""
+        if name.lower() in low or any(_stem(k) in low for k in _keywords(t)):
+            chosen.append(t)
+    if not chosen and tool_choice == "required":
+        chosen = valid[:1]
+    return chosen[:3]
+
+
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+_CAPITAL_RE = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*")
+
+
+def _proper_names(text: str) -> list[str]:
+    """Capitalised words that do not start a sentence: the likely place names and such."""
+    names = []
+    for m in _CAPITAL_RE.finditer(text):
+        before = text[: m.start()].rstrip()
+        if before and before[-1] not in ".!?:\n\"'":
+            names.append(m.group(0))
+    return names
+
+
+def tool_arguments(tool: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """Plausible arguments for `tool` taken from the prompt, shaped by its JSON Schema."""
+    params = (tool.get("function") or {}).get("parameters") or {}
+    props = params.get("properties") or {}
+    required = params.get("required") or list(props)
+    numbers = _NUMBER_RE.findall(prompt)
+    names = _proper_names(prompt)
+    args: dict[str, Any] = {}
+    for key in required:
+        schema = props.get(key) or {}
+        kind = schema.get("type", "string")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "string")
+        if "enum" in schema and schema["enum"]:
+            args[key] = schema["enum"][0]
+        elif kind == "integer":
+            args[key] = int(float(numbers.pop(0))) if numbers else 1
+        elif kind == "number":
+            args[key] = float(numbers.pop(0)) if numbers else 1.0
+        elif kind == "boolean":
+            args[key] = True
+        elif kind == "array":
+            args[key] = []
+        elif kind == "object":
+            args[key] = {}
+        else:
+            args[key] = names.pop(0) if names else "example"
+    return args
+
+
+def tool_call_text(style: str, calls: list[tuple[str, dict[str, Any]]]) -> str:
+    """Tool calls written as text, the way models without native tool parsing emit them."""
+    if style == "hermes":
+        return "\n".join(
+            "<tool_call>\n" + orjson.dumps({"name": n, "arguments": a}).decode() + "\n</tool_call>"
+            for n, a in calls
+        )
+    if style == "llama3":  # Llama 3.1 JSON-based tool calling: one call, "parameters"
+        n, a = calls[0]
+        return orjson.dumps({"name": n, "parameters": a}).decode()
+    if style == "mistral":
+        return "[TOOL_CALLS] " + orjson.dumps([{"name": n, "arguments": a} for n, a in calls]).decode()
+    raise ValueError(f"no text format for tool style {style!r}")

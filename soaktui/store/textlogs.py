@@ -1,0 +1,227 @@
+"""Human-readable logs for people who `tail -f` a run, derived line by line from the events.
+
+File names follow the script soaktui replaces, so habits carry over:
+
+- main_test.log            every test, model switch, and run-level event
+- performance_metrics.log  every request with its measured figures
+- model_profiling.log      what discovery found and each turn on a model
+- tool_calling.log         tool-call attempts (filled by the tool-calling scenario)
+- integration_events.log   providers, failover/recovery, commands, throttle, pause
+- errors.log               every failed request and error event: class and message
+
+Lines are written and flushed one at a time (line-buffered text files). These files are a
+convenience: the truth is events.jsonl, and a failure here never touches it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from soaktui import events as ev
+
+FILES = (
+    "main_test.log",
+    "performance_metrics.log",
+    "model_profiling.log",
+    "tool_calling.log",
+    "integration_events.log",
+    "errors.log",
+)
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _stamp(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def describe_request(e: dict[str, Any]) -> str:
+    """One line with a request's figures (shared by the performance log and headless output)."""
+    parts = [
+        f"{e.get('scenario')}",
+        f"{e.get('model')}",
+        "stream" if e.get("stream") else "block",
+        "ok" if e.get("ok") else f"FAIL {e.get('error_class')}",
+        f"ttft={_fmt(e.get('ttft_ms'), 'ms')}",
+        f"e2e={_fmt(e.get('e2e_ms'), 'ms')}",
+        f"itl_p50={_fmt(e.get('itl_p50_ms'), 'ms')}",
+        f"tok/s={_fmt(e.get('gen_tps'))}",
+        f"in={_fmt(e.get('prompt_tokens'))}",
+        f"out={_fmt(e.get('output_tokens'))}({e.get('token_source') or 'n/a'})",
+    ]
+    if e.get("concurrency"):
+        parts.append(f"conc={e['concurrency']}")
+    if e.get("truncated"):
+        parts.append("truncated")
+    return " | ".join(parts)
+
+
+def describe_test(e: dict[str, Any]) -> str:
+    """One line for a finished test (shared by main_test.log and headless output)."""
+    m = e.get("metrics") or {}
+    head = f"#{e.get('test_id')} {e.get('scenario')} on {e.get('model')}: "
+    head += "PASS" if e.get("ok") else f"FAIL ({e.get('error_class')}: {e.get('reason')})"
+    keys = (
+        "ttft_ms",
+        "gen_tps",
+        "output_tokens",
+        "aggregate_tps",
+        "concurrency",
+        "prompt_tokens",
+        "prompt_tps",
+        "recover_ms",
+        "category",
+    )
+    detail = [f"{k}={_fmt(m[k])}" for k in keys if m.get(k) is not None]
+    tail = f" [{', '.join(detail)}]" if detail else ""
+    return f"{head}{tail} in {_fmt(e.get('duration_ms'), 'ms', 0)}"
+
+
+class TextLogSink:
+    """Writes the seed-style text logs of a run directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._files: dict[str, IO[str]] = {}
+        for name in FILES:
+            self._files[name] = open(Path(run_dir) / name, "a", encoding="utf-8", buffering=1)
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            ev.RUN_STARTED: self._run_started,
+            ev.PROVIDERS_DISCOVERED: self._providers,
+            ev.MODEL_SWITCHED: self._model_switched,
+            ev.REQUEST: self._request,
+            ev.SCENARIO_RESULT: self._scenario,
+            ev.ERROR: self._error,
+            ev.RUN_FINISHED: self._run_finished,
+            ev.STATUS: self._status,
+        }
+
+    def _write(self, name: str, t: float, text: str) -> None:
+        self._files[name].write(f"{_stamp(t)} | {text}\n")
+
+    def handle(self, event: dict[str, Any]) -> None:
+        handler = self._handlers.get(event["kind"])
+        if handler is not None:
+            handler(event)
+        elif event["kind"] in (
+            ev.THROTTLE_CHANGED,
+            ev.QUIET_HOURS_CHANGED,
+            ev.PAUSED,
+            ev.RESUMED,
+            ev.MODEL_SKIPPED,
+            ev.COMMAND,
+        ):
+            fields = {k: v for k, v in event.items() if k not in ("v", "run_id", "seq", "t", "mono_ns")}
+            self._write("integration_events.log", event["t"], " ".join(f"{k}={v}" for k, v in fields.items()))
+            self._write("main_test.log", event["t"], f"{event['kind']}")
+
+    def _run_started(self, e: dict[str, Any]) -> None:
+        dur = e.get("duration_s")
+        text = (
+            f"run {e['run_id']} started: duration={'until stopped' if dur is None else f'{dur:.0f}s'} "
+            f"throttle={e.get('throttle_pct')}% seed={e.get('seed')} out={e.get('out_dir')}"
+        )
+        for name in FILES:
+            self._write(name, e["t"], text)
+
+    def _providers(self, e: dict[str, Any]) -> None:
+        for p in e.get("providers", []):
+            self._write(
+                "integration_events.log",
+                e["t"],
+                f"provider {p['name']} kind={p['kind']} url={p['base_url']} models={len(p.get('models', []))}",
+            )
+            for m in p.get("models", []):
+                size = m.get("size_bytes")
+                size_txt = "size unknown" if size is None else f"{size / 1e9:.1f} GB"
+                if m.get("size_estimated"):
+                    size_txt += " (estimated)"
+                self._write(
+                    "model_profiling.log",
+                    e["t"],
+                    f"model {m['key']} type={m.get('type')} {size_txt} params={_fmt(m.get('params_b'), 'B')} "
+                    f"quant={m.get('quantization') or 'n/a'} ctx={_fmt(m.get('context_length'))} "
+                    f"tools={_fmt(m.get('tool_use'))}",
+                )
+        for x in e.get("excluded", []):
+            self._write("model_profiling.log", e["t"], f"excluded {x['model']}: {x['reason']}")
+        self._write("model_profiling.log", e["t"], f"rotation: {', '.join(e.get('selected', []))}")
+        for url, why in (e.get("unreachable") or {}).items():
+            self._write("integration_events.log", e["t"], f"unreachable {url}: {why}")
+
+    def _model_switched(self, e: dict[str, Any]) -> None:
+        text = f"model -> {e.get('key')} ({e.get('reason')}, {e.get('planned_tests')} tests planned)"
+        self._write("main_test.log", e["t"], text)
+        self._write("model_profiling.log", e["t"], text)
+
+    def _request(self, e: dict[str, Any]) -> None:
+        self._write("performance_metrics.log", e["t"], describe_request(e))
+        if not e.get("ok"):
+            self._write(
+                "errors.log",
+                e["t"],
+                f"{e.get('error_class')} | {e.get('scenario')} | {e.get('model')} | "
+                f"{e.get('error') or 'no message'}",
+            )
+        if e.get("phase"):
+            self._write(
+                "integration_events.log",
+                e["t"],
+                f"failover {e.get('phase')} {e.get('provider')}/{e.get('model')} "
+                f"{'ok' if e.get('ok') else e.get('error_class')}",
+            )
+        if e.get("tool_calls"):
+            self._write("tool_calling.log", e["t"], f"{e.get('model')} returned {e['tool_calls']} tool call(s)")
+
+    def _scenario(self, e: dict[str, Any]) -> None:
+        self._write("main_test.log", e["t"], describe_test(e))
+        if e.get("scenario") == "provider_failover":
+            m = e.get("metrics") or {}
+            self._write(
+                "integration_events.log",
+                e["t"],
+                f"{m.get('mode')} from={m.get('from_provider')} to={m.get('to_provider')} "
+                f"detect={_fmt(m.get('detect_ms'), 'ms')} recover={_fmt(m.get('recover_ms'), 'ms')}",
+            )
+
+    def _error(self, e: dict[str, Any]) -> None:
+        self._write("errors.log", e["t"], f"{e.get('error_class')} | {e.get('where')} | {e.get('message')}")
+
+    def _status(self, e: dict[str, Any]) -> None:
+        self._write("main_test.log", e["t"], describe_status(e))
+
+    def _run_finished(self, e: dict[str, Any]) -> None:
+        text = (
+            f"run finished ({e.get('reason')}): {e.get('tests')} tests, {e.get('ok_tests')} passed, "
+            f"{e.get('requests')} requests in {_fmt(e.get('elapsed_s'), 's', 0)}"
+        )
+        for name in FILES:
+            self._write(name, e["t"], text)
+
+    def close(self) -> None:
+        for f in self._files.values():
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def describe_status(e: dict[str, Any]) -> str:
+    rem = e.get("remaining_s")
+    tests = e.get("tests") or 0
+    ok = e.get("ok_tests") or 0
+    rate = f"{100 * ok / tests:.0f}%" if tests else "n/a"
+    return (
+        f"elapsed {_fmt(e.get('elapsed_s'), 's', 0)} remaining {'-' if rem is None else _fmt(rem, 's', 0)} | "
+        f"tests {tests} ok {ok} ({rate}) | model {e.get('current_model')} | "
+        f"throttle {e.get('throttle_pct')}% (effective {e.get('effective_pct')}%)"
+        + (" | PAUSED" if e.get("paused") else "")
+    )

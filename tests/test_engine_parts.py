@@ -1,0 +1,117 @@
+"""Rotation, weighted choice and the duty cycle: seeded, statistical, and exact arithmetic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import Counter
+
+import pytest
+
+from soaktui.engine.picker import ScenarioPicker
+from soaktui.engine.rotation import Rotation
+from soaktui.engine.throttle import Throttle, idle_seconds, in_window
+from soaktui.providers.types import ModelInfo
+
+
+def _models(n: int) -> list[ModelInfo]:
+    return [ModelInfo(id=f"m{i}", provider="p") for i in range(n)]
+
+
+def test_rotation_turn_lengths_stay_in_bounds_and_order_wraps():
+    rot = Rotation(_models(3), random.Random(1), 5, 10)
+    seen = [rot.current.id]
+    lengths = []
+    for _ in range(200):
+        planned = rot.turn.planned_tests
+        turn = None
+        count = 0
+        while turn is None:
+            turn = rot.record_test()
+            count += 1
+        lengths.append(count)
+        assert count == planned
+        seen.append(turn.model.id)
+    assert all(5 <= n <= 10 for n in lengths)
+    assert set(lengths) == set(range(5, 11))  # every length in the range occurs
+    assert seen[:7] == ["m0", "m1", "m2", "m0", "m1", "m2", "m0"]
+
+
+def test_rotation_is_reproducible_under_a_seed():
+    a = Rotation(_models(4), random.Random(42), 5, 10)
+    b = Rotation(_models(4), random.Random(42), 5, 10)
+    plan_a = [a.advance("rotation").planned_tests for _ in range(50)]
+    plan_b = [b.advance("rotation").planned_tests for _ in range(50)]
+    assert plan_a == plan_b
+
+
+def test_skip_moves_on_at_once_and_is_remembered():
+    rot = Rotation(_models(3), random.Random(3), 5, 10)
+    rot.record_test()
+    turn = rot.skip()
+    assert turn.model.id == "m1" and turn.reason == "skip" and turn.done == 0
+    assert rot.skipped == {"p/m0"}
+    assert [m.id for m in rot.upcoming()] == ["m2", "m0"]
+
+
+def test_single_model_rotation_has_no_upcoming():
+    rot = Rotation(_models(1), random.Random(0), 1, 1)
+    assert rot.upcoming() == []
+    assert rot.record_test().model.id == "m0"
+
+
+def test_weighted_choice_matches_weights_statistically():
+    weights = {"a": 3.0, "b": 1.5, "c": 0.5, "off": 0.0}
+    picker = ScenarioPicker(weights, random.Random(7))
+    n = 50_000
+    counts = Counter(picker.pick() for _ in range(n))
+    assert "off" not in counts
+    total = 5.0
+    for name, w in [("a", 3.0), ("b", 1.5), ("c", 0.5)]:
+        p = w / total
+        sd = (p * (1 - p) / n) ** 0.5
+        assert abs(counts[name] / n - p) < 5 * sd
+
+
+def test_picker_rejects_all_zero_weights():
+    with pytest.raises(ValueError):
+        ScenarioPicker({"a": 0.0}, random.Random(0))
+
+
+@pytest.mark.parametrize(
+    ("work", "pct", "idle"),
+    [(6.0, 100, 0.0), (6.0, 60, 4.0), (1.0, 50, 1.0), (2.0, 25, 6.0), (0.0, 10, 0.0), (1.0, 1, 99.0)],
+)
+def test_duty_cycle_idle(work, pct, idle):
+    assert idle_seconds(work, pct) == pytest.approx(idle)
+    if work and pct < 100:
+        assert work / (work + idle_seconds(work, pct)) == pytest.approx(pct / 100)
+
+
+@pytest.mark.parametrize(
+    ("now", "inside"),
+    [("21:59", False), ("22:00", True), ("23:30", True), ("00:00", True), ("05:59", True), ("06:00", False)],
+)
+def test_quiet_window_wraps_midnight(now, inside):
+    h, m = map(int, now.split(":"))
+    assert in_window(dt.time(h, m), (22, 0), (6, 0)) is inside
+
+
+def test_daytime_window_and_empty_window():
+    assert in_window(dt.time(12, 0), (9, 0), (17, 0))
+    assert not in_window(dt.time(18, 0), (9, 0), (17, 0))
+    assert not in_window(dt.time(9, 0), (9, 0), (9, 0))
+
+
+def test_quiet_hours_lower_the_effective_duty_cycle_only_inside_the_window():
+    now = {"t": dt.datetime(2026, 11, 28, 23, 0)}
+    th = Throttle(pct=80, quiet_pct=30, clock=lambda: now["t"])
+    assert th.effective() == 30
+    th.quiet_enabled = False
+    assert th.effective() == 80
+    th.quiet_enabled = True
+    now["t"] = dt.datetime(2026, 11, 28, 12, 0)
+    assert th.effective() == 80
+    th.pct = 20
+    now["t"] = dt.datetime(2026, 11, 28, 23, 0)
+    assert th.effective() == 20  # the user's setting stays the ceiling

@@ -1,0 +1,670 @@
+"""The built-in simulator, exercised over real loopback HTTP with httpx."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from soaktui.simulator import FaultPlan, Persona, SimConfig, run_in_thread
+from soaktui.simulator.faults import decide, fault_rng, parse_fault_spec, plan_from_specs
+from soaktui.simulator.reqlog import RequestLog
+from soaktui.simulator.textgen import count_tokens, prose_tokens, split_tokens
+
+FAST = 1000.0  # time compression for tests that do not look at pacing
+QWEN = "sim-qwen2.5-7b-instruct"  # native tool calls, ctx 32768
+LLAMA = "sim-llama-3.1-8b-instruct"  # llama3 text tool calls, ctx 8192
+PHI = "sim-phi-3-mini-4k-instruct"  # no tools, ctx 4096
+MISTRAL = "sim-mistral-7b-instruct-v0.3"
+QWEN14 = "sim-qwen2.5-14b-instruct"  # hermes text tool calls
+EMBED = "sim-nomic-embed-text-v1.5"
+BIG = "sim-llama-3.3-70b-instruct"
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_current_weather",
+        "description": "Get the current weather for a location",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["location", "unit"],
+        },
+    },
+}
+
+
+@pytest.fixture
+def start_sim() -> Iterator[Callable[..., Any]]:
+    """Start simulators on free ports (keyword arguments go to SimConfig); all stopped afterwards."""
+    handles = []
+
+    def start(**kwargs: Any) -> Any:
+        kwargs.setdefault("speed", FAST)
+        handle = run_in_thread(SimConfig(**kwargs))
+        handles.append(handle)
+        return handle
+
+    yield start
+    for h in handles:
+        h.stop()
+
+
+@pytest.fixture
+def sim(start_sim: Callable[..., Any]) -> Any:
+    return start_sim()
+
+
+def client(handle: Any, **kwargs: Any) -> httpx.Client:
+    kwargs.setdefault("timeout", 10.0)
+    return httpx.Client(base_url=handle.base_url, **kwargs)
+
+
+def chat_body(model: str = QWEN, text: str = "Say something.", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def sse_events(c: httpx.Client, body: dict[str, Any]) -> list[str]:
+    """The `data:` payloads of a streamed chat completion."""
+    with c.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "text/event-stream"
+        return [line[len("data: ") :] for line in r.iter_lines() if line.startswith("data: ")]
+
+
+# -- listings and flavors ---------------------------------------------------------------------------
+
+
+def test_openai_models_listing(sim: Any) -> None:
+    with client(sim) as c:
+        r = c.get("/v1/models")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["object"] == "list"
+        ids = [m["id"] for m in body["data"]]
+        assert QWEN in ids and EMBED in ids and BIG in ids
+        assert all(i.startswith("sim-") for i in ids)
+        assert all(m["object"] == "model" and "owned_by" in m for m in body["data"])
+        assert c.get("/api/tags").status_code == 404  # plain flavor: no native endpoints
+
+
+def test_lmstudio_flavor(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(flavor="lmstudio")
+    with client(sim) as c:
+        v0 = {m["id"]: m for m in c.get("/api/v0/models").json()["data"]}
+        q = v0[QWEN]
+        assert set(q) >= {
+            "id", "object", "type", "publisher", "arch", "compatibility_type", "quantization", "state",
+            "max_context_length",
+        }  # fmt: skip
+        assert (q["type"], q["compatibility_type"], q["quantization"]) == ("llm", "gguf", "Q4_K_M")
+        assert q["max_context_length"] == 32768 and q["state"] == "loaded"
+        assert v0[EMBED]["type"] == "embeddings"
+        assert v0[BIG]["state"] == "not-loaded"
+        assert c.get(f"/api/v0/models/{PHI}").json()["max_context_length"] == 4096
+
+        v1 = {m["key"]: m for m in c.get("/api/v1/models").json()["models"]}
+        assert v1[QWEN]["capabilities"]["trained_for_tool_use"] is True
+        assert v1[PHI]["capabilities"]["trained_for_tool_use"] is False
+        assert v1[QWEN]["loaded_instances"][0]["config"]["context_length"] == 32768
+        assert v1[EMBED]["type"] == "embedding" and "capabilities" not in v1[EMBED]
+        assert v1[BIG]["size_bytes"] > 15e9 and v1[BIG]["loaded_instances"] == []
+
+
+def test_ollama_flavor(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(flavor="ollama")
+    with client(sim) as c:
+        tags = {m["name"]: m for m in c.get("/api/tags").json()["models"]}
+        name = f"{QWEN}:latest"
+        assert tags[name]["details"]["parameter_size"] == "7.6B"
+        assert tags[name]["details"]["quantization_level"] == "Q4_K_M"
+        assert tags[name]["size"] > 0 and tags[name]["model"] == name
+
+        show = c.post("/api/show", json={"model": name}).json()
+        assert show["model_info"]["qwen2.context_length"] == 32768
+        assert show["model_info"]["general.architecture"] == "qwen2"
+        assert show["capabilities"] == ["completion", "tools"]
+        assert c.post("/api/show", json={"model": f"{PHI}:latest"}).json()["capabilities"] == ["completion"]
+        assert c.post("/api/show", json={"name": EMBED}).json()["capabilities"] == ["embedding"]
+        assert c.post("/api/show", json={"model": "nope"}).status_code == 404
+
+        assert c.get("/api/version").json()["version"]
+        running = [m["name"] for m in c.get("/api/ps").json()["models"]]
+        assert name in running and f"{BIG}:latest" not in running
+        assert name in [m["id"] for m in c.get("/v1/models").json()["data"]]
+        r = c.post("/v1/chat/completions", json=chat_body(name))
+        assert r.status_code == 200 and r.json()["model"] == name
+
+
+def test_llamacpp_flavor(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(flavor="llamacpp")
+    with client(sim) as c:
+        props = c.get("/props").json()
+        assert props["default_generation_settings"]["n_ctx"] == 32768
+        assert props["model_path"].endswith(".gguf") and props["build_info"]
+        assert c.get("/props", params={"model": PHI}).json()["default_generation_settings"]["n_ctx"] == 4096
+        assert c.get("/health").json() == {"status": "ok"}
+        models = {m["id"]: m for m in c.get("/v1/models").json()["data"]}
+        assert models[QWEN]["owned_by"] == "llamacpp"
+        meta = models[QWEN]["meta"]
+        assert meta["n_ctx_train"] == 32768 and meta["n_params"] == 7_600_000_000 and meta["size"] > 4e9
+
+
+def test_vllm_flavor(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(flavor="vllm")
+    with client(sim) as c:
+        models = {m["id"]: m for m in c.get("/v1/models").json()["data"]}
+        assert models[LLAMA]["max_model_len"] == 8192 and models[LLAMA]["owned_by"] == "vllm"
+        assert c.get("/version").json()["version"]
+
+
+# -- chat completions --------------------------------------------------------------------------------
+
+
+def test_stream_chunk_shape_and_usage(sim: Any) -> None:
+    body = chat_body(
+        text="Tell me about rivers in exactly 40 tokens.", stream_options={"include_usage": True}
+    )
+    with client(sim) as c:
+        events = sse_events(c, body)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    ids = {ch["id"] for ch in chunks}
+    assert len(ids) == 1
+    for ch in chunks:
+        assert list(ch)[:5] == ["id", "object", "created", "model", "choices"]
+        assert ch["object"] == "chat.completion.chunk" and ch["model"] == QWEN
+        assert "usage" in ch  # include_usage: null on every chunk but the last
+    *body_chunks, usage_chunk = chunks
+    assert usage_chunk["choices"] == [] and usage_chunk["usage"] is not None
+    assert all(ch["usage"] is None for ch in body_chunks)
+    for ch in body_chunks:
+        (choice,) = ch["choices"]
+        assert set(choice) == {"index", "delta", "logprobs", "finish_reason"} and choice["index"] == 0
+    assert body_chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    final = body_chunks[-1]["choices"][0]
+    assert final["finish_reason"] == "stop" and final["delta"] == {}
+    pieces = [ch["choices"][0]["delta"]["content"] for ch in body_chunks[1:-1]]
+    assert all(ch["choices"][0]["finish_reason"] is None for ch in body_chunks[:-1])
+    assert all(count_tokens(p) == 1 for p in pieces)  # one token per chunk
+    usage = usage_chunk["usage"]
+    assert usage["completion_tokens"] == len(pieces) == 40 == count_tokens("".join(pieces))
+    assert usage["prompt_tokens"] == count_tokens(body["messages"][0]["content"])
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    log = sim.requests_log()
+    assert log[-1]["id"] == chunks[0]["id"] and log[-1]["completion_tokens"] == 40
+
+
+def test_stream_without_include_usage_has_no_usage(sim: Any) -> None:
+    with client(sim) as c:
+        events = sse_events(c, chat_body())
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all("usage" not in ch and len(ch["choices"]) == 1 for ch in chunks)
+
+
+def test_non_stream_usage_matches_content(sim: Any) -> None:
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Write about 120 words on harbors, please."},
+    ]
+    with client(sim) as c:
+        r = c.post("/v1/chat/completions", json={"model": QWEN, "messages": messages})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    msg = body["choices"][0]["message"]
+    assert msg["role"] == "assistant" and body["choices"][0]["finish_reason"] == "stop"
+    usage = body["usage"]
+    assert usage["completion_tokens"] == count_tokens(msg["content"])
+    assert usage["prompt_tokens"] == sum(count_tokens(m["content"]) for m in messages)
+    assert 120 <= len(msg["content"].split()) < 120 + 20  # whole sentences up to the asked length
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_max_tokens_gives_length(sim: Any, stream: bool) -> None:
+    body = chat_body(text="Write about 500 words.", max_tokens=7, stream_options={"include_usage": True})
+    with client(sim) as c:
+        if stream:
+            chunks = [json.loads(e) for e in sse_events(c, body)[:-1]]
+            assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+            assert chunks[-1]["usage"]["completion_tokens"] == 7
+            assert len(chunks) == 1 + 7 + 1 + 1  # role, tokens, finish, usage
+        else:
+            r = c.post("/v1/chat/completions", json=body).json()
+            assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 7
+
+
+def test_many_fast_tokens(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(speed=1e6)
+    with client(sim) as c:
+        chunks = sse_events(c, chat_body(text="Give me 5000 tokens.", stream_options={"include_usage": True}))
+    assert json.loads(chunks[-2])["usage"]["completion_tokens"] == 5000
+    assert len(chunks) == 5000 + 4
+
+
+def test_bad_requests(sim: Any) -> None:
+    with client(sim) as c:
+        r = c.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["message"]
+        r = c.post("/v1/chat/completions", json=chat_body("no-such-model"))
+        assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+        r = c.post("/v1/chat/completions", json=chat_body(EMBED))
+        assert r.status_code == 400 and "embedding" in r.json()["error"]["message"]
+        r = c.post("/v1/chat/completions", json={"model": QWEN})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
+        r = c.post("/v1/chat/completions", json=chat_body(max_tokens="ten"))
+        assert r.status_code == 400
+        assert c.get("/v1/nothing-here").status_code == 404
+        assert c.get("/v1/chat/completions").status_code == 405
+        assert c.get("/v1/models").status_code == 200  # the connection is still fine
+    log = sim.requests_log()
+    assert [e["status"] for e in log] == [400, 404, 400, 400, 400]
+
+
+@pytest.mark.parametrize(
+    ("flavor", "wording"),
+    [
+        ("llamacpp", "the request exceeds the available context size, try increasing it"),
+        ("vllm", "This model's maximum context length is 4096 tokens. However, you requested 5002 tokens"),
+        ("openai", "This model's maximum context length is 4096 tokens"),
+        ("lmstudio", "model is loaded with context length of only 4096 tokens"),
+        ("ollama", "exceeds the context length"),
+    ],
+)
+def test_context_overflow_wording(start_sim: Callable[..., Any], flavor: str, wording: str) -> None:
+    sim = start_sim(flavor=flavor)
+    model = f"{PHI}:latest" if flavor == "ollama" else PHI
+    with client(sim) as c:
+        r = c.post("/v1/chat/completions", json=chat_body(model, text="two tokens", max_tokens=5000))
+        assert r.status_code == 400
+        assert wording in r.json()["error"]["message"]
+        # without max_tokens the same prompt fits, and the answer is capped by the window
+        assert c.post("/v1/chat/completions", json=chat_body(model, text="two tokens")).status_code == 200
+
+
+def test_ttft_grows_with_prompt(start_sim: Callable[..., Any]) -> None:
+    persona = Persona(id="sim-test", ttft_ms=0, prompt_tps=10_000, tps=10_000, context_length=100_000)
+    sim = start_sim(personas=[persona], speed=1.0)
+    prompt = " ".join(["word"] * 2000)  # 2000 tokens -> 200 ms of prompt processing
+    with client(sim) as c:
+        sse_events(c, chat_body("sim-test", text=prompt, max_tokens=3))
+    (entry,) = sim.requests_log()
+    assert entry["prompt_tokens"] == 2000
+    assert entry["first_token_ns"] - entry["recv_ns"] >= 200_000_000  # a lower bound: sleeps never end early
+
+
+# -- tool calls -------------------------------------------------------------------------------------
+
+
+def test_native_tool_calls(sim: Any) -> None:
+    body = chat_body(QWEN, "What is the weather in Paris right now?", tools=[WEATHER_TOOL])
+    with client(sim) as c:
+        r = c.post("/v1/chat/completions", json=body).json()
+        choice = r["choices"][0]
+        assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+        (call,) = choice["message"]["tool_calls"]
+        assert call["function"]["name"] == "get_current_weather" and call["id"]
+        assert json.loads(call["function"]["arguments"]) == {"location": "Paris", "unit": "celsius"}
+
+        chunks = [
+            json.loads(e) for e in sse_events(c, {**body, "stream_options": {"include_usage": True}})[:-1]
+        ]
+    deltas = [ch["choices"][0]["delta"] for ch in chunks[:-1] if ch["choices"]]
+    tool_deltas = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
+    assert tool_deltas[0]["function"]["name"] == "get_current_weather" and tool_deltas[0]["id"]
+    args = "".join(d["function"].get("arguments", "") for d in tool_deltas)
+    assert json.loads(args) == {"location": "Paris", "unit": "celsius"}
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["usage"]["completion_tokens"] == len(tool_deltas)
+
+
+@pytest.mark.parametrize(
+    ("model", "marker"),
+    [(QWEN14, "<tool_call>"), (LLAMA, '"parameters"'), (MISTRAL, "[TOOL_CALLS]")],
+)
+def test_text_tool_calls(sim: Any, model: str, marker: str) -> None:
+    body = chat_body(model, "Check the weather in Oslo.", tools=[WEATHER_TOOL])
+    with client(sim) as c:
+        r = c.post("/v1/chat/completions", json=body).json()
+    msg = r["choices"][0]["message"]
+    assert "tool_calls" not in msg and marker in msg["content"]
+    assert "get_current_weather" in msg["content"] and "Oslo" in msg["content"]
+    assert r["usage"]["completion_tokens"] == count_tokens(msg["content"])
+
+
+def test_no_tool_call_when_not_relevant_or_unsupported(sim: Any) -> None:
+    with client(sim) as c:
+        r = c.post(
+            "/v1/chat/completions", json=chat_body(QWEN, "Tell me a story.", tools=[WEATHER_TOOL])
+        ).json()
+        assert r["choices"][0]["finish_reason"] == "stop" and r["choices"][0]["message"]["content"]
+        r = c.post(
+            "/v1/chat/completions", json=chat_body(PHI, "Weather in Paris?", tools=[WEATHER_TOOL])
+        ).json()
+        assert "tool_calls" not in r["choices"][0]["message"]
+        forced = chat_body(QWEN, "Tell me a story.", tools=[WEATHER_TOOL], tool_choice="required")
+        r = c.post("/v1/chat/completions", json=forced).json()
+        assert r["choices"][0]["finish_reason"] == "tool_calls"
+
+
+# -- faults -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "status"), [("http_429", 429), ("http_500", 500), ("http_503", 503)])
+def test_http_faults(start_sim: Callable[..., Any], kind: str, status: int) -> None:
+    sim = start_sim(faults=FaultPlan(every={kind: 1}))
+    with client(sim) as c:
+        r = c.post("/v1/chat/completions", json=chat_body())
+        assert r.status_code == status and r.json()["error"]["message"]
+        if status == 429:
+            assert r.headers["retry-after"] == "1"
+    assert sim.requests_log()[-1]["fault"] == kind
+
+
+def test_drop_fault(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(faults=FaultPlan(every={"drop": 1}, after_tokens=3))
+    seen = []
+    stream_body = {**chat_body(), "stream": True}
+    with client(sim) as c:
+        with (
+            pytest.raises(httpx.RemoteProtocolError),
+            c.stream("POST", "/v1/chat/completions", json=stream_body) as r,
+        ):
+            assert r.status_code == 200
+            seen.extend(line for line in r.iter_lines() if line.startswith("data: "))
+        with pytest.raises(httpx.RemoteProtocolError):
+            c.post("/v1/chat/completions", json=chat_body())
+    assert len(seen) == 1 + 3  # role chunk and three tokens, then the connection was gone
+    entry = sim.requests_log()[0]
+    assert entry["fault"] == "drop" and entry["completion_tokens"] == 3 and entry["finish_reason"] is None
+
+
+def test_stall_fault(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(faults=FaultPlan(every={"stall": 1}, stall_s=0.6, after_tokens=2))
+    with client(sim, timeout=httpx.Timeout(10.0, read=0.15)) as c, pytest.raises(httpx.ReadTimeout):
+        sse_events(c, chat_body())
+    with client(sim) as c:  # a patient client gets the whole answer, with a gap in it
+        events = sse_events(c, chat_body(stream_options={"include_usage": True}))
+    assert events[-1] == "[DONE]"
+    entry = sim.requests_log()[-1]
+    assert entry["fault"] == "stall" and entry["finish_reason"] == "stop"
+    assert entry["end_ns"] - entry["first_token_ns"] >= 600_000_000
+
+
+def test_malformed_fault(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(faults=FaultPlan(every={"malformed": 1}, after_tokens=2))
+    with client(sim) as c:
+        events = sse_events(c, chat_body(text="Write 20 tokens."))
+        r = c.post("/v1/chat/completions", json=chat_body())
+    bad = []
+    for e in events[:-1]:
+        try:
+            json.loads(e)
+        except ValueError:
+            bad.append(e)
+    assert len(bad) == 1 and events[-1] == "[DONE]"
+    assert r.status_code == 200
+    with pytest.raises(ValueError):
+        r.json()
+
+
+def test_stream_error_fault(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(faults=FaultPlan(every={"stream_error": 1}, after_tokens=1))
+    with client(sim) as c:
+        events = sse_events(c, chat_body())
+        assert c.post("/v1/chat/completions", json=chat_body()).status_code == 500
+    assert "[DONE]" not in events
+    assert json.loads(events[-1])["error"]["message"]
+
+
+def test_every_n_and_persona_faults(start_sim: Callable[..., Any]) -> None:
+    flaky = Persona(id="sim-flaky", faults=FaultPlan(every={"http_500": 2}))
+    steady = Persona(id="sim-steady")
+    sim = start_sim(personas=[flaky, steady], faults=FaultPlan(every={"http_503": 5}))
+    with client(sim) as c:
+        statuses = [
+            c.post("/v1/chat/completions", json=chat_body(model)).status_code
+            for model in ["sim-flaky", "sim-steady"] * 4
+        ]
+    # flaky's own 2nd and 4th requests fail with 500; the 5th request overall with 503
+    assert statuses == [200, 200, 500, 200, 503, 200, 500, 200]
+
+
+def _fault_run(start_sim: Callable[..., Any], seed: int) -> tuple[list[Any], list[str]]:
+    plan = FaultPlan(rates={"http_429": 0.15, "http_500": 0.1, "malformed": 0.1})
+    sim = start_sim(seed=seed, faults=plan)
+    answers = []
+    with client(sim) as c:
+        for _ in range(30):
+            r = c.post("/v1/chat/completions", json=chat_body(text="A few words, please."))
+            try:
+                answers.append(r.json()["choices"][0]["message"]["content"])
+            except (ValueError, KeyError):
+                answers.append(f"{r.status_code}: no answer")
+    faults = [e["fault"] for e in sim.requests_log()]
+    return faults, answers
+
+
+def test_determinism_under_seed(start_sim: Callable[..., Any]) -> None:
+    faults_a, texts_a = _fault_run(start_sim, seed=7)
+    faults_b, texts_b = _fault_run(start_sim, seed=7)
+    faults_c, texts_c = _fault_run(start_sim, seed=8)
+    assert faults_a == faults_b
+    assert texts_a == texts_b
+    assert {"http_429", "http_500", "malformed", None} >= set(faults_a) and len(set(faults_a)) > 1
+    assert faults_a != faults_c or texts_a != texts_c
+
+
+def test_fault_draws_do_not_depend_on_time() -> None:
+    plan = FaultPlan(rates={"drop": 0.3, "stall": 0.3})
+    first = [decide(fault_rng(3, n), plan, n, FaultPlan(), n) for n in range(1, 200)]
+    second = [decide(fault_rng(3, n), plan, n, FaultPlan(), n) for n in range(1, 200)]
+    assert first == second
+    share = sum(f is not None for f in first) / len(first)
+    assert 0.4 < share < 0.8
+
+
+# -- outage, log, lifecycle -------------------------------------------------------------------------
+
+
+def _wait_for_chat(c: httpx.Client, deadline_s: float = 10.0) -> int:
+    """Poll until a chat request succeeds again; returns how many attempts failed."""
+    failures = 0
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            if c.post("/v1/chat/completions", json=chat_body(max_tokens=2)).status_code == 200:
+                return failures
+        except httpx.TransportError:
+            pass
+        failures += 1
+        time.sleep(0.05)
+    raise AssertionError("the simulator did not come back")
+
+
+def test_outage_503(sim: Any) -> None:
+    with client(sim) as c:
+        assert c.post("/sim/control", json={"down_for_s": 1.0}).json()["ok"] is True
+        r = c.post("/v1/chat/completions", json=chat_body())
+        assert r.status_code == 503
+        assert c.get("/v1/models").status_code == 200  # only chat is down
+        _wait_for_chat(c)
+        assert c.post("/sim/control", json={"down_for_s": "soon"}).status_code == 400
+    assert sim.requests_log()[0]["fault"] == "outage"
+
+
+def test_outage_close_and_refuse(sim: Any) -> None:
+    with client(sim) as c:
+        c.post("/sim/control", json={"down_for_s": 1.0, "mode": "close"})
+        with pytest.raises(httpx.RemoteProtocolError):
+            c.post("/v1/chat/completions", json=chat_body())
+        _wait_for_chat(c)
+        c.post("/sim/control", json={"down_for_s": 1.0, "mode": "refuse"})
+        with pytest.raises(httpx.ConnectError):
+            c.get("/v1/models")
+        _wait_for_chat(c)
+        assert c.post("/sim/control", json={"down_for_s": 1, "mode": "sideways"}).status_code == 400
+
+
+def test_request_log_timing(sim: Any) -> None:
+    with client(sim) as c:
+        ids = []
+        for stream in (True, False, True):
+            if stream:
+                ids.append(json.loads(sse_events(c, chat_body(max_tokens=5))[0])["id"])
+            else:
+                ids.append(c.post("/v1/chat/completions", json=chat_body(max_tokens=5)).json()["id"])
+        data = c.get("/sim/requests").json()
+        assert data["total"] == 3
+        assert [e["id"] for e in data["data"]] == ids
+        assert c.get("/sim/requests", params={"last": 1}).json()["data"][0]["id"] == ids[-1]
+    for e in data["data"]:
+        assert e["model"] == QWEN and e["status"] == 200 and e["completion_tokens"] == 5
+        if e["stream"]:
+            assert e["recv_ns"] <= e["first_token_ns"] <= e["end_ns"]
+        else:
+            assert e["first_token_ns"] is None and e["recv_ns"] <= e["end_ns"]
+    assert abs(data["data"][0]["recv_ns"] - time.perf_counter_ns()) < 60e9  # one clock with ours
+
+
+def test_request_log_is_bounded() -> None:
+    log = RequestLog(maxlen=3)
+    for n in range(1, 6):
+        rec = log.open(n, recv_ns=n * 10)
+        rec.model, rec.status, rec.fault, rec.finish_reason = "m", 200, "drop", "length"
+        log.close(rec)
+    log.open(6, recv_ns=60)  # still in flight
+    rows = log.entries()
+    assert [r["n"] for r in rows] == [3, 4, 5, 6]
+    assert rows[0]["fault"] == "drop" and rows[0]["finish_reason"] == "length" and rows[0]["model"] == "m"
+    assert rows[-1]["end_ns"] is None
+    assert [r["n"] for r in log.entries(last=2)] == [5, 6]
+
+
+def test_keep_alive_and_chunked_request_body(sim: Any) -> None:
+    body = json.dumps(chat_body(max_tokens=3)).encode()
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=10) as s:
+        plain = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+        half = len(body) // 2
+        chunked = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%b\r\n%x\r\n%b\r\n0\r\n\r\n" % (half, body[:half], len(body) - half, body[half:])
+        )
+        closing = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        s.sendall(plain + chunked + closing)  # pipelined on one connection
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    assert b'"completion_tokens":3' in data
+
+
+def test_run_in_thread_start_stop() -> None:
+    with run_in_thread(SimConfig(speed=FAST)) as handle:
+        assert handle.base_url == f"http://127.0.0.1:{handle.port}"
+        assert httpx.get(handle.base_url + "/v1/models").status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(handle.base_url + "/v1/models")
+    handle.stop()  # stopping twice is harmless
+
+
+def test_stop_with_a_stream_in_flight() -> None:
+    handle = run_in_thread(SimConfig(speed=1.0))
+    stream_body = {**chat_body(BIG), "stream": True}
+    with (
+        httpx.Client(base_url=handle.base_url, timeout=10) as c,
+        c.stream("POST", "/v1/chat/completions", json=stream_body) as r,
+    ):
+        assert r.status_code == 200
+        handle.stop()
+        with pytest.raises(httpx.RemoteProtocolError):
+            r.read()
+
+
+# -- units --------------------------------------------------------------------------------------------
+
+
+def test_prose_is_counted_exactly() -> None:
+    for seed in range(20):
+        rng = random.Random(seed)
+        n = rng.randint(1, 400)
+        pieces = prose_tokens(rng, n_tokens=n)
+        assert len(pieces) == n == count_tokens("".join(pieces))
+    text = '  {"a": [1, 2.5]}\n\nsome words, here!  '
+    assert "".join(split_tokens(text)) == text and len(split_tokens(text)) == count_tokens(text)
+
+
+@given(st.text())
+def test_split_tokens_round_trips(text: str) -> None:
+    pieces = split_tokens(text)
+    assert "".join(pieces) == text
+    if count_tokens(text):
+        assert len(pieces) == count_tokens(text)
+
+
+def test_fault_specs() -> None:
+    assert parse_fault_spec("drop=0.05") == ("drop", "rate", 0.05)
+    assert parse_fault_spec("429=every:3") == ("http_429", "every", 3.0)
+    plan = plan_from_specs(["stall=0.1", "http_503=every:4"], stall_s=2.0)
+    assert plan.rates == {"stall": 0.1} and plan.every == {"http_503": 4} and plan.stall_s == 2.0
+    for bad in ["drop", "drop=2", "nope=0.1", "drop=every:0", "drop=lots"]:
+        with pytest.raises(ValueError):
+            parse_fault_spec(bad)
+    with pytest.raises(ValueError):
+        FaultPlan(rates={"drop": 0.7, "stall": 0.7})
+
+
+# -- command line -------------------------------------------------------------------------------------
+
+
+def test_cli_serves_until_sigterm() -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "soaktui.simulator.cli",
+        "--port",
+        "0",
+        "--flavor",
+        "ollama",
+        "--speed",
+        "100",
+    ]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line.startswith("soaktui simulator (ollama) listening on http://127.0.0.1:")
+            url = line.rsplit(" ", 1)[-1]
+            assert httpx.get(url + "/api/version", timeout=10).status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_cli_rejects_bad_fault_spec() -> None:
+    cmd = [sys.executable, "-m", "soaktui.simulator.cli", "--port", "0", "--fault", "drop=often"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "drop=often" in lines[0]
+
+
+def test_run_in_thread_reports_a_busy_port(sim: Any) -> None:
+    with pytest.raises(OSError):
+        run_in_thread(SimConfig(), port=sim.port)

@@ -1,0 +1,395 @@
+"""Whole runs against the built-in simulator: files, schema, faults, commands, crashes, bad input.
+
+The engine runs in-process (asyncio.run of run_soak) or as the real `soaktui` command in a
+subprocess; the simulator runs on a thread of the test process. Both are real HTTP over loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from soaktui.config import load_settings
+from soaktui.engine.control import send_command
+from soaktui.engine.launch import RunRequest, run_soak
+from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
+from soaktui.simulator.personas import default_personas
+from soaktui.store.reader import iter_events
+from soaktui.store.textlogs import FILES
+
+SMALL = {
+    "quiet_hours.enabled": False,
+    "thresholds.simple_min_tokens": "20",
+    "thresholds.simple_max_tokens": "120",
+    "thresholds.stream_max_tokens": "60",
+    "thresholds.large_context_min_tokens": "400",
+    "thresholds.large_context_max_tokens": "900",
+    "timeouts.grace": "2",
+    "output.status_interval": "1s",
+    "rotation.min_tests": "2",
+    "rotation.max_tests": "3",
+}
+COMMON_FIELDS = ("v", "kind", "run_id", "seq", "t", "mono_ns")
+REQUEST_FIELDS = (
+    "provider",
+    "model",
+    "scenario",
+    "stream",
+    "ok",
+    "error_class",
+    "ttft_ms",
+    "e2e_ms",
+    "prompt_tokens",
+    "output_tokens",
+    "token_source",
+)
+
+
+@pytest.fixture
+def sim():
+    with run_in_thread(SimConfig(flavor="lmstudio", seed=1, speed=40.0)) as handle:
+        yield handle
+
+
+def soak(run_dir: Path, base_url: str, **overrides) -> tuple[int, list[dict]]:
+    o = {**SMALL, "base_urls": base_url, "out": str(run_dir), "seed": "1", "duration": "4s"}
+    o.update({k.replace("__", "."): v for k, v in overrides.items()})
+    settings = load_settings(None, {}, o)
+    code = asyncio.run(run_soak(RunRequest(settings=settings, quiet=True)))
+    return code, list(iter_events(run_dir / "events.jsonl"))
+
+
+def cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "soaktui", *args], capture_output=True, text=True, timeout=timeout, **kw
+    )
+
+
+def test_a_run_writes_every_file_with_a_complete_schema(sim, tmp_path):
+    run_dir = tmp_path / "run"
+    code, events = soak(run_dir, sim.base_url, duration="5s")
+    assert code == 0
+    for name in (*FILES, "events.jsonl", "test_summary.json", "final_report.md", "report.json"):
+        assert (run_dir / name).is_file(), name
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert len({e["run_id"] for e in events}) == 1
+    for e in events:
+        for f in COMMON_FIELDS:
+            assert f in e, (f, e["kind"])
+        assert e["v"] == 1
+    kinds = [e["kind"] for e in events]
+    assert kinds[:3] == ["run_started", "providers_discovered", "model_switched"]
+    assert kinds[-1] == "run_finished"
+    finished = events[-1]
+    assert finished["reason"] == "duration"
+    assert finished["elapsed_s"] <= 5 + 2 + 1  # duration + grace + slack for the last request's end
+    requests = [e for e in events if e["kind"] == "request"]
+    assert requests and all(all(f in e for f in REQUEST_FIELDS) for e in requests)
+    ok = [e for e in requests if e["ok"]]
+    assert all(e["token_source"] == "usage" and e["output_tokens"] > 0 for e in ok)
+    assert all(e["ttft_ms"] > 0 for e in ok if e["stream"])
+    assert any(e["kind"] == "status" for e in events)
+    summary = orjson.loads((run_dir / "test_summary.json").read_bytes())
+    assert summary["tests"] == finished["tests"]
+    assert "sim-" in (run_dir / "main_test.log").read_text()
+
+
+def test_discovery_event_records_exclusions_with_reasons(sim, tmp_path):
+    _, events = soak(tmp_path / "run", sim.base_url, duration="1s")
+    disc = next(e for e in events if e["kind"] == "providers_discovered")
+    reasons = {x["model"].split("/", 1)[1]: x["reason"] for x in disc["excluded"]}
+    assert any("embedding" in r for r in reasons.values())
+    assert any("over --max-size-gb" in r for r in reasons.values())
+    assert disc["providers"][0]["kind"] == "lmstudio"
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_class"),
+    [
+        ("http_429", "http_status"),
+        ("http_500", "http_status"),
+        ("http_503", "http_status"),
+        ("drop", "connection_dropped"),
+        ("stall", "read_timeout"),
+        ("malformed", "malformed_stream"),
+        ("stream_error", "stream_error"),
+    ],
+)
+def test_each_injected_fault_is_classified_and_the_run_goes_on(tmp_path, fault, error_class):
+    plan = plan_from_specs([f"{fault}=every:2"], stall_s=3.0)
+    with run_in_thread(SimConfig(flavor="lmstudio", seed=2, speed=40.0, faults=plan)) as s:
+        code, events = soak(
+            tmp_path / "run",
+            s.base_url,
+            duration="3s",
+            scenarios="streaming",
+            timeouts__read="0.5",
+            timeouts__grace="1",
+        )
+    assert code == 0
+    requests = [e for e in events if e["kind"] == "request"]
+    failed = [e for e in requests if not e["ok"]]
+    assert failed and {e["error_class"] for e in failed} == {error_class}
+    assert all(e["error"] for e in failed)  # a message, never empty
+    if error_class == "http_status":
+        assert {e["http_status"] for e in failed} == {int(fault[-3:])}
+    later_ok = [e for e in requests if e["ok"] and e["seq"] > failed[0]["seq"]]
+    assert later_ok, "the run must go on after a failure"
+    results = [e for e in events if e["kind"] == "scenario_result" and not e["ok"]]
+    assert results and all(r["error_class"] == error_class and r["reason"] for r in results)
+    errors_log = (tmp_path / "run" / "errors.log").read_text()
+    assert error_class in errors_log
+
+
+def test_context_overflow_is_classified_not_a_crash(tmp_path):
+    # The plain OpenAI flavour tells nothing about context length, so the 10k+ prompt is sent whole.
+    phi = [p for p in default_personas() if "phi" in p.id]
+    with run_in_thread(SimConfig(flavor="openai", seed=3, speed=40.0, personas=phi)) as s:
+        code, events = soak(
+            tmp_path / "run",
+            s.base_url,
+            duration="2s",
+            scenarios="large_context",
+            thresholds__large_context_min_tokens="10000",
+            thresholds__large_context_max_tokens="12000",
+        )
+    assert code == 0
+    results = [e for e in events if e["kind"] == "scenario_result"]
+    assert results and {r["error_class"] for r in results} == {"context_overflow"}
+
+
+def test_large_context_is_capped_to_a_known_context_length(tmp_path):
+    phi = [p for p in default_personas() if "phi" in p.id]
+    with run_in_thread(SimConfig(flavor="lmstudio", seed=3, speed=40.0, personas=phi)) as s:
+        code, events = soak(
+            tmp_path / "run",
+            s.base_url,
+            duration="2s",
+            scenarios="large_context",
+            thresholds__large_context_min_tokens="10000",
+            thresholds__large_context_max_tokens="12000",
+        )
+    results = [e for e in events if e["kind"] == "scenario_result"]
+    assert results and all(r["ok"] for r in results), results
+    ctx_len = phi[0].context_length
+    for r in results:
+        assert r["metrics"]["capped_to_context"] is True
+        assert r["metrics"]["prompt_tokens"] < ctx_len
+
+
+def test_same_seed_same_sequence(sim, tmp_path):
+    def sequence(run: str) -> list[tuple[str, str]]:
+        _, events = soak(tmp_path / run, sim.base_url, duration="3s")
+        return [(e["scenario"], e["model"]) for e in events if e["kind"] == "scenario_result"]
+
+    a, b = sequence("a"), sequence("b")
+    n = min(len(a), len(b))
+    assert n >= 3 and a[:n] == b[:n]
+
+
+def _wait_for(predicate, path: Path, timeout: float = 30.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            events = list(iter_events(path))
+            if predicate(events):
+                return events
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def _start(run_dir: Path, base_url: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url, "--out", str(run_dir), "--seed", "5",
+         "--scenarios", "streaming,simple_inference", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "SOAKTUI_THRESHOLDS__SIMPLE_MAX_TOKENS": "200", "SOAKTUI_QUIET_HOURS__ENABLED": "false"},
+    )
+
+
+def test_commands_reach_the_engine_and_become_events(sim, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, sim.base_url, "--duration", "2m")
+    try:
+        log = run_dir / "events.jsonl"
+        _wait_for(lambda ev: any(e["kind"] == "scenario_result" for e in ev), log)
+        assert send_command(run_dir, "throttle", 50)["ok"]
+        assert send_command(run_dir, "throttle", "-10")["state"]["throttle_pct"] == 40
+        assert send_command(run_dir, "pause")["state"]["paused"] is True
+        assert send_command(run_dir, "resume")["ok"]
+        reply = send_command(run_dir, "skip")
+        assert reply["ok"] and "skipped" in reply["message"]
+        assert send_command(run_dir, "quiet", "on")["ok"]
+        assert not send_command(run_dir, "throttle", 500)["ok"]
+        assert send_command(run_dir, "stop")["ok"]
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    events = list(iter_events(run_dir / "events.jsonl"))
+    kinds = [e["kind"] for e in events]
+    throttles = [e["pct"] for e in events if e["kind"] == "throttle_changed" and e["source"] == "command"]
+    assert throttles == [50, 40]
+    assert "paused" in kinds and "resumed" in kinds
+    assert kinds.index("paused") < kinds.index("resumed")
+    assert any(e["kind"] == "model_switched" and e["reason"] == "skip" for e in events)
+    assert any(e["kind"] == "model_skipped" for e in events)
+    assert any(e["kind"] == "quiet_hours_changed" and e["enabled"] is True for e in events)
+    assert events[-1]["kind"] == "run_finished" and events[-1]["reason"] == "stopped"
+    assert (run_dir / "final_report.md").is_file()
+    assert not (run_dir / "control.sock").exists()
+
+
+def test_ctl_without_a_running_run_says_so(tmp_path):
+    out = cli("ctl", str(tmp_path), "status")
+    assert out.returncode == 2
+    assert "no running soaktui run" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sigkill_leaves_a_log_that_report_reads_exactly(sim, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, sim.base_url, "--duration", "2m")
+    try:
+        _wait_for(lambda ev: sum(e["kind"] == "scenario_result" for e in ev) >= 3, run_dir / "events.jsonl")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    raw = (run_dir / "events.jsonl").read_bytes()
+    complete = raw.count(b"\n")
+    out = cli("report", str(run_dir))
+    assert out.returncode == 0, out.stderr
+    report = orjson.loads((run_dir / "report.json").read_bytes())
+    assert report["log"]["lines_ok"] == complete
+    assert report["run"]["ended_without_finishing"] is True
+    assert "without finishing" in (run_dir / "final_report.md").read_text()
+
+
+def test_sigint_stops_gracefully_with_a_report(sim, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, sim.base_url, "--duration", "2m")
+    try:
+        _wait_for(lambda ev: any(e["kind"] == "scenario_result" for e in ev), run_dir / "events.jsonl")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    events = list(iter_events(run_dir / "events.jsonl"))
+    assert events[-1]["kind"] == "run_finished" and events[-1]["reason"] == "signal"
+    assert (run_dir / "report.json").is_file()
+
+
+def test_a_torn_last_line_is_tolerated_by_report(sim, tmp_path):
+    run_dir = tmp_path / "run"
+    soak(run_dir, sim.base_url, duration="1s")
+    with open(run_dir / "events.jsonl", "ab") as f:
+        f.write(b'{"v": 1, "kind": "request", "ok": tr')
+    out = cli("report", str(run_dir))
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads((run_dir / "report.json").read_bytes())["log"]["torn_tail"] is True
+
+
+# -- bad input: one clear line, no traceback, non-zero exit ------------------------------------------------
+
+
+def _one_clear_line(out: subprocess.CompletedProcess, *needles: str) -> None:
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("soaktui: "), out.stderr
+    for n in needles:
+        assert n in lines[-1], (n, lines[-1])
+
+
+def test_no_server_names_ports_and_suggests_demo():
+    out = cli("--no-ui", "--base-url", "http://127.0.0.1:9", "--duration", "1m")
+    _one_clear_line(out, "127.0.0.1:9", "--demo")
+
+
+def test_html_server_is_not_an_llm_server(tmp_path):
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body>router login</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        out = cli("--no-ui", "--base-url", f"http://127.0.0.1:{srv.server_address[1]}", "--duration", "1m")
+    finally:
+        srv.shutdown()
+    _one_clear_line(out, "no LLM server found")
+
+
+def test_only_embedding_models_is_a_clear_error(tmp_path):
+    emb = [p for p in default_personas() if p.type == "embedding"]
+    with run_in_thread(SimConfig(flavor="ollama", personas=emb)) as s:
+        out = cli("--no-ui", "--base-url", s.base_url, "--duration", "1m")
+    _one_clear_line(out, "no model to test", "embedding")
+
+
+def test_bad_config_names_the_key(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[quiet_hours]\nstart = '25:00'\n")
+    out = cli("--no-ui", "--demo", "--config", str(cfg))
+    _one_clear_line(out, "quiet_hours.start")
+
+
+def test_bad_duration_flag(tmp_path):
+    out = cli("--no-ui", "--demo", "--duration", "soon")
+    _one_clear_line(out, "duration")
+
+
+def test_unwritable_out_is_a_clear_error(sim, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = cli("--no-ui", "--base-url", sim.base_url, "--out", str(blocker / "run"), "--duration", "5s")
+    _one_clear_line(out, "--out")
+
+
+def test_full_disk_stops_the_run_and_keeps_what_was_logged(sim, tmp_path):
+    """RLIMIT_FSIZE makes writes past a size fail like a full disk (EFBIG instead of ENOSPC)."""
+    import resource
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", sim.base_url, "--out", str(run_dir),
+         "--duration", "1m", "--scenarios", "streaming"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        preexec_fn=limit_file_size,
+        env={**os.environ, "SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS": "40"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "cannot write events.jsonl" in proc.stderr
+    events = list(iter_events(run_dir / "events.jsonl"))
+    assert len(events) > 5 and events[0]["kind"] == "run_started"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
