@@ -42,7 +42,9 @@ def _add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", action="append", metavar="PATTERNS", help="only models matching (comma list)")
     p.add_argument("--exclude", action="append", metavar="PATTERNS", help="leave out models matching")
     p.add_argument("--max-size-gb", metavar="GB", help="skip models larger than this (default 15)")
-    p.add_argument("--config", type=Path, metavar="PATH", help="config file (default: the platform config dir)")
+    p.add_argument(
+        "--config", type=Path, metavar="PATH", help="config file (default: the platform config dir)"
+    )
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -54,7 +56,9 @@ def run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"soaktui {__version__}")
     p.add_argument("--no-ui", action="store_true", help="run headless (for nohup, systemd, CI)")
-    p.add_argument("--duration", metavar="D", help="how long: 4 (hours), 2.5, 90s, 30m, 4h; default until stopped")
+    p.add_argument(
+        "--duration", metavar="D", help="how long: 4 (hours), 2.5, 90s, 30m, 4h; default until stopped"
+    )
     _add_server_options(p)
     p.add_argument("--out", metavar="DIR", help="run directory (default: under the user data dir)")
     p.add_argument("--seed", metavar="N", help="make the model/scenario/prompt sequence reproducible")
@@ -103,14 +107,18 @@ def _cmd_run(argv: list[str]) -> int:
     settings = _settings(args)
     if not args.no_ui:
         sys.stderr.write("note: the dashboard is not built yet; running headless (same as --no-ui)\n")
-    req = RunRequest(settings=settings, demo=args.demo, json_events=args.json, prompt_dirs=tuple(args.prompts or ()))
+    req = RunRequest(
+        settings=settings, demo=args.demo, json_events=args.json, prompt_dirs=tuple(args.prompts or ())
+    )
     return asyncio.run(run_soak(req))
 
 
 def _cmd_report(argv: list[str]) -> int:
     from soaktui.report import write_report
 
-    p = argparse.ArgumentParser(prog="soaktui report", description="Rebuild a run's report from events.jsonl.")
+    p = argparse.ArgumentParser(
+        prog="soaktui report", description="Rebuild a run's report from events.jsonl."
+    )
     p.add_argument("run_dir", type=Path)
     args = p.parse_args(argv)
     log = args.run_dir / "events.jsonl"
@@ -127,7 +135,9 @@ def _cmd_discover(argv: list[str]) -> int:
     from soaktui.engine.launch import find_models
     from soaktui.providers.discovery import format_selection, no_servers_message
 
-    p = argparse.ArgumentParser(prog="soaktui discover", description="Find servers and models; show the plan.")
+    p = argparse.ArgumentParser(
+        prog="soaktui discover", description="Find servers and models; show the plan."
+    )
     _add_server_options(p)
     args = p.parse_args(argv)
     settings = _settings(args)
@@ -176,7 +186,9 @@ def _cmd_config(argv: list[str]) -> int:
     from soaktui.config import example_config_toml
     from soaktui.locations import config_file
 
-    argparse.ArgumentParser(prog="soaktui config", description="Print an example config file.").parse_args(argv)
+    argparse.ArgumentParser(prog="soaktui config", description="Print an example config file.").parse_args(
+        argv
+    )
     print(f"# save as {config_file()} (or pass --config PATH)")
     print(example_config_toml())
     return 0

@@ -129,10 +129,15 @@ class RecordingProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
-                with httpx.Client(timeout=httpx.Timeout(300.0)) as client, client.stream(
-                    self.command, proxy.upstream + self.path, content=body, headers=headers
-                ) as r:
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")
+                }
+                with (
+                    httpx.Client(timeout=httpx.Timeout(300.0)) as client,
+                    client.stream(
+                        self.command, proxy.upstream + self.path, content=body, headers=headers
+                    ) as r,
+                ):
                     self.send_response(r.status_code)
                     self.send_header("Content-Type", r.headers.get("content-type", "application/json"))
                     self.send_header("Transfer-Encoding", "chunked")
@@ -146,7 +151,12 @@ class RecordingProxy:
                     self.wfile.flush()
                 with proxy._lock:
                     proxy.records.append(
-                        {"method": self.command, "path": self.path, "status": r.status_code, "body": bytes(got)}
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "status": r.status_code,
+                            "body": bytes(got),
+                        }
                     )
 
             do_GET = _relay

@@ -77,7 +77,9 @@ def test_missing_file_raises(tmp_path: Path) -> None:
         list(iter_events(tmp_path / "nope.jsonl"))
 
 
-def test_overlong_line_is_skipped_with_bounded_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overlong_line_is_skipped_with_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(reader, "BLOCK_SIZE", 16)
     monkeypatch.setattr(reader, "MAX_LINE_BYTES", 40)
     p = _write(tmp_path / "e.jsonl", _line(1) + b"x" * 500 + b"\n" + _line(2))

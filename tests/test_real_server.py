@@ -115,7 +115,10 @@ def test_headless_soak_covers_models_and_scenarios_with_true_token_counts(llama,
             if wanted <= scenarios and set(ALIASES) <= models:
                 break
         ctl = subprocess.run(
-            [sys.executable, "-m", "soaktui", "ctl", str(run_dir), "stop"], capture_output=True, text=True, timeout=30
+            [sys.executable, "-m", "soaktui", "ctl", str(run_dir), "stop"],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert ctl.returncode == 0, ctl.stdout + ctl.stderr
         assert proc.wait(timeout=180) == 0, (tmp_path / "stderr.txt").read_text()

@@ -208,12 +208,29 @@ def _wait_for(predicate, path: Path, timeout: float = 30.0) -> list[dict]:
 
 def _start(run_dir: Path, base_url: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url, "--out", str(run_dir), "--seed", "5",
-         "--scenarios", "streaming,simple_inference", *extra],
+        [
+            sys.executable,
+            "-m",
+            "soaktui",
+            "--no-ui",
+            "--base-url",
+            base_url,
+            "--out",
+            str(run_dir),
+            "--seed",
+            "5",
+            "--scenarios",
+            "streaming,simple_inference",
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "SOAKTUI_THRESHOLDS__SIMPLE_MAX_TOKENS": "200", "SOAKTUI_QUIET_HOURS__ENABLED": "false"},
+        env={
+            **os.environ,
+            "SOAKTUI_THRESHOLDS__SIMPLE_MAX_TOKENS": "200",
+            "SOAKTUI_QUIET_HOURS__ENABLED": "false",
+        },
     )
 
 
@@ -379,8 +396,20 @@ def test_full_disk_stops_the_run_and_keeps_what_was_logged(sim, tmp_path):
 
     run_dir = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", sim.base_url, "--out", str(run_dir),
-         "--duration", "1m", "--scenarios", "streaming"],
+        [
+            sys.executable,
+            "-m",
+            "soaktui",
+            "--no-ui",
+            "--base-url",
+            sim.base_url,
+            "--out",
+            str(run_dir),
+            "--duration",
+            "1m",
+            "--scenarios",
+            "streaming",
+        ],
         capture_output=True,
         text=True,
         timeout=90,

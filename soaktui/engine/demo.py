@@ -19,7 +19,9 @@ _URL = re.compile(r"listening on (http://\S+)")
 
 
 class SimulatorProcess:
-    def __init__(self, seed: int | None = None, extra_args: list[str] | None = None, start_timeout_s: float = 20.0):
+    def __init__(
+        self, seed: int | None = None, extra_args: list[str] | None = None, start_timeout_s: float = 20.0
+    ):
         self.seed = seed
         self.extra_args = extra_args if extra_args is not None else ["--flavor", "lmstudio"]
         self.start_timeout_s = start_timeout_s

@@ -26,7 +26,7 @@ from soaktui import events as ev
 from soaktui.config import Settings
 from soaktui.engine.control import ControlServer
 from soaktui.engine.demo import SimulatorProcess
-from soaktui.engine.runner import Engine, EngineOptions
+from soaktui.engine.runner import Engine
 from soaktui.engine.throttle import Throttle
 from soaktui.errors import SetupError
 from soaktui.events import EventBus
@@ -38,7 +38,6 @@ from soaktui.providers.selection import select_models
 from soaktui.providers.types import Selection
 from soaktui.report import write_report
 from soaktui.scenarios import REGISTRY
-from soaktui.scenarios.base import Limits
 from soaktui.scenarios.prompt_bank import PromptBank
 from soaktui.store.jsonl import JsonlWriter
 from soaktui.store.summary import SummarySink
@@ -67,7 +66,10 @@ async def find_models(settings: Settings, base_urls: list[str], *, probe_default
         timeout_s=settings.timeouts.discovery,
     )
     selection = select_models(
-        providers, max_size_gb=settings.max_size_gb, include=list(settings.models), exclude=list(settings.exclude)
+        providers,
+        max_size_gb=settings.max_size_gb,
+        include=list(settings.models),
+        exclude=list(settings.exclude),
     )
     selection.probed = probed
     selection.unreachable = unreachable
@@ -87,21 +89,6 @@ def _prepare_run_dir(settings: Settings) -> tuple[str, Path]:
     if not os.access(out, os.W_OK):
         raise SetupError(f"cannot write to --out {out}: permission denied")
     return out.name, out
-
-
-def _limits(s: Settings) -> Limits:
-    t = s.thresholds
-    return Limits(
-        request_timeout_s=s.timeouts.request,
-        simple_min_tokens=t.simple_min_tokens,
-        simple_max_tokens=t.simple_max_tokens,
-        stream_max_tokens=t.stream_max_tokens,
-        large_context_min_tokens=t.large_context_min_tokens,
-        large_context_max_tokens=t.large_context_max_tokens,
-        concurrency=tuple(s.concurrency),
-        saturation_error_rate=t.saturation_error_rate,
-        saturation_latency_factor=t.saturation_latency_factor,
-    )
 
 
 def _host() -> dict[str, Any]:
@@ -147,7 +134,10 @@ async def run_soak(req: RunRequest) -> int:
         except OSError as exc:
             raise SetupError(f"cannot write {run_dir / 'events.jsonl'}: {exc.strerror or exc}") from None
         bus.add_sink(writer)
-        for make in (lambda: TextLogSink(run_dir), lambda: SummarySink(run_dir, interval_s=s.output.summary_interval)):
+        for make in (
+            lambda: TextLogSink(run_dir),
+            lambda: SummarySink(run_dir, interval_s=s.output.summary_interval),
+        ):
             try:
                 bus.add_sink(make())
             except OSError as exc:
@@ -170,7 +160,11 @@ async def run_soak(req: RunRequest) -> int:
             stack.push_async_callback(c.aclose)
         q = s.quiet_hours
         throttle = Throttle(
-            pct=s.throttle, quiet_enabled=q.enabled, quiet_start=q.start_hm, quiet_end=q.end_hm, quiet_pct=q.throttle
+            pct=s.throttle,
+            quiet_enabled=q.enabled,
+            quiet_start=q.start_hm,
+            quiet_end=q.end_hm,
+            quiet_pct=q.throttle,
         )
         engine = Engine(
             bus,
@@ -178,16 +172,8 @@ async def run_soak(req: RunRequest) -> int:
             selection.selected,
             clients,
             throttle,
-            EngineOptions(
-                duration_s=s.duration,
-                seed=s.seed,
-                weights=weights,
-                rotation_min=s.rotation.min_tests,
-                rotation_max=s.rotation.max_tests,
-                grace_s=s.timeouts.grace,
-                status_interval_s=s.output.status_interval,
-                limits=_limits(s),
-            ),
+            s,
+            weights,
             prompts=prompts,
         )
 
@@ -272,7 +258,9 @@ async def run_soak(req: RunRequest) -> int:
         paths = write_report(run_dir)
         _say("report: " + ", ".join(str(p) for p in paths))
     except OSError as exc:
-        _say(f"error: could not write the report ({exc.strerror or exc}); events.jsonl is intact: "
-             f"soaktui report {run_dir}")
+        _say(
+            f"error: could not write the report ({exc.strerror or exc}); events.jsonl is intact: "
+            f"soaktui report {run_dir}"
+        )
         return 1
     return 1 if reason == "error" else 0

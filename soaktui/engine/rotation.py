@@ -44,7 +44,9 @@ class Rotation:
 
     def upcoming(self, n: int = 5) -> list[ModelInfo]:
         k = len(self.models)
-        return [self.models[(self.turn.position + i) % k] for i in range(1, min(n, k - 1) + 1)] if k > 1 else []
+        return (
+            [self.models[(self.turn.position + i) % k] for i in range(1, min(n, k - 1) + 1)] if k > 1 else []
+        )
 
     def record_test(self) -> Turn | None:
         """Count a finished test; returns the new turn when the model changes (or a new turn starts)."""

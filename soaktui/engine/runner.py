@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from soaktui import errors
 from soaktui import events as ev
+from soaktui.config import Settings
 from soaktui.engine.picker import ScenarioPicker
 from soaktui.engine.rotation import Rotation, Turn
 from soaktui.engine.throttle import Throttle, idle_seconds
@@ -25,19 +25,7 @@ from soaktui.events import EventBus
 from soaktui.providers.client import ChatClient
 from soaktui.providers.types import ModelInfo, Provider
 from soaktui.scenarios import REGISTRY
-from soaktui.scenarios.base import Limits, Outcome, Scenario, ScenarioContext
-
-
-@dataclass
-class EngineOptions:
-    duration_s: float | None = None
-    seed: int | None = None
-    weights: dict[str, float] = field(default_factory=dict)
-    rotation_min: int = 5
-    rotation_max: int = 10
-    grace_s: float = 10.0
-    status_interval_s: float = 60.0
-    limits: Limits = field(default_factory=Limits)
+from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext
 
 
 def _rss_bytes() -> int | None:
@@ -57,7 +45,8 @@ class Engine:
         models: list[ModelInfo],
         clients: dict[str, ChatClient],
         throttle: Throttle,
-        options: EngineOptions,
+        settings: Settings,
+        weights: dict[str, float],
         prompts: Any = None,
         scenarios: dict[str, type[Scenario]] | None = None,
     ) -> None:
@@ -65,14 +54,18 @@ class Engine:
         self.providers = providers
         self.clients = clients
         self.throttle = throttle
-        self.opt = options
+        self.settings = settings
         self.prompts = prompts
         registry = scenarios if scenarios is not None else REGISTRY
-        weights = {n: w for n, w in options.weights.items() if n in registry}
+        weights = {n: w for n, w in weights.items() if n in registry}
         self.scenarios = {n: registry[n]() for n in weights if weights[n] > 0}
-        self.rng = random.Random(options.seed)
-        self.rotation = Rotation(models, random.Random(self.rng.random()), options.rotation_min, options.rotation_max)
-        self.picker = ScenarioPicker({n: weights[n] for n in self.scenarios}, random.Random(self.rng.random()))
+        self.rng = random.Random(settings.seed)
+        self.rotation = Rotation(
+            models, random.Random(self.rng.random()), settings.rotation.min_tests, settings.rotation.max_tests
+        )
+        self.picker = ScenarioPicker(
+            {n: weights[n] for n in self.scenarios}, random.Random(self.rng.random())
+        )
         self._provider_by_name = {p.name: p for p in providers}
         self._model_state: dict[str, dict[str, Any]] = {}
         self._last_failure: dict[str, tuple[int, str]] = {}
@@ -96,9 +89,9 @@ class Engine:
         return time.monotonic() - self._started
 
     def remaining_s(self) -> float | None:
-        if self.opt.duration_s is None:
+        if self.settings.duration is None:
             return None
-        return max(0.0, self.opt.duration_s - self.elapsed_s())
+        return max(0.0, self.settings.duration - self.elapsed_s())
 
     # -- events ----------------------------------------------------------------------------------
     def _emit_request(self, fields: dict[str, Any]) -> None:
@@ -175,7 +168,9 @@ class Engine:
             else:
                 self.throttle.pct = pct
                 self._last_effective = self.throttle.effective()
-                self.bus.emit(ev.THROTTLE_CHANGED, pct=pct, effective_pct=self._last_effective, source="command")
+                self.bus.emit(
+                    ev.THROTTLE_CHANGED, pct=pct, effective_pct=self._last_effective, source="command"
+                )
                 self._wake.set()
                 message = f"throttle {pct}% (effective {self._last_effective}%)"
         elif name == "quiet":
@@ -239,7 +234,7 @@ class Engine:
             providers=self.providers,
             clients=self.clients,
             rng=random.Random(self.rng.random()),
-            limits=self.opt.limits,
+            settings=self.settings,
             model_state=self._model_state.setdefault(model.key, {}),
             emit_request=self._emit_request,
             remaining_s=self.remaining_s,
@@ -255,7 +250,9 @@ class Engine:
             deadline_wait = self.remaining_s()
             stop_wait = asyncio.create_task(self._stop_event.wait())
             try:
-                await asyncio.wait({task, stop_wait}, timeout=deadline_wait, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {task, stop_wait}, timeout=deadline_wait, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 stop_wait.cancel()
             if not task.done():
@@ -263,7 +260,7 @@ class Engine:
                 if self._stop_reason is None:
                     self._stop_reason = "duration"
                 if not self._stop_now:
-                    await asyncio.wait({task}, timeout=self.opt.grace_s)
+                    await asyncio.wait({task}, timeout=self.settings.timeouts.grace)
                 if not task.done():
                     self._cancel_why = self._cancel_why or "run ended (grace period over)"
                     task.cancel()
@@ -305,7 +302,7 @@ class Engine:
 
     async def _status_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.opt.status_interval_s)
+            await asyncio.sleep(self.settings.output.status_interval)
             self._check_quiet_hours()
             self.bus.emit(ev.STATUS, **self.status_fields(), rss_bytes=_rss_bytes())
 

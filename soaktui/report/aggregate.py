@@ -700,6 +700,7 @@ class RunAggregate:
                     row = cats.setdefault(cat, [0, 0])
                     row[0] += n
                     row[1] += k
+            counted = sum(b.src_usage + b.src_chunks for b in bs)  # requests with a token count
             info = self._model_info.get(key)
             size = info.get("size_bytes") if info else None
             prof: dict[str, Any] = {
@@ -716,7 +717,7 @@ class RunAggregate:
                 "requests_ok": req_ok,
                 "requests_failed": req_failed,
                 "requests_success": rate(req_ok, req_ok + req_failed),
-                "output_tokens": sum(b.out_tokens for b in bs),
+                "output_tokens": sum(b.out_tokens for b in bs) if counted else None,
                 "truncated": sum(b.truncated for b in bs),
                 "token_source": {
                     "usage": sum(b.src_usage for b in bs),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from soaktui.report.aggregate import DEFINITIONS
+from soaktui.report.stats import format_rate as rate
 
 NA = "n/a"
 
@@ -34,14 +35,6 @@ def num(x: Any, nd: int = 1) -> str:
     if isinstance(x, int):
         return f"{x:,}"
     return f"{x:,.{nd}f}"
-
-
-def rate(r: dict[str, Any] | None, unit: str = "") -> str:
-    """'3/3 (100%; 95% CI 44-100%)'; 'n/a (0 tests)' when nothing was counted."""
-    if not r or not r.get("n"):
-        return f"{NA} (0{' ' + unit if unit else ''})"
-    lo, hi = r["ci95"]
-    return f"{r['k']}/{r['n']} ({100 * r['rate']:.0f}%; 95% CI {100 * lo:.0f}-{100 * hi:.0f}%)"
 
 
 def duration(s: Any) -> str:
@@ -247,7 +240,7 @@ def _profiles(snap: dict[str, Any]) -> list[str]:
                 + (f", unknown {src['unknown']:,}" if src["unknown"] else "")
                 + " (successful requests)",
             ],
-            ["Output tokens (successful requests)", num(m["output_tokens"])],
+            ["Output tokens (successful requests with a count)", num(m["output_tokens"])],
             ["Truncated answers (finish_reason=length)", m["truncated"]],
         ]
         if m["errors"]:

@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _fmt_rate(r: dict[str, Any]) -> str:
-    if not r["n"]:
-        return "0/0"
-    lo, hi = r["ci95"]
-    return f"{r['k']}/{r['n']} ({100 * r['rate']:.0f}%, 95% CI {100 * lo:.0f}-{100 * hi:.0f}%)"
+from soaktui.report.stats import format_rate
 
 
 def rank(
@@ -43,7 +38,7 @@ def rank(
         "reliability": rel,
         "insufficient": {"throughput": thr_short, "reliability": rel_short},
         "rules": {
-            "throughput": "median output tokens/s (generation phase) of successful streamed requests",
+            "throughput": "median output tokens/s in the generation phase, successful streamed requests",
             "reliability": "lower bound of the Wilson 95% interval of the test success rate",
             "balance": "(median tokens/s / best median tokens/s) x reliability lower bound",
         },
@@ -73,7 +68,7 @@ def rank(
             {
                 "title": "most reliable",
                 "model": best["model"],
-                "evidence": f"tests succeeded {_fmt_rate(best['success'])}",
+                "evidence": f"tests succeeded {format_rate(best['success'])}",
             }
         )
     else:
@@ -102,7 +97,7 @@ def rank(
                 "model": r["model"],
                 "score": round(score, 4),
                 "evidence": f"median {r['median_gen_tps']:.1f} output tokens/s (n={r['n']}) and tests "
-                f"succeeded {_fmt_rate(q['success'])}",
+                f"succeeded {format_rate(q['success'])}",
             }
         )
     else:

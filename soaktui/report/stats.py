@@ -111,6 +111,14 @@ def rate(k: int, n: int) -> dict[str, Any]:
     }
 
 
+def format_rate(r: dict[str, Any] | None, unit: str = "") -> str:
+    """'3/3 (100%; 95% CI 44-100%)'; 'n/a (0 tests)' when nothing was counted. Never a bare %."""
+    if not r or not r.get("n"):
+        return f"n/a (0{' ' + unit if unit else ''})"
+    lo, hi = r["ci95"]
+    return f"{r['k']}/{r['n']} ({100 * r['rate']:.0f}%; 95% CI {100 * lo:.0f}-{100 * hi:.0f}%)"
+
+
 def top(counts: dict[str, int], limit: int) -> list[list[Any]]:
     """The `limit` largest counts as [name, count] pairs, ties by name (stable output)."""
     return [[k, v] for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]

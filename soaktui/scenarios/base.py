@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from soaktui import errors
+from soaktui.config import Settings
 from soaktui.providers.client import ChatClient
 from soaktui.providers.result import RequestResult
 from soaktui.providers.types import ModelInfo, Provider
@@ -36,21 +37,6 @@ class Outcome:
         return cls(False, reason, errors.CHECK_FAILED, metrics)
 
 
-@dataclass
-class Limits:
-    """The settings a scenario needs, flattened from the run's configuration."""
-
-    request_timeout_s: float = 600.0
-    simple_min_tokens: int = 100
-    simple_max_tokens: int = 10_000
-    stream_max_tokens: int = 512
-    large_context_min_tokens: int = 10_000
-    large_context_max_tokens: int = 40_000
-    concurrency: tuple[int, ...] = (2, 4, 8)
-    saturation_error_rate: float = 0.25
-    saturation_latency_factor: float = 3.0
-
-
 class ScenarioContext:
     """Everything one test may touch. Built by the engine for each test."""
 
@@ -65,11 +51,11 @@ class ScenarioContext:
         providers: list[Provider],
         clients: dict[str, ChatClient],
         rng: random.Random,
-        limits: Limits,
+        settings: Settings,
         model_state: dict[str, Any],
         emit_request: Callable[[dict[str, Any]], None],
         remaining_s: Callable[[], float | None],
-        last_failure: Callable[[str], tuple[float, str] | None],
+        last_failure: Callable[[str], tuple[int, str] | None],
         prompts: Any = None,
     ) -> None:
         self.test_id = test_id
@@ -80,7 +66,7 @@ class ScenarioContext:
         self.providers = providers
         self.clients = clients
         self.rng = rng
-        self.limits = limits
+        self.settings = settings
         self.state = model_state  # survives across tests on this model (e.g. the concurrency ladder)
         self._emit_request = emit_request
         self._remaining = remaining_s
@@ -91,7 +77,7 @@ class ScenarioContext:
     def timeout_s(self) -> float:
         """The request budget: the configured timeout, never far past the end of the run."""
         rem = self._remaining()
-        budget = self.limits.request_timeout_s
+        budget = self.settings.timeouts.request
         if rem is not None:
             budget = max(1.0, min(budget, rem + 5.0))
         return budget

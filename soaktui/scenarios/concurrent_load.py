@@ -25,7 +25,7 @@ class ConcurrentLoad(Scenario):
     success_rule = "every request of the batch returned a complete streamed answer"
 
     async def run(self, ctx: ScenarioContext) -> Outcome:
-        ladder = ctx.limits.concurrency
+        ladder = ctx.settings.concurrency
         st = ctx.state.setdefault("ladder", {"index": 0, "ceiling": None})
         n = ladder[min(st["index"], len(ladder) - 1)]
         messages = [{"role": "user", "content": f"In five sentences, summarise {ctx.rng.choice(TOPICS)}."}]
@@ -46,8 +46,12 @@ class ConcurrentLoad(Scenario):
         p50 = percentile(lat, 50)
         baseline = solo.e2e_ms if answered(solo) is None else None
         error_rate = failed / n
-        slow = p50 is not None and baseline is not None and p50 > ctx.limits.saturation_latency_factor * baseline
-        saturated = error_rate > ctx.limits.saturation_error_rate or slow or not good
+        slow = (
+            p50 is not None
+            and baseline is not None
+            and p50 > ctx.settings.thresholds.saturation_latency_factor * baseline
+        )
+        saturated = error_rate > ctx.settings.thresholds.saturation_error_rate or slow or not good
         if saturated:
             lower = [x for x in ladder if x < n]
             st["ceiling"] = lower[-1] if lower else n
@@ -69,5 +73,7 @@ class ConcurrentLoad(Scenario):
         if failed:
             first_bad = next(r for r in results if answered(r) is not None)
             kind = first_bad.error_class or "check_failed"
-            return Outcome(False, f"partial: {len(good)}/{n} succeeded ({answered(first_bad)})", kind, metrics)
+            return Outcome(
+                False, f"partial: {len(good)}/{n} succeeded ({answered(first_bad)})", kind, metrics
+            )
         return Outcome(True, metrics=metrics)

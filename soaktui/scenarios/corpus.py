@@ -83,8 +83,8 @@ def _minutes(r: random.Random) -> str:
 
 def _config(r: random.Random) -> str:
     return (
-        f"[{r.choice(_SERVICES)}]\nreplicas = {r.randint(2, 24)}\ncpu_limit = \"{r.randint(1, 8)}\"\n"
-        f"memory_limit = \"{r.choice((512, 1024, 2048, 4096))}Mi\"\ntimeout_ms = {r.randint(100, 30000)}\n"
+        f'[{r.choice(_SERVICES)}]\nreplicas = {r.randint(2, 24)}\ncpu_limit = "{r.randint(1, 8)}"\n'
+        f'memory_limit = "{r.choice((512, 1024, 2048, 4096))}Mi"\ntimeout_ms = {r.randint(100, 30000)}\n'
         f"feature_{r.choice(_TEAMS)}_v{r.randint(2, 9)} = {r.choice(('true', 'false'))}"
     )
 
@@ -102,7 +102,9 @@ def _code(r: random.Random) -> str:
 def _table(r: random.Random) -> str:
     rows = ["| region | requests | errors | p95 ms |", "|---|---|---|---|"]
     for region in r.sample(("eu-west", "us-east", "ap-south", "sa-east", "af-south", "eu-north"), 3):
-        rows.append(f"| {region} | {r.randint(10_000, 9_000_000)} | {r.randint(0, 5000)} | {r.randint(40, 900)} |")
+        rows.append(
+            f"| {region} | {r.randint(10_000, 9_000_000)} | {r.randint(0, 5000)} | {r.randint(40, 900)} |"
+        )
     return "\n".join(rows)
 
 

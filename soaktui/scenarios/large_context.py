@@ -19,7 +19,9 @@ MARGIN_TOKENS = 128
 
 
 def plan_tokens(ctx: ScenarioContext) -> tuple[int, bool]:
-    target = ctx.rng.randint(ctx.limits.large_context_min_tokens, ctx.limits.large_context_max_tokens)
+    target = ctx.rng.randint(
+        ctx.settings.thresholds.large_context_min_tokens, ctx.settings.thresholds.large_context_max_tokens
+    )
     ctx_len = ctx.model.context_length
     if ctx_len and target > ctx_len - ANSWER_TOKENS - MARGIN_TOKENS:
         return max(256, ctx_len - ANSWER_TOKENS - MARGIN_TOKENS), True

@@ -6,9 +6,10 @@
 - With one provider: a short probe. If it fails, or the provider failed recently (an outage
   another test saw), poll with bounded exponential backoff until it answers again: `recover_ms`
   is the time from the observed failure to the first good answer.
-- On Ollama, now and then unload the model (`keep_alive: 0`) and time the next request: a cold
-  load (`cold_load_ms` = its time to first token). Other servers offer no unload through their
-  HTTP API, so no cold load is measured there.
+- Where the server can unload a model over HTTP (Ollama: `keep_alive: 0`; LM Studio's REST API:
+  `POST /api/v1/models/unload`), now and then unload it and time the next request: a cold load
+  (`cold_load_ms` = its time to first token). llama.cpp and vLLM serve one loaded model and offer
+  no unload, so no cold load is measured there.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 
 import httpx
 
-from soaktui.providers.types import OLLAMA, Provider
+from soaktui.providers.types import LMSTUDIO, OLLAMA, ModelInfo, Provider
 from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext, answered
 
 PROBE = [{"role": "user", "content": "Reply with the single word: ready"}]
@@ -29,9 +30,27 @@ BACKOFF_MAX_S = 8.0
 RECOVERY_BUDGET_S = 60.0
 COLD_LOAD_SHARE = 0.25
 
+# server kind -> (path, body) of the request that unloads a model
+UNLOADERS = {
+    OLLAMA: ("/api/generate", lambda m: {"model": m.id, "keep_alive": 0}),
+    LMSTUDIO: ("/api/v1/models/unload", lambda m: {"instance_id": m.id}),
+}
+
 
 def _ms_since(t0_ns: int) -> float:
     return round((time.perf_counter_ns() - t0_ns) / 1e6, 3)
+
+
+async def unload(provider: Provider, model: ModelInfo) -> bool:
+    """Ask the server to unload `model`; True when it said yes."""
+    path, body = UNLOADERS[provider.kind]
+    headers = {"Authorization": f"Bearer {provider.api_key}"} if provider.api_key else None
+    try:
+        async with httpx.AsyncClient(timeout=30.0, headers=headers) as http:
+            resp = await http.post(f"{provider.base_url}{path}", json=body(model))
+        return resp.status_code < 300
+    except httpx.HTTPError:
+        return False
 
 
 class ProviderFailover(Scenario):
@@ -42,7 +61,7 @@ class ProviderFailover(Scenario):
         others = [p for p in ctx.providers if p.name != ctx.provider.name and p.models]
         if others:
             return await self._failover(ctx, others)
-        if ctx.provider.kind == OLLAMA and ctx.rng.random() < COLD_LOAD_SHARE:
+        if ctx.provider.kind in UNLOADERS and ctx.rng.random() < COLD_LOAD_SHARE:
             return await self._cold_load(ctx)
         return await self._recovery(ctx)
 
@@ -58,22 +77,40 @@ class ProviderFailover(Scenario):
         for p in others:
             attempts += 1
             r = await ctx.chat(
-                PROBE, stream=True, max_tokens=PROBE_TOKENS, model=p.models[0], provider=p, fields={"phase": "failover"}
+                PROBE,
+                stream=True,
+                max_tokens=PROBE_TOKENS,
+                model=p.models[0],
+                provider=p,
+                fields={"phase": "failover"},
             )
             if answered(r) is None:
                 metrics.update(to_provider=p.name, recover_ms=_ms_since(t0), attempts=attempts)
                 return Outcome(True, metrics=metrics)
         metrics.update(recover_ms=None, attempts=attempts)
-        return Outcome(False, f"no provider answered ({first.error_class} on {ctx.provider.name})", first.error_class, metrics)
+        return Outcome(
+            False,
+            f"no provider answered ({first.error_class} on {ctx.provider.name})",
+            first.error_class,
+            metrics,
+        )
 
     async def _recovery(self, ctx: ScenarioContext) -> Outcome:
         seen = ctx.last_failure(ctx.provider.name)
         measured = ctx.state.setdefault("recoveries_measured", set())
         t_fail_ns: int | None = None
-        if seen is not None and seen[0] not in measured and (time.perf_counter_ns() - seen[0]) / 1e9 < RECENT_FAILURE_S:
+        if (
+            seen is not None
+            and seen[0] not in measured
+            and (time.perf_counter_ns() - seen[0]) / 1e9 < RECENT_FAILURE_S
+        ):
             t_fail_ns = seen[0]
             measured.add(seen[0])
-        metrics: dict = {"mode": "recovery", "from_provider": ctx.provider.name, "to_provider": ctx.provider.name}
+        metrics: dict = {
+            "mode": "recovery",
+            "from_provider": ctx.provider.name,
+            "to_provider": ctx.provider.name,
+        }
         probe = await ctx.chat(PROBE, stream=True, max_tokens=PROBE_TOKENS, fields={"phase": "probe"})
         attempts = 1
         if answered(probe) is None:
@@ -105,21 +142,18 @@ class ProviderFailover(Scenario):
         )
 
     async def _cold_load(self, ctx: ScenarioContext) -> Outcome:
-        metrics: dict = {"mode": "cold_load", "from_provider": ctx.provider.name, "to_provider": ctx.provider.name}
-        headers = {"Authorization": f"Bearer {ctx.provider.api_key}"} if ctx.provider.api_key else None
-        try:
-            async with httpx.AsyncClient(timeout=30.0, headers=headers) as http:
-                resp = await http.post(
-                    f"{ctx.provider.base_url}/api/generate", json={"model": ctx.model.id, "keep_alive": 0}
-                )
-            unloaded = resp.status_code < 300
-        except httpx.HTTPError:
-            unloaded = False
-        if not unloaded:
+        metrics: dict = {
+            "mode": "cold_load",
+            "from_provider": ctx.provider.name,
+            "to_provider": ctx.provider.name,
+        }
+        if not await unload(ctx.provider, ctx.model):
             return await self._recovery(ctx)
         r = await ctx.chat(PROBE, stream=True, max_tokens=PROBE_TOKENS, fields={"phase": "cold_load"})
         metrics.update(cold_load_ms=r.ttft_ms if r.ok else None, attempts=1)
         why = answered(r)
         if why:
-            return Outcome(False, f"first request after unload failed: {why}", r.error_class or "check_failed", metrics)
+            return Outcome(
+                False, f"first request after unload failed: {why}", r.error_class or "check_failed", metrics
+            )
         return Outcome(True, metrics=metrics)

@@ -16,7 +16,7 @@ PROMPT_HEADROOM = 256  # tokens reserved for the prompt and chat template
 
 
 def target_tokens(ctx: ScenarioContext) -> int:
-    lo, hi = ctx.limits.simple_min_tokens, ctx.limits.simple_max_tokens
+    lo, hi = ctx.settings.thresholds.simple_min_tokens, ctx.settings.thresholds.simple_max_tokens
     n = int(math.exp(ctx.rng.uniform(math.log(lo), math.log(hi))))
     if ctx.model.context_length:
         n = min(n, max(16, int((ctx.model.context_length - PROMPT_HEADROOM) / 1.3)))

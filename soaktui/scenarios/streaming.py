@@ -16,7 +16,7 @@ class Streaming(Scenario):
     success_rule = "a streamed answer with at least one content chunk that ended with a finish reason"
 
     async def run(self, ctx: ScenarioContext) -> Outcome:
-        max_tokens = ctx.limits.stream_max_tokens
+        max_tokens = ctx.settings.thresholds.stream_max_tokens
         words = max(30, int(max_tokens * 0.6))
         messages = [{"role": "user", "content": f"Explain {ctx.rng.choice(TOPICS)} in about {words} words."}]
         r = await ctx.chat(messages, stream=True, max_tokens=max_tokens)

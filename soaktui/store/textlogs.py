@@ -179,7 +179,9 @@ class TextLogSink:
                 f"{'ok' if e.get('ok') else e.get('error_class')}",
             )
         if e.get("tool_calls"):
-            self._write("tool_calling.log", e["t"], f"{e.get('model')} returned {e['tool_calls']} tool call(s)")
+            self._write(
+                "tool_calling.log", e["t"], f"{e.get('model')} returned {e['tool_calls']} tool call(s)"
+            )
 
     def _scenario(self, e: dict[str, Any]) -> None:
         self._write("main_test.log", e["t"], describe_test(e))

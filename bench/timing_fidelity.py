@@ -1,0 +1,337 @@
+"""How far is soaktui's time to first token from the server's own, next to a bare httpx loop?
+
+TTFT is the headline figure of a soak, so the engine must not add error of its own to it. The
+simulator (in its own process) stamps `perf_counter_ns()` when it has read a request and when it
+writes the first token; on Linux that clock is shared by every process, so for each request
+
+    error = client TTFT (first content chunk arrival - request sent) - server TTFT (first_token_ns - recv_ns)
+
+matched by response id. The error is what the client side adds: sending the request, the loopback
+round trip, reading and parsing. It is measured at 1 and at 16 concurrent streams for
+
+- soaktui: the real engine, `soaktui --no-ui` as a subprocess (`--scenarios streaming` for one
+  stream; `--scenarios concurrent_load --concurrency 16` for 16, counting only the requests of the
+  16-wide batches, `concurrency == 16`), read back from its events.jsonl (`ttft_ms`);
+- bare: a minimal httpx loop in this process (`client.stream` + `aiter_lines` + `json.loads`,
+  stamped before parsing), sending the same requests in the same shape (a solo request, then 16 at
+  once, like concurrent_load).
+
+The two alternate in blocks of equal length (engine first in even rounds, bare first in odd ones)
+against the same simulator, so both see the same machine. The first test of every block (and so
+the requests that open new connections) is left out on both sides as warm-up.
+
+The simulator serves one persona with a fixed 150 ms first token (prompt processing made
+negligible) and 400 tokens/s, so outputs are short (16 tokens for streaming, up to 128 for a
+concurrent batch) and the run stays under about five minutes.
+
+Target (issue 2): soaktui's p50 and p99 error within 1 ms of the bare loop's, at 1 and 16 streams.
+
+    .venv/bin/python bench/timing_fidelity.py [--rounds 3] [--block-s1 20] [--block-s16 15] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from soaktui.providers.result import percentile
+from soaktui.scenarios.concurrent_load import BATCH_MAX_TOKENS
+from soaktui.scenarios.corpus import TOPICS
+
+PERSONA_ID = "sim-bench-ttft150"
+SERVER_TTFT_MS = 150.0
+SERVER_TPS = 400.0
+STREAM_MAX_TOKENS = 16
+WIDE = 16  # concurrent streams of the second measurement
+
+
+# -- the simulator (a child process: `--serve`) ---------------------------------------------------
+
+
+def serve(seed: int) -> None:
+    """Run the simulator with the benchmark persona until SIGTERM; print its URL first."""
+    from soaktui.simulator.personas import Persona
+    from soaktui.simulator.server import SimConfig, SimServer
+
+    persona = Persona(
+        id=PERSONA_ID,
+        params_b=7.0,
+        context_length=32768,
+        ttft_ms=SERVER_TTFT_MS,
+        prompt_tps=1e9,  # TTFT does not depend on the prompt
+        tps=SERVER_TPS,
+    )
+
+    async def main() -> None:
+        server = SimServer(SimConfig(seed=seed, personas=[persona]))
+        await server.start("127.0.0.1", 0)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"listening on {server.base_url}", flush=True)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(main())
+
+
+def start_simulator(seed: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--seed", str(seed)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening on " not in line:
+        proc.kill()
+        raise SystemExit(f"simulator did not start: {line!r}")
+    return proc, line.split("listening on ", 1)[1].strip()
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# -- soaktui: the real engine as a subprocess -------------------------------------------------------
+
+
+def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: int, home: Path) -> list[dict]:
+    """Run `soaktui --no-ui` for `seconds`; return its successful streamed request events at
+    `streams` concurrency, without those of the block's first test (warm-up)."""
+    cmd = [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url, "--duration", f"{seconds}s"]
+    cmd += ["--out", str(out), "--seed", str(seed), "--throttle", "100"]
+    if streams == 1:
+        cmd += ["--scenarios", "streaming"]
+    else:
+        cmd += ["--scenarios", "concurrent_load", "--concurrency", str(streams)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOAKTUI_")}
+    env.update(
+        SOAKTUI_CONFIG_DIR=str(home),
+        SOAKTUI_DATA_DIR=str(home),
+        SOAKTUI_QUIET_HOURS__ENABLED="false",
+        SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS=str(STREAM_MAX_TOKENS),
+    )
+    with open(out.parent / f"{out.name}.stderr", "w") as err:
+        rc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                            timeout=seconds + 120).returncode
+    if rc != 0:
+        raise SystemExit(f"soaktui exited {rc}; see {out.parent / (out.name + '.stderr')}")
+    reqs = []
+    with open(out / "events.jsonl", "rb") as f:
+        for line in f:
+            e = orjson.loads(line)
+            if e["kind"] == "request" and e.get("ok") and e.get("stream") and e.get("response_id"):
+                reqs.append(e)
+    if not reqs:
+        return []
+    first_test = min(e["test_id"] for e in reqs)
+    return [
+        e
+        for e in reqs
+        if e["test_id"] != first_test and (streams == 1 or e.get("concurrency") == streams)
+    ]
+
+
+# -- bare: a minimal httpx streaming loop ------------------------------------------------------------
+
+
+async def bare_request(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> tuple[str | None, float | None]:
+    """(response id, TTFT ms) of one streamed request, stamped like soaktui: sent just before the
+    request goes out, first token when the line carrying the first content arrives."""
+    perf = time.perf_counter_ns
+    payload = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    rid = None
+    first = None
+    sent = perf()
+    async with client.stream("POST", url, content=payload, headers=headers) as response:
+        async for line in response.aiter_lines():
+            stamp = perf()
+            if not line.startswith("data: "):
+                continue
+            data = line[6:]
+            if data == "[DONE]":
+                break
+            obj = json.loads(data)
+            if rid is None:
+                rid = obj.get("id")
+            if first is None:
+                choices = obj.get("choices")
+                if choices and (choices[0].get("delta") or {}).get("content"):
+                    first = stamp
+    return rid, None if first is None else (first - sent) / 1e6
+
+
+def _body(streams: int, rng: random.Random) -> dict[str, Any]:
+    """The request soaktui's scenario sends (streaming, or concurrent_load's batch request)."""
+    topic = rng.choice(TOPICS)
+    if streams == 1:
+        words = max(30, int(STREAM_MAX_TOKENS * 0.6))
+        content, max_tokens = f"Explain {topic} in about {words} words.", STREAM_MAX_TOKENS
+    else:
+        content, max_tokens = f"In five sentences, summarise {topic}.", BATCH_MAX_TOKENS
+    return {
+        "model": PERSONA_ID,
+        "messages": [{"role": "user", "content": content}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": max_tokens,
+        "temperature": 0.7,
+    }
+
+
+async def bare_block(base_url: str, streams: int, seconds: float, seed: int) -> list[tuple[str, float]]:
+    """Run the bare loop for `seconds`: one request at a time, or a solo request then `streams` at
+    once (like concurrent_load). Returns (id, TTFT ms) of the counted requests, first test left out."""
+    url = f"{base_url}/v1/chat/completions"
+    rng = random.Random(seed)
+    out: list[tuple[str, float]] = []
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=120.0, limits=httpx.Limits(max_connections=64)) as client:
+        test = 0
+        while time.monotonic() < deadline:
+            test += 1
+            body = _body(streams, rng)
+            if streams == 1:
+                results = [await bare_request(client, url, body)]
+            else:
+                await bare_request(client, url, body)  # the solo baseline, not counted
+                results = await asyncio.gather(*(bare_request(client, url, body) for _ in range(streams)))
+            if test > 1:
+                out.extend((rid, ttft) for rid, ttft in results if rid and ttft is not None)
+    return out
+
+
+# -- comparison ---------------------------------------------------------------------------------------
+
+
+def server_log(base_url: str) -> dict[str, tuple[int, int]]:
+    data = httpx.get(f"{base_url}/sim/requests", timeout=30).json()["data"]
+    return {
+        r["id"]: (r["recv_ns"], r["first_token_ns"]) for r in data if r["first_token_ns"] is not None
+    }
+
+
+def errors_ms(pairs: list[tuple[str, float]], log: dict[str, tuple[int, int]]) -> tuple[list[float], list[float]]:
+    """Sorted client-minus-server TTFT errors, and the server TTFTs, of the requests in the log."""
+    errs, server = [], []
+    for rid, client_ttft in pairs:
+        rec = log.get(rid)
+        if rec is None:
+            continue
+        s = (rec[1] - rec[0]) / 1e6
+        errs.append(client_ttft - s)
+        server.append(s)
+    return sorted(errs), sorted(server)
+
+
+def stats(values: list[float]) -> dict[str, float | None]:
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": values[-1] if values else None,
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "   n/a" if x is None else f"{x:6.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3, help="engine/bare block pairs per concurrency")
+    ap.add_argument("--block-s1", type=float, default=20.0, help="seconds per block at 1 stream")
+    ap.add_argument("--block-s16", type=float, default=15.0, help="seconds per block at 16 streams")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", type=Path, help="keep the engine's run directories here")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.seed)
+        return
+
+    t_start = time.monotonic()
+    load0 = os.getloadavg()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="soaktui-ttft-"))
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / "home"
+    home.mkdir(exist_ok=True)
+    sim, base_url = start_simulator(args.seed)
+    print(f"simulator {base_url}: persona {PERSONA_ID}, TTFT {SERVER_TTFT_MS:g} ms, {SERVER_TPS:g} tok/s")
+    print(f"{os.cpu_count()} CPUs, load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; runs in {work}")
+    pairs: dict[tuple[int, str], list[tuple[str, float]]] = {}
+    try:
+        for streams, seconds in ((1, args.block_s1), (WIDE, args.block_s16)):
+            for rnd in range(args.rounds):
+                order = ["soaktui", "bare"] if rnd % 2 == 0 else ["bare", "soaktui"]
+                for who in order:
+                    seed = args.seed * 1000 + streams * 10 + rnd
+                    if who == "soaktui":
+                        out = work / f"run_s{streams}_r{rnd}"
+                        evs = engine_block(base_url, out, streams, seconds, seed, home)
+                        got = [(e["response_id"], e["ttft_ms"]) for e in evs if e.get("ttft_ms") is not None]
+                    else:
+                        got = asyncio.run(bare_block(base_url, streams, seconds, seed))
+                    pairs.setdefault((streams, who), []).extend(got)
+                    print(f"  {streams:>2} stream(s), round {rnd + 1}, {who:<7}: {len(got)} requests counted")
+        log = server_log(base_url)
+    finally:
+        stop_process(sim)
+    load1 = os.getloadavg()
+
+    print()
+    print("TTFT error = client TTFT - server TTFT, ms (matched by response id)")
+    print(f"{'streams':>7}  {'client':<8} {'n':>5} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6}   server TTFT p50")
+    verdicts = []
+    for streams in (1, WIDE):
+        rows = {}
+        for who in ("soaktui", "bare"):
+            errs, server = errors_ms(pairs.get((streams, who), []), log)
+            rows[who] = stats(errs)
+            st = rows[who]
+            print(
+                f"{streams:>7}  {who:<8} {st['n']:>5} {_fmt(st['p50'])} {_fmt(st['p90'])} {_fmt(st['p99'])} "
+                f"{_fmt(st['max'])}   {_fmt(percentile(server, 50))}"
+            )
+        a, b = rows["soaktui"], rows["bare"]
+        diff = {k: None if a[k] is None or b[k] is None else a[k] - b[k] for k in ("p50", "p90", "p99", "max")}
+        print(
+            f"{streams:>7}  {'diff':<8} {'':>5} {_fmt(diff['p50'])} {_fmt(diff['p90'])} {_fmt(diff['p99'])} "
+            f"{_fmt(diff['max'])}   (soaktui - bare)"
+        )
+        ok = diff["p50"] is not None and diff["p99"] is not None and abs(diff["p50"]) <= 1 and abs(diff["p99"]) <= 1
+        verdicts.append(f"{streams} stream(s) {'PASS' if ok else 'FAIL'}")
+    print()
+    print(f"target: soaktui p50 and p99 error within 1 ms of the bare loop's: {'; '.join(verdicts)}")
+    print(
+        f"load average before {load0[0]:.2f}, after {load1[0]:.2f} (1 min); "
+        f"total {time.monotonic() - t_start:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
