@@ -361,7 +361,7 @@ def main() -> int:
         )
         print(
             f"soaktui report: {rep_wall:.2f} s wall in a child process "
-            f"(fold {rep['build_s']:.2f} s, render + write {rep['write_s']:.2f} s), "
+            f"(read + fold + snapshot {rep["build_s"]:.2f} s, render + write {rep['write_s']:.2f} s), "
             f"peak RSS {children_maxrss_mb:.0f} MB   [target <= 10 s, <= 300 MB]"
         )
         print(

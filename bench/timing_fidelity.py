@@ -134,8 +134,14 @@ def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: i
         SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS=str(STREAM_MAX_TOKENS),
     )
     with open(out.parent / f"{out.name}.stderr", "w") as err:
-        rc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                            timeout=seconds + 120).returncode
+        rc = subprocess.run(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            timeout=seconds + 120,
+        ).returncode
     if rc != 0:
         raise SystemExit(f"soaktui exited {rc}; see {out.parent / (out.name + '.stderr')}")
     reqs = []
@@ -148,16 +154,16 @@ def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: i
         return []
     first_test = min(e["test_id"] for e in reqs)
     return [
-        e
-        for e in reqs
-        if e["test_id"] != first_test and (streams == 1 or e.get("concurrency") == streams)
+        e for e in reqs if e["test_id"] != first_test and (streams == 1 or e.get("concurrency") == streams)
     ]
 
 
 # -- bare: a minimal httpx streaming loop ------------------------------------------------------------
 
 
-async def bare_request(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> tuple[str | None, float | None]:
+async def bare_request(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any]
+) -> tuple[str | None, float | None]:
     """(response id, TTFT ms) of one streamed request, stamped like soaktui: sent just before the
     request goes out, first token when the line carrying the first content arrives."""
     perf = time.perf_counter_ns
@@ -229,12 +235,12 @@ async def bare_block(base_url: str, streams: int, seconds: float, seed: int) -> 
 
 def server_log(base_url: str) -> dict[str, tuple[int, int]]:
     data = httpx.get(f"{base_url}/sim/requests", timeout=30).json()["data"]
-    return {
-        r["id"]: (r["recv_ns"], r["first_token_ns"]) for r in data if r["first_token_ns"] is not None
-    }
+    return {r["id"]: (r["recv_ns"], r["first_token_ns"]) for r in data if r["first_token_ns"] is not None}
 
 
-def errors_ms(pairs: list[tuple[str, float]], log: dict[str, tuple[int, int]]) -> tuple[list[float], list[float]]:
+def errors_ms(
+    pairs: list[tuple[str, float]], log: dict[str, tuple[int, int]]
+) -> tuple[list[float], list[float]]:
     """Sorted client-minus-server TTFT errors, and the server TTFTs, of the requests in the log."""
     errs, server = [], []
     for rid, client_ttft in pairs:
@@ -305,7 +311,9 @@ def main() -> None:
 
     print()
     print("TTFT error = client TTFT - server TTFT, ms (matched by response id)")
-    print(f"{'streams':>7}  {'client':<8} {'n':>5} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6}   server TTFT p50")
+    print(
+        f"{'streams':>7}  {'client':<8} {'n':>5} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6}   server TTFT p50"
+    )
     verdicts = []
     for streams in (1, WIDE):
         rows = {}
@@ -318,12 +326,19 @@ def main() -> None:
                 f"{_fmt(st['max'])}   {_fmt(percentile(server, 50))}"
             )
         a, b = rows["soaktui"], rows["bare"]
-        diff = {k: None if a[k] is None or b[k] is None else a[k] - b[k] for k in ("p50", "p90", "p99", "max")}
+        diff = {
+            k: None if a[k] is None or b[k] is None else a[k] - b[k] for k in ("p50", "p90", "p99", "max")
+        }
         print(
             f"{streams:>7}  {'diff':<8} {'':>5} {_fmt(diff['p50'])} {_fmt(diff['p90'])} {_fmt(diff['p99'])} "
             f"{_fmt(diff['max'])}   (soaktui - bare)"
         )
-        ok = diff["p50"] is not None and diff["p99"] is not None and abs(diff["p50"]) <= 1 and abs(diff["p99"]) <= 1
+        ok = (
+            diff["p50"] is not None
+            and diff["p99"] is not None
+            and abs(diff["p50"]) <= 1
+            and abs(diff["p99"]) <= 1
+        )
         verdicts.append(f"{streams} stream(s) {'PASS' if ok else 'FAIL'}")
     print()
     print(f"target: soaktui p50 and p99 error within 1 ms of the bare loop's: {'; '.join(verdicts)}")

@@ -422,3 +422,33 @@ def test_full_disk_stops_the_run_and_keeps_what_was_logged(sim, tmp_path):
     events = list(iter_events(run_dir / "events.jsonl"))
     assert len(events) > 5 and events[0]["kind"] == "run_started"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_json_streams_every_event_to_stdout_and_progress_goes_to_stderr(sim, tmp_path):
+    run_dir = tmp_path / "run"
+    out = cli(
+        "--no-ui",
+        "--json",
+        "--base-url",
+        sim.base_url,
+        "--out",
+        str(run_dir),
+        "--duration",
+        "3s",
+        "--seed",
+        "2",
+        env={
+            **os.environ,
+            "SOAKTUI_THRESHOLDS__SIMPLE_MAX_TOKENS": "150",
+            "SOAKTUI_QUIET_HOURS__ENABLED": "0",
+        },
+    )
+    assert out.returncode == 0, out.stderr
+    streamed = [orjson.loads(line) for line in out.stdout.splitlines()]
+    logged = list(iter_events(run_dir / "events.jsonl"))
+    assert streamed == logged
+    tests = [e for e in logged if e["kind"] == "scenario_result"]
+    assert tests
+    for e in tests:
+        assert f"#{e['test_id']} {e['scenario']} on {e['model']}" in out.stderr
+    assert f"writing to {run_dir}" in out.stderr

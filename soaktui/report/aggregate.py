@@ -3,10 +3,13 @@
 `soaktui report`, the end-of-run report, the live `test_summary.json` and the dashboard all feed
 events to a `RunAggregate` and read `snapshot()`, so a figure means the same thing everywhere.
 
-State is bounded and compact: counters, and for the figures that need percentiles one
-`array('d')` per (provider, model, scenario) bucket per metric (8 bytes a value, no per-event
-objects). Buckets are merged only when a snapshot is taken. `feed` does O(1) work per event and is
-written for speed (one million request events fold in a few seconds; see bench/report_1m.py).
+State is compact: counters (distinct keys capped), and for the figures that need percentiles one
+`array('d')` per (provider, model, scenario) bucket per metric: 8 bytes a value, at most 48 bytes
+per successful request, no per-event objects. A snapshot sorts each bucket array in place (order
+means nothing) and reads percentiles over several buckets straight from the sorted arrays
+(stats.select), never building a merged copy. `feed` does O(1) work per event and is written for
+speed: locals, dict.get, no per-event allocations (bench/report_1m.py folds one million request
+events in a few seconds).
 
 Rules the figures obey (issue 2, section 9):
 - latency, TTFT, inter-token latency and tokens/s are taken over successful requests only, and
