@@ -57,6 +57,8 @@ SERVER_TPS = 400.0
 STREAM_MAX_TOKENS = 16
 WIDE = 16  # concurrent streams of the second measurement
 
+Stamps = tuple[str, int, int]  # (response id, sent ns, first content chunk ns), perf_counter_ns clock
+
 
 # -- the simulator (a child process: `--serve`) ---------------------------------------------------
 
@@ -187,7 +189,7 @@ async def bare_request(
                 choices = obj.get("choices")
                 if choices and (choices[0].get("delta") or {}).get("content"):
                     first = stamp
-    return rid, None if first is None else (first - sent) / 1e6
+    return rid, sent, first
 
 
 def _body(streams: int, rng: random.Random) -> dict[str, Any]:
@@ -208,12 +210,12 @@ def _body(streams: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-async def bare_block(base_url: str, streams: int, seconds: float, seed: int) -> list[tuple[str, float]]:
+async def bare_block(base_url: str, streams: int, seconds: float, seed: int) -> list[Stamps]:
     """Run the bare loop for `seconds`: one request at a time, or a solo request then `streams` at
-    once (like concurrent_load). Returns (id, TTFT ms) of the counted requests, first test left out."""
+    once (like concurrent_load). Returns the stamps of the counted requests, first test left out."""
     url = f"{base_url}/v1/chat/completions"
     rng = random.Random(seed)
-    out: list[tuple[str, float]] = []
+    out: list[Stamps] = []
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(timeout=120.0, limits=httpx.Limits(max_connections=64)) as client:
         test = 0
@@ -226,7 +228,7 @@ async def bare_block(base_url: str, streams: int, seconds: float, seed: int) -> 
                 await bare_request(client, url, body)  # the solo baseline, not counted
                 results = await asyncio.gather(*(bare_request(client, url, body) for _ in range(streams)))
             if test > 1:
-                out.extend((rid, ttft) for rid, ttft in results if rid and ttft is not None)
+                out.extend((rid, sent, first) for rid, sent, first in results if rid and first is not None)
     return out
 
 
@@ -238,22 +240,24 @@ def server_log(base_url: str) -> dict[str, tuple[int, int]]:
     return {r["id"]: (r["recv_ns"], r["first_token_ns"]) for r in data if r["first_token_ns"] is not None}
 
 
-def errors_ms(
-    pairs: list[tuple[str, float]], log: dict[str, tuple[int, int]]
-) -> tuple[list[float], list[float]]:
-    """Sorted client-minus-server TTFT errors, and the server TTFTs, of the requests in the log."""
-    errs, server = [], []
-    for rid, client_ttft in pairs:
+def compare(stamps: list[Stamps], log: dict[str, tuple[int, int]]) -> dict[str, list[float]]:
+    """Per request (sorted, ms): the TTFT error, and its two parts on the shared clock: `up` (client
+    sent -> server has read the request) and `down` (server wrote the first token -> client stamped
+    it); error = up + down. Also the server's own TTFT."""
+    out: dict[str, list[float]] = {"error": [], "up": [], "down": [], "server": []}
+    for rid, sent, first in stamps:
         rec = log.get(rid)
         if rec is None:
             continue
-        s = (rec[1] - rec[0]) / 1e6
-        errs.append(client_ttft - s)
-        server.append(s)
-    return sorted(errs), sorted(server)
+        recv, server_first = rec
+        out["error"].append(((first - sent) - (server_first - recv)) / 1e6)
+        out["up"].append((recv - sent) / 1e6)
+        out["down"].append((first - server_first) / 1e6)
+        out["server"].append((server_first - recv) / 1e6)
+    return {k: sorted(v) for k, v in out.items()}
 
 
-def stats(values: list[float]) -> dict[str, float | None]:
+def stats(values: list[float]) -> dict[str, Any]:
     return {
         "n": len(values),
         "p50": percentile(values, 50),
@@ -289,7 +293,7 @@ def main() -> None:
     sim, base_url = start_simulator(args.seed)
     print(f"simulator {base_url}: persona {PERSONA_ID}, TTFT {SERVER_TTFT_MS:g} ms, {SERVER_TPS:g} tok/s")
     print(f"{os.cpu_count()} CPUs, load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; runs in {work}")
-    pairs: dict[tuple[int, str], list[tuple[str, float]]] = {}
+    pairs: dict[tuple[int, str], list[Stamps]] = {}
     try:
         for streams, seconds in ((1, args.block_s1), (WIDE, args.block_s16)):
             for rnd in range(args.rounds):
@@ -299,7 +303,15 @@ def main() -> None:
                     if who == "soaktui":
                         out = work / f"run_s{streams}_r{rnd}"
                         evs = engine_block(base_url, out, streams, seconds, seed, home)
-                        got = [(e["response_id"], e["ttft_ms"]) for e in evs if e.get("ttft_ms") is not None]
+                        got = [
+                            (
+                                e["response_id"],
+                                e["sent_mono_ns"],
+                                e["sent_mono_ns"] + round(e["ttft_ms"] * 1e6),
+                            )
+                            for e in evs
+                            if e.get("ttft_ms") is not None and e.get("sent_mono_ns") is not None
+                        ]
                     else:
                         got = asyncio.run(bare_block(base_url, streams, seconds, seed))
                     pairs.setdefault((streams, who), []).extend(got)
@@ -310,20 +322,21 @@ def main() -> None:
     load1 = os.getloadavg()
 
     print()
-    print("TTFT error = client TTFT - server TTFT, ms (matched by response id)")
+    print("TTFT error = client TTFT - server TTFT, ms, matched by response id; error = up + down")
     print(
-        f"{'streams':>7}  {'client':<8} {'n':>5} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6}   server TTFT p50"
+        f"{'streams':>7}  {'client':<8} {'n':>5} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6}"
+        "   up p50  down p50  server TTFT p50"
     )
     verdicts = []
     for streams in (1, WIDE):
         rows = {}
         for who in ("soaktui", "bare"):
-            errs, server = errors_ms(pairs.get((streams, who), []), log)
-            rows[who] = stats(errs)
-            st = rows[who]
+            c = compare(pairs.get((streams, who), []), log)
+            rows[who] = st = stats(c["error"])
             print(
                 f"{streams:>7}  {who:<8} {st['n']:>5} {_fmt(st['p50'])} {_fmt(st['p90'])} {_fmt(st['p99'])} "
-                f"{_fmt(st['max'])}   {_fmt(percentile(server, 50))}"
+                f"{_fmt(st['max'])}   {_fmt(percentile(c['up'], 50))}    {_fmt(percentile(c['down'], 50))}"
+                f"     {_fmt(percentile(c['server'], 50))}"
             )
         a, b = rows["soaktui"], rows["bare"]
         diff = {

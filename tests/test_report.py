@@ -487,6 +487,15 @@ def test_finished_run_header() -> None:
     assert run["finished"] and run["finish_reason"] == "duration" and run["duration_s"] == 3600.5
 
 
+def test_selected_but_untested_model_is_listed_not_profiled() -> None:
+    log = make_log()
+    log.events[1]["selected"] = ["sim/alpha", "sim/beta", "sim/gamma"]
+    s = fold(log.events).snapshot()
+    assert s["models"]["sim/gamma"]["tests"] == 0 and s["models"]["sim/gamma"]["e2e_ms"]["mean"] is None
+    md = render_markdown(s)
+    assert "Selected but not tested: sim/gamma." in md and "### sim/gamma" not in md
+
+
 def test_still_paused_at_the_end_counts_until_the_last_event() -> None:
     log = make_log()
     log.add("paused", source="command")

@@ -221,7 +221,14 @@ def _profiles(snap: dict[str, Any]) -> list[str]:
     out = ["## Model profiles", ""]
     if not snap["models"]:
         return out + ["No model was tested.", ""]
+    untested = [
+        k for k, m in snap["models"].items() if not (m["tests"] or m["requests_ok"] or m["requests_failed"])
+    ]
+    if untested:
+        out += ["Selected but not tested: " + ", ".join(untested) + ".", ""]
     for key, m in snap["models"].items():
+        if key in untested:
+            continue
         out += [f"### {key}", ""]
         src = m["token_source"]
         info = m.get("info") or {}
