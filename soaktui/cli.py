@@ -114,7 +114,7 @@ def _cmd_run(argv: list[str]) -> int:
 
 
 def _cmd_report(argv: list[str]) -> int:
-    from soaktui.report import write_report
+    from soaktui.report import build_report, write_report_files
 
     p = argparse.ArgumentParser(
         prog="soaktui report", description="Rebuild a run's report from events.jsonl."
@@ -124,7 +124,16 @@ def _cmd_report(argv: list[str]) -> int:
     log = args.run_dir / "events.jsonl"
     if not log.is_file():
         raise SetupError(f"{args.run_dir}: no events.jsonl here (is it a soaktui run directory?)")
-    paths = write_report(args.run_dir)
+    snap, stats = build_report(args.run_dir)
+    paths = write_report_files(args.run_dir, snap)
+    note = []
+    if stats.lines_bad:
+        note.append(f"{stats.lines_bad} unreadable line(s) skipped, first at line {stats.first_bad_line}")
+    if stats.torn_tail:
+        note.append("a torn last line skipped (the run was killed mid-write)")
+    if not snap["run"].get("finished"):
+        note.append("the run ended without finishing (killed or still running): a report of what was logged")
+    sys.stderr.write(f"read {stats.lines_ok} events from {log}" + "".join(f"; {n}" for n in note) + "\n")
     for path in paths:
         print(path)
     return 0

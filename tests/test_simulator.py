@@ -10,15 +10,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from soaktui.simulator import FaultPlan, Persona, SimConfig, run_in_thread
+from soaktui.scenarios.checks import run_checks
+from soaktui.scenarios.prompt_bank import Prompt, PromptBank
+from soaktui.simulator import FaultPlan, Persona, SimConfig, default_personas, run_in_thread
 from soaktui.simulator.faults import decide, fault_rng, parse_fault_spec, plan_from_specs
+from soaktui.simulator.forms import CODE, JSON, LIST, Form, detect, json_shape
+from soaktui.simulator.loading import LoadState
 from soaktui.simulator.reqlog import RequestLog
 from soaktui.simulator.textgen import count_tokens, prose_tokens, split_tokens
 
@@ -668,3 +675,305 @@ def test_cli_rejects_bad_fault_spec() -> None:
 def test_run_in_thread_reports_a_busy_port(sim: Any) -> None:
     with pytest.raises(OSError):
         run_in_thread(SimConfig(), port=sim.port)
+
+
+# -- answers in the asked form ----------------------------------------------------------------------
+
+PROMPTS = PromptBank.load([Path(__file__).resolve().parent.parent / "prompts"]).prompts
+FORM_CHECKS = {"code_block", "sql", "items", "json"}
+
+
+def _with_compliance(rate: float) -> list[Persona]:
+    return [replace(p, compliance=rate) for p in default_personas()]
+
+
+def _ask(c: httpx.Client, model: str, p: Prompt, stream: bool) -> tuple[str, int, str]:
+    """(answer, usage completion_tokens, finish_reason) for a bank prompt, sent as prompt_variety does."""
+    body = chat_body(model, p.prompt, max_tokens=int(p.target_tokens * 1.5) + 64)
+    if not stream:
+        r = c.post("/v1/chat/completions", json=body).json()
+        return (
+            r["choices"][0]["message"]["content"],
+            r["usage"]["completion_tokens"],
+            r["choices"][0]["finish_reason"],
+        )
+    events = sse_events(c, {**body, "stream_options": {"include_usage": True}})
+    chunks = [json.loads(e) for e in events[:-1]]
+    pieces = [ch["choices"][0]["delta"].get("content") for ch in chunks[1:-2]]
+    assert all(isinstance(x, str) and count_tokens(x) == 1 for x in pieces)  # one token per chunk
+    return (
+        "".join(pieces),
+        chunks[-1]["usage"]["completion_tokens"],
+        chunks[-2]["choices"][0]["finish_reason"],
+    )
+
+
+@pytest.mark.parametrize(("model", "stream"), [(QWEN, True), (PHI, False), (MISTRAL, True)])
+def test_answers_follow_the_asked_form(start_sim: Callable[..., Any], model: str, stream: bool) -> None:
+    sim = start_sim(personas=_with_compliance(1.0), speed=1e5)
+    with client(sim) as c:
+        for p in PROMPTS:
+            text, tokens, finish = _ask(c, model, p, stream)
+            assert run_checks(text, p.checks) == dict.fromkeys(p.checks, True), (p.id, text)
+            assert tokens == count_tokens(text) and finish == "stop"
+
+
+def test_answers_are_prose_when_compliance_is_zero(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(personas=_with_compliance(0.0), speed=1e5)
+    form_prompts = [p for p in PROMPTS if FORM_CHECKS & set(p.checks)]
+    assert len(form_prompts) >= 15
+    with client(sim) as c:
+        for p in PROMPTS:
+            text, tokens, _ = _ask(c, QWEN, p, stream=False)
+            assert tokens == count_tokens(text)
+            passed = all(run_checks(text, p.checks).values())
+            assert passed == (p not in form_prompts), (p.id, text)
+            assert "```" not in text and not text.lstrip().startswith(("{", "1.", "-"))
+
+
+def test_compliance_rate_is_drawn_per_request(start_sim: Callable[..., Any]) -> None:
+    personas = default_personas()
+    sim = start_sim(personas=personas, speed=1e6, seed=11)
+    rate = {p.id: p.compliance for p in personas}
+    assert rate[QWEN] > rate[PHI]  # the report is to show models differing
+    prompt = next(p for p in PROMPTS if p.id == "ps-debug-001")
+    n = 200
+    with client(sim) as c:
+        for model in (QWEN, PHI):
+            ok = sum(
+                all(run_checks(_ask(c, model, prompt, False)[0], prompt.checks).values()) for _ in range(n)
+            )
+            assert abs(ok / n - rate[model]) < 0.12, (model, ok / n)
+
+
+def test_form_answer_cut_by_max_tokens(sim: Any) -> None:
+    p = next(p for p in PROMPTS if p.id == "cg-react-001")
+    with client(sim) as c:
+        r = c.post("/v1/chat/completions", json=chat_body(QWEN, p.prompt, max_tokens=12)).json()
+    text = r["choices"][0]["message"]["content"]
+    assert r["choices"][0]["finish_reason"] == "length"
+    assert r["usage"]["completion_tokens"] == 12 == count_tokens(text)
+
+
+def test_form_answers_are_seeded(start_sim: Callable[..., Any]) -> None:
+    p = next(p for p in PROMPTS if p.id == "bl-wf-001")
+    answers = []
+    for seed in (5, 5, 6):
+        sim = start_sim(seed=seed, personas=_with_compliance(1.0))
+        with client(sim) as c:
+            answers.append(_ask(c, QWEN, p, stream=False)[0])
+    assert answers[0] == answers[1] != answers[2]
+    obj = json.loads(answers[0])
+    assert set(obj) == {"tiers", "escalation_days"} and isinstance(obj["escalation_days"], int)
+    assert len(obj["tiers"]) == 3 and all(set(t) == {"limit", "approver"} for t in obj["tiers"])
+
+
+@pytest.mark.parametrize(
+    ("prompt", "form"),
+    [
+        ("Write it in Go. Use a ```go fenced block.", Form(CODE, lang="go")),
+        ("Write a bash script that rotates logs.", Form(CODE, lang="bash")),
+        ("Write a Go function that sums a slice.", Form(CODE, lang="go")),
+        ("Write a GitHub Actions workflow that runs on Python 3.12.", Form(CODE, lang="yaml")),
+        ("Give the answer. Return only JSON.", Form(JSON)),
+        ("Answer as JSON, please.", Form(JSON, fenced=True)),
+        ("Reply in a ```json block.", Form(JSON, lang="json", fenced=True)),
+        ("List seven risks as bullet points.", Form(LIST, items=7, numbered=False)),
+        ("Give at least 4 ideas as a numbered list.", Form(LIST, items=4, at_least=True)),
+        ("List the steps to restart a service.", Form(LIST)),
+        ("Say something.", None),
+        ("Write about 300 words on the design of an idempotent payment webhook handler.", None),
+        ("Explain how a linked list works in about 200 words.", None),
+        ("Question: what is the escrow release code for the quarter? Reply with the code only.", None),
+    ],
+)
+def test_detect_form(prompt: str, form: Form | None) -> None:
+    assert detect(prompt) == form
+
+
+def test_detect_reads_only_the_ends_of_a_long_prompt() -> None:
+    filler = "Plain filler sentence without any request. " * 2000
+    assert detect(filler + "Return only JSON.") == Form(JSON)
+    assert detect("List 3 things as bullets. " + filler) == Form(LIST, items=3, numbered=False)
+    assert detect(filler[:20000] + "List 3 things as bullets. " + filler[:20000]) is None
+
+
+def test_json_shape_from_backticked_keys() -> None:
+    text = "keys `approach`, `data_needed` (a list) and `cold_start`, plus `owner` (an object with `name`)."
+    assert json_shape(text) == [
+        ("approach", "scalar", ()),
+        ("data_needed", "list", ()),
+        ("cold_start", "scalar", ()),
+        ("owner", "object", ("name",)),
+    ]
+
+
+# -- cold loads -------------------------------------------------------------------------------------
+
+
+def _chat_log(c: httpx.Client, model: str) -> dict[str, Any]:
+    """Stream a short answer from `model`; its request-log entry."""
+    events = sse_events(c, chat_body(model, max_tokens=3))
+    rid = json.loads(events[0])["id"]
+    return next(e for e in c.get("/sim/requests").json()["data"] if e["id"] == rid)
+
+
+def test_lmstudio_unload_then_cold_load(start_sim: Callable[..., Any]) -> None:
+    personas = [replace(p, load_ms=4000.0) if p.id == QWEN else p for p in default_personas()]
+    sim = start_sim(flavor="lmstudio", personas=personas, speed=200.0)
+    load_ns = int(4000.0 * 1e6 / 200.0)
+
+    def state(c: httpx.Client, model: str) -> tuple[str, int]:
+        v0 = c.get(f"/api/v0/models/{model}").json()["state"]
+        v1 = {m["key"]: m for m in c.get("/api/v1/models").json()["models"]}[model]
+        return v0, len(v1["loaded_instances"])
+
+    with client(sim) as c:
+        assert state(c, QWEN) == ("loaded", 1)
+        assert _chat_log(c, QWEN)["load_ns"] == 0
+        r = c.post("/api/v1/models/unload", json={"instance_id": QWEN})
+        assert r.status_code == 200 and r.json() == {"instance_id": QWEN}
+        assert state(c, QWEN) == ("not-loaded", 0)
+        again = c.post("/api/v1/models/unload", json={"instance_id": QWEN})
+        assert again.status_code == 404 and again.json()["error"]["code"] == "model_not_found"
+        assert c.post("/api/v1/models/unload", json={"instance_id": "nope"}).status_code == 404
+        assert c.post("/api/v1/models/unload", json={}).status_code == 400
+
+        cold = _chat_log(c, QWEN)  # the next request pays the load before its first token
+        assert cold["status"] == 200 and cold["load_ns"] == load_ns
+        assert cold["first_token_ns"] - cold["recv_ns"] >= load_ns
+        assert state(c, QWEN) == ("loaded", 1)
+        assert _chat_log(c, QWEN)["load_ns"] == 0  # loaded again
+
+        big = _chat_log(c, BIG)  # listed as not loaded from the start: its first request loads it
+        assert big["load_ns"] > 0 and state(c, BIG) == ("loaded", 1)
+
+
+def test_ollama_unload_then_cold_load(start_sim: Callable[..., Any]) -> None:
+    sim = start_sim(flavor="ollama")
+    name = f"{QWEN}:latest"
+
+    def running(c: httpx.Client) -> list[str]:
+        return [m["name"] for m in c.get("/api/ps").json()["models"]]
+
+    with client(sim) as c:
+        assert name in running(c)
+        r = c.post("/api/generate", json={"model": name, "keep_alive": 0})
+        assert r.status_code == 200
+        body = r.json()
+        assert set(body) == {"model", "created_at", "response", "done", "done_reason"}
+        assert (body["model"], body["response"], body["done"], body["done_reason"]) == (
+            name,
+            "",
+            True,
+            "unload",
+        )
+        assert name not in running(c)
+        cold = _chat_log(c, name)
+        assert cold["load_ns"] == int(default_personas()[0].load_ms * 1e6 / FAST) > 0
+        assert cold["first_token_ns"] - cold["recv_ns"] >= cold["load_ns"]
+        assert name in running(c) and _chat_log(c, name)["load_ns"] == 0
+
+        assert (
+            c.post("/api/generate", json={"model": QWEN, "keep_alive": "0s"}).json()["done_reason"]
+            == "unload"
+        )
+        missing = c.post("/api/generate", json={"model": "nope", "keep_alive": 0})
+        assert missing.status_code == 404 and "not found" in missing.json()["error"]
+        assert c.post("/api/generate", json={"model": name, "prompt": "hi"}).status_code == 501
+
+
+def test_no_cold_loads_where_the_server_cannot_unload(sim: Any) -> None:
+    with client(sim) as c:
+        assert _chat_log(c, BIG)["load_ns"] == 0
+        assert c.post("/api/v1/models/unload", json={"instance_id": QWEN}).status_code == 404
+
+
+def test_concurrent_requests_share_one_load() -> None:
+    p = Persona(id="sim-x", loaded=False)
+    loads = LoadState([p], cold_loads=True)
+    assert not loads.is_loaded(p)
+    assert loads.wait_ns(p, now_ns=1_000, load_ns=500) == 500  # starts the load
+    assert loads.is_loaded(p)
+    assert loads.wait_ns(p, now_ns=1_200, load_ns=500) == 300  # waits for the same load
+    assert loads.wait_ns(p, now_ns=1_600, load_ns=500) == 0
+    assert loads.unload(p) and not loads.unload(p)
+    assert loads.wait_ns(p, now_ns=2_000, load_ns=500) == 500
+    always = LoadState([p], cold_loads=False)
+    assert always.is_loaded(p) and not always.unload(p) and always.wait_ns(p, 0, 500) == 0
+    assert Persona(id="sim-big", params_b=70).load_ms > Persona(id="sim-small", params_b=3).load_ms > 0
+
+
+# -- exit with the parent ---------------------------------------------------------------------------
+
+SIM_CMD = [sys.executable, "-m", "soaktui.simulator.cli", "--port", "0", "--exit-with-parent"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_gone(pid: int, deadline_s: float = 20.0) -> bool:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if _gone(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url + "/v1/models", timeout=5)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+def test_simulator_exits_when_its_parent_is_killed() -> None:
+    parent_code = (
+        "import os, subprocess, sys, time\n"
+        f"sim = subprocess.Popen({SIM_CMD!r} + [str(os.getpid())])\n"
+        "print(sim.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True) as parent:
+        assert parent.stdout is not None
+        sim_pid = int(parent.stdout.readline())
+        try:
+            line = parent.stdout.readline()  # the simulator shares the parent's stdout
+            url = line.strip().rsplit(" ", 1)[-1]
+            assert "listening on" in line and httpx.get(url + "/v1/models", timeout=10).status_code == 200
+            parent.send_signal(signal.SIGKILL)
+            parent.wait(timeout=10)
+            assert _wait_gone(sim_pid)
+            assert _refused(url)
+        finally:
+            if not _gone(sim_pid):
+                psutil.Process(sim_pid).kill()
+
+
+def test_simulator_exits_when_a_watched_process_dies_unreaped() -> None:
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) as watched:
+        cmd = [*SIM_CMD, str(watched.pid)]
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as sim:
+            try:
+                assert sim.stdout is not None
+                url = sim.stdout.readline().strip().rsplit(" ", 1)[-1]
+                assert httpx.get(url + "/v1/models", timeout=10).status_code == 200
+                watched.send_signal(signal.SIGKILL)  # not reaped yet: a zombie still has its pid
+                assert sim.wait(timeout=20) == 0
+                assert "is gone" in (sim.stderr.read() if sim.stderr else "")
+                assert _refused(url)
+            finally:
+                if sim.poll() is None:
+                    sim.kill()
+        watched.wait(timeout=10)
+
+
+def test_cli_rejects_a_bad_parent_pid() -> None:
+    proc = subprocess.run([*SIM_CMD, "0"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "--exit-with-parent" in proc.stderr

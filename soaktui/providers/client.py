@@ -11,13 +11,11 @@ handed to `on_cancel`. Memory per request is bounded (content, excerpts and SSE 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -25,6 +23,7 @@ import orjson
 from soaktui import errors
 from soaktui.providers.result import MAX_CONTENT_CHARS, RequestResult
 from soaktui.providers.sse import SSEEvent, SSEParser
+from soaktui.providers.types import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +77,6 @@ def _error_message(obj: Any) -> str | None:
         if val:
             return val if isinstance(val, str) else orjson.dumps(val, default=str).decode()
     return None
-
-
-def _is_loopback(base_url: str) -> bool:
-    host = urlsplit(base_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _looks_not_sse(response: httpx.Response, head: bytes | bytearray) -> bool:
@@ -249,7 +238,7 @@ class ChatClient:
             ),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             # A proxy from the environment must not sit between us and a local server.
-            trust_env=not _is_loopback(self.base_url),
+            trust_env=not is_loopback(self.base_url),
         )
 
     async def aclose(self) -> None:

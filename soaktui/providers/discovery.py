@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ import orjson
 
 from soaktui.providers import native
 from soaktui.providers.selection import KIND_LABELS, format_selection
-from soaktui.providers.types import LLAMACPP, LMSTUDIO, OLLAMA, OPENAI, VLLM, ModelInfo, Provider
+from soaktui.providers.types import LLAMACPP, LMSTUDIO, OLLAMA, OPENAI, VLLM, ModelInfo, Provider, is_loopback
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -60,15 +59,6 @@ def _host_port(root: str) -> tuple[str, int | None]:
     if port is None:
         port = {"http": 80, "https": 443}.get(parts.scheme)
     return host, port
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _label(root: str) -> str:
@@ -367,7 +357,7 @@ async def discover(
         timeout = httpx.Timeout(timeout_s)
         try:
             async with httpx.AsyncClient(
-                timeout=timeout, headers=headers, trust_env=not _is_loopback(host_name), follow_redirects=True
+                timeout=timeout, headers=headers, trust_env=not is_loopback(host_name), follow_redirects=True
             ) as client:
                 return await _probe_root(client, root, timeout_s)
         except Exception as exc:  # a bad server must never take discovery down

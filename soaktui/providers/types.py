@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 # Server kinds discovery can recognise from their native endpoints.
 LMSTUDIO = "lmstudio"
@@ -12,6 +14,18 @@ LLAMACPP = "llamacpp"
 VLLM = "vllm"
 OPENAI = "openai"  # anything else that speaks /v1/models + /v1/chat/completions
 KINDS = (LMSTUDIO, OLLAMA, LLAMACPP, VLLM, OPENAI)
+
+
+def is_loopback(host_or_url: str) -> bool:
+    """True for localhost / 127.0.0.0/8 / ::1 (given a host name or a URL): proxies are skipped there."""
+    host = urlsplit(host_or_url).hostname if "://" in host_or_url else host_or_url
+    host = (host or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass

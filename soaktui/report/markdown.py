@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from soaktui.durations import format_duration
 from soaktui.report.aggregate import DEFINITIONS
 from soaktui.report.stats import format_rate as rate
 
@@ -38,16 +39,7 @@ def num(x: Any, nd: int = 1) -> str:
 
 
 def duration(s: Any) -> str:
-    if s is None:
-        return NA
-    s = float(s)
-    h, rem = divmod(int(round(s)), 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{h}h {m:02d}m {sec:02d}s"
-    if m:
-        return f"{m}m {sec:02d}s"
-    return f"{s:.1f} s"
+    return NA if s is None else format_duration(float(s))
 
 
 def _stat_row(label: str, over: str, d: dict[str, Any], nd: int = 1) -> list[Any]:

@@ -1,4 +1,5 @@
-"""`soaktui simulate`: run the simulator in the foreground until SIGINT or SIGTERM.
+"""`soaktui simulate`: run the simulator in the foreground until SIGINT or SIGTERM (or, with
+`--exit-with-parent PID`, until that process is gone).
 
 Kept apart from soaktui/cli.py so the simulator can be started on its own
 (`python -m soaktui.simulator.cli --port 0`) and so the main CLI only has to wire two functions in.
@@ -15,6 +16,7 @@ from soaktui.simulator.faults import plan_from_specs
 from soaktui.simulator.flavors import FLAVORS
 from soaktui.simulator.personas import PERSONA_SETS, persona_set
 from soaktui.simulator.server import SimConfig, SimServer
+from soaktui.simulator.watchdog import wait_until_gone
 
 PROG = "soaktui simulate"
 
@@ -49,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="length of a stall fault in real seconds (default: 5)",
     )
     parser.add_argument(
+        "--exit-with-parent",
+        "--parent-pid",
+        dest="parent_pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="exit on our own when process PID is gone (for a simulator started by another program)",
+    )
+    parser.add_argument(
         "--personas",
         choices=tuple(PERSONA_SETS),
         default="default",
@@ -62,6 +73,8 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         raise ValueError("--stall-seconds must not be negative")
     if not args.speed > 0:
         raise ValueError("--speed must be positive")
+    if args.parent_pid is not None and args.parent_pid <= 0:
+        raise ValueError("--exit-with-parent needs a positive process id")
     plan = plan_from_specs(list(args.fault), stall_s=args.stall_seconds)
     return SimConfig(
         flavor=args.flavor, seed=args.seed, speed=args.speed, faults=plan, personas=persona_set(args.personas)
@@ -75,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_serve(config, args.host, args.port))
+        return asyncio.run(_serve(config, args.host, args.port, args.parent_pid))
     except OSError as exc:
         print(
             f"{PROG}: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
@@ -83,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _serve(config: SimConfig, host: str, port: int) -> int:
+async def _serve(config: SimConfig, host: str, port: int, parent_pid: int | None = None) -> int:
     server = SimServer(config)
     await server.start(host, port)
     loop = asyncio.get_running_loop()
@@ -92,7 +105,14 @@ async def _serve(config: SimConfig, host: str, port: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     print(f"soaktui simulator ({config.flavor}) listening on {server.base_url}", flush=True)
     serving = asyncio.create_task(server.serve_forever())
-    await stop.wait()
+    waiters = [asyncio.create_task(stop.wait())]
+    if parent_pid is not None:
+        waiters.append(asyncio.create_task(wait_until_gone(parent_pid)))
+    done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if waiters[0] not in done:
+        print(f"{PROG}: process {parent_pid} is gone; stopping", file=sys.stderr, flush=True)
     await server.stop()
     await serving
     return 0

@@ -1,7 +1,7 @@
 """One chat completion, decided up front and written in OpenAI's exact wire shapes.
 
-The server decides everything about an answer before the first byte (its tokens, tool calls, finish
-reason, usage) so that streaming is only a matter of timing, and so that `usage` is by construction
+The server decides everything about an answer before the first byte (its tokens, tool calls, the
+form the prompt asked for or prose, finish reason, usage) so that streaming is only a matter of timing, and so that `usage` is by construction
 the count of what was streamed: one content token (or one tool-call delta) per chunk. Chunk bytes
 are built from a per-request template, because at tens of thousands of chunks a second a full JSON
 encode per chunk would make the simulator the bottleneck.
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from soaktui.simulator import textgen
+from soaktui.simulator import forms, textgen
 from soaktui.simulator.personas import Persona
 
 Delta = str | dict[str, Any]  # a content piece, or a whole delta object (tool-call deltas)
@@ -125,8 +125,11 @@ def plan_completion(
             deltas = list(textgen.split_tokens(textgen.tool_call_text(persona.tool_style, calls)))
             finish = "stop"
     else:
+        form = forms.detect(prompt)
         asked = textgen.requested_length(prompt)
-        if asked and asked[1] == "words":
+        if form is not None and rng.random() < persona.compliance:
+            deltas = list(textgen.split_tokens(forms.render(form, prompt, rng)))
+        elif asked and asked[1] == "words":
             deltas = list(textgen.prose_tokens(rng, n_words=min(asked[0], max(limit, 1))))
         else:
             n = asked[0] if asked else rng.randint(*persona.default_tokens)

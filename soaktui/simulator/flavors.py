@@ -9,11 +9,13 @@ simulator and still work on the real servers.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from soaktui.simulator.loading import LoadState
 from soaktui.simulator.personas import EMBEDDING, QUANT_BITS, Persona
 
 OPENAI = "openai"
@@ -31,6 +33,17 @@ LLAMACPP_BUILD = "b5000-sim"
 Body = dict[str, Any]
 Handler = Callable[[dict[str, str], Any], tuple[int, Any]]  # (query, json body) -> (status, obj)
 
+_ZERO_DURATION = re.compile(r"0+(?:\.0*)?(?:ms|s|m|h)?")  # Ollama keep_alive strings meaning "now"
+
+
+def _zero_keep_alive(value: Any) -> bool:
+    """Ollama's `keep_alive` asks to unload now: 0, 0.0, "0", "0s", "0m"."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return value == 0
+    return isinstance(value, str) and _ZERO_DURATION.fullmatch(value.strip()) is not None
+
 
 def error_body(message: str, type_: str, *, code: Any = None, param: str | None = None) -> Body:
     """An OpenAI-style error object."""
@@ -45,6 +58,7 @@ class FlavorAPI:
             raise ValueError(f"unknown flavor {flavor!r} (known: {', '.join(FLAVORS)})")
         self.flavor = flavor
         self.personas = personas
+        self.loads = LoadState(personas, cold_loads=flavor in (LMSTUDIO, OLLAMA))
         self._by_name = {self.exposed_name(p): p for p in personas}
         self._by_name.update({p.id: p for p in personas})
         self.created = int(time.time())
@@ -65,6 +79,7 @@ class FlavorAPI:
             r: dict[tuple[str, str], Handler] = {
                 ("GET", "/api/v0/models"): lambda q, b: (200, self.lmstudio_v0_models()),
                 ("GET", "/api/v1/models"): lambda q, b: (200, self.lmstudio_v1_models()),
+                ("POST", "/api/v1/models/unload"): lambda q, b: self.lmstudio_unload(b),
             }
             for p in self.personas:
                 r[("GET", f"/api/v0/models/{p.id}")] = lambda q, b, p=p: (200, self._lmstudio_v0(p))
@@ -75,6 +90,7 @@ class FlavorAPI:
                 ("POST", "/api/show"): lambda q, b: self.ollama_show(b),
                 ("GET", "/api/version"): lambda q, b: (200, {"version": OLLAMA_VERSION}),
                 ("GET", "/api/ps"): lambda q, b: (200, self.ollama_ps()),
+                ("POST", "/api/generate"): lambda q, b: self.ollama_generate(b),
                 ("GET", "/"): lambda q, b: (200, "Ollama is running"),
             }
         if self.flavor == LLAMACPP:
@@ -149,7 +165,7 @@ class FlavorAPI:
             "arch": p.arch,
             "compatibility_type": "gguf",
             "quantization": p.quantization,
-            "state": "loaded" if p.loaded else "not-loaded",
+            "state": "loaded" if self.loads.is_loaded(p) else "not-loaded",
             "max_context_length": p.context_length,
         }
 
@@ -168,7 +184,9 @@ class FlavorAPI:
                 "size_bytes": p.size_bytes,
                 "params_string": None if p.type == EMBEDDING else f"{p.params_b:g}B",
                 "loaded_instances": (
-                    [{"id": p.id, "config": {"context_length": p.context_length}}] if p.loaded else []
+                    [{"id": p.id, "config": {"context_length": p.context_length}}]
+                    if self.loads.is_loaded(p)
+                    else []
                 ),
                 "max_context_length": p.context_length,
                 "format": "gguf",
@@ -179,6 +197,21 @@ class FlavorAPI:
                 m["description"] = None
             models.append(m)
         return {"models": models}
+
+    def lmstudio_unload(self, body: Any) -> tuple[int, Body]:
+        """`POST /api/v1/models/unload {"instance_id": ID}`: the instance (id = model key) goes away."""
+        iid = body.get("instance_id") if isinstance(body, dict) else None
+        if not isinstance(iid, str) or not iid:
+            return 400, error_body("instance_id is required", "invalid_request_error", param="instance_id")
+        p = self.resolve(iid)
+        if p is None or not self.loads.unload(p):
+            return 404, error_body(
+                f"No loaded model instance with id '{iid}'",
+                "invalid_request_error",
+                code="model_not_found",
+                param="instance_id",
+            )
+        return 200, {"instance_id": iid}
 
     # -- Ollama ----------------------------------------------------------------------------------
     def _ollama_details(self, p: Persona) -> Body:
@@ -207,7 +240,7 @@ class FlavorAPI:
     def ollama_ps(self) -> Body:
         models = []
         for p in self.personas:
-            if p.loaded:
+            if self.loads.is_loaded(p):
                 m = self._ollama_entry(p)
                 m.update(
                     expires_at="2318-01-01T00:00:00Z", size_vram=p.size_bytes, context_length=p.context_length
@@ -237,6 +270,29 @@ class FlavorAPI:
             },
             "capabilities": capabilities,
             "modified_at": self._modified,
+        }
+
+    def ollama_generate(self, body: Any) -> tuple[int, Any]:
+        """`POST /api/generate`, the unload form only: `{"model": NAME, "keep_alive": 0}`."""
+        name = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name:
+            return 400, {"error": "model is required"}
+        if not _zero_keep_alive(body.get("keep_alive")):
+            return 501, {
+                "error": "the soaktui simulator serves /api/generate only to unload a model "
+                "(keep_alive: 0); use /v1/chat/completions to generate"
+            }
+        p = self.resolve(name) or self.resolve(f"{name}:latest")
+        if p is None:
+            return 404, {"error": f'model "{name}" not found, try pulling it first'}
+        self.loads.unload(p)  # unloading a model that is not loaded succeeds too, as on Ollama
+        created = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        return 200, {
+            "model": self.exposed_name(p),
+            "created_at": created,
+            "response": "",
+            "done": True,
+            "done_reason": "unload",
         }
 
     # -- llama.cpp -------------------------------------------------------------------------------

@@ -21,6 +21,11 @@ TOOL_STYLES = ("native", "hermes", "llama3", "mistral", "none")
 QUANT_BITS = {"Q4_K_M": 4.85, "Q4_0": 4.55, "Q5_K_M": 5.69, "Q8_0": 8.5, "F16": 16.0}
 
 
+# Cold load time of a model that is not loaded: a fixed start-up plus reading the weights.
+LOAD_BASE_MS = 1000.0
+LOAD_MS_PER_GB = 500.0
+
+
 def gguf_size(params_b: float, quantization: str) -> int:
     """File size in bytes of a GGUF with `params_b` billion weights at `quantization`."""
     return int(params_b * 1e9 * QUANT_BITS[quantization] / 8)
@@ -45,6 +50,8 @@ class Persona:
     publisher: str = "soaktui-sim"
     loaded: bool = True
     default_tokens: tuple[int, int] = (40, 200)  # output length range when the prompt names none
+    compliance: float = 0.9  # share of requests that get the form the prompt asks for (forms.py)
+    load_ms: float | None = None  # cold load time (divided by `speed`); None: derived from the size
     faults: FaultPlan = field(default_factory=FaultPlan)
 
     def __post_init__(self) -> None:
@@ -54,8 +61,14 @@ class Persona:
             raise ValueError(f"persona {self.id}: tool_style must be one of {', '.join(TOOL_STYLES)}")
         if self.tps <= 0 or self.prompt_tps <= 0 or self.ttft_ms < 0 or self.context_length <= 0:
             raise ValueError(f"persona {self.id}: speeds and context length must be positive")
+        if not 0.0 <= self.compliance <= 1.0:
+            raise ValueError(f"persona {self.id}: compliance must be between 0 and 1")
+        if self.load_ms is not None and self.load_ms < 0:
+            raise ValueError(f"persona {self.id}: load_ms must not be negative")
         if self.size_bytes == 0 and self.quantization in QUANT_BITS:
             object.__setattr__(self, "size_bytes", gguf_size(self.params_b, self.quantization))
+        if self.load_ms is None:
+            object.__setattr__(self, "load_ms", LOAD_BASE_MS + self.size_bytes / 1e9 * LOAD_MS_PER_GB)
 
     @property
     def is_chat(self) -> bool:
@@ -81,6 +94,7 @@ def default_personas() -> list[Persona]:
     return [
         Persona(
             id="sim-qwen2.5-7b-instruct",
+            compliance=0.95,
             params_b=7.6,
             context_length=32768,
             ttft_ms=120,
@@ -92,6 +106,7 @@ def default_personas() -> list[Persona]:
         ),
         Persona(
             id="sim-llama-3.1-8b-instruct",
+            compliance=0.85,
             params_b=8.0,
             context_length=8192,
             ttft_ms=150,
@@ -101,6 +116,7 @@ def default_personas() -> list[Persona]:
         ),
         Persona(
             id="sim-phi-3-mini-4k-instruct",
+            compliance=0.6,
             params_b=3.8,
             context_length=4096,
             ttft_ms=60,
@@ -113,6 +129,7 @@ def default_personas() -> list[Persona]:
         ),
         Persona(
             id="sim-mistral-7b-instruct-v0.3",
+            compliance=0.8,
             params_b=7.2,
             context_length=32768,
             ttft_ms=130,
@@ -122,6 +139,7 @@ def default_personas() -> list[Persona]:
         ),
         Persona(
             id="sim-qwen2.5-14b-instruct",
+            compliance=0.95,
             params_b=14.8,
             context_length=32768,
             ttft_ms=260,
@@ -145,6 +163,7 @@ def default_personas() -> list[Persona]:
         ),
         Persona(
             id="sim-llama-3.3-70b-instruct",
+            compliance=0.97,
             params_b=70.6,
             context_length=131072,
             ttft_ms=900,

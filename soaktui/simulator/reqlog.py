@@ -35,6 +35,7 @@ class Record:
         "finish_reason",
         "fault",
         "client_closed",
+        "load_ns",
     )
 
     def __init__(self, n: int, recv_ns: int) -> None:
@@ -50,6 +51,7 @@ class Record:
         self.finish_reason: str | None = None
         self.fault: str | None = None
         self.client_closed = False
+        self.load_ns: int | None = None  # time waited for a cold load of the model (0: it was loaded)
 
     @property
     def id(self) -> str:
@@ -86,6 +88,7 @@ class RequestLog:
         self._end = array("q", bytes(8 * maxlen))
         self._prompt = array("q", bytes(8 * maxlen))
         self._completion = array("q", bytes(8 * maxlen))
+        self._load = array("q", bytes(8 * maxlen))
         self._status = array("h", bytes(2 * maxlen))
         self._model = array("h", bytes(2 * maxlen))
         self._codes = array("B", bytes(maxlen))  # stream | client_closed<<1 | fault<<2 | finish<<6
@@ -109,6 +112,7 @@ class RequestLog:
         self._end[i] = _opt(record.end_ns)
         self._prompt[i] = _opt(record.prompt_tokens)
         self._completion[i] = _opt(record.completion_tokens)
+        self._load[i] = _opt(record.load_ns)
         self._status[i] = _opt(record.status)
         self._model[i] = self._model_code(record.model)
         fault = _FAULTS.index(record.fault) if record.fault in _FAULTS else 0
@@ -144,6 +148,7 @@ class RequestLog:
             "finish_reason": _FINISH[codes >> 6],
             "fault": _FAULTS[(codes >> 2) & 0xF],
             "client_closed": bool(codes & 2),
+            "load_ns": _unopt(self._load[i]),
         }
 
     def entries(self, last: int | None = None) -> list[dict[str, Any]]:

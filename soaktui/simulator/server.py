@@ -9,7 +9,8 @@ server's own.
 
 Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (stream and non-stream), the native
 model endpoints of the configured flavor (see flavors.py), and the simulator's own:
-`GET /sim/requests[?last=N]` (the per-request log) and `POST /sim/control` with
+`GET /sim/requests[?last=N]` (the per-request log; `load_ns` is how long a request waited for a cold
+load of its model, see loading.py) and `POST /sim/control` with
 `{"down_for_s": S, "mode": "503" | "close" | "refuse"}` (an outage of chat requests).
 """
 
@@ -364,9 +365,12 @@ class SimServer:
         text_rng = random.Random(f"soaktui-sim:{self.config.seed}:{n}:text")
         plan = plan_completion(persona, body, prompt_tokens, max_tokens, text_rng, call_id_prefix=f"sim{n}")
         speed = self.config.speed
+        record.load_ns = load_ns = self.api.loads.wait_ns(
+            persona, req.recv_ns, int((persona.load_ms or 0.0) * 1e6 / speed)
+        )
         timing = _Timing(
             recv_ns=req.recv_ns,
-            ttft_ns=int((persona.ttft_ms / 1e3 + prompt_tokens / persona.prompt_tps) * 1e9 / speed),
+            ttft_ns=load_ns + int((persona.ttft_ms / 1e3 + prompt_tokens / persona.prompt_tps) * 1e9 / speed),
             interval_ns=int(1e9 / (persona.tps * speed)),
         )
         created = int(time.time())

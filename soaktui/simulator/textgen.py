@@ -134,6 +134,13 @@ def prose_tokens(rng: random.Random, n_tokens: int | None = None, n_words: int |
     return out
 
 
+def sentence(rng: random.Random, n_words: int, end: str = ".") -> str:
+    """One seeded sentence of `n_words` words (at least one), capitalised, ending with `end`."""
+    words = [rng.choice(WORDS) for _ in range(max(n_words, 1))]
+    words[0] = words[0].capitalize()
+    return " ".join(words) + end
+
+
 # -- tools ----------------------------------------------------------------------------------------
 
 _GENERIC_TEXT = (
