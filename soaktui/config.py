@@ -138,6 +138,7 @@ class Thresholds:
 class Output:  # seconds
     summary_interval: float = 300.0
     status_interval: float = 60.0
+    telemetry_interval: float = 5.0
     fsync_interval: float = 1.0
 
 
@@ -589,6 +590,7 @@ _KEY_LIST += [
     Key("thresholds.stream_max_tokens", _TOKENS, _text_int, "max_tokens of a streaming test.", "512"),
     Key("output.summary_interval", _SECONDS, _same, "How often test_summary.json is rewritten.", '"5m"'),
     Key("output.status_interval", _SECONDS, _same, "How often a status event is written.", '"60s"'),
+    Key("output.telemetry_interval", _SECONDS, _same, "How often CPU and memory are sampled.", '"5s"'),
     Key("output.fsync_interval", _SECONDS, _same, "Longest time events.jsonl goes without fsync.", '"1s"'),
 ]
 

@@ -32,6 +32,7 @@ RESUMED = "resumed"
 MODEL_SKIPPED = "model_skipped"
 COMMAND = "command"
 STATUS = "status"
+TELEMETRY = "telemetry"
 ERROR = "error"
 RUN_FINISHED = "run_finished"
 

@@ -34,6 +34,7 @@ SMALL = {
     "thresholds.large_context_max_tokens": "900",
     "timeouts.grace": "2",
     "output.status_interval": "1s",
+    "output.telemetry_interval": "1s",
     "rotation.min_tests": "2",
     "rotation.max_tests": "3",
 }
@@ -97,6 +98,9 @@ def test_a_run_writes_every_file_with_a_complete_schema(sim, tmp_path):
     assert all(e["token_source"] == "usage" and e["output_tokens"] > 0 for e in ok)
     assert all(e["ttft_ms"] > 0 for e in ok if e["stream"])
     assert any(e["kind"] == "status" for e in events)
+    telemetry = [e for e in events if e["kind"] == "telemetry"]
+    assert telemetry and all(e["source"] == "psutil" and 0 <= e["cpu_pct"] <= 100 for e in telemetry)
+    assert all(e["mem_total_bytes"] > e["mem_used_bytes"] > 0 for e in telemetry)
     summary = orjson.loads((run_dir / "test_summary.json").read_bytes())
     assert summary["tests"] == finished["tests"]
     assert "sim-" in (run_dir / "main_test.log").read_text()

@@ -26,6 +26,7 @@ from soaktui.providers.client import ChatClient
 from soaktui.providers.types import ModelInfo, Provider
 from soaktui.scenarios import REGISTRY
 from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext
+from soaktui.telemetry.system import SystemSampler
 
 
 def _rss_bytes() -> int | None:
@@ -306,11 +307,18 @@ class Engine:
             self._check_quiet_hours()
             self.bus.emit(ev.STATUS, **self.status_fields(), rss_bytes=_rss_bytes())
 
+    async def _telemetry_loop(self) -> None:
+        sampler = SystemSampler()
+        while True:
+            await asyncio.sleep(self.settings.output.telemetry_interval)
+            self.bus.emit(ev.TELEMETRY, **sampler.sample())
+
     async def run(self) -> str:
         """Run until the duration is over or a stop is requested; returns the finish reason."""
         self._started = time.monotonic()
         self._emit_switch(self.rotation.turn)
         status = asyncio.create_task(self._status_loop())
+        telemetry = asyncio.create_task(self._telemetry_loop())
         test_id = 0
         try:
             while self._stop_reason is None:
@@ -353,4 +361,5 @@ class Engine:
                 await self._idle(work_s)
         finally:
             status.cancel()
+            telemetry.cancel()
         return self._stop_reason or "stopped"

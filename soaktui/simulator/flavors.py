@@ -3,7 +3,8 @@
 soaktui's discovery is written against the native endpoints of LM Studio, Ollama, llama.cpp and
 vLLM. A simulator "flavor" answers those endpoints in the same shapes (taken from each project's API
 documentation), so discovery and the client's error classification can be tested against the
-simulator and still work on the real servers.
+simulator and still work on the real servers. LM Studio and Ollama can also unload a model over HTTP;
+their flavors do, and list it as not loaded until its next request loads it again (loading.py).
 """
 
 from __future__ import annotations
