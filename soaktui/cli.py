@@ -17,11 +17,10 @@ from typing import Any
 from soaktui import __version__
 from soaktui.errors import SetupError
 
-SUBCOMMANDS = ("run", "report", "discover", "simulate", "ctl", "config")
-
 EPILOG = """\
 subcommands:
-  soaktui [run] [options]            soak the servers found (or --base-url / --demo)
+  soaktui [run] [options]            soak the servers found (or --base-url / --demo), with the dashboard
+  soaktui watch [RUN_DIR]            attach the dashboard to a run (the latest by default)
   soaktui report RUN_DIR             rebuild final_report.md and report.json from events.jsonl
   soaktui discover [options]         pre-flight: servers, models, and what a run would test
   soaktui simulate [--port N] ...    run the built-in OpenAI-compatible simulator
@@ -67,6 +66,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", metavar="LADDER", help="concurrent_load ladder, e.g. 2,4,8")
     p.add_argument("--prompts", action="append", type=Path, metavar="DIR", help="extra prompt directory")
     p.add_argument("--json", action="store_true", help="stream every event to stdout as JSON lines")
+    p.add_argument("--theme", metavar="NAME", help="dashboard theme (dark, light)")
     return p
 
 
@@ -87,6 +87,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("throttle", "throttle"),
         ("scenarios", "scenarios"),
         ("concurrency", "concurrency"),
+        ("theme", "theme"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -105,8 +106,12 @@ def _cmd_run(argv: list[str]) -> int:
 
     args = run_parser().parse_args(argv)
     settings = _settings(args)
-    if not args.no_ui:
-        sys.stderr.write("note: the dashboard is not built yet; running headless (same as --no-ui)\n")
+    if not args.no_ui and not args.json:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            from soaktui.attach import run_with_dashboard
+
+            return run_with_dashboard(argv, settings.out, settings.theme)
+        sys.stderr.write("soaktui: not a terminal, running headless (pass --no-ui to say so)\n")
     req = RunRequest(
         settings=settings, demo=args.demo, json_events=args.json, prompt_dirs=tuple(args.prompts or ())
     )
@@ -191,6 +196,17 @@ def _cmd_ctl(argv: list[str]) -> int:
     return 0 if reply.get("ok") else 1
 
 
+def _cmd_watch(argv: list[str]) -> int:
+    from soaktui.attach import watch
+
+    p = argparse.ArgumentParser(prog="soaktui watch", description="Attach the dashboard to a run.")
+    p.add_argument("run_dir", type=Path, nargs="?", help="the run directory (default: the latest run)")
+    p.add_argument("--theme", metavar="NAME", help="dashboard theme (dark, light)")
+    p.add_argument("--config", type=Path, metavar="PATH", help="config file (for its theme key)")
+    args = p.parse_args(argv)
+    return watch(args.run_dir, _settings(args).theme)
+
+
 def _cmd_config(argv: list[str]) -> int:
     from soaktui.config import example_config_toml
     from soaktui.locations import config_file
@@ -209,6 +225,7 @@ COMMANDS = {
     "discover": _cmd_discover,
     "simulate": _cmd_simulate,
     "ctl": _cmd_ctl,
+    "watch": _cmd_watch,
     "config": _cmd_config,
 }
 

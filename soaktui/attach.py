@@ -1,0 +1,110 @@
+"""`soaktui` with the dashboard: start the headless engine as a child process, then attach the viewer.
+
+The engine runs in its own process (and its own session, so a closed terminal or a dropped SSH
+connection does not take it down): timings measured on the same loop or beside it in a thread as a
+Textual app are off by tens of milliseconds, in another process they are not (DESIGN.md). The viewer
+attaches to the run directory exactly as `soaktui watch` does: it follows events.jsonl and sends
+its keys over the control socket. Textual is imported only here, lazily, never by the engine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from soaktui.errors import SetupError
+from soaktui.locations import latest_run_dir, new_run_dir
+
+ENGINE_LOG = "engine.log"  # the child's stderr: its progress lines and any setup error
+START_TIMEOUT_S = 120.0  # discovery and a --demo simulator start well within this
+
+
+def engine_argv(argv: list[str], run_dir: Path) -> list[str]:
+    """The headless command line for the child: the user's flags, minus viewer-only ones, plus --out."""
+    out: list[str] = []
+    skip_next = False
+    for i, arg in enumerate(argv):
+        if skip_next:
+            skip_next = False
+            continue
+        if arg == "--theme":
+            skip_next = i + 1 < len(argv)
+            continue
+        if arg.startswith("--theme=") or arg == "--no-ui":
+            continue
+        out.append(arg)
+    has_out = any(a == "--out" or a.startswith("--out=") for a in out)
+    return [
+        sys.executable,
+        "-m",
+        "soaktui",
+        "run",
+        "--no-ui",
+        *out,
+        *([] if has_out else ["--out", str(run_dir)]),
+    ]
+
+
+def start_engine(argv: list[str], run_dir: Path, created: bool) -> subprocess.Popen:
+    """Start the engine child and wait until its events.jsonl exists; SetupError if it cannot start."""
+    log_path = run_dir / ENGINE_LOG
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            engine_argv(argv, run_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    events = run_dir / "events.jsonl"
+    while not events.exists():
+        code = proc.poll()
+        if code is not None:
+            lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            message = lines[-1] if lines else f"the engine exited with status {code}"
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise SetupError(message.removeprefix("soaktui: "))
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise SetupError(f"the engine did not start within {START_TIMEOUT_S:.0f}s (see {log_path})")
+        time.sleep(0.05)
+    return proc
+
+
+def run_with_dashboard(argv: list[str], out: Path | None, theme: str) -> int:
+    """`soaktui [options]`: engine child + viewer. Returns the exit code."""
+    from soaktui.ui.app import create_app  # Textual only here
+
+    if out is None:
+        _, run_dir = new_run_dir()
+        created = True
+    else:
+        run_dir = Path(out).expanduser()
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    proc = start_engine(argv, run_dir, created)
+    app = create_app(run_dir, theme=theme, engine=proc)
+    code = app.run()
+    if proc.poll() is None:
+        sys.stderr.write(
+            f"soaktui: the run goes on in the background; re-attach with: soaktui watch {run_dir}\n"
+        )
+    return int(code or 0)
+
+
+def watch(run_dir: Path | None, theme: str) -> int:
+    """`soaktui watch [RUN_DIR]`: attach the viewer to a run started earlier (the latest by default)."""
+    from soaktui.ui.app import create_app
+
+    if run_dir is None:
+        run_dir = latest_run_dir()
+        if run_dir is None:
+            raise SetupError("no runs found; start one with `soaktui` or name a run directory")
+    if not (Path(run_dir) / "events.jsonl").is_file():
+        raise SetupError(f"{run_dir}: no events.jsonl here (is it a soaktui run directory?)")
+    return int(create_app(Path(run_dir), theme=theme).run() or 0)
