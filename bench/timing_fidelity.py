@@ -165,16 +165,29 @@ def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: i
 
 async def bare_request(
     client: httpx.AsyncClient, url: str, body: dict[str, Any]
-) -> tuple[str | None, float | None]:
-    """(response id, TTFT ms) of one streamed request, stamped like soaktui: sent just before the
-    request goes out, first token when the line carrying the first content arrives."""
+) -> tuple[str | None, int, int | None, int | None]:
+    """(response id, sent ns, on-the-wire ns, first token ns) of one streamed request.
+
+    `sent` is stamped like soaktui's: just before the request is handed to httpx. The first token is
+    stamped when the line carrying the first content arrives, before it is parsed. `wire` is a
+    reference stamp from httpcore's trace hook, taken when the connection starts writing this
+    request's headers: it leaves out the time a request waits inside the client (pool, event loop)
+    before it goes out, which grows with the number of concurrent requests."""
     perf = time.perf_counter_ns
     payload = json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
     rid = None
     first = None
+    wire: list[int] = []
+
+    async def trace(name: str, info: dict[str, Any]) -> None:
+        if name.endswith("send_request_headers.started"):
+            wire.append(perf())
+
     sent = perf()
-    async with client.stream("POST", url, content=payload, headers=headers) as response:
+    async with client.stream(
+        "POST", url, content=payload, headers=headers, extensions={"trace": trace}
+    ) as response:
         async for line in response.aiter_lines():
             stamp = perf()
             if not line.startswith("data: "):
@@ -189,7 +202,7 @@ async def bare_request(
                 choices = obj.get("choices")
                 if choices and (choices[0].get("delta") or {}).get("content"):
                     first = stamp
-    return rid, sent, first
+    return rid, sent, wire[0] if wire else None, first
 
 
 def _body(streams: int, rng: random.Random) -> dict[str, Any]:
@@ -210,12 +223,16 @@ def _body(streams: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-async def bare_block(base_url: str, streams: int, seconds: float, seed: int) -> list[Stamps]:
+async def bare_block(
+    base_url: str, streams: int, seconds: float, seed: int
+) -> tuple[list[Stamps], list[Stamps]]:
     """Run the bare loop for `seconds`: one request at a time, or a solo request then `streams` at
-    once (like concurrent_load). Returns the stamps of the counted requests, first test left out."""
+    once (like concurrent_load). Returns the stamps of the counted requests (first test left out),
+    with `sent` as soaktui stamps it and with the on-the-wire stamp."""
     url = f"{base_url}/v1/chat/completions"
     rng = random.Random(seed)
     out: list[Stamps] = []
+    at_wire: list[Stamps] = []
     deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(timeout=120.0, limits=httpx.Limits(max_connections=64)) as client:
         test = 0
@@ -228,8 +245,12 @@ async def bare_block(base_url: str, streams: int, seconds: float, seed: int) -> 
                 await bare_request(client, url, body)  # the solo baseline, not counted
                 results = await asyncio.gather(*(bare_request(client, url, body) for _ in range(streams)))
             if test > 1:
-                out.extend((rid, sent, first) for rid, sent, first in results if rid and first is not None)
-    return out
+                for rid, sent, wire, first in results:
+                    if rid and first is not None:
+                        out.append((rid, sent, first))
+                        if wire is not None:
+                            at_wire.append((rid, wire, first))
+    return out, at_wire
 
 
 # -- comparison ---------------------------------------------------------------------------------------
@@ -313,7 +334,8 @@ def main() -> None:
                             if e.get("ttft_ms") is not None and e.get("sent_mono_ns") is not None
                         ]
                     else:
-                        got = asyncio.run(bare_block(base_url, streams, seconds, seed))
+                        got, at_wire = asyncio.run(bare_block(base_url, streams, seconds, seed))
+                        pairs.setdefault((streams, "bare@wire"), []).extend(at_wire)
                     pairs.setdefault((streams, who), []).extend(got)
                     print(f"  {streams:>2} stream(s), round {rnd + 1}, {who:<7}: {len(got)} requests counted")
         log = server_log(base_url)

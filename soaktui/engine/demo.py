@@ -7,6 +7,7 @@ its first line of stdout; it is terminated (then killed, if it lingers) when the
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -23,13 +24,24 @@ class SimulatorProcess:
         self, seed: int | None = None, extra_args: list[str] | None = None, start_timeout_s: float = 20.0
     ):
         self.seed = seed
-        self.extra_args = extra_args if extra_args is not None else ["--flavor", "lmstudio"]
+        self.extra_args = (
+            extra_args if extra_args is not None else ["--flavor", "lmstudio", "--personas", "flaky"]
+        )
         self.start_timeout_s = start_timeout_s
         self.base_url = ""
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> str:
-        cmd = [sys.executable, "-m", "soaktui", "simulate", "--port", "0"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "soaktui",
+            "simulate",
+            "--port",
+            "0",
+            "--exit-with-parent",
+            str(os.getpid()),
+        ]
         if self.seed is not None:
             cmd += ["--seed", str(self.seed)]
         cmd += self.extra_args

@@ -15,7 +15,12 @@ import orjson
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#.-]*)[^\n]*\n(.*?)```", re.S)
 _ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.M)
-_SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|WITH)\b[\s\S]*?\b(FROM|INTO|SET|TABLE|AS)\b", re.I)
+_SQL_STATEMENT = (
+    r"(?:SELECT\b[\s\S]+?\bFROM|INSERT\s+INTO|UPDATE\b[\s\S]+?\bSET|DELETE\s+FROM|WITH\b[\s\S]+?\bAS"
+    r"|CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX|VIEW)|ALTER\s+TABLE|DROP\s+(?:TABLE|INDEX|VIEW))\b"
+)
+_SQL_IN_BLOCK = re.compile(r"\b" + _SQL_STATEMENT, re.I)
+_SQL_IN_TEXT = re.compile(r"^\s*" + _SQL_STATEMENT, re.I | re.M)  # prose must start a line with it
 
 LANG_ALIASES = {
     "python": {"python", "py", "python3"},
@@ -37,9 +42,12 @@ def code_block(text: str, lang: str) -> bool:
 
 
 def sql(text: str, _: Any = True) -> bool:
-    """SQL statement keywords in a fenced block, or in the text when there is no fence."""
-    blocks = [m.group(2) for m in _FENCE.finditer(text)] or [text]
-    return any(_SQL.search(b) for b in blocks)
+    """A SQL statement in a SQL (or unlabelled) fenced block; without fences, a line that starts one."""
+    fences = list(_FENCE.finditer(text))
+    if fences:
+        blocks = [m.group(2) for m in fences if m.group(1).lower() in LANG_ALIASES["sql"] | {""}]
+        return any(_SQL_IN_BLOCK.search(b) for b in blocks)
+    return bool(_SQL_IN_TEXT.search(text))
 
 
 def items(text: str, n: int) -> bool:
