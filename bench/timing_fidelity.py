@@ -288,8 +288,15 @@ def stats(values: list[float]) -> dict[str, Any]:
     }
 
 
+KEYS = ("p50", "p90", "p99", "max")
+
+
 def _fmt(x: float | None) -> str:
     return "   n/a" if x is None else f"{x:6.2f}"
+
+
+def _cells(st: dict[str, Any]) -> str:
+    return " ".join(_fmt(st[k]) for k in KEYS)
 
 
 def main() -> None:
@@ -345,38 +352,35 @@ def main() -> None:
 
     print()
     print("TTFT error = client TTFT - server TTFT, ms, matched by response id; error = up + down")
+    print("  up: client 'sent' stamp -> server has read the request; down: server wrote the first token ->")
     print(
-        f"{'streams':>7}  {'client':<8} {'n':>5} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6}"
-        "   up p50  down p50  server TTFT p50"
+        "  client stamped it. bare@wire: the bare loop's requests again, 'sent' taken from httpcore's trace"
+    )
+    print("  hook when the connection starts writing the request (a reference, not part of the target).")
+    print(
+        f"{'streams':>7}  {'client':<9} {'n':>5} {'p50':>6} {'p90':>6} {'p99':>6} {'max':>6}"
+        f"  {'up p50':>6} {'down p50':>8}  server TTFT p50"
     )
     verdicts = []
     for streams in (1, WIDE):
         rows = {}
-        for who in ("soaktui", "bare"):
+        for who in ("soaktui", "bare", "diff", "bare@wire"):
+            if who == "diff":
+                a, b = rows["soaktui"], rows["bare"]
+                diff = {k: None if a[k] is None or b[k] is None else a[k] - b[k] for k in KEYS}
+                print(f"{streams:>7}  {'diff':<9} {'':>5} {_cells(diff)}  (soaktui - bare)")
+                continue
             c = compare(pairs.get((streams, who), []), log)
             rows[who] = st = stats(c["error"])
             print(
-                f"{streams:>7}  {who:<8} {st['n']:>5} {_fmt(st['p50'])} {_fmt(st['p90'])} {_fmt(st['p99'])} "
-                f"{_fmt(st['max'])}   {_fmt(percentile(c['up'], 50))}    {_fmt(percentile(c['down'], 50))}"
-                f"     {_fmt(percentile(c['server'], 50))}"
+                f"{streams:>7}  {who:<9} {st['n']:>5} {_cells(st)}  {_fmt(percentile(c['up'], 50))} "
+                f"{_fmt(percentile(c['down'], 50)):>8}  {_fmt(percentile(c['server'], 50))}"
             )
-        a, b = rows["soaktui"], rows["bare"]
-        diff = {
-            k: None if a[k] is None or b[k] is None else a[k] - b[k] for k in ("p50", "p90", "p99", "max")
-        }
-        print(
-            f"{streams:>7}  {'diff':<8} {'':>5} {_fmt(diff['p50'])} {_fmt(diff['p90'])} {_fmt(diff['p99'])} "
-            f"{_fmt(diff['max'])}   (soaktui - bare)"
-        )
-        ok = (
-            diff["p50"] is not None
-            and diff["p99"] is not None
-            and abs(diff["p50"]) <= 1
-            and abs(diff["p99"]) <= 1
-        )
+        # One-sided: an error below the bare loop's is not a failure.
+        ok = all(diff[k] is not None and diff[k] <= 1.0 for k in ("p50", "p99"))
         verdicts.append(f"{streams} stream(s) {'PASS' if ok else 'FAIL'}")
     print()
-    print(f"target: soaktui p50 and p99 error within 1 ms of the bare loop's: {'; '.join(verdicts)}")
+    print(f"target: soaktui p50 and p99 error at most 1 ms above the bare loop's: {'; '.join(verdicts)}")
     print(
         f"load average before {load0[0]:.2f}, after {load1[0]:.2f} (1 min); "
         f"total {time.monotonic() - t_start:.0f} s"

@@ -202,6 +202,9 @@ class RunAggregate:
         self.min_tests = min_tests  # rankings: tests needed
         self.events = 0
         self.malformed = 0  # events of a known kind whose fields had the wrong type
+        # Cancelled by us (skip, stop, end of the run): neither a success nor a failure of the model.
+        self.cancelled_requests = 0
+        self.cancelled_tests = 0
         self._kinds: dict[Any, int] = {}  # events other than request / scenario_result, by kind
         self._buckets: dict[tuple[Any, Any, Any], _Bucket] = {}
         self._last_key: tuple[Any, Any, Any] | None = None
@@ -279,6 +282,9 @@ class RunAggregate:
                     handler = self._other.get(kind)  # type: ignore[arg-type]
                     if handler is not None:
                         handler(ev)
+                return
+            if get("error_class") == "cancelled":
+                self.cancelled_requests += 1
                 return
             scenario = get("scenario")
             key = (get("provider"), get("model"), scenario)
@@ -377,6 +383,9 @@ class RunAggregate:
 
     def _on_result(self, ev: dict[str, Any]) -> None:
         get = ev.get
+        if get("error_class") == "cancelled":
+            self.cancelled_tests += 1
+            return
         scenario = get("scenario")
         key = (get("provider"), get("model"), scenario)
         b = self._last_bucket if key == self._last_key else self._bucket_for(key)
@@ -667,6 +676,8 @@ class RunAggregate:
             "requests_ok": req_ok,
             "requests_failed": req_failed,
             "requests_success": rate(req_ok, req_ok + req_failed),
+            "cancelled_tests": self.cancelled_tests,
+            "cancelled_requests": self.cancelled_requests,
         }
 
     @staticmethod

@@ -150,6 +150,10 @@ def _summary(snap: dict[str, Any]) -> list[str]:
             ["Requests succeeded", rate(t["requests_success"], "requests")],
             ["Requests failed", t["requests_failed"]],
             [
+                "Cancelled by soaktui (skip, stop, end of run; not counted above)",
+                f"{t['cancelled_tests']} tests, {t['cancelled_requests']} requests",
+            ],
+            [
                 "Events",
                 f"{t['events']:,}"
                 + (f" ({t['malformed_events']} malformed)" if t["malformed_events"] else ""),

@@ -124,8 +124,9 @@ class ProviderFailover(Scenario):
         metrics["detect_ms"] = probe.e2e_ms
         delay = BACKOFF_START_S
         budget = RECOVERY_BUDGET_S
-        rem = ctx.timeout_s()
-        budget = min(budget, rem)
+        rem = ctx.remaining_s()
+        if rem is not None:
+            budget = max(1.0, min(budget, rem))
         deadline = time.monotonic() + budget
         last = probe
         while time.monotonic() + delay < deadline:
