@@ -270,7 +270,7 @@ class Engine:
             except asyncio.CancelledError:
                 if self._cancel_why is None:  # not our cancel: the engine itself is being cancelled
                     raise
-                return Outcome(False, f"cancelled: {self._cancel_why or 'cancelled'}", errors.CANCELLED)
+                return Outcome(False, self._cancel_why or "cancelled", errors.CANCELLED)
             except Exception as exc:  # a bug in a scenario must not end an overnight run
                 self.bus.emit(
                     ev.ERROR,

@@ -69,7 +69,12 @@ def describe_test(e: dict[str, Any]) -> str:
     """One line for a finished test (shared by main_test.log and headless output)."""
     m = e.get("metrics") or {}
     head = f"#{e.get('test_id')} {e.get('scenario')} on {e.get('model')}: "
-    head += "PASS" if e.get("ok") else f"FAIL ({e.get('error_class')}: {e.get('reason')})"
+    if e.get("ok"):
+        head += "PASS"
+    elif e.get("error_class") == "cancelled":
+        head += f"CANCELLED ({e.get('reason')}; not counted)"
+    else:
+        head += f"FAIL ({e.get('error_class')}: {e.get('reason')})"
     keys = (
         "ttft_ms",
         "gen_tps",

@@ -1,0 +1,486 @@
+"""`r`: the report screen, the same figures as `soaktui report`, as tables and plotext charts.
+
+The data is `RunAggregate.snapshot()` of everything the viewer has folded so far (the report so far
+while the run goes on, the final report once it has finished), computed on a thread worker and
+refreshed every few seconds while the screen is open and new events arrived. `w` writes
+final_report.md and report.json from that snapshot (report.build.write_report_files, the same
+writer as the end of a run and `soaktui report`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual_plotext import PlotextPlot
+
+from soaktui.report.build import write_report_files
+from soaktui.report.markdown import duration, num
+from soaktui.report.stats import format_rate
+from soaktui.ui.format import display_path, short_model
+from soaktui.ui.widgets.throughput import theme_colors
+
+if TYPE_CHECKING:
+    from soaktui.ui.app import SoakApp
+
+REFRESH_S = 2.0
+NA = "n/a"
+
+
+def short_rate(r: dict[str, Any] | None) -> str:
+    """ "11/12 92% (CI 65-99)": counts, rate and the Wilson 95% interval, compact for a table cell."""
+    if not r or not r.get("n"):
+        return NA
+    lo, hi = r["ci95"]
+    return f"{r['k']}/{r['n']} {100 * r['rate']:.0f}% (CI {100 * lo:.0f}-{100 * hi:.0f})"
+
+
+def p(d: dict[str, Any], key: str = "p50", nd: int = 1) -> str:
+    return num(d.get(key), nd) if d and d.get("n") else NA
+
+
+def ok_total(ok: int, failed: int) -> str:
+    return f"{ok:,}/{ok + failed:,}"
+
+
+def model_labels(keys: Any) -> dict[str, str]:
+    """Model keys without their provider prefix, unless two providers serve the same model id."""
+    short = {k: short_model(k) for k in keys}
+    counts: dict[str, int] = {}
+    for v in short.values():
+        counts[v] = counts.get(v, 0) + 1
+    return {k: v if counts[v] == 1 else k for k, v in short.items()}
+
+
+class ReportReady(Message):
+    def __init__(self, snap: dict[str, Any]) -> None:
+        super().__init__()
+        self.snap = snap
+
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "rank-throughput": ("rank", "model", "median output tok/s", "n (requests)"),
+    "rank-reliability": ("rank", "model", "tests succeeded", "lower bound"),
+    "profiles": (
+        "model",
+        "tests succeeded",
+        "requests ok/total",
+        "e2e p50 ms",
+        "e2e p95 ms",
+        "TTFT p50 ms",
+        "ITL p50 ms",
+        "tok/s p50",
+        "tok/s n",
+        "size",
+        "context",
+        "failed requests",
+    ),
+    "scenarios": (
+        "scenario",
+        "tests succeeded",
+        "requests ok/total",
+        "e2e p50 ms",
+        "e2e p95 ms",
+        "e2e p99 ms",
+        "TTFT p50 ms",
+        "tok/s p50",
+        "models",
+    ),
+    "errors": ("class", "failed requests", "failed tests", "per model", "example"),
+    "concurrency": (
+        "model",
+        "concurrency",
+        "batches ok/partial/failed",
+        "saturated",
+        "requests ok/total",
+        "aggregate tok/s p50",
+        "latency p50 ms",
+    ),
+    "context": ("model", "prompt tokens", "requests ok/total", "overflow", "TTFT p50 ms", "prompt tok/s p50"),
+    "failover": ("model", "mode", "tests succeeded", "detect p50 ms", "recover p50 ms", "cold load p50 ms"),
+}
+
+
+class ReportScreen(Screen):
+    BINDINGS = [
+        Binding("w", "write", "write report files"),
+        Binding("escape", "back", "dashboard"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen_generation = -1
+        self._computing = False
+        self.snap: dict[str, Any] | None = None
+        self.names: dict[str, str] = {}
+
+    def model_label(self, key: str) -> str:
+        return self.names.get(key) or short_model(key)
+
+    @property
+    def soak(self) -> SoakApp:
+        return cast("SoakApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="report-head")
+        with VerticalScroll(id="report-body"):
+            yield Static("", id="summary", classes="report-text")
+            yield Static(Content.styled("Rankings", "bold $text-primary"), classes="report-h")
+            yield from self._table_widgets("rank-throughput")
+            yield from self._table_widgets("rank-reliability")
+            yield Static("", id="rank-notes", classes="report-text")
+            yield Static(Content.styled("Model profiles", "bold $text-primary"), classes="report-h")
+            yield from self._table_widgets("profiles")
+            yield PlotextPlot(id="tps-chart", classes="report-chart")
+            yield Static(Content.styled("Scenarios", "bold $text-primary"), classes="report-h")
+            yield from self._table_widgets("scenarios")
+            yield Static(Content.styled("Errors by class", "bold $text-primary"), classes="report-h")
+            yield from self._table_widgets("errors")
+            yield Static(Content.styled("Scaling", "bold $text-primary"), classes="report-h")
+            yield from self._table_widgets("concurrency")
+            yield PlotextPlot(id="conc-chart", classes="report-chart")
+            yield from self._table_widgets("context")
+            yield Static(Content.styled("Failover and recovery", "bold $text-primary"), classes="report-h")
+            yield from self._table_widgets("failover")
+            yield Static(
+                Content.styled("Throttle, pauses and commands", "bold $text-primary"), classes="report-h"
+            )
+            yield Static("", id="control", classes="report-text")
+        yield Footer(compact=True)
+
+    @staticmethod
+    def _table_widgets(table_id: str) -> ComposeResult:
+        yield Static("", id=f"{table_id}-empty", classes="report-text report-empty")
+        yield DataTable(id=table_id, classes="report-table", cursor_type="none", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        for table_id, columns in TABLES.items():
+            self.query_one(f"#{table_id}", DataTable).add_columns(*columns)
+        self.query_one("#report-head", Static).update(Content.styled("computing the report…", "$text-muted"))
+        self.refresh_snapshot()
+        self.set_interval(REFRESH_S, self.refresh_snapshot)
+
+    # -- data --------------------------------------------------------------------------------------
+    def refresh_snapshot(self) -> None:
+        app = self.soak
+        if self._computing or app.generation == self._seen_generation or self.app.screen is not self:
+            return
+        self._computing = True
+        self._seen_generation = app.generation
+        self._compute()
+
+    @work(thread=True, exclusive=True, group="report", exit_on_error=False, description="fold the report")
+    def _compute(self) -> None:
+        app = self.soak
+        with app.lock:
+            snap = app.aggregate.snapshot()
+            snap["log"] = app.follower.stats.as_dict()
+        self.post_message(ReportReady(snap))
+
+    def on_report_ready(self, msg: ReportReady) -> None:
+        self._computing = False
+        self.snap = msg.snap
+        self.show(msg.snap)
+
+    # -- writing -----------------------------------------------------------------------------------
+    def action_write(self) -> None:
+        self._write()
+
+    @work(
+        thread=True, exclusive=True, group="report-write", exit_on_error=False, description="write the report"
+    )
+    def _write(self) -> None:
+        app = self.soak
+        with app.lock:
+            snap = app.aggregate.snapshot()
+            snap["log"] = app.follower.stats.as_dict()
+        try:
+            paths = write_report_files(app.run_dir, snap)
+        except OSError as exc:
+            app.call_from_thread(
+                app.notify, f"could not write the report: {exc.strerror or exc}", severity="error", timeout=8
+            )
+            return
+        text = "wrote " + ", ".join(display_path(p) for p in paths)
+        app.call_from_thread(app.notify, text, title="report", timeout=8)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    # -- drawing -----------------------------------------------------------------------------------
+    def show(self, snap: dict[str, Any]) -> None:
+        run, totals = snap["run"], snap["totals"]
+        self.names = model_labels(snap["models"])
+        app = self.soak
+        if run["finished"]:
+            state = ("final report", "bold $text-success")
+        elif app.phase in ("live", "stopping", "connecting", "waiting"):
+            state = ("the report so far (the run goes on)", "bold $text-warning")
+        else:
+            state = ("the run ended without finishing: a report of what was logged", "bold $text-error")
+        self.query_one("#report-head", Static).update(
+            Content.assemble(
+                ("Report ", "bold $text-primary"),
+                (run["run_id"] or "unknown run", "bold"),
+                "  ",
+                state,
+                (
+                    f"  · {totals['events']:,} events · w writes final_report.md + report.json · r/Esc back",
+                    "$text-muted",
+                ),
+            )
+        )
+        self._summary(snap)
+        self._rankings(snap)
+        self._profiles(snap)
+        self._scenarios(snap)
+        self._errors(snap)
+        self._scaling(snap)
+        self._failover(snap)
+        self._control(snap)
+
+    def _table(self, table_id: str, rows: list[tuple[Any, ...]], empty: str) -> None:
+        """Fill a table, or hide it and say why it is empty."""
+        table = self.query_one(f"#{table_id}", DataTable)
+        note = self.query_one(f"#{table_id}-empty", Static)
+        table.clear()
+        table.add_rows([tuple(NA if c is None else str(c) for c in r) for r in rows])
+        table.display = bool(rows)
+        note.display = not rows
+        note.update(Content.styled(empty, "$text-muted"))
+
+    def _summary(self, snap: dict[str, Any]) -> None:
+        run, t = snap["run"], snap["totals"]
+        lines = [
+            Content.assemble(
+                ("Duration ", "$text-muted"),
+                f"{duration(run['duration_s'])} ({run['duration_source']})",
+                ("   finish reason ", "$text-muted"),
+                run["finish_reason"] or "did not finish",
+            ),
+            Content.assemble(("Tests succeeded ", "$text-muted"), format_rate(t["success"], "tests")),
+            Content.assemble(
+                ("Requests succeeded ", "$text-muted"), format_rate(t["requests_success"], "requests")
+            ),
+        ]
+        for r in snap["recommendations"]:
+            who = r["model"] or "none"
+            lines.append(
+                Content.assemble(
+                    (f"{r['title'].capitalize()}: ", "bold"),
+                    (
+                        self.model_label(who) if r["model"] else who,
+                        "bold $text-primary" if r["model"] else "$text-muted",
+                    ),
+                    (f" — {r['evidence']}", "$text-muted"),
+                )
+            )
+        self.query_one("#summary", Static).update(Content("\n").join(lines))
+
+    def _rankings(self, snap: dict[str, Any]) -> None:
+        rk = snap["rankings"]
+        self._table(
+            "rank-throughput",
+            [
+                (i + 1, self.model_label(r["model"]), num(r["median_gen_tps"]), r["n"])
+                for i, r in enumerate(rk["throughput"])
+            ],
+            "no model has enough streamed requests yet",
+        )
+        self._table(
+            "rank-reliability",
+            [
+                (i + 1, self.model_label(r["model"]), format_rate(r["success"]), f"{100 * r['score']:.0f}%")
+                for i, r in enumerate(rk["reliability"])
+            ],
+            "no model has enough tests yet",
+        )
+        mins = rk["min_samples"]
+        notes = [
+            f"Throughput: {rk['rules']['throughput']} (at least {mins['throughput_requests']} requests). "
+            f"Reliability: {rk['rules']['reliability']} (at least {mins['reliability_tests']} tests)."
+        ]
+        short = rk["insufficient"]
+        if short["throughput"] or short["reliability"]:
+            names = sorted({self.model_label(r["model"]) for r in short["throughput"] + short["reliability"]})
+            notes.append("Insufficient data: " + ", ".join(names))
+        self.query_one("#rank-notes", Static).update(Content.styled("\n".join(notes), "$text-muted"))
+
+    def _profiles(self, snap: dict[str, Any]) -> None:
+        rows = []
+        bars: list[tuple[str, float]] = []
+        for key, m in snap["models"].items():
+            if not (m["tests"] or m["requests_ok"] or m["requests_failed"]):
+                continue
+            size = m.get("size_gb")
+            size_s = NA if size is None else f"{size:.1f} GB" + (" est." if m.get("size_estimated") else "")
+            errors = ", ".join(f"{c} {n}" for c, n in m["errors"].items()) or "none"
+            rows.append(
+                (
+                    self.model_label(key),
+                    short_rate(m["success"]),
+                    ok_total(m["requests_ok"], m["requests_failed"]),
+                    p(m["e2e_ms"]),
+                    p(m["e2e_ms"], "p95"),
+                    p(m["ttft_ms"]),
+                    p(m["itl_p50_ms"]),
+                    p(m["gen_tps"]),
+                    m["gen_tps"]["n"],
+                    size_s,
+                    num(m["context_length"]),
+                    errors,
+                )
+            )
+            if m["gen_tps"]["n"] and m["gen_tps"]["p50"] is not None:
+                bars.append((self.model_label(key), float(m["gen_tps"]["p50"])))
+        self._table("profiles", rows, "no model was tested yet")
+        chart = self.query_one("#tps-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        if bars:
+            plt.bar(
+                [b[0] for b in bars],
+                [b[1] for b in bars],
+                orientation="horizontal",
+                color=theme_colors(self.soak)[0],
+                width=0.4,
+            )
+            plt.title("median output tokens/s (generation phase, successful streamed requests)")
+        else:
+            plt.title("no successful streamed request yet")
+        chart.refresh()
+
+    def _scenarios(self, snap: dict[str, Any]) -> None:
+        rows = []
+        for name, s in snap["scenarios"].items():
+            e = s["e2e_ms"]
+            rows.append(
+                (
+                    name,
+                    short_rate(s["success"]),
+                    ok_total(s["requests_ok"], s["requests_failed"]),
+                    p(e),
+                    p(e, "p95"),
+                    p(e, "p99"),
+                    p(s["ttft_ms"]),
+                    p(s["gen_tps"]),
+                    len(s["models"]),
+                )
+            )
+        self._table("scenarios", rows, "no scenario ran yet")
+
+    def _errors(self, snap: dict[str, Any]) -> None:
+        err = snap["errors"]
+        rows: list[tuple[Any, ...]] = [
+            (
+                cls,
+                r["requests"],
+                r["tests"],
+                ", ".join(f"{self.model_label(k)} {n}" for k, n in r["per_model"].items()),
+                (r["example"] or "")[:120],
+            )
+            for cls, r in err["by_class"].items()
+        ]
+        rows += [
+            (f"{e['error_class']} ({e['where']})", "", e["count"], "", (e["example"] or "")[:120])
+            for e in err["engine"]
+        ]
+        self._table("errors", rows, "no request or test failed")
+
+    def _scaling(self, snap: dict[str, Any]) -> None:
+        conc = snap["scaling"]["concurrency"]
+        rows = []
+        for key, levels in conc.items():
+            for r in levels:
+                rows.append(
+                    (
+                        self.model_label(key),
+                        r["concurrency"],
+                        f"{r['full']}/{r['partial']}/{r['failed']}",
+                        r["saturated"],
+                        ok_total(r["requests_ok"], r["requests_failed"]),
+                        f"{p(r['aggregate_tps'])} (n={r['aggregate_tps']['n']})",
+                        p(r["latency_p50_ms"]),
+                    )
+                )
+        self._table("concurrency", rows, "no concurrent_load test ran yet")
+        chart = self.query_one("#conc-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        colors = theme_colors(self.soak)
+        drawn = 0
+        for key, levels in conc.items():
+            pts = [
+                (r["concurrency"], r["aggregate_tps"]["p50"])
+                for r in levels
+                if isinstance(r["concurrency"], (int, float)) and r["aggregate_tps"]["p50"] is not None
+            ]
+            if pts:
+                plt.plot(
+                    [x for x, _ in pts],
+                    [y for _, y in pts],
+                    label=self.model_label(key),
+                    color=colors[drawn % len(colors)],
+                    marker="braille",
+                )
+                drawn += 1
+        plt.xlabel("concurrent streams")
+        plt.title(
+            "aggregate output tokens/s by concurrency (median over fully successful batches)"
+            if drawn
+            else "no fully successful concurrent batch yet"
+        )
+        chart.refresh()
+        ctx_rows = []
+        for key, buckets in snap["scaling"]["context"].items():
+            for r in buckets:
+                ctx_rows.append(
+                    (
+                        self.model_label(key),
+                        r["bucket"],
+                        ok_total(r["requests_ok"], r["requests_failed"]),
+                        r["context_overflow"],
+                        p(r["ttft_ms"]),
+                        p(r["prompt_tps"]),
+                    )
+                )
+        self._table("context", ctx_rows, "no large_context request ran yet")
+
+    def _failover(self, snap: dict[str, Any]) -> None:
+        rows = []
+        for key, modes in snap["failover"].items():
+            for mode, r in modes.items():
+                rows.append(
+                    (
+                        self.model_label(key),
+                        mode,
+                        short_rate(r["success"]),
+                        p(r["detect_ms"]),
+                        p(r["recover_ms"]),
+                        p(r["cold_load_ms"]),
+                    )
+                )
+        self._table("failover", rows, "no provider_failover test ran yet")
+
+    def _control(self, snap: dict[str, Any]) -> None:
+        c = snap["control"]
+        last = c["throttle_last"]
+        parts = [
+            f"throttle at start {c['throttle_start_pct']}%"
+            + (f", last {last['pct']}% (effective {last['effective_pct']}%)" if last else ""),
+            f"{c['throttle_changes']} throttle changes, {c['quiet_hours_changes']} quiet-hours changes",
+            f"{c['pauses']} pauses ({duration(c['paused_s'])} paused), {c['models_skipped']} models skipped, "
+            f"{c['model_switches']} model switches",
+        ]
+        if c["commands"]:
+            parts.append("commands: " + ", ".join(f"{k} {n}" for k, n in c["commands"].items()))
+        self.query_one("#control", Static).update(Content.styled("\n".join(parts), "$text-muted"))

@@ -1,0 +1,526 @@
+"""The dashboard's live state: a light fold of the events into what the panes draw.
+
+The report figures come from `RunAggregate` (the same fold as `soaktui report`); this reducer only
+keeps what the panes need *now*: counters, the rotation, short recent histories for sparklines, the
+latest telemetry, the newest errors. Everything is bounded (deques with maxlen, a throughput series
+that halves its resolution instead of growing), so an eight-hour run costs what a five-minute one
+does. Each pane's section has a version number that moves when its data changes, so the viewer
+redraws only panes that changed.
+
+Steering keys are answered by the control socket with the engine's state; `apply_status` shows that
+at once, and a later event only overrides it when it is newer (fields carry the time they were set).
+
+Textual-free, so it is tested (and benchmarked) without a terminal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from soaktui.providers.result import percentile
+
+SPARK_POINTS = 60  # per-scenario sparkline: latest successful requests
+MODEL_TPS_WINDOW = 50  # per-model median tokens/s: its latest successful streamed requests
+MAX_ERRORS = 200  # error lines kept (newest)
+MAX_TOOLCALLS = 100  # tool-call detections kept (newest)
+SERIES_POINTS = 240  # throughput buckets per model before the resolution halves
+SERIES_BUCKET_S = 2.0  # the throughput series starts with 2-second buckets
+CPU_POINTS = 120  # telemetry readings kept for the CPU sparkline
+MAX_MODELS = 200  # distinct models tracked (discovery selects far fewer)
+MAX_SCENARIOS = 50
+MAX_CLASSES = 50
+
+SECTIONS = ("header", "rotation", "scenarios", "toolcalls", "telemetry", "errors", "throughput")
+
+
+def model_key(provider: Any, model: Any) -> str:
+    """The key the engine uses for a model: `provider/model` (RunAggregate uses the same)."""
+    return f"{provider}/{model}" if provider else str(model)
+
+
+class Downsampled:
+    """A bounded time series: mean value per time bucket; when full, neighbours merge (width doubles).
+
+    Covers the whole run at a resolution that coarsens as the run grows: 240 buckets of 2 s for
+    the first 8 minutes, then 4 s, 8 s ... An eight-hour run ends with about 2-minute buckets.
+    """
+
+    __slots__ = ("origin", "width", "cap", "_sums", "_counts")
+
+    def __init__(self, origin: float, width: float = SERIES_BUCKET_S, cap: int = SERIES_POINTS) -> None:
+        self.origin = origin
+        self.width = width
+        self.cap = cap
+        self._sums: dict[int, float] = {}
+        self._counts: dict[int, int] = {}
+
+    def add(self, t: float, value: float) -> None:
+        i = max(0, int((t - self.origin) // self.width))
+        sums, counts = self._sums, self._counts
+        if i in sums:
+            sums[i] += value
+            counts[i] += 1
+        else:
+            sums[i] = value
+            counts[i] = 1
+            while len(sums) > self.cap:
+                self._coarsen()
+
+    def _coarsen(self) -> None:
+        sums: dict[int, float] = {}
+        counts: dict[int, int] = {}
+        for i, s in self._sums.items():
+            j = i // 2
+            sums[j] = sums.get(j, 0.0) + s
+            counts[j] = counts.get(j, 0) + self._counts[i]
+        self._sums, self._counts = sums, counts
+        self.width *= 2
+
+    def points(self) -> list[tuple[float, float]]:
+        """(bucket middle in seconds since origin, mean) in time order."""
+        w = self.width
+        return [((i + 0.5) * w, self._sums[i] / self._counts[i]) for i in sorted(self._sums)]
+
+    def __len__(self) -> int:
+        return len(self._sums)
+
+
+@dataclass
+class ModelLine:
+    """What the rotation pane shows for one model."""
+
+    key: str
+    provider: str | None = None
+    model: str | None = None
+    tests: int = 0
+    ok_tests: int = 0
+    requests: int = 0
+    failed_requests: int = 0
+    recent_tps: deque[float] = field(default_factory=lambda: deque(maxlen=MODEL_TPS_WINDOW))
+    skipped: int = 0
+
+    def median_tps(self) -> float | None:
+        return percentile(sorted(self.recent_tps), 50) if self.recent_tps else None
+
+
+@dataclass
+class ScenarioLine:
+    name: str
+    tests: int = 0
+    ok_tests: int = 0
+    latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
+
+
+@dataclass
+class ErrorLine:
+    t: float | None
+    error_class: str
+    where: str  # scenario or engine location
+    model: str | None
+    message: str
+
+
+class LiveState:
+    """Feed events in log order (`feed`); read the fields to draw. Not thread-safe: callers lock."""
+
+    def __init__(self) -> None:
+        self.versions = dict.fromkeys(SECTIONS, 0)
+        self.events = 0
+        self.run_id: str | None = None
+        self.out_dir: str | None = None
+        self.started_t: float | None = None
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+        self.planned_duration_s: float | None = None
+        self.demo: bool | None = None
+        self.host: dict[str, Any] | None = None
+        self.quiet_window: tuple[str, str] | None = None  # ("22:00", "06:00")
+        self.quiet_pct: int | None = None
+        self.quiet_active_event: bool | None = None  # from the last quiet_hours_changed
+        self.finished: dict[str, Any] | None = None
+        self.tests = 0
+        self.ok_tests = 0
+        self.requests = 0  # cancelled ones aside (as in the report: a skip or a stop is not a failure)
+        self.failed_requests = 0
+        self.cancelled_tests = 0
+        self.cancelled_requests = 0
+        # Steerable fields: (value, time set). An event only overrides a newer control reply.
+        self._stamped: dict[str, tuple[Any, float]] = {}
+        # rotation
+        self.selected: list[str] = []
+        self.models: dict[str, ModelLine] = {}
+        self.current: str | None = None
+        self.current_provider: str | None = None
+        self.current_model: str | None = None
+        self.planned_tests: int | None = None
+        self.turn_tests = 0
+        self.upcoming: list[str] = []
+        self.skips = 0
+        # panes
+        self.scenarios: dict[str, ScenarioLine] = {}
+        self.errors: deque[ErrorLine] = deque(maxlen=MAX_ERRORS)
+        self.errors_total = 0
+        self.error_classes: dict[str, int] = {}
+        self.toolcalls: deque[dict[str, Any]] = deque(maxlen=MAX_TOOLCALLS)
+        self.toolcalls_total = 0
+        self.telemetry: dict[str, Any] | None = None
+        self.telemetry_t: float | None = None
+        self.cpu_history: deque[float] = deque(maxlen=CPU_POINTS)
+        self.throughput: dict[str, Downsampled] = {}
+        self._handlers = {
+            "run_started": self._on_run_started,
+            "providers_discovered": self._on_discovered,
+            "model_switched": self._on_model_switched,
+            "model_skipped": self._on_model_skipped,
+            "request": self._on_request,
+            "scenario_result": self._on_result,
+            "throttle_changed": self._on_throttle,
+            "quiet_hours_changed": self._on_quiet,
+            "paused": self._on_paused,
+            "resumed": self._on_resumed,
+            "status": self._on_status,
+            "telemetry": self._on_telemetry,
+            "error": self._on_error,
+            "tool_call": self._on_tool_call,
+            "run_finished": self._on_finished,
+        }
+
+    # -- feeding -------------------------------------------------------------------------------------
+    def feed(self, ev: dict[str, Any]) -> None:
+        self.events += 1
+        t = ev.get("t")
+        if isinstance(t, (int, float)):
+            if self.first_t is None:
+                self.first_t = t
+            self.last_t = t
+        handler = self._handlers.get(ev.get("kind"))  # type: ignore[arg-type]
+        if handler is not None:
+            try:
+                handler(ev)
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass  # a malformed event never takes the viewer down; the report counts it
+
+    def feed_all(self, events: Iterable[dict[str, Any]]) -> LiveState:
+        for ev in events:
+            self.feed(ev)
+        return self
+
+    def _touch(self, *sections: str) -> None:
+        v = self.versions
+        for s in sections:
+            v[s] += 1
+
+    def _t(self, ev: dict[str, Any]) -> float:
+        t = ev.get("t")
+        return float(t) if isinstance(t, (int, float)) else 0.0
+
+    # -- steerable fields ------------------------------------------------------------------------------
+    def _set(self, name: str, value: Any, t: float) -> None:
+        old = self._stamped.get(name)
+        if old is None or t >= old[1]:
+            self._stamped[name] = (value, t)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        item = self._stamped.get(name)
+        return default if item is None else item[0]
+
+    @property
+    def throttle_pct(self) -> int | None:
+        return self.get("throttle_pct")
+
+    @property
+    def effective_pct(self) -> int | None:
+        return self.get("effective_pct")
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.get("paused", False))
+
+    @property
+    def quiet_enabled(self) -> bool | None:
+        return self.get("quiet_enabled")
+
+    def apply_status(self, state: dict[str, Any], t: float) -> None:
+        """Show a control reply's engine state (status_fields) at once; `t` is the wall time of the reply."""
+        for src, dst in (
+            ("throttle_pct", "throttle_pct"),
+            ("effective_pct", "effective_pct"),
+            ("paused", "paused"),
+            ("quiet_hours", "quiet_enabled"),
+        ):
+            if src in state:
+                self._set(dst, state[src], t)
+        cur = state.get("current_model")
+        if isinstance(cur, str) and cur != self.current:
+            self._switch_to(cur, None, None, None, None)
+            self._touch("rotation")
+        self._touch("header")
+
+    # -- handlers -----------------------------------------------------------------------------------------
+    def _on_run_started(self, ev: dict[str, Any]) -> None:
+        t = self._t(ev)
+        self.run_id = ev.get("run_id")
+        self.out_dir = ev.get("out_dir")
+        self.started_t = t
+        self.planned_duration_s = ev.get("duration_s")
+        self.demo = ev.get("demo")
+        self.host = ev.get("host") if isinstance(ev.get("host"), dict) else None
+        self._set("throttle_pct", ev.get("throttle_pct"), t)
+        self._set("effective_pct", ev.get("throttle_pct"), t)
+        self._set("paused", False, t)
+        q = ev.get("quiet_hours")
+        if isinstance(q, dict):
+            self._set("quiet_enabled", bool(q.get("enabled")), t)
+            if q.get("start") and q.get("end"):
+                self.quiet_window = (str(q["start"]), str(q["end"]))
+            self.quiet_pct = q.get("throttle_pct")
+        for series in self.throughput.values():
+            series.origin = t
+        self._touch("header", "throughput")
+
+    def _model(self, key: str) -> ModelLine | None:
+        line = self.models.get(key)
+        if line is None:
+            if len(self.models) >= MAX_MODELS:
+                return None
+            line = self.models[key] = ModelLine(key)
+        return line
+
+    def _on_discovered(self, ev: dict[str, Any]) -> None:
+        self.selected = [str(k) for k in ev.get("selected") or []]
+        for p in ev.get("providers") or []:
+            for m in p.get("models") or []:
+                key = m.get("key") or model_key(m.get("provider") or p.get("name"), m.get("id"))
+                if key in self.selected:
+                    line = self._model(key)
+                    if line is not None:
+                        line.provider = m.get("provider") or p.get("name")
+                        line.model = m.get("id")
+        for key in self.selected:
+            self._model(key)
+        self._touch("rotation")
+
+    def _switch_to(
+        self, key: str, provider: Any, model: Any, planned: Any, upcoming: list[str] | None
+    ) -> None:
+        line = self._model(key)
+        if line is not None:
+            provider = provider or line.provider
+            model = model or line.model
+            if provider and line.provider is None:
+                line.provider = provider
+            if model and line.model is None:
+                line.model = model
+        self.current = key
+        self.current_provider = provider
+        self.current_model = model
+        self.planned_tests = planned
+        self.turn_tests = 0
+        if upcoming is not None:
+            self.upcoming = upcoming
+
+    def _on_model_switched(self, ev: dict[str, Any]) -> None:
+        key = ev.get("key") or model_key(ev.get("provider"), ev.get("model"))
+        upcoming = [str(k) for k in ev.get("upcoming") or []]
+        if key == self.current and self.turn_tests == 0 and self.planned_tests is None:
+            # a control reply showed this switch first: complete it, keep nothing stale
+            self.current_provider = ev.get("provider")
+            self.current_model = ev.get("model")
+            self.planned_tests = ev.get("planned_tests")
+            self.upcoming = upcoming
+        else:
+            self._switch_to(key, ev.get("provider"), ev.get("model"), ev.get("planned_tests"), upcoming)
+        self._touch("rotation", "header")
+
+    def _on_model_skipped(self, ev: dict[str, Any]) -> None:
+        self.skips += 1
+        key = ev.get("key")
+        if isinstance(key, str):
+            line = self._model(key)
+            if line is not None:
+                line.skipped += 1
+        self._touch("rotation")
+
+    def _on_request(self, ev: dict[str, Any]) -> None:
+        get = ev.get
+        if get("error_class") == "cancelled":
+            self.cancelled_requests += 1
+            self._touch("header")
+            return
+        self.requests += 1
+        key = get("key") or model_key(get("provider"), get("model"))
+        line = self._model(key)
+        ok = get("ok") is True
+        if line is not None:
+            line.requests += 1
+        if ok:
+            scen = self._scenario(get("scenario"))
+            e2e = get("e2e_ms")
+            if scen is not None and isinstance(e2e, (int, float)):
+                scen.latency.append(float(e2e))
+                self._touch("scenarios")
+            tps = get("gen_tps")
+            if get("stream") and isinstance(tps, (int, float)) and math.isfinite(tps):
+                if line is not None:
+                    line.recent_tps.append(float(tps))
+                    self._touch("rotation")
+                series = self.throughput.get(key)
+                if series is None and len(self.throughput) < MAX_MODELS:
+                    origin = self.started_t if self.started_t is not None else self._t(ev)
+                    series = self.throughput[key] = Downsampled(origin)
+                if series is not None:
+                    series.add(self._t(ev), float(tps))
+                    self._touch("throughput")
+        else:
+            self.failed_requests += 1
+            if line is not None:
+                line.failed_requests += 1
+            self._error(
+                ev,
+                str(get("error_class") or "other"),
+                str(get("scenario") or "request"),
+                get("model"),
+                str(get("error") or "no message"),
+            )
+        self._touch("header")
+
+    def _scenario(self, name: Any) -> ScenarioLine | None:
+        if name is None:
+            return None
+        name = str(name)
+        line = self.scenarios.get(name)
+        if line is None:
+            if len(self.scenarios) >= MAX_SCENARIOS:
+                return None
+            line = self.scenarios[name] = ScenarioLine(name)
+        return line
+
+    def _on_result(self, ev: dict[str, Any]) -> None:
+        get = ev.get
+        if get("error_class") == "cancelled":
+            self.cancelled_tests += 1
+            self._touch("header")
+            return
+        ok = get("ok") is True
+        self.tests += 1
+        self.ok_tests += ok
+        scen = self._scenario(get("scenario"))
+        if scen is not None:
+            scen.tests += 1
+            scen.ok_tests += ok
+        key = get("key") or model_key(get("provider"), get("model"))
+        line = self._model(key)
+        if line is not None:
+            line.tests += 1
+            line.ok_tests += ok
+        if key == self.current:
+            self.turn_tests += 1
+        if not ok and get("error_class") == "check_failed":
+            # a test that failed its success rule without a failed request: the request log has no line
+            self._error(ev, "check_failed", str(get("scenario")), get("model"), str(get("reason") or ""))
+        self._touch("header", "scenarios", "rotation")
+
+    def _on_throttle(self, ev: dict[str, Any]) -> None:
+        t = self._t(ev)
+        self._set("throttle_pct", ev.get("pct"), t)
+        self._set("effective_pct", ev.get("effective_pct"), t)
+        self._touch("header")
+
+    def _on_quiet(self, ev: dict[str, Any]) -> None:
+        t = self._t(ev)
+        self._set("quiet_enabled", bool(ev.get("enabled")), t)
+        self._set("effective_pct", ev.get("effective_pct"), t)
+        self.quiet_active_event = ev.get("active")
+        self._touch("header")
+
+    def _on_paused(self, ev: dict[str, Any]) -> None:
+        self._set("paused", True, self._t(ev))
+        self._touch("header")
+
+    def _on_resumed(self, ev: dict[str, Any]) -> None:
+        self._set("paused", False, self._t(ev))
+        self._touch("header")
+
+    def _on_status(self, ev: dict[str, Any]) -> None:
+        t = self._t(ev)
+        for src, dst in (("throttle_pct", "throttle_pct"), ("effective_pct", "effective_pct")):
+            if ev.get(src) is not None:
+                self._set(dst, ev[src], t)
+        if isinstance(ev.get("paused"), bool):
+            self._set("paused", ev["paused"], t)
+        self._touch("header")
+
+    def _on_telemetry(self, ev: dict[str, Any]) -> None:
+        self.telemetry = {k: v for k, v in ev.items() if k not in ("v", "kind", "run_id", "seq", "mono_ns")}
+        self.telemetry_t = self._t(ev)
+        cpu = ev.get("cpu_pct")
+        if isinstance(cpu, (int, float)):
+            self.cpu_history.append(float(cpu))
+        self._touch("telemetry")
+
+    def _on_error(self, ev: dict[str, Any]) -> None:
+        self._error(
+            ev,
+            str(ev.get("error_class") or "other"),
+            str(ev.get("where") or "engine"),
+            None,
+            str(ev.get("message") or "no message"),
+        )
+
+    def _error(self, ev: dict[str, Any], cls: str, where: str, model: Any, message: str) -> None:
+        self.errors_total += 1
+        if cls in self.error_classes or len(self.error_classes) < MAX_CLASSES:
+            self.error_classes[cls] = self.error_classes.get(cls, 0) + 1
+        self.errors.append(
+            ErrorLine(ev.get("t"), cls, where, None if model is None else str(model), message[:300])
+        )
+        self._touch("errors")
+
+    def _on_tool_call(self, ev: dict[str, Any]) -> None:
+        self.toolcalls_total += 1
+        self.toolcalls.append({k: v for k, v in ev.items() if k not in ("v", "run_id", "seq", "mono_ns")})
+        self._touch("toolcalls")
+
+    def _on_finished(self, ev: dict[str, Any]) -> None:
+        self.finished = {k: ev.get(k) for k in ("reason", "elapsed_s", "tests", "ok_tests", "requests", "t")}
+        self._touch("header", "rotation")
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def elapsed_s(self, now: float | None, live: bool) -> float | None:
+        """Seconds since the run started: run_finished's figure, the clock while live, else the last event."""
+        if self.finished is not None and isinstance(self.finished.get("elapsed_s"), (int, float)):
+            return float(self.finished["elapsed_s"])
+        if self.started_t is None:
+            return None
+        end = now if live and now is not None else self.last_t
+        return None if end is None else max(0.0, end - self.started_t)
+
+    def remaining_s(self, now: float | None, live: bool) -> float | None:
+        """Seconds left of a planned duration while live; None when until stopped or not live."""
+        if not live or self.finished is not None or not self.planned_duration_s:
+            return None
+        elapsed = self.elapsed_s(now, live)
+        return None if elapsed is None else max(0.0, float(self.planned_duration_s) - elapsed)
+
+    def model_order(self) -> list[str]:
+        """Selected models in rotation order, then any others seen (sorted)."""
+        rest = sorted(k for k in self.models if k not in self.selected)
+        return [k for k in self.selected if k in self.models] + rest
+
+
+__all__ = [
+    "CPU_POINTS",
+    "MAX_ERRORS",
+    "MODEL_TPS_WINDOW",
+    "SPARK_POINTS",
+    "Downsampled",
+    "ErrorLine",
+    "LiveState",
+    "ModelLine",
+    "ScenarioLine",
+    "model_key",
+]

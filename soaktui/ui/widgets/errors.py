@@ -1,0 +1,88 @@
+"""The error log: classified errors from failed requests and `error` events, newest first, bounded.
+
+A RichLog holding at most MAX_ERRORS lines; it is rewritten newest-first only when a new error
+arrives (errors are rare next to requests), so the most recent failure is always the top line.
+`e` focuses it to scroll. Colours come from the current theme, never from here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.style import Style
+from rich.text import Text
+from textual.color import Color, ColorParseError
+from textual.widgets import RichLog
+
+from soaktui.ui import format as fmt
+from soaktui.ui.state import MAX_ERRORS
+
+MESSAGE_CHARS = 160  # a line of the log; the whole message is in errors.log
+
+if TYPE_CHECKING:
+    from soaktui.ui.app import SoakApp
+    from soaktui.ui.state import LiveState
+
+
+def _color(var: dict[str, str], *names: str) -> str | None:
+    """The first of the theme's `names` that is a plain colour (some variables are "auto 60%")."""
+    for name in names:
+        try:
+            return Color.parse(var[name]).hex
+        except (KeyError, ColorParseError):
+            continue
+    return None
+
+
+def _blend(fg: str, bg: str) -> str:
+    return Color.parse(fg).blend(Color.parse(bg), 0.4).hex
+
+
+class ErrorLog(RichLog):
+    section = "errors"
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(
+            id=id, classes="pane", max_lines=MAX_ERRORS, wrap=True, min_width=20, markup=False, auto_scroll=False
+        )
+        self.border_title = "Errors"
+        self._drawn: tuple[int, str, int] | None = None
+
+    def maybe_draw(self, app: SoakApp, live: LiveState, now: float, *, force: bool = False) -> bool:
+        key = (live.versions[self.section], app.theme, self.size.width)
+        if not force and key == self._drawn:
+            return False
+        self._drawn = key
+        self.draw(app, live)
+        return True
+
+    def draw(self, app: SoakApp, live: LiveState) -> None:
+        var = app.theme_variables
+        cls_style = Style(color=_color(var, "text-error", "error"), bold=True)
+        where_style = Style(color=_color(var, "text-primary", "primary"))
+        fg, bg = _color(var, "foreground"), _color(var, "surface", "background")
+        muted = Style(color=_blend(fg, bg) if fg and bg else None, dim=not (fg and bg))
+        total = live.errors_total
+        self.border_title = f"Errors · {total:,}, newest first" if total else "Errors"
+        self.clear()
+        if not live.errors:
+            self.write(Text("No errors so far.", style=muted))
+            return
+        for e in reversed(live.errors):
+            stamp = (
+                time.strftime("%H:%M:%S", time.localtime(e.t))
+                if isinstance(e.t, (int, float))
+                else "--:--:--"
+            )
+            text = Text.assemble(
+                (stamp + " ", muted),
+                (e.error_class, cls_style),
+                " ",
+                (e.where, where_style),
+                (f" {fmt.short_model(None, e.model)}" if e.model else "", muted),
+                " ",
+                fmt.clip(e.message.replace("\n", " "), MESSAGE_CHARS),
+            )
+            self.write(text)
+        self.scroll_home(animate=False)

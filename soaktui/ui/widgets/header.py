@@ -1,0 +1,152 @@
+"""The header: what the run is doing right now, and the effect of every key within a tick.
+
+Three lines: the run and its state (running, paused, stopping, finished, ended without finishing,
+read-only), the steerable settings (throttle, quiet hours) with the counters, and the current model
+with the run directory and how to leave or re-attach. A key's effect shows here at once: the
+pending command is written immediately, the engine's reply replaces it, the events confirm it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from textual.content import Content
+from textual.widgets import Static
+
+from soaktui.durations import parse_clock
+from soaktui.engine.throttle import in_window
+from soaktui.ui import format as fmt
+from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, block, line
+
+if TYPE_CHECKING:
+    from soaktui.ui.app import SoakApp
+    from soaktui.ui.state import LiveState
+
+
+def quiet_active(live: LiveState, now: float) -> bool | None:
+    """Inside the quiet-hours window now (local time), when they are on; None when unknown."""
+    if not live.quiet_enabled:
+        return False
+    if live.quiet_window is None:
+        return live.quiet_active_event
+    try:
+        start, end = parse_clock(live.quiet_window[0]), parse_clock(live.quiet_window[1])
+    except ValueError:
+        return live.quiet_active_event
+    return in_window(dt.datetime.fromtimestamp(now).time(), start, end)
+
+
+class RunHeader(Static):
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id, markup=False)
+        self._drawn: Content | None = None
+
+    @property
+    def text(self) -> str:
+        """The header as plain text (what the tests read)."""
+        return "" if self._drawn is None else self._drawn.plain
+
+    def draw(self, app: SoakApp, live: LiveState, now: float) -> bool:
+        """Redraw if the text changed (the clock moves it once a second while live)."""
+        content = self.build(app, live, now)
+        if self._drawn is not None and self._drawn.is_same(content):
+            return False
+        self._drawn = content
+        self.update(content)
+        return True
+
+    def build(self, app: SoakApp, live: LiveState, now: float) -> Content:
+        phase = app.phase
+        is_live = phase in ("live", "stopping")
+        width = max(20, self.size.width or 80)
+        state = self._state(app, live, phase)
+        elapsed = live.elapsed_s(now, is_live)
+        remaining = live.remaining_s(now, is_live)
+        if live.started_t is None:
+            times: list[str | tuple[str, str]] = []
+        elif is_live and live.planned_duration_s:
+            times = ["  elapsed ", fmt.duration(elapsed), " · left ", fmt.duration(remaining)]
+        elif is_live:
+            times = ["  elapsed ", fmt.duration(elapsed), (" · until stopped", MUTED)]
+        else:
+            times = ["  ran ", fmt.duration(elapsed)]
+        l1 = line(
+            ("soaktui ", "bold " + ACCENT), (live.run_id or app.run_dir.name, "bold"), "  ", state, *times
+        )
+        action = app.action_feedback()
+        if action:
+            l1 = l1.append("  ").append(Content.styled(action[0], action[1]))
+
+        thr = live.throttle_pct
+        eff = live.effective_pct
+        throttle: list[str | tuple[str, str]] = [
+            "throttle ",
+            (f"{thr}%" if thr is not None else fmt.NA, "bold"),
+        ]
+        if eff is not None and eff != thr:
+            throttle += [" (effective ", (f"{eff}%", "bold " + WARN), ")"]
+        qa = quiet_active(live, now)
+        if live.quiet_enabled is None:
+            quiet: list[str | tuple[str, str]] = ["quiet hours ", (fmt.NA, MUTED)]
+        elif live.quiet_enabled:
+            window = f" {live.quiet_window[0]}-{live.quiet_window[1]}" if live.quiet_window else ""
+            quiet = ["quiet hours ", ("on", "bold"), (window, MUTED)]
+            if qa:
+                quiet.append((" active", "bold " + WARN))
+        else:
+            quiet = ["quiet hours ", ("off", "bold")]
+        tests = [
+            "tests ",
+            (fmt.rate(live.ok_tests, live.tests) if live.tests else "0", "bold"),
+            (f" · requests {live.requests:,}", MUTED),
+        ]
+        if live.failed_requests:
+            tests.append((f" ({live.failed_requests:,} failed)", BAD))
+        if live.cancelled_tests:
+            tests.append((f" · {live.cancelled_tests:,} cancelled", MUTED))
+        l2 = line(*throttle, "  ", *quiet, "  ", *tests)
+
+        model = fmt.short_model(live.current, live.current_model) if live.current else "none yet"
+        turn = ""
+        if live.current and live.finished is None:
+            turn = f" test {live.turn_tests}/{live.planned_tests}" if live.planned_tests else ""
+        hint: tuple[str, str]
+        if phase in ("live", "connecting", "waiting"):
+            hint = ("d detach, the run goes on", MUTED)
+        elif phase == "stopping":
+            hint = ("d leave now, the run finishes on its own", MUTED)
+        else:
+            hint = ("read-only", WARN)
+        l3 = line(
+            "model ",
+            (model, "bold " + ACCENT),
+            (turn, MUTED),
+            "  ",
+            (fmt.display_path(app.run_dir), MUTED),
+            "  ",
+            hint,
+        )
+        return block([l1, l2, l3], width)
+
+    @staticmethod
+    def _state(app: SoakApp, live: LiveState, phase: str) -> tuple[str, str]:
+        if phase == "loading":
+            pct = app.load_pct
+            return (f"loading {pct:.0f}%" if pct is not None else "loading", "bold " + WARN)
+        if phase == "waiting":
+            return ("waiting for the run to start", "bold " + WARN)
+        if phase == "connecting":
+            return ("connecting", MUTED)
+        if phase == "stopping":
+            return ("stopping, writing report…", "bold " + WARN)
+        if phase == "live":
+            if live.paused:
+                return ("❚❚ paused", "bold reverse " + WARN)
+            return ("● running", "bold " + GOOD)
+        if phase == "finished":
+            reason = (live.finished or {}).get("reason") or "?"
+            return (f"■ finished ({reason})", "bold " + ACCENT)
+        if phase == "engine_exited":
+            return (f"engine exited (code {app.engine_code}) without finishing", "bold " + BAD)
+        return ("ended without finishing", "bold " + BAD)
