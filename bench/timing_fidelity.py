@@ -6,15 +6,20 @@ writes the first token; on Linux that clock is shared by every process, so for e
 
     error = client TTFT (first content chunk arrival - request sent) - server TTFT (first_token_ns - recv_ns)
 
-matched by response id. The error is what the client side adds: sending the request, the loopback
-round trip, reading and parsing. It is measured at 1 and at 16 concurrent streams for
+matched by response id. The error is what the client side adds: getting the request onto the wire,
+the loopback trip, reading and parsing. It is split into `up` (sent -> the server has read the
+request) and `down` (the server wrote the first token -> the client stamped it). It is measured at
+1 and at 16 concurrent streams for
 
 - soaktui: the real engine, `soaktui --no-ui` as a subprocess (`--scenarios streaming` for one
   stream; `--scenarios concurrent_load --concurrency 16` for 16, counting only the requests of the
   16-wide batches, `concurrency == 16`), read back from its events.jsonl (`ttft_ms`);
 - bare: a minimal httpx loop in this process (`client.stream` + `aiter_lines` + `json.loads`,
   stamped before parsing), sending the same requests in the same shape (a solo request, then 16 at
-  once, like concurrent_load).
+  once, like concurrent_load). Its requests are shown twice: as "bare", with "sent" stamped just
+  before `client.stream` like soaktui stamps it, and as "bare@wire", with "sent" taken from
+  httpcore's trace hook when the connection starts writing the request: a reference for how much
+  of the error is the time a request waits inside the client before it goes out.
 
 The two alternate in blocks of equal length (engine first in even rounds, bare first in odd ones)
 against the same simulator, so both see the same machine. The first test of every block (and so
@@ -24,7 +29,8 @@ The simulator serves one persona with a fixed 150 ms first token (prompt process
 negligible) and 400 tokens/s, so outputs are short (16 tokens for streaming, up to 128 for a
 concurrent batch) and the run stays under about five minutes.
 
-Target (issue 2): soaktui's p50 and p99 error within 1 ms of the bare loop's, at 1 and 16 streams.
+Target (issue 2): soaktui's p50 and p99 error within 1 ms of the bare loop's ("bare"), at 1 and 16
+streams; judged one-sided (an error below the bare loop's passes).
 
     .venv/bin/python bench/timing_fidelity.py [--rounds 3] [--block-s1 20] [--block-s16 15] [--keep DIR]
 """

@@ -332,13 +332,21 @@ class ChatClient:
             result.end_ns = time.perf_counter_ns()
 
     async def _send(self, result: RequestResult, payload: bytes, accept: str) -> httpx.Response:
+        async def on_wire(event: str, info: dict[str, Any]) -> None:
+            # httpcore's trace hook: the request starts going out now. With many requests started at
+            # once, the loop takes milliseconds to get each one onto the wire: that wait is the
+            # client's, not the server's, so TTFT starts here (the queue time is kept apart).
+            if event.endswith("send_request_headers.started"):
+                result.sent_ns = time.perf_counter_ns()
+
         request = self._http.build_request(
             "POST",
             self.chat_url,
             content=payload,
             headers={"Content-Type": "application/json", "Accept": accept},
+            extensions={"trace": on_wire},
         )
-        result.sent_ns = time.perf_counter_ns()
+        result.submit_ns = result.sent_ns = time.perf_counter_ns()  # fallback if no trace event comes
         return await self._http.send(request, stream=True)
 
     async def _stream(self, result: RequestResult, acc: _Accumulator, payload: bytes) -> None:

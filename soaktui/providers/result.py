@@ -4,7 +4,9 @@ The client stamps `time.perf_counter_ns()` when bytes arrive, before any parsing
 (TTFT, inter-token latency, tokens/s) is arithmetic on those stamps, done here and only here, so
 the definitions are in one place:
 
-- `ttft_ms`: request sent -> first chunk that carries content (or a tool-call delta).
+- `ttft_ms`: request sent -> first chunk that carries content (or a tool-call delta). "Sent" is
+  when the request starts going out on the wire (httpcore's trace hook), so time spent queueing
+  inside the client (`client_queue_ms`, kept apart) is not counted against the server.
 - `e2e_ms`: request sent -> last byte of the response.
 - inter-token latency: gaps between consecutive content chunks (p50/p95 over this request).
 - `gen_tps`: output tokens after the first, divided by the time from first to last content chunk
@@ -55,7 +57,8 @@ class RequestResult:
     error: str | None = None  # one line, human readable
     http_status: int | None = None
     body_excerpt: str | None = None  # bounded excerpt of an error body
-    sent_ns: int | None = None  # just before the request was handed to the transport
+    submit_ns: int | None = None  # handed to the HTTP client
+    sent_ns: int | None = None  # the request started going out on the wire (httpcore trace)
     first_byte_ns: int | None = None  # first body byte received
     first_token_ns: int | None = None  # first content (or tool-call) chunk received
     last_token_ns: int | None = None  # last content chunk received
@@ -78,6 +81,11 @@ class RequestResult:
     @property
     def ttft_ms(self) -> float | None:
         return _ms(self.sent_ns, self.first_token_ns) if self.stream else None
+
+    @property
+    def client_queue_ms(self) -> float | None:
+        """Time inside the client before the request went out (connection pool, loop scheduling)."""
+        return _ms(self.submit_ns, self.sent_ns)
 
     @property
     def first_byte_ms(self) -> float | None:
@@ -149,4 +157,5 @@ class RequestResult:
             "tool_calls": len(self.tool_calls),
             "content_chars": len(self.content),
             "sent_mono_ns": self.sent_ns,
+            "client_queue_ms": self.client_queue_ms,
         }
