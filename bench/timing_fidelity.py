@@ -52,6 +52,7 @@ from typing import Any
 
 import httpx
 import orjson
+from _common import KEYS, cells, engine_env, fmt, stats
 
 from soaktui.providers.result import percentile
 from soaktui.scenarios.concurrent_load import BATCH_MAX_TOKENS
@@ -125,22 +126,51 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
 # -- soaktui: the real engine as a subprocess -------------------------------------------------------
 
 
-def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: int, home: Path) -> list[dict]:
-    """Run `soaktui --no-ui` for `seconds`; return its successful streamed request events at
-    `streams` concurrency, without those of the block's first test (warm-up)."""
-    cmd = [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url, "--duration", f"{seconds}s"]
+def engine_command(
+    base_url: str, out: Path, streams: int, seed: int, home: Path, seconds: float | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The engine's command line and environment for a measurement at `streams` concurrency (until
+    stopped when `seconds` is None)."""
+    cmd = [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url]
+    if seconds is not None:
+        cmd += ["--duration", f"{seconds}s"]
     cmd += ["--out", str(out), "--seed", str(seed), "--throttle", "100"]
     if streams == 1:
         cmd += ["--scenarios", "streaming"]
     else:
         cmd += ["--scenarios", "concurrent_load", "--concurrency", str(streams)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOAKTUI_")}
-    env.update(
-        SOAKTUI_CONFIG_DIR=str(home),
-        SOAKTUI_DATA_DIR=str(home),
-        SOAKTUI_QUIET_HOURS__ENABLED="false",
-        SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS=str(STREAM_MAX_TOKENS),
-    )
+    return cmd, engine_env(home, thresholds__stream_max_tokens=str(STREAM_MAX_TOKENS))
+
+
+def streamed_requests(events_path: Path) -> list[dict]:
+    """The successful streamed request events (with a response id) of a run, in log order."""
+    reqs = []
+    with open(events_path, "rb") as f:
+        for line in f:
+            e = orjson.loads(line)
+            if e["kind"] == "request" and e.get("ok") and e.get("stream") and e.get("response_id"):
+                reqs.append(e)
+    return reqs
+
+
+def at_streams(e: dict, streams: int) -> bool:
+    """Does request event `e` belong to the measurement at `streams` (the 16-wide batches only)?"""
+    return streams == 1 or e.get("concurrency") == streams
+
+
+def engine_stamps(events: list[dict]) -> list[Stamps]:
+    """(response id, sent, first token) of request events, on the shared perf_counter_ns clock."""
+    return [
+        (e["response_id"], e["sent_mono_ns"], e["sent_mono_ns"] + round(e["ttft_ms"] * 1e6))
+        for e in events
+        if e.get("ttft_ms") is not None and e.get("sent_mono_ns") is not None
+    ]
+
+
+def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: int, home: Path) -> list[dict]:
+    """Run `soaktui --no-ui` for `seconds`; return its successful streamed request events at
+    `streams` concurrency, without those of the block's first test (warm-up)."""
+    cmd, env = engine_command(base_url, out, streams, seed, home, seconds)
     with open(out.parent / f"{out.name}.stderr", "w") as err:
         rc = subprocess.run(
             cmd,
@@ -152,18 +182,11 @@ def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: i
         ).returncode
     if rc != 0:
         raise SystemExit(f"soaktui exited {rc}; see {out.parent / (out.name + '.stderr')}")
-    reqs = []
-    with open(out / "events.jsonl", "rb") as f:
-        for line in f:
-            e = orjson.loads(line)
-            if e["kind"] == "request" and e.get("ok") and e.get("stream") and e.get("response_id"):
-                reqs.append(e)
+    reqs = streamed_requests(out / "events.jsonl")
     if not reqs:
         return []
     first_test = min(e["test_id"] for e in reqs)
-    return [
-        e for e in reqs if e["test_id"] != first_test and (streams == 1 or e.get("concurrency") == streams)
-    ]
+    return [e for e in reqs if e["test_id"] != first_test and at_streams(e, streams)]
 
 
 # -- bare: a minimal httpx streaming loop ------------------------------------------------------------
@@ -284,27 +307,6 @@ def compare(stamps: list[Stamps], log: dict[str, tuple[int, int]]) -> dict[str, 
     return {k: sorted(v) for k, v in out.items()}
 
 
-def stats(values: list[float]) -> dict[str, Any]:
-    return {
-        "n": len(values),
-        "p50": percentile(values, 50),
-        "p90": percentile(values, 90),
-        "p99": percentile(values, 99),
-        "max": values[-1] if values else None,
-    }
-
-
-KEYS = ("p50", "p90", "p99", "max")
-
-
-def _fmt(x: float | None) -> str:
-    return "   n/a" if x is None else f"{x:6.2f}"
-
-
-def _cells(st: dict[str, Any]) -> str:
-    return " ".join(_fmt(st[k]) for k in KEYS)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="engine/bare block pairs per concurrency")
@@ -337,15 +339,7 @@ def main() -> None:
                     if who == "soaktui":
                         out = work / f"run_s{streams}_r{rnd}"
                         evs = engine_block(base_url, out, streams, seconds, seed, home)
-                        got = [
-                            (
-                                e["response_id"],
-                                e["sent_mono_ns"],
-                                e["sent_mono_ns"] + round(e["ttft_ms"] * 1e6),
-                            )
-                            for e in evs
-                            if e.get("ttft_ms") is not None and e.get("sent_mono_ns") is not None
-                        ]
+                        got = engine_stamps(evs)
                     else:
                         got, at_wire = asyncio.run(bare_block(base_url, streams, seconds, seed))
                         pairs.setdefault((streams, "bare@wire"), []).extend(at_wire)
@@ -374,13 +368,13 @@ def main() -> None:
             if who == "diff":
                 a, b = rows["soaktui"], rows["bare"]
                 diff = {k: None if a[k] is None or b[k] is None else a[k] - b[k] for k in KEYS}
-                print(f"{streams:>7}  {'diff':<9} {'':>5} {_cells(diff)}  (soaktui - bare)")
+                print(f"{streams:>7}  {'diff':<9} {'':>5} {cells(diff)}  (soaktui - bare)")
                 continue
             c = compare(pairs.get((streams, who), []), log)
             rows[who] = st = stats(c["error"])
             print(
-                f"{streams:>7}  {who:<9} {st['n']:>5} {_cells(st)}  {_fmt(percentile(c['up'], 50))} "
-                f"{_fmt(percentile(c['down'], 50)):>8}  {_fmt(percentile(c['server'], 50))}"
+                f"{streams:>7}  {who:<9} {st['n']:>5} {cells(st)}  {fmt(percentile(c['up'], 50))} "
+                f"{fmt(percentile(c['down'], 50)):>8}  {fmt(percentile(c['server'], 50))}"
             )
         # One-sided: an error below the bare loop's is not a failure.
         ok = all(diff[k] is not None and diff[k] <= 1.0 for k in ("p50", "p99"))

@@ -107,4 +107,6 @@ def watch(run_dir: Path | None, theme: str) -> int:
             raise SetupError("no runs found; start one with `soaktui` or name a run directory")
     if not (Path(run_dir) / "events.jsonl").is_file():
         raise SetupError(f"{run_dir}: no events.jsonl here (is it a soaktui run directory?)")
-    return int(create_app(Path(run_dir), theme=theme).run() or 0)
+    app = create_app(Path(run_dir), theme=theme)
+    app.run()
+    return 1 if app.return_code is None else int(app.return_code)

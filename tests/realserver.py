@@ -143,21 +143,22 @@ class RecordingProxy:
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
                     got = bytearray()
-                    for chunk in r.iter_raw():
-                        got += chunk
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    complete = False
+                    try:
+                        for chunk in r.iter_raw():
+                            got += chunk
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                            self.wfile.flush()
+                        self.wfile.write(b"0\r\n\r\n")
                         self.wfile.flush()
-                    self.wfile.write(b"0\r\n\r\n")
-                    self.wfile.flush()
-                with proxy._lock:
-                    proxy.records.append(
-                        {
-                            "method": self.command,
-                            "path": self.path,
-                            "status": r.status_code,
-                            "body": bytes(got),
-                        }
-                    )
+                        complete = True
+                    finally:
+                        # Recorded even when the server cut the stream (llama-cpp-python interrupts a
+                        # stream when another request arrives): soaktui saw exactly these bytes.
+                        record = {"method": self.command, "path": self.path, "status": r.status_code}
+                        record.update(body=bytes(got), complete=complete)
+                        with proxy._lock:
+                            proxy.records.append(record)
 
             do_GET = _relay
             do_POST = _relay
@@ -182,13 +183,19 @@ def server_counts(body: bytes) -> dict:
         obj = json.loads(text)
         return {"id": obj.get("id"), "usage": obj.get("usage"), "chunks": None}
     rid, usage, chunks = None, None, 0
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
         if not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
             continue
-        obj = json.loads(data)
+        try:
+            obj = json.loads(data)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # a stream the server cut mid-line
+                break
+            raise
         rid = rid or obj.get("id")
         usage = obj.get("usage") or usage
         for choice in obj.get("choices") or []:

@@ -25,3 +25,18 @@ def test_every_module_outside_ui_imports_without_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """pyproject lists packages explicitly (prompts/ and themes/ are mapped in): none may be missing."""
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    pyproject = tomllib.loads((Path(soaktui.__file__).parent.parent / "pyproject.toml").read_text())
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    found = {"soaktui"} | {m.name for m in pkgutil.walk_packages(soaktui.__path__, "soaktui.") if m.ispkg}
+    assert found <= listed, f"missing from pyproject's package list: {sorted(found - listed)}"

@@ -703,7 +703,15 @@ def test_event_bus_detaches_a_failing_summary_sink(tmp_path: Path) -> None:
 
 
 def test_cancelled_work_is_counted_apart_not_as_failure() -> None:
-    base = {"v": 1, "run_id": "r", "t": 1.0, "mono_ns": 1, "provider": "p", "model": "m", "scenario": "streaming"}
+    base = {
+        "v": 1,
+        "run_id": "r",
+        "t": 1.0,
+        "mono_ns": 1,
+        "provider": "p",
+        "model": "m",
+        "scenario": "streaming",
+    }
     events = [
         {**base, "seq": 1, "kind": "request", "ok": True, "stream": True, "e2e_ms": 10.0, "output_tokens": 5},
         {**base, "seq": 2, "kind": "scenario_result", "ok": True, "test_id": 1},
@@ -711,5 +719,10 @@ def test_cancelled_work_is_counted_apart_not_as_failure() -> None:
         {**base, "seq": 4, "kind": "scenario_result", "ok": False, "error_class": "cancelled", "test_id": 2},
     ]
     totals = fold(events).snapshot()["totals"]
-    assert (totals["tests"], totals["ok_tests"], totals["requests"], totals["requests_failed"]) == (1, 1, 1, 0)
+    assert (totals["tests"], totals["ok_tests"], totals["requests"], totals["requests_failed"]) == (
+        1,
+        1,
+        1,
+        0,
+    )
     assert (totals["cancelled_tests"], totals["cancelled_requests"]) == (1, 1)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from soaktui.engine.control import ControlError, send_command
 from soaktui.store.reader import iter_events
 
 SESSION = "soaktui-e2e"
@@ -61,6 +62,12 @@ def terminal(tmp_path):
     assert soaktui.exists(), "the soaktui console script is not installed in this environment"
     yield soaktui
     tmux("kill-session", "-t", SESSION)
+    # The engine runs in its own session (it outlives a lost terminal by design): stop it if a
+    # failed test left it going.
+    try:
+        send_command(tmp_path / "run", "stop", timeout_s=2.0)
+    except ControlError:
+        pass
 
 
 def test_dashboard_in_a_real_terminal(terminal, tmp_path):

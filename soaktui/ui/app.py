@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from rich.text import Text
 from textual.app import App
 from textual.message import Message
 from textual.screen import Screen
@@ -72,13 +73,19 @@ class EngineProcess(Protocol):
 class LogProgress(Message):
     """The follower's progress; a newer one replaces a queued one (a burst costs one redraw)."""
 
-    def __init__(self, loaded: bool, pct: float | None) -> None:
+    def __init__(self, loaded: bool, pct: int | None) -> None:
         super().__init__()
         self.loaded = loaded
         self.pct = pct
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, LogProgress)
+
+
+class FollowError(Message):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class ControlReply(Message):
@@ -119,14 +126,16 @@ class SoakApp(App[int]):
         self.aggregate = RunAggregate()
         self.follower = LogFollower(self.run_dir / EVENTS_FILE)
         self.generation = 0  # batches folded so far
+        self.feed_errors = 0  # events a reducer choked on (skipped)
         self.loaded = False
-        self.load_pct: float | None = None
+        self.load_pct: int | None = None
         self.reachable: bool | None = None  # did a live engine answer on the control socket last time
         self.stopping = False
         self.follow_done = threading.Event()  # set when the follower thread has closed the log
         self._pending: deque[str] = deque(maxlen=32)
         self._feedback: tuple[str, str, float] | None = None
         self._hung_up = False
+        self.exit_message = ""  # the line printed on exit (how to re-attach, where the report is)
         self._tty_fd: int | None = None
         self.controller = Controller(
             self.run_dir, lambda r: self.post_message(ControlReply(r)), probe_interval_s=probe_interval_s
@@ -167,18 +176,33 @@ class SoakApp(App[int]):
         follower = self.follower
         agg_feed, live_feed = self.aggregate.feed, self.live.feed
         target = follower.size() or 0  # what "loaded" means: the log as it was at attach
+        shown: int | None = -1
+        last_error = ""
         try:
             while not cancelled.is_set():
-                events = follower.read()
+                try:
+                    events = follower.read()
+                except OSError as exc:  # the log became unreadable (permissions, a vanished disk)
+                    if str(exc) != last_error:
+                        last_error = str(exc)
+                        self.post_message(FollowError(f"cannot read {follower.path}: {exc}"))
+                    cancelled.wait(1.0)
+                    continue
                 if events:
                     with self.lock:
                         for ev in events:
-                            agg_feed(ev)
-                            live_feed(ev)
+                            try:
+                                agg_feed(ev)
+                                live_feed(ev)
+                            except Exception:  # one odd event must not stop the viewer following
+                                self.feed_errors += 1
                         self.generation += 1
                 if not self.loaded:
                     done = follower.offset >= target
-                    self.post_message(LogProgress(done, 100.0 * follower.offset / target if target else None))
+                    pct = int(100 * follower.offset / target) if target else None
+                    if done or pct != shown:  # at most one message per percent
+                        shown = pct
+                        self.post_message(LogProgress(done, pct))
                     if done:
                         self.loaded = True
                 if not events and follower.at_end():
@@ -193,6 +217,9 @@ class SoakApp(App[int]):
             self.redraw(force=True)
         else:
             self.redraw_header()
+
+    def on_follow_error(self, msg: FollowError) -> None:
+        self.notify(msg.text, title="events.jsonl", severity="error", timeout=10)
 
     # -- the controller (thread) -------------------------------------------------------------------
     def _control_loop(self) -> None:
@@ -404,7 +431,13 @@ class SoakApp(App[int]):
             rc = self.engine_code
             if rc:
                 code = rc
-        self.exit(code, return_code=code, message=message or None)
+        self.exit_message = message
+        # no_wrap: the re-attach command must stay one line to copy (the terminal may still soft-wrap it)
+        self.exit(
+            code,
+            return_code=code,
+            message=Text(message, no_wrap=True, overflow="ignore") if message else None,
+        )
 
     # -- a lost terminal ---------------------------------------------------------------------------
     def _watch_terminal(self) -> None:

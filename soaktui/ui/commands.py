@@ -38,20 +38,20 @@ KEYS: tuple[KeySpec, ...] = (
     _key("s", "s", "skip", "Skip model", "move to the next model now", steers=True, footer="skip"),
     _key("p", "p", "toggle_pause", "Pause / resume", "pause after the test in flight, or resume",
          steers=True, footer="pause"),
-    _key("n", "n", "toggle_quiet", "Quiet hours on / off", "a lower throttle in the night window",
+    _key("n", "n", "toggle_quiet", "Quiet hours on/off", "a lower throttle in the night window",
          steers=True, footer="quiet"),
-    _key("r", "r", "report", "Report", "the report so far: rankings, profiles, scenarios, errors",
+    _key("r", "r", "report", "Report", "the report so far: rankings, profiles, errors",
          footer="report"),
     _key("e", "e", "focus_errors", "Error log", "focus the error log (arrows scroll it)"),
     _key("question_mark", "?", "help", "Help", "list the keys", footer="help"),
-    _key("d", "d", "detach", "Detach", "leave the viewer; the run goes on (soaktui watch RUN_DIR)",
+    _key("d", "d", "detach", "Detach", "leave; the run goes on (soaktui watch DIR)",
          footer="detach"),
-    _key("q", "q", "quit", "Quit", "stop the run, write the report and exit (asks first)", footer="quit"),
+    _key("q", "q", "quit", "Quit", "stop the run and write its report (asks)", footer="quit"),
 )  # fmt: skip
 
 
 def bindings() -> list[Binding]:
-    return [
+    keys = [
         Binding(
             k.keys,
             k.action,
@@ -61,6 +61,8 @@ def bindings() -> list[Binding]:
         )
         for k in KEYS
     ]
+    # Ctrl+C is how people leave a terminal program: the same as q (it asks first while a run is active).
+    return [*keys, Binding("ctrl+c", "quit", "quit", show=False, priority=True)]
 
 
 class SoakCommands(Provider):

@@ -23,6 +23,7 @@ from soaktui.engine.control import ControlError, send_command
 
 QUEUE_SIZE = 32  # keys pressed faster than the engine answers beyond this are refused, not queued forever
 PROBE_INTERVAL_S = 10.0
+RETRY_S = 2.0  # probe interval while no engine answers
 TIMEOUT_S = 5.0
 
 Sender = Callable[..., dict[str, Any]]
@@ -100,13 +101,20 @@ class Controller:
         )
 
     def run(self, stop: threading.Event) -> None:
-        """Drain the queue until `stop` is set; probe with `status` when idle for probe_interval_s."""
-        self.on_reply(self.send("status", probe=True))
+        """Drain the queue until `stop` is set; probe with `status` when idle.
+
+        Probes come every probe_interval_s while an engine answers, and every RETRY_S while none
+        does (an engine still starting up has no socket yet; a failed connect costs nothing).
+        """
+        reply = self.send("status", probe=True)
+        self.on_reply(reply)
+        reachable = reply.reachable
         last = time.monotonic()
         while not stop.is_set():
-            wait = 0.5
-            if self.probe_interval_s is not None:
-                wait = min(wait, max(0.0, last + self.probe_interval_s - time.monotonic()))
+            interval = self.probe_interval_s
+            if interval is not None and not reachable:
+                interval = min(interval, RETRY_S)
+            wait = 0.5 if interval is None else min(0.5, max(0.0, last + interval - time.monotonic()))
             item: Any
             try:
                 item = self._queue.get(timeout=wait)
@@ -117,12 +125,14 @@ class Controller:
             if item is None:
                 continue
             if item is _IDLE:
-                if self.probe_interval_s is not None and time.monotonic() - last >= self.probe_interval_s:
-                    self.on_reply(self.send("status", probe=True))
-                    last = time.monotonic()
-                continue
-            command, arg = item
-            self.on_reply(self.send(command, arg))
+                if interval is None or time.monotonic() - last < interval:
+                    continue
+                reply = self.send("status", probe=True)
+            else:
+                command, arg = item
+                reply = self.send(command, arg)
+            self.on_reply(reply)
+            reachable = reply.reachable
             last = time.monotonic()
 
 

@@ -67,7 +67,7 @@ class Downsampled:
         else:
             sums[i] = value
             counts[i] = 1
-            while len(sums) > self.cap:
+            while len(self._sums) > self.cap:
                 self._coarsen()
 
     def _coarsen(self) -> None:
@@ -171,6 +171,8 @@ class LiveState:
         self.telemetry_t: float | None = None
         self.cpu_history: deque[float] = deque(maxlen=CPU_POINTS)
         self.throughput: dict[str, Downsampled] = {}
+        self._last_pm: tuple[Any, Any] | None = None  # consecutive requests mostly share a model
+        self._last_key = ""
         self._handlers = {
             "run_started": self._on_run_started,
             "providers_discovered": self._on_discovered,
@@ -346,36 +348,25 @@ class LiveState:
         self._touch("rotation")
 
     def _on_request(self, ev: dict[str, Any]) -> None:
+        """The hot path (most events are requests): locals, dict.get, no per-event helper calls."""
         get = ev.get
+        versions = self.versions
         if get("error_class") == "cancelled":
             self.cancelled_requests += 1
-            self._touch("header")
+            versions["header"] += 1
             return
         self.requests += 1
-        key = get("key") or model_key(get("provider"), get("model"))
-        line = self._model(key)
-        ok = get("ok") is True
+        versions["header"] += 1
+        pm = (get("provider"), get("model"))
+        if pm == self._last_pm:
+            key = self._last_key
+        else:
+            key = model_key(*pm)
+            self._last_pm, self._last_key = pm, key
+        line = self.models.get(key) or self._model(key)
         if line is not None:
             line.requests += 1
-        if ok:
-            scen = self._scenario(get("scenario"))
-            e2e = get("e2e_ms")
-            if scen is not None and isinstance(e2e, (int, float)):
-                scen.latency.append(float(e2e))
-                self._touch("scenarios")
-            tps = get("gen_tps")
-            if get("stream") and isinstance(tps, (int, float)) and math.isfinite(tps):
-                if line is not None:
-                    line.recent_tps.append(float(tps))
-                    self._touch("rotation")
-                series = self.throughput.get(key)
-                if series is None and len(self.throughput) < MAX_MODELS:
-                    origin = self.started_t if self.started_t is not None else self._t(ev)
-                    series = self.throughput[key] = Downsampled(origin)
-                if series is not None:
-                    series.add(self._t(ev), float(tps))
-                    self._touch("throughput")
-        else:
+        if get("ok") is not True:
             self.failed_requests += 1
             if line is not None:
                 line.failed_requests += 1
@@ -386,7 +377,25 @@ class LiveState:
                 get("model"),
                 str(get("error") or "no message"),
             )
-        self._touch("header")
+            return
+        e2e = get("e2e_ms")
+        if isinstance(e2e, (int, float)):
+            scen = self.scenarios.get(get("scenario")) or self._scenario(get("scenario"))
+            if scen is not None:
+                scen.latency.append(e2e)
+                versions["scenarios"] += 1
+        tps = get("gen_tps")
+        if isinstance(tps, (int, float)) and get("stream") and math.isfinite(tps):
+            if line is not None:
+                line.recent_tps.append(tps)
+                versions["rotation"] += 1
+            series = self.throughput.get(key)
+            if series is None and len(self.throughput) < MAX_MODELS:
+                origin = self.started_t if self.started_t is not None else self._t(ev)
+                series = self.throughput[key] = Downsampled(origin)
+            if series is not None:
+                series.add(self._t(ev), tps)
+                versions["throughput"] += 1
 
     def _scenario(self, name: Any) -> ScenarioLine | None:
         if name is None:

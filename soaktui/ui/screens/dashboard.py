@@ -17,10 +17,11 @@ from textual.widgets import Footer
 
 from soaktui.ui.widgets.errors import ErrorLog
 from soaktui.ui.widgets.header import RunHeader
+from soaktui.ui.widgets.pane import Redraws
 from soaktui.ui.widgets.rotation import RotationPane
 from soaktui.ui.widgets.scenarios import ScenarioPane
 from soaktui.ui.widgets.thermal import ThermalPane
-from soaktui.ui.widgets.throughput import ThroughputPlot
+from soaktui.ui.widgets.throughput import ThroughputPane
 from soaktui.ui.widgets.toolcalls import ToolCallPane
 
 if TYPE_CHECKING:
@@ -31,12 +32,16 @@ PANE_IDS = ("rotation", "scenarios", "throughput", "thermal", "toolcalls", "erro
 
 
 class DashboardScreen(Screen):
+    def __init__(self) -> None:
+        super().__init__()
+        self._panes: list[Redraws] = []
+
     def compose(self) -> ComposeResult:
         yield RunHeader(id="header")
         with Grid(id="panes"):
             yield RotationPane(id="rotation")
             yield ScenarioPane(id="scenarios")
-            yield ThroughputPlot(id="throughput")
+            yield ThroughputPane(id="throughput")
             yield ThermalPane(id="thermal")
             yield ToolCallPane(id="toolcalls")
             yield ErrorLog(id="errors")
@@ -47,6 +52,7 @@ class DashboardScreen(Screen):
         return cast("SoakApp", self.app)
 
     def on_mount(self) -> None:
+        self._panes: list[Redraws] = [cast(Redraws, self.query_one(f"#{p}")) for p in PANE_IDS]
         self.set_interval(TICK_S, self.tick)
         self.call_after_refresh(self.tick, force=True)
 
@@ -70,13 +76,13 @@ class DashboardScreen(Screen):
             return
         app = self.soak
         now = app.clock()
+        slow = not app.loaded  # catching up with a long log: the fold gets the CPU, panes fill slowly
         with app.lock:
             live = app.live
             self.query_one(RunHeader).draw(app, live, now)
-            for pane_id in PANE_IDS:
-                pane = self.query_one(f"#{pane_id}")
+            for pane in self._panes:
                 if pane.display:
-                    pane.maybe_draw(app, live, now, force=force)  # type: ignore[attr-defined]
+                    pane.maybe_draw(app, live, now, force=force, slow=slow)
 
     def draw_header(self) -> None:
         if not self.is_mounted or not self.visible():

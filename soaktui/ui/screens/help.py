@@ -33,10 +33,8 @@ class HelpScreen(ModalScreen[None]):
             Content.assemble(
                 ("ctrl+p", "bold $text-primary"), "  the command palette: the same actions by name"
             ),
-            Content.styled(
-                "Throttle, skip, pause and quiet hours go to the engine over the run's control socket;",
-                "$text-muted",
-            ),
+            Content.assemble(("ctrl+c", "bold $text-primary"), "  the same as q"),
+            Content.styled("Steering keys go to the engine over the run's control socket;", "$text-muted"),
             Content.styled("a finished run is read-only. Esc or ? closes this.", "$text-muted"),
         ]
         with Vertical(id="help-box"):

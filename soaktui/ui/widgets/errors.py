@@ -17,8 +17,12 @@ from textual.widgets import RichLog
 
 from soaktui.ui import format as fmt
 from soaktui.ui.state import MAX_ERRORS
+from soaktui.ui.widgets.pane import Redraws
 
 MESSAGE_CHARS = 160  # a line of the log; the whole message is in errors.log
+# RichLog prunes its *first* lines past max_lines, and the first lines are the newest here, so the
+# bound is set above what MAX_ERRORS entries can wrap to; the real bound is LiveState's deque.
+MAX_LINES = MAX_ERRORS * (2 + MESSAGE_CHARS // 16)
 
 if TYPE_CHECKING:
     from soaktui.ui.app import SoakApp
@@ -39,25 +43,23 @@ def _blend(fg: str, bg: str) -> str:
     return Color.parse(fg).blend(Color.parse(bg), 0.4).hex
 
 
-class ErrorLog(RichLog):
+class ErrorLog(Redraws, RichLog):
     section = "errors"
+    min_interval = 0.5
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(
-            id=id, classes="pane", max_lines=MAX_ERRORS, wrap=True, min_width=20, markup=False, auto_scroll=False
+            id=id,
+            classes="pane",
+            max_lines=MAX_LINES,
+            wrap=True,
+            min_width=20,
+            markup=False,
+            auto_scroll=False,
         )
         self.border_title = "Errors"
-        self._drawn: tuple[int, str, int] | None = None
 
-    def maybe_draw(self, app: SoakApp, live: LiveState, now: float, *, force: bool = False) -> bool:
-        key = (live.versions[self.section], app.theme, self.size.width)
-        if not force and key == self._drawn:
-            return False
-        self._drawn = key
-        self.draw(app, live)
-        return True
-
-    def draw(self, app: SoakApp, live: LiveState) -> None:
+    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
         var = app.theme_variables
         cls_style = Style(color=_color(var, "text-error", "error"), bold=True)
         where_style = Style(color=_color(var, "text-primary", "primary"))
@@ -75,14 +77,13 @@ class ErrorLog(RichLog):
                 if isinstance(e.t, (int, float))
                 else "--:--:--"
             )
-            text = Text.assemble(
+            head = Text.assemble(
                 (stamp + " ", muted),
                 (e.error_class, cls_style),
                 " ",
                 (e.where, where_style),
                 (f" {fmt.short_model(None, e.model)}" if e.model else "", muted),
-                " ",
-                fmt.clip(e.message.replace("\n", " "), MESSAGE_CHARS),
             )
-            self.write(text)
+            self.write(head)
+            self.write(Text("  " + fmt.clip(e.message.replace("\n", " "), MESSAGE_CHARS)))
         self.scroll_home(animate=False)

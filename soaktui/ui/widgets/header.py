@@ -53,7 +53,7 @@ class RunHeader(Static):
         if self._drawn is not None and self._drawn.is_same(content):
             return False
         self._drawn = content
-        self.update(content)
+        self.update(content, layout=False)  # fixed height: no layout pass for a new header
         return True
 
     def build(self, app: SoakApp, live: LiveState, now: float) -> Content:
@@ -123,9 +123,9 @@ class RunHeader(Static):
             (model, "bold " + ACCENT),
             (turn, MUTED),
             "  ",
-            (fmt.display_path(app.run_dir), MUTED),
-            "  ",
             hint,
+            "  ",
+            (fmt.display_path(app.run_dir), MUTED),
         )
         return block([l1, l2, l3], width)
 

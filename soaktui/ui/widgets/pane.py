@@ -8,8 +8,9 @@ switch restyles it without a redraw and no colour is written here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.content import Content
 from textual.widgets import Static
@@ -45,28 +46,55 @@ def cell(text: str, width: int, *, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
-class Pane(Static):
-    """A bordered text pane drawn from one LiveState section."""
+SLOW_S = 2.0  # while the viewer catches up with a long log, panes redraw at most this often
+
+
+class Redraws:
+    """Mixin for panes: redraw only when the data, the size or the theme changed, and not too often.
+
+    `min_interval` rate-limits panes that are costly to render (the plot); `slow` (set while the
+    initial fold runs) applies SLOW_S to every pane, so folding a huge log gets the CPU.
+    """
 
     section: ClassVar[str] = "header"
-    title: ClassVar[str] = ""
+    min_interval: ClassVar[float] = 0.0
+    _drawn_key: tuple[Any, ...] | None = None
+    _drawn_at: float = 0.0
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
-        super().__init__(id=id, classes="pane", markup=False)
-        self.border_title = self.title
-        self._drawn: tuple[int, int, int] | None = None
-
-    def maybe_draw(self, app: SoakApp, live: LiveState, now: float, *, force: bool = False) -> bool:
-        """Redraw when the section changed or the pane was resized; True when it drew."""
-        key = (live.versions[self.section], self.size.width, self.size.height)
-        if not force and key == self._drawn:
+    def maybe_draw(
+        self, app: SoakApp, live: LiveState, now: float, *, force: bool = False, slow: bool = False
+    ) -> bool:
+        """Redraw if due; True when it drew."""
+        size = self.size  # type: ignore[attr-defined]
+        key = (live.versions[self.section], size.width, size.height, app.theme)
+        old = self._drawn_key
+        if not force and key == old:
             return False
-        self._drawn = key
+        look_changed = old is None or key[1:] != old[1:]
+        interval = max(self.min_interval, SLOW_S if slow else 0.0)
+        t = time.monotonic()
+        if not force and not look_changed and t - self._drawn_at < interval:
+            return False
+        self._drawn_key, self._drawn_at = key, t
         self.draw(app, live, now)
         return True
 
     def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
         raise NotImplementedError
+
+
+class Pane(Redraws, Static):
+    """A bordered text pane drawn from one LiveState section."""
+
+    title: ClassVar[str] = ""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id, classes="pane", markup=False)
+        self.border_title = self.title
+
+    def show(self, content: Content) -> None:
+        """Replace the text; the grid fixes the pane's size, so no layout pass (that redraws the screen)."""
+        self.update(content, layout=False)
 
     @property
     def inner_width(self) -> int:

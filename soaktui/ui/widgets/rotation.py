@@ -29,6 +29,7 @@ def _rate_style(m: ModelLine) -> str:
 
 class RotationPane(Pane):
     section = "rotation"
+    min_interval = 1.0
     title = "Model rotation"
 
     def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
@@ -36,7 +37,7 @@ class RotationPane(Pane):
         out: list[Content] = []
         if live.current is None:
             out.append(line(("No model yet: waiting for the engine's first model_switched event.", MUTED)))
-            self.update(block(out, width))
+            self.show(block(out, width))
             return
         cur = live.models.get(live.current)
         name = fmt.short_model(live.current, live.current_model)
@@ -59,7 +60,7 @@ class RotationPane(Pane):
         out.append(line(*nxt))
 
         # the table: model | tests passed (k/n %) | median tok/s
-        w_rate, w_tps = 12, 7
+        w_rate, w_tps = 10, 6
         w_name = max(8, width - 2 - w_rate - w_tps - 2)
         head = "  " + cell("model", w_name) + " " + cell("tests ok", w_rate, right=True)
         out.append(line((head + " " + cell("tok/s", w_tps, right=True), "bold " + MUTED)))
@@ -94,4 +95,4 @@ class RotationPane(Pane):
             out.append(
                 line((f"tok/s: median of each model's last {MODEL_TPS_WINDOW} streamed requests", MUTED))
             )
-        self.update(block(out, width))
+        self.show(block(out, width))

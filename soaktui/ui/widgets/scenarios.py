@@ -33,6 +33,7 @@ def _ms(x: float) -> str:
 
 class ScenarioPane(Pane):
     section = "scenarios"
+    min_interval = 1.0
     title = "Scenarios"
 
     def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
@@ -40,7 +41,7 @@ class ScenarioPane(Pane):
         out: list[Content] = []
         if not live.scenarios:
             out.append(line(("No test has finished yet.", MUTED)))
-            self.update(block(out, width))
+            self.show(block(out, width))
             return
         w_name = min(18, max(8, max(len(n) for n in live.scenarios)))
         w_rate = 12
@@ -64,4 +65,4 @@ class ScenarioPane(Pane):
             )
         if self.inner_height > len(out):
             out.append(line((f"e2e latency, last {SPARK_POINTS} ok requests · tests passed", MUTED)))
-        self.update(block(out, width))
+        self.show(block(out, width))

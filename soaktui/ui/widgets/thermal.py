@@ -54,7 +54,7 @@ class ThermalPane(Pane):
             out = [
                 line(("No machine reading yet (the engine samples every few seconds).", MUTED)),
             ]
-            self.update(block(out, width))
+            self.show(block(out, width))
             return
         out: list[Content] = []
         cpu = t.get("cpu_pct")
@@ -114,8 +114,8 @@ class ThermalPane(Pane):
                 if value is not None:
                     out.append(line((f"{name:<{label}}", "bold"), value))
             if missing:
-                out.append(line((", ".join(missing) + ": ", "bold"), UNAVAILABLE))
+                out.append(line(UNAVAILABLE, (": " + ", ".join(missing), "bold")))
         if live.telemetry_t is not None and self.inner_height > len(out):
             stamp = time.strftime("%H:%M:%S", time.localtime(live.telemetry_t))
             out.append(line((f"from {t.get('source') or 'telemetry'} at {stamp}", MUTED)))
-        self.update(block(out, width))
+        self.show(block(out, width))

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textual.app import ComposeResult
 from textual.color import Color
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from soaktui.ui import format as fmt
+from soaktui.ui.widgets.pane import Redraws
 
 if TYPE_CHECKING:
     from soaktui.ui.app import SoakApp
@@ -31,27 +36,46 @@ def theme_colors(app: SoakApp) -> list[tuple[int, int, int]]:
                 out.append(Color.parse(value).rgb)
             except Exception:
                 continue
-    return out or [(128, 128, 128)]
+    return out or [Color.parse(app.current_theme.primary).rgb]
 
 
-class ThroughputPlot(PlotextPlot):
+def pack(items: list[Content], width: int, max_lines: int, gap: int = 2) -> Content:
+    """Legend entries in at most `max_lines` lines of `width` cells, never split inside an entry."""
+    lines: list[list[Content]] = [[]]
+    used = 0
+    shown = 0
+    for item in items:
+        w = item.cell_length
+        if lines[-1] and used + gap + w > width:
+            if len(lines) == max_lines:
+                break
+            lines.append([])
+            used = 0
+        used += (gap if lines[-1] else 0) + w
+        lines[-1].append(item.truncate(width, ellipsis=True))
+        shown += 1
+    if shown < len(items):
+        lines[-1].append(Content.styled(f"+{len(items) - shown} more", "$text-muted"))
+    return Content("\n").join(Content(" " * gap).join(line).truncate(width, ellipsis=True) for line in lines)
+
+
+class ThroughputPane(Redraws, Vertical):
+    """The plot plus a legend of its own (plotext drops its legend when the labels do not fit)."""
+
     section = "throughput"
+    min_interval = 2.0  # plotext renders the whole plot each time; its buckets are 2 s wide anyway
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes="pane")
-        self.border_title = "Throughput · output tokens/s (streamed), per model"
-        self._drawn: tuple[int, str, int, int] | None = None
+        self.border_title = "Throughput · output tok/s, streamed"
 
-    def maybe_draw(self, app: SoakApp, live: LiveState, now: float, *, force: bool = False) -> bool:
-        key = (live.versions[self.section], app.theme, self.size.width, self.size.height)
-        if not force and key == self._drawn:
-            return False
-        self._drawn = key
-        self.draw(app, live)
-        return True
+    def compose(self) -> ComposeResult:
+        yield PlotextPlot(id="throughput-plot")
+        yield Static("", id="throughput-legend", markup=False)
 
-    def draw(self, app: SoakApp, live: LiveState) -> None:
-        plt = self.plt
+    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
+        chart = self.query_one(PlotextPlot)
+        plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
         colors = theme_colors(app)
@@ -59,13 +83,20 @@ class ThroughputPlot(PlotextPlot):
         longest = max((s.points()[-1][0] for _, s in series), default=0.0)
         minutes = longest >= 180
         plt.xlabel("minutes" if minutes else "seconds")
+        legend: list[Content] = []
         if not series:
             plt.title("no streamed request has finished yet")
         for i, (key, s) in enumerate(series):
             pts = s.points()
-            xs = [x / 60 if minutes else x for x, _ in pts]
-            ys = [y for _, y in pts]
+            color = colors[i % len(colors)]
             m = live.models.get(key)
             label = fmt.short_model(key, m.model if m else None)
-            plt.plot(xs, ys, label=label, color=colors[i % len(colors)], marker="braille")
-        self.refresh()
+            plt.plot(
+                [x / 60 if minutes else x for x, _ in pts], [y for _, y in pts], color=color, marker="braille"
+            )
+            legend.append(Content.assemble(("■ ", Color(*color).hex), label))
+        room = self.content_region
+        self.query_one("#throughput-legend", Static).update(
+            pack(legend, max(10, room.width), 1 if room.height < 16 else 3)
+        )
+        chart.refresh()

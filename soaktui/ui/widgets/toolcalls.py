@@ -34,19 +34,12 @@ class ToolCallPane(Pane):
     def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
         width, height = self.inner_width, self.inner_height
         if not live.toolcalls:
-            self.update(
-                block(
-                    [
-                        line(("No tool-call detections in this run.", MUTED)),
-                        line(("Tool-calling scenarios are not part of this soaktui version yet;", MUTED)),
-                        line(
-                            (
-                                "this pane will list each detection: model, prompt kind, format, verdict.",
-                                MUTED,
-                            )
-                        ),
-                    ],
-                    width,
+            self.show(  # wrapped, not cut: the pane is narrow at 120 columns
+                Content.styled(
+                    "No tool-call detections in this run. Tool-calling tests are not part of this "
+                    "soaktui version yet; each detection will show here: model, prompt kind, the "
+                    "format detected and the verdict.",
+                    MUTED,
                 )
             )
             return
@@ -72,4 +65,4 @@ class ToolCallPane(Pane):
                     (verdict, GOOD if good else BAD),
                 )
             )
-        self.update(block(out, width))
+        self.show(block(out, width))
