@@ -339,15 +339,15 @@ def test_no_server_names_ports_and_suggests_demo():
     _one_clear_line(out, "127.0.0.1:9", "--demo")
 
 
-def test_html_server_is_not_an_llm_server(tmp_path):
+def _static_server(body: bytes, content_type: str):
+    """A real HTTP server that answers every GET with the same body."""
     import http.server
     import threading
 
-    class Html(http.server.BaseHTTPRequestHandler):
+    class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = b"<html><body>router login</body></html>"
             self.send_response(200)
-            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -355,13 +355,25 @@ def test_html_server_is_not_an_llm_server(tmp_path):
         def log_message(self, *a):
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "needle"),
+    [
+        (b"<html><body>router login</body></html>", "text/html", "no LLM server found"),
+        (b'{"object": "list", "data": []}', "application/json", "no model to test"),
+    ],
+)
+def test_html_or_an_empty_model_list_is_a_clear_error(body, content_type, needle):
+    srv = _static_server(body, content_type)
     try:
         out = cli("--no-ui", "--base-url", f"http://127.0.0.1:{srv.server_address[1]}", "--duration", "1m")
     finally:
         srv.shutdown()
-    _one_clear_line(out, "no LLM server found")
+    _one_clear_line(out, needle)
 
 
 def test_only_embedding_models_is_a_clear_error(tmp_path):
