@@ -468,3 +468,31 @@ def test_json_streams_every_event_to_stdout_and_progress_goes_to_stderr(sim, tmp
     for e in tests:
         assert f"#{e['test_id']} {e['scenario']} on {e['model']}" in out.stderr
     assert f"writing to {run_dir}" in out.stderr
+
+
+def test_second_sigint_stops_at_once_and_the_log_still_makes_a_report(tmp_path):
+    plan = plan_from_specs(["stall=every:1"], stall_s=30.0)  # every request hangs mid-stream
+    with run_in_thread(SimConfig(flavor="lmstudio", seed=4, speed=40.0, faults=plan)) as s:
+        run_dir = tmp_path / "run"
+        proc = _start(run_dir, s.base_url, "--duration", "5m")
+        proc_env_note = "timeouts.grace 10s by default: only a second SIGINT ends the run this fast"
+        try:
+            log = run_dir / "events.jsonl"
+            _wait_for(lambda ev: any(e["kind"] == "model_switched" for e in ev), log)
+            time.sleep(1.0)  # a request is now stalled in flight
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=8)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, (proc_env_note, err)
+    assert b"soaktui report" in err and b"Traceback" not in err
+    events = list(iter_events(run_dir / "events.jsonl"))
+    assert events[-1]["kind"] == "run_finished" and events[-1]["reason"] == "signal"
+    cancelled = [e for e in events if e["kind"] == "scenario_result"]
+    assert cancelled and cancelled[-1]["error_class"] == "cancelled"
+    assert not (run_dir / "final_report.md").exists()
+    assert cli("report", str(run_dir)).returncode == 0
+    assert (run_dir / "final_report.md").is_file()
