@@ -1,0 +1,157 @@
+"""The tool-call detector against a corpus of model outputs per format, plus property tests: any
+text, however hostile, gets a verdict and never an exception."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from soaktui.toolcalls import FORMATS, Detection, detect, strip_think
+
+CORPUS = json.loads((Path(__file__).parent / "data" / "toolcalls" / "corpus.json").read_text())
+CASES = CORPUS["cases"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_corpus(case):
+    got = detect(case["content"], case["native"], case["tool_names"])
+    want = case["expect"]
+    assert (got.format, [c.name for c in got.calls], got.trust, got.truncated) == (
+        want["format"],
+        want["names"],
+        want["trust"],
+        want["truncated"],
+    )
+    assert got.format in FORMATS
+
+
+def test_corpus_covers_every_format_with_a_positive_case():
+    seen = {c["expect"]["format"] for c in CASES}
+    assert set(FORMATS) <= seen, sorted(set(FORMATS) - seen)
+
+
+def by_id(case_id: str) -> Detection:
+    case = next(c for c in CASES if c["id"] == case_id)
+    return detect(case["content"], case["native"], case["tool_names"])
+
+
+def test_arguments_are_decoded_whatever_the_wrapping():
+    for case_id in ("native_openai", "hermes_one", "hermes_string_args", "mistral_args_form", "pythonic_list",
+                    "deepseek_v3", "kimi_k2", "harmony", "functionary_v31", "generic_function_call_str_args",
+                    "llama3_bare_parameters", "fenced_json_call", "lmstudio_request"):  # fmt: skip
+        call = by_id(case_id).calls[0]
+        assert call.arguments == {"city": "Paris"} or call.name != "get_weather", case_id
+        assert call.parse_error is None, case_id
+    assert by_id("qwen3_xml").calls[0].arguments == {"city": "Paris", "days": 3}
+    assert by_id("native_ollama_dict_args").calls[0].arguments == {"tz": "UTC"}
+    assert by_id("pythonic_jsonish_literals").calls[0].arguments == {
+        "title": "Disk full",
+        "urgent": True,
+        "tags": ["ops"],
+        "assignee": None,
+    }
+
+
+def test_invalid_arguments_keep_the_raw_text_and_the_error():
+    call = by_id("invalid_string_args").calls[0]
+    assert (call.arguments, call.raw_arguments) == (None, "city=Paris") and "invalid JSON" in call.parse_error
+    call = by_id("hermes_invalid_json_closed").calls[0]
+    assert call.arguments is None and call.parse_error and '"city": "Paris",' in call.raw_arguments
+    call = by_id("pythonic_non_literal_arg").calls[0]
+    assert call.arguments is None and "not a literal" in call.parse_error
+    call = by_id("native_truncated_args").calls[0]
+    assert call.raw_arguments == '{"city": "Par' and call.parse_error == "truncated"
+
+
+def test_a_call_in_a_code_sample_needs_a_known_name_only_when_names_are_given():
+    text = '```json\n{"name": "lookup", "arguments": {"q": 1}}\n```'
+    assert detect(text, None, ["get_weather"]).format == "none"
+    assert [c.name for c in detect(text).calls] == ["lookup"]
+
+
+def test_strip_think():
+    assert strip_think("a<think>b</think>c<think>d</think>e") == "ace"
+    assert strip_think("<think>never finished") == ""
+    assert strip_think("template opened it</think>answer") == "answer"
+    assert strip_think("no reasoning") == "no reasoning"
+
+
+def test_malformed_native_entries_do_not_crash():
+    got = detect("", [{"function": {"arguments": "{}"}}, "junk", {"function": {"name": "x", "arguments": 7}}])
+    assert got.format == "native" and [c.name for c in got.calls] == ["", "x"]
+    assert all(c.parse_error for c in got.calls)
+
+
+# -- properties -------------------------------------------------------------------------------------
+
+TOKENS = [
+    "<tool_call>", "</tool_call>", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "<|python_tag|>", "<|tool_call|>",
+    "<|/tool_call|>", "<function=", "</function>", ">>>", "<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>",
+    "<｜tool▁sep｜>", "<｜tool▁call▁end｜>", "<|tool_call_begin|>", "<|tool_call_argument_begin|>",
+    "[TOOL_REQUEST]", "[END_TOOL_REQUEST]", "<think>", "</think>", "```json\n", "```", "to=functions.",
+    "<|message|>", "<|call|>", "<parameter=", "</parameter>", "<arg_key>", "<arg_value>", "<tool_calls>",
+    '{"name": ', '"get_weather"', '"arguments": ', '"parameters": ', '{"tool_call": ', '"{\\"a\\": ',
+    "{", "}", "[", "]", "(", ")", '"', ",", ":", ";", "\n", " ", "get_weather", "(city=", "'x'", "1e999",
+    "true", "null", "\\", "functions.", ":0",
+]  # fmt: skip
+NAMES = ["get_weather", "get_time"]
+
+
+def check(result: Detection) -> None:
+    assert isinstance(result, Detection) and result.format in FORMATS and result.trust in (0, 1, 2, 3)
+    for call in result.calls:
+        assert isinstance(call.name, str) and isinstance(call.raw_arguments, str)
+        assert call.arguments is None or isinstance(call.arguments, dict)
+        assert (call.arguments is None) == (call.parse_error is not None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=2000), st.booleans())
+def test_never_raises_on_arbitrary_text(text, with_names):
+    check(detect(text, None, NAMES if with_names else ()))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(TOKENS) | st.text(max_size=8), max_size=60), st.booleans())
+def test_never_raises_on_text_built_from_format_tokens(parts, with_names):
+    check(detect("".join(parts), None, NAMES if with_names else ()))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=5), st.dictionaries(st.sampled_from(
+    ["function", "name", "arguments", "id", "type"]), st.recursive(st.none() | st.text(max_size=20)
+    | st.integers(), lambda c: st.dictionaries(st.sampled_from(["name", "arguments"]), c, max_size=2),
+    max_leaves=4), max_size=4)), max_size=4))  # fmt: skip
+def test_never_raises_on_odd_native_calls(native):
+    check(detect("", native, NAMES))
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "The quick brown fox uses get_weather sometimes. ",
+        '{"a": [1, {"b": "c"}], "name": "x", ',
+        "[[[[{{{{((((",
+        '{"name": "get_weather", "arguments": {"city": "',
+        "<tool_call>{",
+        "[TOOL_CALLS]get_weather[ARGS]",
+        '```json\n{"name": 1}\n',
+        "[get_weather(city=",
+        "<think>",
+        "<｜tool▁call▁begin｜>function<｜tool▁sep｜>x\n",
+        ">>>get_weather\n{",
+        '"\\"\\"\\"',
+        " " * 50,
+    ],
+)
+def test_100kb_of_adversarial_text_completes(unit):
+    text = (unit * (100_000 // len(unit) + 1))[:100_000]
+    check(detect(text, None, NAMES))
+    check(detect(text))
+    check(
+        detect("intro " + text + '<tool_call>{"name": "get_time", "arguments": {}}</tool_call>', None, NAMES)
+    )
