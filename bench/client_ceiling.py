@@ -7,9 +7,12 @@ for (a) a bare httpx loop (`client.stream` + `aiter_lines` + `json.loads`) and (
 `ChatClient.chat()`, in alternating runs over identical streams, plus their ratio (target >= 0.85).
 
 The server runs in its own process (so it does not share our GIL). `--url` points the bench at
-another server instead (e.g. the built-in simulator); it must stream `--chunks` content chunks.
+another server instead, e.g. the built-in simulator at full speed (`--model` names the persona;
+both consumers ask for exactly `--chunks` tokens):
 
-    .venv/bin/python bench/client_ceiling.py [--chunks 20000] [--runs 5] [--url http://127.0.0.1:PORT]
+    .venv/bin/python bench/client_ceiling.py [--chunks 20000] [--runs 5]
+    soaktui simulate --port 18765 --speed 100000 &
+    .venv/bin/python bench/client_ceiling.py --url http://127.0.0.1:18765 --model sim-qwen2.5-7b-instruct
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import httpx
 
 from soaktui.providers.client import ChatClient
 
-MODEL = "bench"
+MODEL = "bench"  # --model sets it (e.g. a simulator persona with --url)
 MESSAGES = [{"role": "user", "content": "stream"}]
+MAX_TOKENS: int | None = None  # with --url: ask for exactly --chunks tokens
 WRITE_BATCH = 16  # events per server write
 
 
@@ -98,6 +102,8 @@ def _serve(n: int, port_q: mp.Queue) -> None:
 
 async def bare_httpx(client: httpx.AsyncClient, url: str) -> int:
     body = {"model": MODEL, "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    if MAX_TOKENS:
+        body["max_tokens"] = MAX_TOKENS
     n = 0
     async with client.stream("POST", url, json=body) as response:
         async for line in response.aiter_lines():
@@ -114,7 +120,7 @@ async def bare_httpx(client: httpx.AsyncClient, url: str) -> int:
 
 
 async def ours(client: ChatClient) -> int:
-    result = await client.chat(MODEL, MESSAGES, total_timeout_s=600.0)
+    result = await client.chat(MODEL, MESSAGES, max_tokens=MAX_TOKENS, total_timeout_s=600.0)
     if not result.ok:
         raise SystemExit(f"ChatClient failed: {result.error_class}: {result.error}")
     return result.chunks
@@ -185,7 +191,13 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=20_000, help="content chunks per stream")
     ap.add_argument("--runs", type=int, default=5, help="runs per consumer (alternating)")
     ap.add_argument("--url", help="base URL of an existing server instead of the built-in one")
+    ap.add_argument("--model", default=None, help="model to ask for with --url (e.g. a simulator persona)")
     args = ap.parse_args()
+    global MODEL, MESSAGES, MAX_TOKENS
+    if args.url:
+        MODEL = args.model or MODEL
+        MESSAGES = [{"role": "user", "content": f"Write {args.chunks} tokens about anything."}]
+        MAX_TOKENS = args.chunks
 
     proc = None
     base_url = args.url
