@@ -150,6 +150,7 @@ class Tmux:
 
     def __init__(self, name: str | None = None) -> None:
         self.socket = name or f"soaktui-bench-{os.getpid()}"
+        self._socket_path = ""
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -163,6 +164,8 @@ class Tmux:
         )  # fmt: skip
         if r.returncode != 0:
             raise SystemExit(f"tmux new-session failed: {r.stderr.strip()}")
+        if not self._socket_path:
+            self._socket_path = self.run("display-message", "-p", "#{socket_path}").stdout.strip()
 
     def capture(self, name: str, first: int | None = None, last: int | None = None) -> str:
         args = ["capture-pane", "-p", "-t", name]
@@ -187,7 +190,10 @@ class Tmux:
         return psutil.Process(int(out)) if out.isdigit() else None
 
     def close(self) -> None:
+        """Kill the server and remove its socket file (tmux leaves it behind)."""
         self.run("kill-server")
+        if self._socket_path:
+            Path(self._socket_path).unlink(missing_ok=True)
 
     def __enter__(self) -> Tmux:
         return self

@@ -21,7 +21,7 @@ shown here too, since a busy viewer could move delay there rather than into TTFT
 
 Measured at 1 stream (`--scenarios streaming`) and at 16 (`--scenarios concurrent_load
 --concurrency 16`, the 16-wide batches only), each in its own engine run. Also printed: the
-viewer's CPU during its blocks. About 9 minutes with the defaults.
+viewer's CPU during its blocks. About 7 minutes with the defaults.
 
 Target (issue 3): the dashboard adds at most 1 ms to the TTFT error at p99 (viewer p99 - headless
 p99 <= 1 ms; one-sided).
@@ -32,6 +32,7 @@ p99 <= 1 ms; one-sided).
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -203,6 +204,8 @@ def main() -> None:
     print()
     print(f"target: viewer p99 at most {TARGET_MS:g} ms above headless p99: {'; '.join(verdicts)}")
     print(f"{load_text()}; total {time.monotonic() - t_start:.0f} s")
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

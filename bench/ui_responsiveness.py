@@ -15,12 +15,17 @@ near 500. Then this script presses `-` and `+` in turn (`tmux send-keys`) at ran
 the header (`tmux capture-pane` of its three lines) as fast as it can until the throttle figure
 shows the new value. Latency = from just before send-keys to the first capture that shows it; it
 includes send-keys itself and up to one polling period (both printed). Also printed: the time until
-the header first acknowledged the key (the pending "→ throttle ..." mark, or the new figure), and the
-real event rate during the presses.
+the header first acknowledged the key (the pending "→ throttle ..." mark, or the new figure); the
+round trip of a `status` command sent over the control socket from this script while the engine is
+busy (the engine's share of the latency); the real event rate and the viewer's CPU during the
+presses.
 
 Target (issue 3): at most 100 ms from the key press to the header change.
 
-    .venv/bin/python bench/ui_responsiveness.py [--presses 40] [--events 500] [--keep DIR]
+    .venv/bin/python bench/ui_responsiveness.py [--presses 40] [--events 500] [--fault KIND=RATE] [--keep DIR]
+
+`--fault http_503=0.05` (passed to the simulator) makes the same run with failures, so the error
+pane fills up and redraws while the keys are pressed.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from _common import (
     Viewer,
     calibrate_throttle,
     count_events,
+    cpu_seconds,
     engine_env,
     fmt,
     header_ready,
@@ -102,19 +108,26 @@ def main() -> None:
     ap.add_argument("--presses", type=int, default=40)
     ap.add_argument("--events", type=float, default=500.0, help="events/s to hold the engine at")
     ap.add_argument("--speed", type=float, default=1000.0, help="simulator time compression")
+    ap.add_argument(
+        "--fault", action="append", metavar="KIND=RATE", help="simulator fault (repeatable; none by default)"
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", type=Path, help="work here (kept) instead of a temporary directory")
     args = ap.parse_args()
     t_start = time.monotonic()
     work = args.keep or Path(tempfile.mkdtemp(prefix="soaktui-ui-keys-"))
     (work / "home").mkdir(parents=True, exist_ok=True)
-    sim = SimulatorProcess(seed=args.seed, extra_args=["--speed", f"{args.speed:g}"])
+    faults = [a for f in args.fault or [] for a in ("--fault", f)]
+    sim = SimulatorProcess(seed=args.seed, extra_args=["--speed", f"{args.speed:g}", *faults])
     base_url = sim.start()
     run_dir = work / "run"
     env = engine_env(work / "home", thresholds__stream_max_tokens="8")
     cmd = [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url, "--out", str(run_dir)]
     cmd += ["--seed", str(args.seed), "--scenarios", "streaming", "--throttle", "100"]
-    print(f"simulator {base_url} (--speed {args.speed:g}); engine: streaming, 8-token answers; {load_text()}")
+    print(
+        f"simulator {base_url} (--speed {args.speed:g}{''.join(' ' + a for a in faults)}); engine: streaming, "
+        f"8-token answers; {load_text()}"
+    )
     rng = random.Random(args.seed)
     results: list[tuple[float | None, float | None]] = []
     gaps: list[float] = []
@@ -122,7 +135,7 @@ def main() -> None:
     try:
         with Tmux() as tmux:
             viewer = Viewer(tmux, run_dir, env)
-            viewer.start()
+            proc = viewer.start()
             viewer.wait_screen(lambda s: header_ready(s) and "running" in s.splitlines()[0], timeout_s=60)
             print(f"  viewer attached; steering the throttle to about {args.events:g} events/s:", flush=True)
             pct, _ = calibrate_throttle(run_dir, args.events, lambda req, ev: ev, 70, 5.0)
@@ -131,6 +144,7 @@ def main() -> None:
             rtt = control_round_trips(run_dir, 20)
             print(f"  pressing - and + in turn: throttle {pct}% <-> {low}%", flush=True)
             t0 = time.perf_counter_ns()
+            c0 = cpu_seconds(proc)
             current = pct
             for i in range(args.presses):
                 time.sleep(rng.uniform(0.3, 0.8))
@@ -147,6 +161,7 @@ def main() -> None:
                     break
                 current = shown
             t1 = time.perf_counter_ns()
+            c1 = cpu_seconds(proc)
             alive = viewer.alive()
             viewer.stop()
     finally:
@@ -164,6 +179,8 @@ def main() -> None:
         f"during the presses ({dt:.0f} s): {sum(counts.values()) / dt:.0f} events/s, "
         f"{counts['request'] / dt:.0f} requests/s; the viewer {'ran throughout' if alive else 'HAD EXITED'}"
     )
+    if c0 is not None and c1 is not None:
+        print(f"viewer CPU during the presses: {100 * (c1 - c0) / dt:.1f}% of one core")
     print(
         f"header polling: one capture-pane every {fmt(g['p50']).strip()} ms (p50; p99 {fmt(g['p99']).strip()} ms)"
     )
