@@ -36,6 +36,7 @@ from pathlib import Path
 
 import orjson
 import psutil
+from _common import cpu_seconds, engine_env
 
 from soaktui.engine.demo import SimulatorProcess
 
@@ -77,18 +78,6 @@ class StatusFollower:
         return out
 
 
-def engine_env(home: Path, stream_max_tokens: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOAKTUI_")}
-    env.update(
-        SOAKTUI_CONFIG_DIR=str(home),
-        SOAKTUI_DATA_DIR=str(home),
-        SOAKTUI_QUIET_HOURS__ENABLED="false",
-        SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS=str(stream_max_tokens),
-        SOAKTUI_OUTPUT__STATUS_INTERVAL="1s",
-    )
-    return env
-
-
 def engine_args(base_url: str, run_dir: Path, scenarios: str, seed: int) -> list[str]:
     return [
         "--no-ui", "--base-url", base_url, "--out", str(run_dir), "--scenarios", scenarios,
@@ -103,14 +92,6 @@ def stop_run(run_dir: Path, env: dict[str, str]) -> None:
 
 def _mb(x: int | None) -> str:
     return "n/a" if x is None else f"{x / MB:.1f} MB"
-
-
-def cpu_s(proc: psutil.Process) -> float | None:
-    try:
-        t = proc.cpu_times()
-        return t.user + t.system
-    except psutil.Error:
-        return None
 
 
 def report(
@@ -152,7 +133,11 @@ def report(
 
 def run_subprocess(args: argparse.Namespace, base_url: str, work: Path) -> int:
     run_dir = work / "run"
-    env = engine_env(work / "home", args.stream_max_tokens)
+    env = engine_env(
+        work / "home",
+        THRESHOLDS__STREAM_MAX_TOKENS=str(args.stream_max_tokens),
+        OUTPUT__STATUS_INTERVAL="1s",
+    )
     cmd = [sys.executable, "-m", "soaktui", *engine_args(base_url, run_dir, args.scenarios, args.seed)]
     load0 = os.getloadavg()
     with open(work / "engine.stderr", "wb") as err:
@@ -174,13 +159,13 @@ def run_subprocess(args: argparse.Namespace, base_url: str, work: Path) -> int:
                 samples.append(s)
                 if base is None and s.requests >= args.baseline:
                     base = s
-                    cpu_at["base"] = (cpu_s(engine_ps), cpu_s(sim_ps))
+                    cpu_at["base"] = (cpu_seconds(engine_ps), cpu_seconds(sim_ps))
                     print(f"baseline: {s.requests:,} requests, RSS {_mb(s.rss_bytes)}", flush=True)
                 elif samples and len(samples) % 30 == 0:
                     print(f"  {s.requests:,} requests, RSS {_mb(s.rss_bytes)}", flush=True)
                 if s.requests >= args.requests:
                     end = s
-                    cpu_at["end"] = (cpu_s(engine_ps), cpu_s(sim_ps))
+                    cpu_at["end"] = (cpu_seconds(engine_ps), cpu_seconds(sim_ps))
                     break
         stop_run(run_dir, env)
         t0 = time.monotonic()
@@ -213,7 +198,11 @@ def run_traced(args: argparse.Namespace, base_url: str, work: Path) -> int:
     from soaktui.engine.launch import RunRequest, run_soak
 
     run_dir = work / "run"
-    env = engine_env(work / "home", args.stream_max_tokens)
+    env = engine_env(
+        work / "home",
+        THRESHOLDS__STREAM_MAX_TOKENS=str(args.stream_max_tokens),
+        OUTPUT__STATUS_INTERVAL="1s",
+    )
     flags = {"base_urls": (base_url,), "out": str(run_dir), "scenarios": args.scenarios}
     flags.update(throttle="100", seed=str(args.seed))  # as the command-line flags of engine_args give them
     settings = load_settings(None, env, flags)
