@@ -33,6 +33,8 @@ MODEL_SKIPPED = "model_skipped"
 COMMAND = "command"
 STATUS = "status"
 TELEMETRY = "telemetry"
+TOOL_CALL = "tool_call"  # one tool-calling attempt, scored (tool_calling scenario)
+THERMAL_GUARD = "thermal_guard"  # the thermal guard changed the engine's pace
 ERROR = "error"
 RUN_FINISHED = "run_finished"
 

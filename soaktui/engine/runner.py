@@ -241,6 +241,7 @@ class Engine:
             remaining_s=self.remaining_s,
             last_failure=self._last_failure.get,
             prompts=self.prompts,
+            emit_event=self.bus.emit,
         )
 
     async def _run_test(self, name: str, ctx: ScenarioContext) -> Outcome:

@@ -57,6 +57,7 @@ class ScenarioContext:
         remaining_s: Callable[[], float | None],
         last_failure: Callable[[str], tuple[int, str] | None],
         prompts: Any = None,
+        emit_event: Callable[..., None] | None = None,
     ) -> None:
         self.test_id = test_id
         self.scenario = scenario
@@ -72,7 +73,22 @@ class ScenarioContext:
         self._remaining = remaining_s
         self.last_failure = last_failure  # provider name -> (monotonic time, error class) of last outage
         self.prompts = prompts
+        self._emit_event = emit_event
         self.requests = 0
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Emit a scenario-specific event (e.g. `tool_call`), tagged with the test, model and provider."""
+        if self._emit_event is None:
+            return
+        tags = {
+            "test_id": self.test_id,
+            "scenario": self.scenario,
+            "provider": self.provider.name,
+            "model": self.model.id,
+            "key": self.model.key,
+        }
+        tags.update(fields)
+        self._emit_event(kind, **tags)
 
     def timeout_s(self) -> float:
         """The request budget. The end of the run does not shorten it: the engine cancels a test
