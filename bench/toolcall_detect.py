@@ -3,8 +3,9 @@ answers of any length, so it must keep up with the engine and never stall on a l
 
 Prints: detections per second over the mixed corpus of tests/data/toolcalls/corpus.json (every
 format, positive and negative cases, with native calls), MB/s on 100 kB of prose that mentions a
-tool, and the slowest of a set of adversarial 100 kB texts (unclosed markers, deep brackets,
-unterminated JSON) as MB/s.
+tool, the slowest of a set of adversarial 100 kB texts (unclosed markers, deep brackets,
+unterminated JSON) as MB/s, and detect + score (BFCL-style, JSON Schema validation included) per
+second over the tool prompt bank, one right and one wrong answer per prompt.
 
     .venv/bin/python bench/toolcall_detect.py [--seconds 2]
 """
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 from soaktui.toolcalls import detect
+from soaktui.toolcalls.prompts import example_arguments, shipped_bank
+from soaktui.toolcalls.scoring import score_calls
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "toolcalls" / "corpus.json"
@@ -94,6 +97,20 @@ def main() -> None:
         f"100 kB adversarial, slowest of {len(ADVERSARIAL)}: {worst[0] * SIZE / 1e6:,.1f} MB/s "
         f"({1000 / worst[0]:.2f} ms per answer; unit {worst[1]!r})"
     )
+
+    answers = []
+    for p in shipped_bank().prompts:
+        calls = [(c.name, example_arguments(c)) for c in p.calls] or [("get_weather", {"city": "Oslo"})]
+        right = "".join(f"<tool_call>{json.dumps({'name': n, 'arguments': a})}</tool_call>" for n, a in calls)
+        wrong = json.dumps({"name": calls[0][0], "parameters": {**calls[0][1], "unexpected": 1}})
+        answers += [(right if p.calls else "No tool applies.", p), (wrong, p)]
+
+    def score_pass() -> None:
+        for text, p in answers:
+            score_calls(detect(text, None, p.tools), p)
+
+    passes = rate(score_pass, args.seconds)
+    print(f"tool bank: {len(answers)} answers, detect + score: {passes * len(answers):,.0f} answers/s")
 
 
 if __name__ == "__main__":

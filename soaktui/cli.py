@@ -22,6 +22,7 @@ subcommands:
   soaktui [run] [options]            soak the servers found (or --base-url / --demo), with the dashboard
   soaktui watch [RUN_DIR]            attach the dashboard to a run (the latest by default)
   soaktui report RUN_DIR             rebuild final_report.md and report.json from events.jsonl
+  soaktui models [MODEL] [--json]    model profiles accumulated across runs (one model's runs)
   soaktui discover [options]         pre-flight: servers, models, and what a run would test
   soaktui simulate [--port N] ...    run the built-in OpenAI-compatible simulator
   soaktui ctl RUN_DIR COMMAND [ARG]  steer a running soak: pause, resume, skip, throttle N|+N|-N,
@@ -64,7 +65,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--throttle", metavar="PCT", help="duty cycle in percent, 1..100 (default 100)")
     p.add_argument("--scenarios", metavar="NAMES", help="run only these scenarios (comma list)")
     p.add_argument("--concurrency", metavar="LADDER", help="concurrent_load ladder, e.g. 2,4,8")
-    p.add_argument("--prompts", action="append", type=Path, metavar="DIR", help="extra prompt directory")
+    p.add_argument("--prompts", action="append", type=Path, metavar="DIR", help="your own prompt directory, added to the shipped bank and to config prompt_dirs (repeatable)")
     p.add_argument("--json", action="store_true", help="stream every event to stdout as JSON lines")
     p.add_argument("--theme", metavar="NAME", help="dashboard theme (dark, light)")
     return p
@@ -120,6 +121,7 @@ def _cmd_run(argv: list[str]) -> int:
 
 def _cmd_report(argv: list[str]) -> int:
     from soaktui.report import build_report, write_report_files
+    from soaktui.store.capdb import record_snapshot
 
     p = argparse.ArgumentParser(
         prog="soaktui report", description="Rebuild a run's report from events.jsonl."
@@ -131,6 +133,9 @@ def _cmd_report(argv: list[str]) -> int:
         raise SetupError(f"{args.run_dir}: no events.jsonl here (is it a soaktui run directory?)")
     snap, stats = build_report(args.run_dir)
     paths = write_report_files(args.run_dir, snap)
+    warning = record_snapshot(snap)
+    if warning:
+        sys.stderr.write(f"soaktui: warning: {warning}\n")
     note = []
     if stats.lines_bad:
         note.append(f"{stats.lines_bad} unreadable line(s) skipped, first at line {stats.first_bad_line}")
@@ -141,6 +146,49 @@ def _cmd_report(argv: list[str]) -> int:
     sys.stderr.write(f"read {stats.lines_ok} events from {log}" + "".join(f"; {n}" for n in note) + "\n")
     for path in paths:
         print(path)
+    return 0
+
+
+def _cmd_models(argv: list[str]) -> int:
+    import orjson
+
+    from soaktui.report.models_text import format_history, format_list
+    from soaktui.store import capdb
+
+    p = argparse.ArgumentParser(
+        prog="soaktui models", description="Model profiles accumulated across runs (the capability database)."
+    )
+    p.add_argument("model", nargs="?", help="one model (its key, or a unique part of it): its runs")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = p.parse_args(argv)
+    path = capdb.db_path()
+    runs = capdb.load_runs(path)
+    profiles = capdb.profiles(runs)
+    if args.model is None:
+        if args.json:
+            print(
+                orjson.dumps({"database": str(path), "models": profiles}, option=orjson.OPT_INDENT_2).decode()
+            )
+        else:
+            print(format_list(profiles, path))
+        return 0
+    key = capdb.find_model(profiles, args.model)
+    mine = [r for r in runs if r["profile"] == key]
+    per_run = [capdb.profile([r]) for r in mine]
+    if args.json:
+        doc = {
+            "database": str(path),
+            "model": key,
+            "profile": profiles[key],
+            "runs": [
+                {k: v for k, v in r.items() if k not in ("profile", "figures")}
+                | {"counts": r["figures"], "figures": pr}
+                for r, pr in zip(mine, per_run, strict=True)
+            ],
+        }
+        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_history(key, profiles[key], mine, per_run))
     return 0
 
 
@@ -222,6 +270,7 @@ def _cmd_config(argv: list[str]) -> int:
 COMMANDS = {
     "run": _cmd_run,
     "report": _cmd_report,
+    "models": _cmd_models,
     "discover": _cmd_discover,
     "simulate": _cmd_simulate,
     "ctl": _cmd_ctl,

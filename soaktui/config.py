@@ -132,14 +132,38 @@ class Thresholds:
     large_context_min_tokens: int = 10_000
     large_context_max_tokens: int = 40_000
     stream_max_tokens: int = 512
+    structured_max_tokens: int = 1024
+    tool_max_tokens: int = 1024
 
 
 @dataclass(frozen=True)
 class Output:  # seconds
     summary_interval: float = 300.0
     status_interval: float = 60.0
-    telemetry_interval: float = 5.0
+    telemetry_interval: float = 2.0
     fsync_interval: float = 1.0
+
+
+# macOS thermal pressure levels, mildest first (the telemetry contract's names).
+THERMAL_PRESSURE_LEVELS = ("nominal", "moderate", "heavy", "trapping", "sleeping")
+THERMAL_GPU_REASONS = ("hw_thermal_slowdown", "sw_thermal_slowdown", "hw_power_brake_slowdown")
+
+
+@dataclass(frozen=True)
+class Thermal:
+    """Limits of the thermal guard (engine/thermal_guard.py): over one, the duty cycle drops to
+    `reduce_to_pct`; far over (limit + pause_margin_c, or pressure trapping/sleeping), testing pauses.
+    It steps back once the readings are under limit - hysteresis_c and the state is min_hold_s old."""
+
+    enabled: bool = True
+    cpu_temp_limit_c: float = 95.0
+    gpu_temp_limit_c: float = 85.0
+    pause_margin_c: float = 5.0
+    hysteresis_c: float = 5.0
+    pressure_limit: str = "heavy"  # one of THERMAL_PRESSURE_LEVELS[1:4], or "off"
+    gpu_throttle_reasons: tuple[str, ...] = THERMAL_GPU_REASONS
+    reduce_to_pct: int = 50
+    min_hold_s: float = 30.0
 
 
 SECTIONS: Mapping[str, type] = {
@@ -148,6 +172,7 @@ SECTIONS: Mapping[str, type] = {
     "timeouts": Timeouts,
     "thresholds": Thresholds,
     "output": Output,
+    "thermal": Thermal,
 }
 
 
@@ -166,6 +191,7 @@ class Settings:
     max_size_gb: float = 15.0
     concurrency: tuple[int, ...] = (2, 4, 8)
     out: Path | None = None
+    prompt_dirs: tuple[Path, ...] = ()
     theme: str = "dark"
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     rotation: Rotation = field(default_factory=Rotation)
@@ -173,6 +199,7 @@ class Settings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     thresholds: Thresholds = field(default_factory=Thresholds)
     output: Output = field(default_factory=Output)
+    thermal: Thermal = field(default_factory=Thermal)
     # Not settings: where they came from.
     config_path: Path | None = field(default=None, compare=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -204,7 +231,7 @@ class Settings:
             elif isinstance(value, Mapping):
                 value = dict(value)
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [str(v) if isinstance(v, Path) else v for v in value]
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = value
@@ -296,6 +323,17 @@ def _text_check(pattern: str, expected: str) -> Callable[[Any], str]:
         if not isinstance(v, str) or not rx.fullmatch(v.strip()):
             raise _Invalid(expected)
         return v.strip()
+
+    return check
+
+
+def _choice_check(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    expected = "expected one of " + ", ".join(choices)
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str) or v.strip().lower() not in choices:
+            raise _Invalid(expected)
+        return v.strip().lower()
 
     return check
 
@@ -515,6 +553,15 @@ _KEY_LIST: list[Key] = [
         "[2, 4, 8]",
     ),
     Key(
+        "prompt_dirs",
+        _list_check(_path_check, "directory paths"),
+        _text_list(),
+        "Your own prompts, added to the shipped bank: *.jsonl for prompt_variety, tools/*.jsonl for "
+        "tool_calling, structured/*.jsonl for structured_output (formats in prompts/README.md).",
+        '["~/soak-prompts"]',
+        optional=True,
+    ),
+    Key(
         "out",
         _path_check,
         _same,
@@ -588,10 +635,88 @@ _KEY_LIST += [
         "40000",
     ),
     Key("thresholds.stream_max_tokens", _TOKENS, _text_int, "max_tokens of a streaming test.", "512"),
+    Key("thresholds.structured_max_tokens", _TOKENS, _text_int, "max_tokens of a structured test.", "1024"),
+    Key(
+        "thresholds.tool_max_tokens",
+        _TOKENS,
+        _text_int,
+        "max_tokens of each tool-calling request (reasoning models need room to think first).",
+        "1024",
+    ),
     Key("output.summary_interval", _SECONDS, _same, "How often test_summary.json is rewritten.", '"5m"'),
     Key("output.status_interval", _SECONDS, _same, "How often a status event is written.", '"60s"'),
-    Key("output.telemetry_interval", _SECONDS, _same, "How often CPU and memory are sampled.", '"5s"'),
+    Key(
+        "output.telemetry_interval",
+        _SECONDS,
+        _same,
+        "How often a telemetry event (machine, sensors, server metrics) is written.",
+        '"2s"',
+    ),
     Key("output.fsync_interval", _SECONDS, _same, "Longest time events.jsonl goes without fsync.", '"1s"'),
+]
+
+_CELSIUS = _number_check(lambda x: 30 <= x <= 150, "expected degrees Celsius from 30 to 150")
+_KEY_LIST += [
+    Key("thermal.enabled", _bool_check, _text_bool, "", "true"),
+    Key(
+        "thermal.cpu_temp_limit_c",
+        _CELSIUS,
+        _text_float,
+        "Hottest CPU sensor (°C). Intel parts throttle at 100, Ryzen 7000 runs at 95 by design, Apple "
+        "silicon dies read 90-105 under load: raise it there and let thermal pressure decide.",
+        "95.0",
+    ),
+    Key(
+        "thermal.gpu_temp_limit_c",
+        _CELSIUS,
+        _text_float,
+        "Hottest GPU (°C); NVIDIA's target is 83-87.",
+        "85.0",
+    ),
+    Key(
+        "thermal.pause_margin_c",
+        _number_check(lambda x: 0 < x <= 50, "expected degrees from above 0 to 50"),
+        _text_float,
+        "Testing pauses at limit + this margin (°C).",
+        "5.0",
+    ),
+    Key(
+        "thermal.hysteresis_c",
+        _number_check(lambda x: 0 <= x <= 30, "expected degrees from 0 to 30"),
+        _text_float,
+        "The pace returns once every reading is this far under its limit (°C).",
+        "5.0",
+    ),
+    Key(
+        "thermal.pressure_limit",
+        _choice_check(("moderate", "heavy", "trapping", "off")),
+        _same,
+        "macOS thermal pressure that lowers the pace (trapping and sleeping always pause); off ignores it.",
+        '"heavy"',
+    ),
+    Key(
+        "thermal.gpu_throttle_reasons",
+        _list_check(
+            _text_check(r"[a-z0-9_]+", "expected a reason name such as sw_thermal_slowdown"), "reasons"
+        ),
+        _text_list(),
+        "GPU clock-throttle reasons (NVML, decoded) that count as too hot; [] ignores them.",
+        "[" + ", ".join(f'"{r}"' for r in THERMAL_GPU_REASONS) + "]",
+    ),
+    Key(
+        "thermal.reduce_to_pct",
+        _int_check(1, 100, "a whole-number percentage"),
+        _text_int,
+        "Duty cycle while over a limit (the lower of this and the throttle applies).",
+        "50",
+    ),
+    Key(
+        "thermal.min_hold_s",
+        _SECONDS,
+        _same,
+        "Least time in a state before stepping back (no flapping).",
+        '"30s"',
+    ),
 ]
 
 KEYS: Mapping[str, Key] = {k.key: k for k in _KEY_LIST}
@@ -605,6 +730,8 @@ _SECTION_HELP = {
     "timeouts": f"Timeouts, in {_SECONDS_HELP}.",
     "thresholds": "When concurrency counts as saturated, and the sizes scenarios ask for.",
     "output": f"Intervals of the files derived from the event log, in {_SECONDS_HELP}.",
+    "thermal": "The thermal guard: over a limit the engine lowers its duty cycle, far over it pauses; "
+    "readings the machine cannot give never trigger it.",
 }
 
 

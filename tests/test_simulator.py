@@ -317,7 +317,14 @@ def test_ttft_grows_with_prompt(start_sim: Callable[..., Any]) -> None:
 # -- tool calls -------------------------------------------------------------------------------------
 
 
-def test_native_tool_calls(sim: Any) -> None:
+@pytest.fixture
+def exact_sim(start_sim: Callable[..., Any]) -> Any:
+    """The default personas without tool mistakes (their configured tool_accuracy is below 1)."""
+    return start_sim(personas=[replace(p, tool_accuracy=1.0) for p in default_personas()])
+
+
+def test_native_tool_calls(exact_sim: Any) -> None:
+    sim = exact_sim
     body = chat_body(QWEN, "What is the weather in Paris right now?", tools=[WEATHER_TOOL])
     with client(sim) as c:
         r = c.post("/v1/chat/completions", json=body).json()
@@ -343,7 +350,8 @@ def test_native_tool_calls(sim: Any) -> None:
     ("model", "marker"),
     [(QWEN14, "<tool_call>"), (LLAMA, '"parameters"'), (MISTRAL, "[TOOL_CALLS]")],
 )
-def test_text_tool_calls(sim: Any, model: str, marker: str) -> None:
+def test_text_tool_calls(exact_sim: Any, model: str, marker: str) -> None:
+    sim = exact_sim
     body = chat_body(model, "Check the weather in Oslo.", tools=[WEATHER_TOOL])
     with client(sim) as c:
         r = c.post("/v1/chat/completions", json=body).json()
@@ -353,7 +361,8 @@ def test_text_tool_calls(sim: Any, model: str, marker: str) -> None:
     assert r["usage"]["completion_tokens"] == count_tokens(msg["content"])
 
 
-def test_no_tool_call_when_not_relevant_or_unsupported(sim: Any) -> None:
+def test_no_tool_call_when_not_relevant_or_unsupported(exact_sim: Any) -> None:
+    sim = exact_sim
     with client(sim) as c:
         r = c.post(
             "/v1/chat/completions", json=chat_body(QWEN, "Tell me a story.", tools=[WEATHER_TOOL])

@@ -400,7 +400,10 @@ def send_command(run_dir: Path, command: str, arg: object = None, timeout_s: flo
         except OSError as exc:
             raise ControlError(f"{not_running}: {exc.strerror or exc}") from None
         try:
-            s.sendall(_encode({"command": command, "arg": arg}))
+            try:
+                s.sendall(_encode({"command": command, "arg": arg}))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # a server that turns us away answers and closes before reading: read its reply
             data = _read_line(s, deadline)
         except TimeoutError:
             raise ControlError(f"the run in {run_dir} did not answer within {timeout_s:g} s") from None

@@ -31,14 +31,15 @@ from soaktui.engine.throttle import Throttle
 from soaktui.errors import SetupError
 from soaktui.events import EventBus
 from soaktui.headless import JsonStdout, ProgressPrinter
-from soaktui.locations import new_run_dir, package_data_dir
+from soaktui.locations import new_run_dir
 from soaktui.providers.client import ChatClient
 from soaktui.providers.discovery import discover, no_servers_message
 from soaktui.providers.selection import select_models
 from soaktui.providers.types import Selection
-from soaktui.report import write_report
+from soaktui.report import build_report, write_report_files
 from soaktui.scenarios import REGISTRY
-from soaktui.scenarios.prompt_bank import PromptBank
+from soaktui.scenarios.banks import load_prompt_bank, scenario_factories
+from soaktui.store.capdb import record_snapshot
 from soaktui.store.jsonl import JsonlWriter
 from soaktui.store.summary import SummarySink
 from soaktui.store.textlogs import TextLogSink
@@ -109,7 +110,9 @@ async def run_soak(req: RunRequest) -> int:
             f"none of the chosen scenarios can run yet ({', '.join(s.selected_scenarios)}); "
             f"available: {', '.join(REGISTRY)}"
         )
-    prompts = PromptBank.load([package_data_dir("prompts"), *req.prompt_dirs])
+    prompt_dirs = [*s.prompt_dirs, *req.prompt_dirs]
+    prompts = load_prompt_bank(prompt_dirs)
+    scenarios = scenario_factories(prompt_dirs)
     async with AsyncExitStack() as stack:
         base_urls = list(s.base_urls)
         if req.demo:
@@ -175,6 +178,7 @@ async def run_soak(req: RunRequest) -> int:
             s,
             weights,
             prompts=prompts,
+            scenarios=scenarios,
         )
 
         def sink_failed(sink: Any, exc: BaseException) -> None:
@@ -255,7 +259,8 @@ async def run_soak(req: RunRequest) -> int:
         _say(f"report skipped; build it with: soaktui report {run_dir}")
         return 130
     try:
-        paths = write_report(run_dir)
+        snap, _ = build_report(run_dir)
+        paths = write_report_files(run_dir, snap)
         _say("report: " + ", ".join(str(p) for p in paths))
     except OSError as exc:
         _say(
@@ -263,4 +268,7 @@ async def run_soak(req: RunRequest) -> int:
             f"soaktui report {run_dir}"
         )
         return 1
+    warning = record_snapshot(snap)  # the model profiles of the capability database
+    if warning:
+        _say(f"warning: {warning}")
     return 1 if reason == "error" else 0

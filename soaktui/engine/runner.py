@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from soaktui import errors
@@ -20,13 +21,16 @@ from soaktui import events as ev
 from soaktui.config import Settings
 from soaktui.engine.picker import ScenarioPicker
 from soaktui.engine.rotation import Rotation, Turn
+from soaktui.engine.thermal_guard import PAUSED, ThermalGuard
 from soaktui.engine.throttle import Throttle, idle_seconds
 from soaktui.events import EventBus
 from soaktui.providers.client import ChatClient
 from soaktui.providers.types import ModelInfo, Provider
 from soaktui.scenarios import REGISTRY
 from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext
-from soaktui.telemetry.system import SystemSampler
+from soaktui.telemetry.sampler import TelemetrySampler
+
+GUARD_STALE_S = 10.0  # a reading older than this (or 5 sampling intervals) is no reading for the guard
 
 
 def _rss_bytes() -> int | None:
@@ -49,7 +53,8 @@ class Engine:
         settings: Settings,
         weights: dict[str, float],
         prompts: Any = None,
-        scenarios: dict[str, type[Scenario]] | None = None,
+        scenarios: Mapping[str, Callable[[], Scenario]] | None = None,
+        sampler: TelemetrySampler | None = None,
     ) -> None:
         self.bus = bus
         self.providers = providers
@@ -84,6 +89,14 @@ class Engine:
         self._cancel_why: str | None = None
         self._started = time.monotonic()
         self._last_effective = throttle.effective()
+        # Hardware and server readings on their own thread (started by run()); the loop only reads them.
+        self.sampler = sampler or TelemetrySampler(
+            providers, interval_s=min(1.0, settings.output.telemetry_interval)
+        )
+        # The thermal guard caps the duty cycle or pauses testing while the machine is too hot.
+        self.guard = ThermalGuard(settings.thermal) if settings.thermal.enabled else None
+        self._guard_clear = asyncio.Event()  # set unless the guard has paused testing
+        self._guard_clear.set()
 
     # -- time ------------------------------------------------------------------------------------
     def elapsed_s(self) -> float:
@@ -97,6 +110,11 @@ class Engine:
     # -- events ----------------------------------------------------------------------------------
     def _emit_request(self, fields: dict[str, Any]) -> None:
         self.requests += 1
+        sent = fields.get("sent_mono_ns")
+        if isinstance(sent, int):  # temperatures and power seen while the request ran
+            e2e = fields.get("e2e_ms")
+            end = sent + int(e2e * 1e6) if isinstance(e2e, (int, float)) else time.perf_counter_ns()
+            fields.update(self.sampler.window(sent, end))
         if not fields.get("ok") and fields.get("error_class") in errors.UNAVAILABLE:
             self._last_failure[fields["provider"]] = (time.perf_counter_ns(), fields["error_class"])
         self.bus.emit(ev.REQUEST, **fields)
@@ -126,7 +144,56 @@ class Engine:
             "effective_pct": self.throttle.effective(),
             "quiet_hours": self.throttle.quiet_enabled,
             "paused": self.paused,
+            "thermal_state": self.guard.state if self.guard is not None else "off",
+            "thermal_cap_pct": self.guard.cap_pct if self.guard is not None else None,
+            "duty_pct": self.duty_pct(),
         }
+
+    def duty_pct(self) -> int:
+        """The duty cycle applied now: the throttle (with quiet hours), capped by the thermal guard."""
+        eff = self.throttle.effective()
+        cap = self.guard.cap_pct if self.guard is not None else None
+        return eff if cap is None else min(eff, cap)
+
+    def _check_guard(self) -> None:
+        """Show the guard the sampler's latest reading (none when stale); emit and apply a change."""
+        if self.guard is None:
+            return
+        reading = self.sampler.latest()
+        sampled = reading.get("sample_mono_ns") if reading is not None else None
+        stale_ns = max(GUARD_STALE_S, 5 * self._guard_interval_s()) * 1e9
+        if isinstance(sampled, int) and time.perf_counter_ns() - sampled > stale_ns:
+            reading = None  # the sampler stopped: no decision on an old reading
+        change = self.guard.update(reading)
+        if change is None:
+            return
+        if change.state == PAUSED:
+            self._guard_clear.clear()
+        else:
+            self._guard_clear.set()
+        self.bus.emit(ev.THERMAL_GUARD, **change.event_fields(), duty_pct=self.duty_pct())
+        self._wake.set()  # an idle in progress recomputes with the new duty cycle
+
+    def _guard_interval_s(self) -> float:
+        interval = getattr(self.sampler, "interval_s", None)
+        return interval if isinstance(interval, (int, float)) and interval > 0 else 1.0
+
+    async def _guard_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._guard_interval_s())
+            self._check_guard()
+
+    async def _wait_guard(self) -> None:
+        """Wait while the guard keeps testing paused (a stop or the end of the run ends the wait)."""
+        waiters = {
+            asyncio.create_task(self._guard_clear.wait()),
+            asyncio.create_task(self._stop_event.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, timeout=self.remaining_s(), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
 
     def _check_quiet_hours(self) -> None:
         eff = self.throttle.effective()
@@ -286,7 +353,9 @@ class Engine:
     async def _idle(self, work_s: float) -> None:
         waited = 0.0
         while self._stop_reason is None:
-            target = idle_seconds(work_s, self.throttle.effective())
+            if self.guard is not None and self.guard.paused:
+                return  # the loop waits for the guard instead
+            target = idle_seconds(work_s, self.duty_pct())
             rem = self.remaining_s()
             left = target - waited
             if rem is not None:
@@ -309,17 +378,20 @@ class Engine:
             self.bus.emit(ev.STATUS, **self.status_fields(), rss_bytes=_rss_bytes())
 
     async def _telemetry_loop(self) -> None:
-        sampler = SystemSampler()
         while True:
             await asyncio.sleep(self.settings.output.telemetry_interval)
-            self.bus.emit(ev.TELEMETRY, **sampler.sample())
+            reading = self.sampler.latest()
+            if reading is not None:
+                self.bus.emit(ev.TELEMETRY, **reading)
 
     async def run(self) -> str:
         """Run until the duration is over or a stop is requested; returns the finish reason."""
         self._started = time.monotonic()
         self._emit_switch(self.rotation.turn)
         status = asyncio.create_task(self._status_loop())
+        self.sampler.start()
         telemetry = asyncio.create_task(self._telemetry_loop())
+        guard = asyncio.create_task(self._guard_loop()) if self.guard is not None else None
         test_id = 0
         try:
             while self._stop_reason is None:
@@ -330,6 +402,10 @@ class Engine:
                     waiter = asyncio.create_task(self._resume.wait())
                     await asyncio.wait({waiter}, timeout=self.remaining_s())
                     waiter.cancel()
+                    continue
+                self._check_guard()
+                if self.guard is not None and self.guard.paused:
+                    await self._wait_guard()  # the test in flight (if any) was left to finish
                     continue
                 self._check_quiet_hours()
                 name = self.picker.pick()
@@ -363,4 +439,7 @@ class Engine:
         finally:
             status.cancel()
             telemetry.cancel()
+            if guard is not None:
+                guard.cancel()
+            self.sampler.stop()
         return self._stop_reason or "stopped"

@@ -28,7 +28,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from soaktui.report import rankings
-from soaktui.report.stats import bounded_inc, describe, describe_parts, rate, top
+from soaktui.report.capabilities import SCENARIOS as CAPABILITY_SCENARIOS
+from soaktui.report.capabilities import CapabilityReducer
+from soaktui.report.hardware import HardwareFold
+from soaktui.report.stats import bounded_inc, bounded_tally, describe, describe_parts, rate, top
 
 MAX_REASONS = 50  # distinct failure reasons kept per bucket; later ones count as "(other)"
 MAX_CATEGORIES = 200  # distinct prompt categories kept per model
@@ -169,10 +172,11 @@ class _ConcRow:
 class _CtxRow:
     """large_context requests of one model in one context-size bucket."""
 
-    __slots__ = ("ok", "failed", "overflow", "by_target", "ttft", "ptps")
+    __slots__ = ("ok", "failed", "overflow", "by_target", "max_ok", "ttft", "ptps")
 
     def __init__(self) -> None:
         self.ok = self.failed = self.overflow = self.by_target = 0
+        self.max_ok: float | None = None  # largest server-reported prompt answered successfully
         self.ttft = array("d")
         self.ptps = array("d")
 
@@ -213,6 +217,8 @@ class RunAggregate:
         self._conc: dict[tuple[Any, Any, Any], _ConcRow] = {}
         self._ctx: dict[tuple[Any, Any, str], _CtxRow] = {}
         self._fail: dict[tuple[Any, Any, Any], _FailRow] = {}
+        self._hw = HardwareFold()  # the hardware section: telemetry, thermal guard, energy
+        self._caps = CapabilityReducer()
         self._first_t: float | None = None
         self._last_t: float | None = None
         self._first_mono: int | None = None
@@ -250,6 +256,9 @@ class RunAggregate:
             "status": self._on_status,
             "error": self._on_error,
             "run_finished": self._on_finished,
+            "telemetry": self._hw.on_telemetry,
+            "thermal_guard": self._hw.on_guard,
+            "tool_call": self._on_tool_call,
         }
 
     # -- feeding -------------------------------------------------------------------------------
@@ -294,6 +303,7 @@ class RunAggregate:
                 b = self._bucket_for(key)
             if get("ok"):
                 b.req_ok += 1
+                gen_tps = None
                 v = get("e2e_ms")
                 if v is not None:
                     b.e2e.append(v)
@@ -304,7 +314,7 @@ class RunAggregate:
                     v = get("itl_p50_ms")
                     if v is not None:
                         b.itl50.append(v)
-                    v = get("gen_tps")
+                    v = gen_tps = get("gen_tps")
                     if v is not None:
                         b.gen.append(v)
                     v = get("prompt_tps")
@@ -317,6 +327,7 @@ class RunAggregate:
                 v = get("output_tokens")
                 if v is not None:
                     b.out_tokens += v
+                self._hw.on_request(get("test_id"), v, gen_tps)
                 v = get("token_source")
                 if v == "usage":
                     b.src_usage += 1
@@ -370,6 +381,8 @@ class RunAggregate:
         row.by_target += by_target
         if get("ok"):
             row.ok += 1
+            if not by_target and (row.max_ok is None or tokens > row.max_ok):
+                row.max_ok = tokens
             v = get("ttft_ms")
             if v is not None:
                 row.ttft.append(v)
@@ -382,6 +395,7 @@ class RunAggregate:
                 row.overflow += 1
 
     def _on_result(self, ev: dict[str, Any]) -> None:
+        self._hw.on_result(ev)  # cancelled tests too: the machine worked through them
         get = ev.get
         if get("error_class") == "cancelled":
             self.cancelled_tests += 1
@@ -401,14 +415,7 @@ class RunAggregate:
             m = get("metrics")
             cat = m.get("category") if type(m) is dict else None
             cat = "(uncategorised)" if cat is None else str(cat)
-            cats = b.categories
-            row = cats.get(cat)
-            if row is None:
-                if len(cats) >= MAX_CATEGORIES:
-                    cat = "(other)"
-                row = cats.setdefault(cat, [0, 0])
-            row[0] += 1
-            row[1] += ok
+            bounded_tally(b.categories, cat, ok, MAX_CATEGORIES)
         elif scenario == "concurrent_load":
             m = get("metrics")
             if type(m) is dict:
@@ -417,6 +424,8 @@ class RunAggregate:
             m = get("metrics")
             if type(m) is dict:
                 self._on_failover(ev, m, ok)
+        if scenario in CAPABILITY_SCENARIOS:
+            self._caps.on_result(_key(key[0], key[1]), scenario, ev)
 
     def _on_concurrency(self, ev: dict[str, Any], m: dict[str, Any], ok: bool) -> None:
         key = (ev.get("provider"), ev.get("model"), m.get("concurrency"))
@@ -465,6 +474,7 @@ class RunAggregate:
                 arr.append(v)
 
     def _on_run_started(self, ev: dict[str, Any]) -> None:
+        self._hw.on_run_started(ev)
         self._started = {k: v for k, v in ev.items() if k not in ("kind", "seq", "mono_ns")}
         self._run_id = ev.get("run_id") or self._run_id
 
@@ -558,6 +568,9 @@ class RunAggregate:
         if rec[1] is None and ev.get("message"):
             rec[1] = str(ev.get("message"))[:EXAMPLE_CHARS]
 
+    def _on_tool_call(self, ev: dict[str, Any]) -> None:
+        self._caps.on_tool_call(_key(ev.get("provider"), ev.get("model")))
+
     def _on_finished(self, ev: dict[str, Any]) -> None:
         self._finished = {k: v for k, v in ev.items() if k not in ("kind", "run_id", "v")}
 
@@ -599,6 +612,8 @@ class RunAggregate:
         for b in self._buckets.values():
             b.sort()
         models = self._models()
+        context = self._context()
+        capabilities = self._caps.matrix(models, self._streaming_ttft(), context)
         snap: dict[str, Any] = {
             "schema": 1,
             "run": self._header(),
@@ -606,13 +621,18 @@ class RunAggregate:
             "models": models,
             "scenarios": self._scenarios(),
             "errors": self._errors(),
-            "scaling": {"concurrency": self._concurrency(), "context": self._context()},
+            "scaling": {"concurrency": self._concurrency(), "context": context},
+            "capabilities": capabilities,
             "failover": self._failover(),
             "control": self._control(),
+            "hardware": self._hw.snapshot((self._finished or {}).get("t", self._last_t)),
             "definitions": dict(DEFINITIONS),
         }
         snap["rankings"], snap["recommendations"] = rankings.rank(
-            models, min_requests=self.min_requests, min_tests=self.min_tests
+            models,
+            min_requests=self.min_requests,
+            min_tests=self.min_tests,
+            capabilities=capabilities["models"],
         )
         return snap
 
@@ -860,6 +880,7 @@ class RunAggregate:
                     "requests_failed": row.failed,
                     "context_overflow": row.overflow,
                     "bucketed_by_target": row.by_target,
+                    "max_prompt_tokens_ok": row.max_ok,
                     "ttft_ms": describe(sorted(row.ttft)),
                     "prompt_tps": describe(sorted(row.ptps)),
                 }
@@ -867,6 +888,14 @@ class RunAggregate:
         for rows in out.values():
             rows.sort(key=lambda r: order.get(r["bucket"], 99))
         return {k: out[k] for k in self._model_order(out) if k in out}
+
+    def _streaming_ttft(self) -> dict[str, dict[str, Any]]:
+        """TTFT of each model's successful streaming-scenario requests (buckets sorted already)."""
+        return {
+            _key(prov, model): self._describe([b], "ttft")
+            for (prov, model, scen), b in self._buckets.items()
+            if scen == "streaming"
+        }
 
     def _failover(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}

@@ -11,6 +11,8 @@ from typing import Any
 
 from soaktui.durations import format_duration
 from soaktui.report.aggregate import DEFINITIONS
+from soaktui.report.capabilities import KIND_LABELS, KINDS
+from soaktui.report.stats import compact_rate
 from soaktui.report.stats import format_rate as rate
 
 NA = "n/a"
@@ -164,6 +166,119 @@ def _summary(snap: dict[str, Any]) -> list[str]:
     for r in snap["recommendations"]:
         who = f"**{r['model']}**" if r["model"] else "none"
         out.append(f"- {r['title'].capitalize()}: {who}: {r['evidence']}.")
+    out += ["", f"Best balance: {snap['rankings']['rules']['balance']}.", ""]
+    return out
+
+
+CAPABILITY_HEADERS = [
+    "model",
+    "tool calling",
+    *(KIND_LABELS[k] for k in KINDS),
+    "native tools",
+    "prompted tools",
+    "structured output valid",
+    "JSON parsed",
+    "prompt checks",
+]
+SPEED_HEADERS = [
+    "model",
+    "streaming TTFT p50 / p95 ms (n)",
+    "tokens/s p50 (n)",
+    "largest prompt answered (tokens)",
+    "tests succeeded",
+    "request errors",
+]
+
+
+def capability_cells(key: str, row: dict[str, Any]) -> list[str]:
+    """One model's capability-table cells (CAPABILITY_HEADERS); the dashboard shows the same."""
+    tc, so, pc = row["tool_calling"], row["structured_output"], row["prompt_checks"]
+    kinds = tc["by_kind"] if tc else {}
+    modes = tc["by_mode"] if tc else {}
+    return [
+        key,
+        compact_rate(tc["overall"]) if tc else NA,
+        *(compact_rate(kinds.get(k)) for k in KINDS),
+        compact_rate(modes.get("native")),
+        compact_rate(modes.get("prompted")),
+        compact_rate(so["schema_valid"]) if so else NA,
+        compact_rate(so["parsed"]) if so else NA,
+        compact_rate(pc["passed"]) if pc else NA,
+    ]
+
+
+def speed_cells(key: str, row: dict[str, Any]) -> list[str]:
+    """One model's speed / context / reliability cells (SPEED_HEADERS)."""
+    t, g, rel = row["streaming_ttft_ms"], row["gen_tps"], row["reliability"]
+    return [
+        key,
+        f"{num(t['p50'], 0)} / {num(t['p95'], 0)} (n={t['n']})" if t else NA,
+        f"{num(g['p50'])} (n={g['n']})" if g else NA,
+        _context_cell(row["large_context"]),
+        compact_rate(rel["tests"]),
+        compact_rate(rel["request_errors"]),
+    ]
+
+
+def _context_cell(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return NA
+    total = c["requests_ok"] + c["requests_failed"]
+    if not c["requests_ok"]:
+        return f"none ({total} failed)"
+    size = NA if c["max_prompt_tokens"] is None else num(c["max_prompt_tokens"])
+    return f"{size} ({c['bucket'] or 'bucket unknown'}; {c['requests_ok']}/{total} ok)"
+
+
+def _capabilities(snap: dict[str, Any]) -> list[str]:
+    caps = snap["capabilities"]
+    rows = caps["models"]
+    out = ["## Capability matrix", ""]
+    if not rows:
+        return out + ["No model was tested.", ""]
+    out += [
+        f"Rates are passes/trials with a Wilson 95% interval; below {caps['small_sample_below']} trials "
+        "only the counts and the interval are shown. n/a: not measured.",
+        "",
+    ]
+    out += _table(CAPABILITY_HEADERS, [capability_cells(k, r) for k, r in rows.items()])
+    out += _table(SPEED_HEADERS, [speed_cells(k, r) for k, r in rows.items()])
+    detail = []
+    for key, r in rows.items():
+        tc, so = r["tool_calling"], r["structured_output"]
+        if tc:
+            detail.append(
+                [
+                    key,
+                    "tool calling",
+                    ", ".join(f"{v} {n}" for v, n in tc["verdicts"].items()) or NA,
+                    ", ".join(f"{f} {n}" for f, n in tc["formats"].items()) or NA,
+                    tc["request_failed"],
+                ]
+            )
+        if so:
+            detail.append(
+                [
+                    key,
+                    "structured output",
+                    ", ".join(f"{v} {n}" for v, n in so["failures"].items()) or "none",
+                    "; ".join(so["error_examples"]) or NA,
+                    so["request_failed"],
+                ]
+            )
+    if detail:
+        out += ["### Verdicts and failure kinds", ""]
+        out += _table(
+            [
+                "model",
+                "capability",
+                "verdicts / failure kinds",
+                "formats detected / example errors",
+                "request failures (not scored)",
+            ],
+            detail,
+        )
+    out += [f"- {k}: {v}." for k, v in caps["definitions"].items()]
     out.append("")
     return out
 
@@ -200,6 +315,47 @@ def _rankings(snap: dict[str, Any]) -> list[str]:
     short = rk["insufficient"]["reliability"]
     if short:
         out += ["Insufficient data: " + ", ".join(f"{r['model']} (n={r['n']} tests)" for r in short), ""]
+    for c in rk["capabilities"].values():
+        if not (c["ranked"] or c["insufficient"]):
+            continue
+        out += [f"### {c['title']} ({c['rule']}; at least {c['min_samples']} {c['sample_unit']})", ""]
+        if not c["ranked"]:
+            out += ["No model has enough data.", ""]
+        elif "rate" in c["ranked"][0]:
+            out += _table(
+                ["rank", "model", "passed", "lower bound"],
+                [
+                    [i + 1, e["model"], rate(e["rate"]), f"{100 * e['score']:.0f}%"]
+                    for i, e in enumerate(c["ranked"])
+                ],
+            )
+        elif "p50_ms" in c["ranked"][0]:
+            out += _table(
+                ["rank", "model", "TTFT p50 ms", "TTFT p95 ms", "n (requests)"],
+                [
+                    [i + 1, e["model"], num(e["p50_ms"], 0), num(e["p95_ms"], 0), e["n"]]
+                    for i, e in enumerate(c["ranked"])
+                ],
+            )
+        else:
+            out += _table(
+                ["rank", "model", "largest prompt answered (tokens)", "successful requests"],
+                [
+                    [i + 1, e["model"], num(e["max_prompt_tokens"]), e["requests_ok"]]
+                    for i, e in enumerate(c["ranked"])
+                ],
+            )
+        if c["insufficient"]:
+            out += [
+                "Insufficient data: " + ", ".join(f"{e['model']} (n={e['n']})" for e in c["insufficient"]),
+                "",
+            ]
+    if rk["balance"]:
+        out += [f"### Balance ({rk['rules']['balance']})", ""]
+        out += _table(
+            ["rank", "model", "score", "parts"],
+            [[i + 1, e["model"], f"{e['score']:.2f}", e["evidence"]] for i, e in enumerate(rk["balance"])],
+        )
     return out
 
 
@@ -440,6 +596,13 @@ def _control(snap: dict[str, Any]) -> list[str]:
     return ["## Throttle, pauses and commands", ""] + _table(["", ""], rows)
 
 
+def _hardware(snap: dict[str, Any]) -> list[str]:
+    # imported here: hardware_markdown reuses this module's table and number helpers
+    from soaktui.report.hardware_markdown import render_hardware
+
+    return render_hardware(snap.get("hardware"))
+
+
 def _definitions(snap: dict[str, Any]) -> list[str]:
     out = ["## Definitions", ""]
     out += [f"- `{k}`: {v}." for k, v in snap["definitions"].items()]
@@ -452,6 +615,7 @@ def render_markdown(snap: dict[str, Any]) -> str:
     parts = (
         _header,
         _summary,
+        _capabilities,
         _rankings,
         _profiles,
         _scenarios,
@@ -459,6 +623,7 @@ def render_markdown(snap: dict[str, Any]) -> str:
         _scaling,
         _failover,
         _control,
+        _hardware,
         _definitions,
     )
     lines: list[str] = []

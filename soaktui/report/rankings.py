@@ -2,22 +2,166 @@
 
 Throughput ranks models by the median output tokens/s of their successful streamed requests.
 Reliability ranks by the lower bound of the Wilson 95% interval of the test success rate, so
-3/3 does not beat 95/100. A model below the minimum sample is listed as "insufficient data"
-instead of being ranked. "Best balance" multiplies relative throughput (median / best median)
-by that same lower bound, among models that qualify for both rankings.
+3/3 does not beat 95/100. The capability rates (tool calls correct, schema-valid structured output,
+prompt checks passed) rank the same way, by their interval's lower bound; streaming TTFT ranks by
+its median (lower first) and large context by the largest prompt answered. A model below the
+minimum sample (tests for rates, successful requests for speed) is listed as "insufficient data"
+instead of being ranked.
+
+"Best balance" is the geometric mean of: speed (the model's median tokens/s divided by the best
+ranked median), reliability (the lower bound above) and, for each capability rate that ranked at
+least one model in this run, the model's own lower bound of that rate. Every part is between 0
+and 1, so the score is too; a zero in any part (a model that never called a tool right) makes the
+score zero. A model qualifies when it is ranked for speed and reliability and has at least one
+trial of every capability rate the score uses: there the lower bound itself discounts a small
+sample (4/4 counts 0.51, 95/100 counts 0.89), so a model is not dropped for being a few tests
+short of a capability ranking, and a model never tested for a capability is not judged on it.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from soaktui.report.stats import format_rate
+from soaktui.report.capabilities import KIND_LABELS
+from soaktui.report.stats import format_rate, lower_bound
+
+# capability name -> (label, which rate of the matrix row, what the rate counts)
+RATE_CAPABILITIES = {
+    "tool_calling": ("tool calling", ("tool_calling", "overall"), "tool calls correct"),
+    "structured_output": ("structured output", ("structured_output", "schema_valid"), "schema-valid answers"),
+    "prompt_checks": ("prompt checks", ("prompt_checks", "passed"), "prompts passing their checks"),
+}
+BALANCE_RULE = (
+    "geometric mean of speed (median tokens/s / best median tokens/s), reliability (Wilson 95% lower "
+    "bound of test success) and the model's Wilson 95% lower bound of each capability rate ranked in "
+    "this run (tool calls correct, schema-valid structured output, prompt checks passed); a model "
+    "qualifies when it is ranked for speed and reliability and was tried on every capability used"
+)
+
+
+def _rate_of(row: dict[str, Any] | None, path: tuple[str, str]) -> dict[str, Any] | None:
+    part = (row or {}).get(path[0])
+    return part.get(path[1]) if part else None
+
+
+def _capability_rankings(
+    caps: dict[str, dict[str, Any]], *, min_requests: int, min_tests: int
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, (label, path, counts) in RATE_CAPABILITIES.items():
+        ranked, short = [], []
+        for key, row in caps.items():
+            r = _rate_of(row, path)
+            if not r or not r["n"]:
+                continue
+            if r["n"] >= min_tests:
+                ranked.append({"model": key, "rate": r, "score": lower_bound(r)})
+            else:
+                short.append({"model": key, "n": r["n"]})
+        ranked.sort(key=lambda e: (-e["score"], -e["rate"]["n"], e["model"]))
+        out[name] = {
+            "title": label.capitalize(),
+            "rule": f"lower bound of the Wilson 95% interval of {counts}",
+            "min_samples": min_tests,
+            "sample_unit": "tests",
+            "ranked": ranked,
+            "insufficient": short,
+        }
+    ttft, ttft_short = [], []
+    for key, row in caps.items():
+        t = row.get("streaming_ttft_ms")
+        if not t:
+            continue
+        if t["n"] >= min_requests:
+            ttft.append({"model": key, "p50_ms": t["p50"], "p95_ms": t["p95"], "n": t["n"]})
+        else:
+            ttft_short.append({"model": key, "n": t["n"]})
+    ttft.sort(key=lambda e: (e["p50_ms"], e["model"]))
+    out["streaming_ttft"] = {
+        "title": "Streaming TTFT",
+        "rule": "median TTFT of successful streaming-scenario requests, lower first",
+        "min_samples": min_requests,
+        "sample_unit": "requests",
+        "ranked": ttft,
+        "insufficient": ttft_short,
+    }
+    ctx = []
+    for key, row in caps.items():
+        c = row.get("large_context")
+        if c and c["max_prompt_tokens"] is not None:
+            ctx.append(
+                {"model": key, "max_prompt_tokens": c["max_prompt_tokens"], "requests_ok": c["requests_ok"]}
+            )
+    ctx.sort(key=lambda e: (-e["max_prompt_tokens"], e["model"]))
+    out["large_context"] = {
+        "title": "Large context",
+        "rule": "largest prompt (server-reported tokens) answered successfully",
+        "min_samples": 1,
+        "sample_unit": "successful request",
+        "ranked": ctx,
+        "insufficient": [],
+    }
+    return out
+
+
+def _tool_evidence(row: dict[str, Any]) -> str:
+    tc = row["tool_calling"]
+    parts = [f"tool calls correct {format_rate(tc['overall'])}"]
+    kinds = ", ".join(f"{KIND_LABELS.get(k, k)} {r['k']}/{r['n']}" for k, r in tc["by_kind"].items())
+    modes = ", ".join(f"{m} {r['k']}/{r['n']}" for m, r in tc["by_mode"].items())
+    if kinds:
+        parts.append(f"by kind: {kinds}")
+    if modes:
+        parts.append(f"by mode: {modes}")
+    return "; ".join(parts)
+
+
+def _balance(
+    thr: list[dict[str, Any]],
+    rel: list[dict[str, Any]],
+    cap_ranks: dict[str, dict[str, Any]],
+    caps: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Every qualifying model's balance score with its parts, best first (see the module docstring)."""
+    if not thr or not thr[0]["median_gen_tps"]:
+        return []
+    top_tps = thr[0]["median_gen_tps"]
+    rel_by = {r["model"]: r for r in rel}
+    # the capability parts the score uses: those that ranked at least one model in this run
+    used = [name for name in RATE_CAPABILITIES if cap_ranks[name]["ranked"]]
+    out = []
+    for r in thr:
+        key = r["model"]
+        q = rel_by.get(key)
+        rates = {name: _rate_of(caps.get(key), RATE_CAPABILITIES[name][1]) for name in used}
+        if q is None or any(not x or not x["n"] for x in rates.values()):
+            continue
+        speed = r["median_gen_tps"] / top_tps
+        parts = {"speed": round(speed, 4), "reliability": q["score"]}
+        words = [
+            f"speed {speed:.2f} (median {r['median_gen_tps']:.1f} tokens/s, n={r['n']})",
+            f"reliability {q['score']:.2f} (tests {q['success']['k']}/{q['success']['n']})",
+        ]
+        for name, x in rates.items():
+            lb = lower_bound(x) or 0.0
+            parts[name] = lb
+            words.append(f"{RATE_CAPABILITIES[name][0]} {lb:.2f} ({x['k']}/{x['n']})")
+        score = math.prod([speed, q["score"], *(parts[name] for name in used)]) ** (1 / (2 + len(used)))
+        out.append({"model": key, "score": round(score, 4), "parts": parts, "evidence": ", ".join(words)})
+    out.sort(key=lambda e: (-e["score"], e["model"]))
+    return out
 
 
 def rank(
-    models: dict[str, dict[str, Any]], *, min_requests: int, min_tests: int
+    models: dict[str, dict[str, Any]],
+    *,
+    min_requests: int,
+    min_tests: int,
+    capabilities: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(rankings, recommendations) from the per-model profiles of a snapshot."""
+    """(rankings, recommendations) from the per-model profiles and capability matrix of a snapshot."""
+    caps = capabilities or {}
     thr, thr_short, rel, rel_short = [], [], [], []
     for key, m in models.items():
         g = m["gen_tps"]
@@ -32,18 +176,43 @@ def rank(
             rel_short.append({"model": key, "n": s["n"]})
     thr.sort(key=lambda r: (-r["median_gen_tps"], r["model"]))
     rel.sort(key=lambda r: (-r["score"], -r["success"]["n"], r["model"]))
+    cap_ranks = _capability_rankings(caps, min_requests=min_requests, min_tests=min_tests)
+    balance = _balance(thr, rel, cap_ranks, caps)
     rankings = {
         "min_samples": {"throughput_requests": min_requests, "reliability_tests": min_tests},
         "throughput": thr,
         "reliability": rel,
         "insufficient": {"throughput": thr_short, "reliability": rel_short},
+        "capabilities": cap_ranks,
+        "balance": balance,
         "rules": {
             "throughput": "median output tokens/s in the generation phase, successful streamed requests",
             "reliability": "lower bound of the Wilson 95% interval of the test success rate",
-            "balance": "(median tokens/s / best median tokens/s) x reliability lower bound",
+            "balance": BALANCE_RULE,
         },
     }
     recs: list[dict[str, Any]] = []
+    tools = cap_ranks["tool_calling"]["ranked"]
+    if tools:
+        best = tools[0]
+        recs.append(
+            {
+                "title": "best for tool calling",
+                "model": best["model"],
+                "evidence": _tool_evidence(caps[best["model"]]),
+            }
+        )
+    else:
+        measured = any(row.get("tool_calling") for row in caps.values())
+        recs.append(
+            {
+                "title": "best for tool calling",
+                "model": None,
+                "evidence": f"insufficient data (no model has {min_tests} scored tool-calling tests)"
+                if measured
+                else "insufficient data (no tool_calling test ran)",
+            }
+        )
     if thr:
         best = thr[0]
         recs.append(
@@ -79,25 +248,14 @@ def rank(
                 "evidence": f"insufficient data (no model has {min_tests} tests)",
             }
         )
-    rel_by = {r["model"]: r for r in rel}
-    top_tps = thr[0]["median_gen_tps"] if thr else None
-    balanced = []
-    for r in thr:
-        q = rel_by.get(r["model"])
-        if q is None or not top_tps:
-            continue
-        score = (r["median_gen_tps"] / top_tps) * q["score"]
-        balanced.append((score, r, q))
-    if balanced:
-        balanced.sort(key=lambda x: (-x[0], x[1]["model"]))
-        score, r, q = balanced[0]
+    if balance:
+        best = balance[0]
         recs.append(
             {
                 "title": "best balance",
-                "model": r["model"],
-                "score": round(score, 4),
-                "evidence": f"median {r['median_gen_tps']:.1f} output tokens/s (n={r['n']}) and tests "
-                f"succeeded {format_rate(q['success'])}",
+                "model": best["model"],
+                "score": best["score"],
+                "evidence": f"score {best['score']:.2f} = geometric mean of {best['evidence']}",
             }
         )
     else:
@@ -105,7 +263,8 @@ def rank(
             {
                 "title": "best balance",
                 "model": None,
-                "evidence": "insufficient data (no model qualifies for both rankings)",
+                "evidence": "insufficient data (no model is ranked for speed and reliability and tried on "
+                "every capability the score uses)",
             }
         )
     return rankings, recs

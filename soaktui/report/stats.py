@@ -119,9 +119,42 @@ def format_rate(r: dict[str, Any] | None, unit: str = "") -> str:
     return f"{r['k']}/{r['n']} ({100 * r['rate']:.0f}%; 95% CI {100 * lo:.0f}-{100 * hi:.0f}%)"
 
 
+SMALL_SAMPLE = 10  # below this many trials a rate is shown as counts and interval only
+
+
+def compact_rate(r: dict[str, Any] | None) -> str:
+    """A rate for a table cell: '3/3 (44–100%)' below SMALL_SAMPLE trials (no bare point estimate
+    on a small sample), '95/100 95% (89–98%)' from there on; 'n/a' when nothing was counted."""
+    if not r or not r.get("n"):
+        return "n/a"
+    lo, hi = r["ci95"]
+    ci = f"({100 * lo:.0f}–{100 * hi:.0f}%)"
+    if r["n"] < SMALL_SAMPLE:
+        return f"{r['k']}/{r['n']} {ci}"
+    return f"{r['k']}/{r['n']} {100 * r['rate']:.0f}% {ci}"
+
+
+def lower_bound(r: dict[str, Any] | None) -> float | None:
+    """The lower end of a rate's Wilson 95% interval (what rankings sort by), None when n is 0."""
+    return r["ci95"][0] if r and r.get("ci95") else None
+
+
 def top(counts: dict[str, int], limit: int) -> list[list[Any]]:
     """The `limit` largest counts as [name, count] pairs, ties by name (stable output)."""
     return [[k, v] for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def bounded_tally(
+    pairs: dict[str, list[int]], key: str, ok: bool, cap: int, overflow: str = "(other)"
+) -> None:
+    """pairs[key] += [1 trial, ok], at most `cap` distinct keys: later newcomers go to `overflow`."""
+    row = pairs.get(key)
+    if row is None:
+        if len(pairs) >= cap:
+            key = overflow
+        row = pairs.setdefault(key, [0, 0])
+    row[0] += 1
+    row[1] += ok
 
 
 def bounded_inc(counts: dict[str, int], key: str, cap: int, overflow: str = "(other)") -> None:

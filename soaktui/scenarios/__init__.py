@@ -9,8 +9,19 @@ from soaktui.scenarios.prompt_variety import PromptVariety
 from soaktui.scenarios.provider_failover import ProviderFailover
 from soaktui.scenarios.simple_inference import SimpleInference
 from soaktui.scenarios.streaming import Streaming
+from soaktui.scenarios.structured_output import StructuredOutput
+from soaktui.scenarios.tool_calling import ToolCalling
 
 REGISTRY: dict[str, type[Scenario]] = {
     cls.name: cls
-    for cls in (PromptVariety, SimpleInference, Streaming, ConcurrentLoad, LargeContext, ProviderFailover)
+    for cls in (
+        PromptVariety,
+        SimpleInference,
+        Streaming,
+        ConcurrentLoad,
+        LargeContext,
+        ProviderFailover,
+        StructuredOutput,
+        ToolCalling,
+    )
 }

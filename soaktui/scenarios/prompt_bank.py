@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from soaktui.datafiles import require, unique_entries
 from soaktui.errors import SetupError
 from soaktui.scenarios.checks import CHECKS
 
@@ -29,16 +28,8 @@ class Prompt:
     checks: dict[str, Any] = field(default_factory=dict)
 
 
-def _parse(line: bytes, where: str) -> Prompt:
-    try:
-        d = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise SetupError(f"{where}: not valid JSON ({exc})") from None
-    if not isinstance(d, dict):
-        raise SetupError(f"{where}: expected a JSON object")
-    missing = [k for k in ("id", "category", "subcategory", "prompt", "target_tokens") if k not in d]
-    if missing:
-        raise SetupError(f"{where}: missing {', '.join(missing)}")
+def _parse(d: dict[str, Any], where: str) -> Prompt:
+    require(d, ("id", "category", "subcategory", "prompt", "target_tokens"), where)
     checks = d.get("checks") or {}
     unknown = [k for k in checks if k not in CHECKS]
     if unknown:
@@ -57,22 +48,7 @@ class PromptBank:
 
     @classmethod
     def load(cls, dirs: list[Path]) -> PromptBank:
-        prompts: list[Prompt] = []
-        seen: dict[str, str] = {}
-        for d in dirs:
-            d = Path(d)
-            if not d.is_dir():
-                raise SetupError(f"prompt directory {d} does not exist")
-            for f in sorted(d.glob("*.jsonl")):
-                for i, line in enumerate(f.read_bytes().splitlines(), 1):
-                    if not line.strip() or line.lstrip().startswith(b"//"):
-                        continue
-                    p = _parse(line, f"{f}:{i}")
-                    if p.id in seen:
-                        raise SetupError(f"{f}:{i}: prompt id {p.id!r} already defined in {seen[p.id]}")
-                    seen[p.id] = f"{f}:{i}"
-                    prompts.append(p)
-        return cls(prompts)
+        return cls(unique_entries(dirs, _parse, "prompt"))
 
     def categories(self) -> list[str]:
         return sorted({p.category for p in self.prompts})

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from soaktui.simulator import forms, textgen
+from soaktui.simulator import forms, structured, textgen, toolplay
 from soaktui.simulator.personas import Persona
 
 Delta = str | dict[str, Any]  # a content piece, or a whole delta object (tool-call deltas)
@@ -101,33 +101,31 @@ def plan_completion(
     max_tokens: int | None,
     rng: random.Random,
     call_id_prefix: str,
+    ask: structured.Ask | None = None,
 ) -> Completion:
-    """Decide the whole answer. `max_tokens` is already validated; the context window caps it too."""
+    """Decide the whole answer. `max_tokens` is already validated; the context window caps it too.
+    `ask`: the JSON a `response_format` asked for (the flavor has accepted it)."""
     messages = body["messages"]
     limit = persona.context_length - prompt_tokens
     if max_tokens is not None:
         limit = min(limit, max_tokens)
     prompt = last_user_text(messages)
-    last_role = messages[-1].get("role") if isinstance(messages[-1], dict) else None
 
-    tools = body.get("tools")
-    chosen: list[dict[str, Any]] = []
-    if isinstance(tools, list) and tools and persona.tool_style != "none" and last_role != "tool":
-        chosen = textgen.choose_tools(tools, prompt, body.get("tool_choice"))
-
+    tool_answer = toolplay.answer(persona, body, prompt, rng)  # None: tools are not in play
     deltas: list[Delta]
-    if chosen:
-        calls = [(textgen.tool_name(t) or "", textgen.tool_arguments(t, prompt)) for t in chosen]
-        if persona.tool_style == "native":
-            deltas = _native_tool_deltas(calls, call_id_prefix)
-            finish = "tool_calls"
-        else:
-            deltas = list(textgen.split_tokens(textgen.tool_call_text(persona.tool_style, calls)))
-            finish = "stop"
+    if tool_answer is not None and tool_answer.native:
+        deltas = _native_tool_deltas(tool_answer.calls, call_id_prefix)
+        finish = "tool_calls"
+    elif tool_answer is not None:
+        deltas = list(textgen.split_tokens(tool_answer.text))
+        finish = "stop"
     else:
         form = forms.detect(prompt)
         asked = textgen.requested_length(prompt)
-        if form is not None and rng.random() < persona.compliance:
+        json_answer = structured.answer(persona, ask, form, prompt, rng, limit)
+        if json_answer is not None:
+            deltas = list(textgen.split_tokens(json_answer))
+        elif form is not None and rng.random() < persona.compliance:
             deltas = list(textgen.split_tokens(forms.render(form, prompt, rng)))
         elif asked and asked[1] == "words":
             deltas = list(textgen.prose_tokens(rng, n_words=min(asked[0], max(limit, 1))))
@@ -139,7 +137,7 @@ def plan_completion(
         del deltas[max(limit, 0) :]
         finish = "length"
     return Completion(
-        deltas, finish, prompt_tokens, tool_answer=bool(chosen) and persona.tool_style == "native"
+        deltas, finish, prompt_tokens, tool_answer=tool_answer is not None and tool_answer.native
     )
 
 

@@ -5,6 +5,12 @@ vLLM. A simulator "flavor" answers those endpoints in the same shapes (taken fro
 documentation), so discovery and the client's error classification can be tested against the
 simulator and still work on the real servers. LM Studio and Ollama can also unload a model over HTTP;
 their flavors do, and list it as not loaded until its next request loads it again (loading.py).
+
+`response_format` follows each server too: LM Studio takes `json_schema` and refuses `json_object`;
+Ollama (since 0.5.0), llama.cpp's server and vLLM take both (llama.cpp also reads a `schema` inside
+`json_object`). The generic flavor stands for a minimal OpenAI-compatible server without constrained
+decoding: it refuses both with OpenAI's own "invalid value" error, which is what makes the
+structured_output scenario fall back to asking in the prompt.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 from soaktui.simulator.loading import LoadState
 from soaktui.simulator.personas import EMBEDDING, QUANT_BITS, Persona
+from soaktui.simulator.structured import Ask
 
 OPENAI = "openai"
 LMSTUDIO = "lmstudio"
@@ -317,6 +324,44 @@ class FlavorAPI:
             "chat_template": "{{ messages }}",
             "build_info": LLAMACPP_BUILD,
         }
+
+    # -- response_format -------------------------------------------------------------------------
+    def structured_ask(self, rf: Any) -> tuple[Ask | None, tuple[int, Body] | None]:
+        """What `response_format` asks for, or this flavor's HTTP 400 refusing it."""
+        if rf is None:
+            return None, None
+        kind = rf.get("type") if isinstance(rf, dict) else None
+        if kind == "text":
+            return None, None
+        spec = rf.get("json_schema") if kind == "json_schema" else None
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if self.flavor == LMSTUDIO:  # wordings from LM Studio 0.3.x
+            if kind != "json_schema":
+                return None, (400, {"error": "'response_format.type' must be 'json_schema' or 'text'"})
+            if not isinstance(schema, dict):
+                return None, (400, {"error": "'response_format.json_schema.schema' must be an object"})
+            return Ask(schema), None
+        if self.flavor == OPENAI or kind not in ("json_schema", "json_object"):
+            return None, (
+                400,
+                error_body(
+                    f"Invalid value: {kind!r}. Supported values are: 'text'.",
+                    "invalid_request_error",
+                    code="invalid_value",
+                    param="response_format.type",
+                ),
+            )
+        if kind == "json_object":
+            schema = rf.get("schema") if self.flavor == LLAMACPP else None
+        return Ask(schema if isinstance(schema, dict) else None), None
+
+    def tools_refused(self, persona: Persona, tools: Any) -> tuple[int, Body] | None:
+        """Ollama's HTTP 400 for `tools` sent to a model without the tools capability; None when taken."""
+        if self.flavor != OLLAMA or persona.tool_style != "none" or not tools:
+            return None
+        return 400, error_body(
+            f"registry.ollama.ai/library/{persona.id}:latest does not support tools", "api_error"
+        )
 
     # -- errors ----------------------------------------------------------------------------------
     def model_not_found(self, name: Any) -> tuple[int, Body]:

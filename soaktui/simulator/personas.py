@@ -44,13 +44,15 @@ class Persona:
     ttft_ms: float = 150.0  # time to first token for an empty prompt
     prompt_tps: float = 1000.0  # prompt processing: TTFT grows by prompt_tokens / prompt_tps
     tps: float = 40.0  # generation speed, tokens per second
-    tool_style: str = "none"  # native | hermes | llama3 | mistral | none
+    tool_style: str = "none"  # native | hermes | llama3 | mistral | none (names the tool in prose)
     arch: str = "llama"  # GGUF architecture name (Ollama's model_info keys use it)
     family: str = "llama"
     publisher: str = "soaktui-sim"
     loaded: bool = True
     default_tokens: tuple[int, int] = (40, 200)  # output length range when the prompt names none
     compliance: float = 0.9  # share of requests that get the form the prompt asks for (forms.py)
+    json_accuracy: float = 0.9  # share of structured-output answers that are valid JSON for the schema
+    tool_accuracy: float = 1.0  # share of tool-calling answers made without a mistake (toolplay.py)
     load_ms: float | None = None  # cold load time (divided by `speed`); None: derived from the size
     faults: FaultPlan = field(default_factory=FaultPlan)
 
@@ -63,6 +65,10 @@ class Persona:
             raise ValueError(f"persona {self.id}: speeds and context length must be positive")
         if not 0.0 <= self.compliance <= 1.0:
             raise ValueError(f"persona {self.id}: compliance must be between 0 and 1")
+        if not 0.0 <= self.json_accuracy <= 1.0:
+            raise ValueError(f"persona {self.id}: json_accuracy must be between 0 and 1")
+        if not 0.0 <= self.tool_accuracy <= 1.0:
+            raise ValueError(f"persona {self.id}: tool_accuracy must be between 0 and 1")
         if self.load_ms is not None and self.load_ms < 0:
             raise ValueError(f"persona {self.id}: load_ms must not be negative")
         if self.size_bytes == 0 and self.quantization in QUANT_BITS:
@@ -95,6 +101,8 @@ def default_personas() -> list[Persona]:
         Persona(
             id="sim-qwen2.5-7b-instruct",
             compliance=0.95,
+            json_accuracy=0.92,
+            tool_accuracy=0.9,
             params_b=7.6,
             context_length=32768,
             ttft_ms=120,
@@ -107,6 +115,8 @@ def default_personas() -> list[Persona]:
         Persona(
             id="sim-llama-3.1-8b-instruct",
             compliance=0.85,
+            json_accuracy=0.85,
+            tool_accuracy=0.8,
             params_b=8.0,
             context_length=8192,
             ttft_ms=150,
@@ -117,6 +127,7 @@ def default_personas() -> list[Persona]:
         Persona(
             id="sim-phi-3-mini-4k-instruct",
             compliance=0.6,
+            json_accuracy=0.55,
             params_b=3.8,
             context_length=4096,
             ttft_ms=60,
@@ -130,6 +141,8 @@ def default_personas() -> list[Persona]:
         Persona(
             id="sim-mistral-7b-instruct-v0.3",
             compliance=0.8,
+            json_accuracy=0.75,
+            tool_accuracy=0.7,
             params_b=7.2,
             context_length=32768,
             ttft_ms=130,
@@ -140,6 +153,8 @@ def default_personas() -> list[Persona]:
         Persona(
             id="sim-qwen2.5-14b-instruct",
             compliance=0.95,
+            json_accuracy=0.95,
+            tool_accuracy=0.95,
             params_b=14.8,
             context_length=32768,
             ttft_ms=260,
@@ -164,6 +179,8 @@ def default_personas() -> list[Persona]:
         Persona(
             id="sim-llama-3.3-70b-instruct",
             compliance=0.97,
+            json_accuracy=0.97,
+            tool_accuracy=0.97,
             params_b=70.6,
             context_length=131072,
             ttft_ms=900,

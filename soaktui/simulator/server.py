@@ -342,6 +342,10 @@ class SimServer:
             max_tokens = read_max_tokens(body)
         except BadChatRequest as exc:
             return await reply(400, error_body(str(exc), "invalid_request_error", param=exc.param))
+        ask, refused = self.api.structured_ask(body.get("response_format"))
+        refused = refused or self.api.tools_refused(persona, body.get("tools"))
+        if refused is not None:
+            return await reply(*refused)
         record.prompt_tokens = prompt_tokens = textgen.count_prompt_tokens(messages, body.get("tools"))
         if prompt_tokens + (max_tokens or 0) > persona.context_length:
             return await reply(*self.api.context_overflow(persona.context_length, prompt_tokens, max_tokens))
@@ -363,7 +367,9 @@ class SimServer:
             return await reply(status, error_body(message[status], "server_error", code=status), extra)
 
         text_rng = random.Random(f"soaktui-sim:{self.config.seed}:{n}:text")
-        plan = plan_completion(persona, body, prompt_tokens, max_tokens, text_rng, call_id_prefix=f"sim{n}")
+        plan = plan_completion(
+            persona, body, prompt_tokens, max_tokens, text_rng, call_id_prefix=f"sim{n}", ask=ask
+        )
         speed = self.config.speed
         record.load_ns = load_ns = self.api.loads.wait_ns(
             persona, req.recv_ns, int((persona.load_ms or 0.0) * 1e6 / speed)

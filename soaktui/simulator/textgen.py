@@ -143,97 +143,11 @@ def sentence(rng: random.Random, n_words: int, end: str = ".") -> str:
 
 # -- tools ----------------------------------------------------------------------------------------
 
-_GENERIC_TEXT = (
-    "get set list fetch find make create update delete info data tool call function current given "
-    "with from into this that about value values return returns for the and specified"
-)
-_GENERIC = frozenset(_GENERIC_TEXT.split())
-
-
-def _keywords(tool: dict[str, Any]) -> set[str]:
-    fn = tool.get("function") or {}
-    name = str(fn.get("name") or "")
-    words = set(re.split(r"[_\-\s.]+", name.lower()))
-    words |= set(re.findall(r"[a-z]+", str(fn.get("description") or "").lower()))
-    return {w for w in words if len(w) >= 4 and w not in _GENERIC}
-
-
-def _stem(word: str) -> str:
-    return word[: max(4, len(word) - 2)]
-
-
 def tool_name(tool: Any) -> str | None:
     if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
         name = tool["function"].get("name")
         return name if isinstance(name, str) and name else None
     return None
-
-
-def choose_tools(tools: list[Any], prompt: str, tool_choice: Any = None) -> list[dict[str, Any]]:
-    """The tools a model would call for `prompt`: named, or whose purpose the prompt mentions.
-
-    Honours `tool_choice`: "none" calls nothing, "required" forces the best (or first) tool, a named
-    function forces that one. At most three tools, in the order given.
-    """
-    valid = [t for t in tools if tool_name(t)]
-    if not valid or tool_choice == "none":
-        return []
-    if isinstance(tool_choice, dict):
-        forced = (tool_choice.get("function") or {}).get("name")
-        return [t for t in valid if tool_name(t) == forced][:1]
-    low = prompt.lower()
-    chosen = []
-    for t in valid:
-        name = tool_name(t) or ""
-        if name.lower() in low or any(_stem(k) in low for k in _keywords(t)):
-            chosen.append(t)
-    if not chosen and tool_choice == "required":
-        chosen = valid[:1]
-    return chosen[:3]
-
-
-_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
-_CAPITAL_RE = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*")
-
-
-def _proper_names(text: str) -> list[str]:
-    """Capitalised words that do not start a sentence: the likely place names and such."""
-    names = []
-    for m in _CAPITAL_RE.finditer(text):
-        before = text[: m.start()].rstrip()
-        if before and before[-1] not in ".!?:\n\"'":
-            names.append(m.group(0))
-    return names
-
-
-def tool_arguments(tool: dict[str, Any], prompt: str) -> dict[str, Any]:
-    """Plausible arguments for `tool` taken from the prompt, shaped by its JSON Schema."""
-    params = (tool.get("function") or {}).get("parameters") or {}
-    props = params.get("properties") or {}
-    required = params.get("required") or list(props)
-    numbers = _NUMBER_RE.findall(prompt)
-    names = _proper_names(prompt)
-    args: dict[str, Any] = {}
-    for key in required:
-        schema = props.get(key) or {}
-        kind = schema.get("type", "string")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "string")
-        if "enum" in schema and schema["enum"]:
-            args[key] = schema["enum"][0]
-        elif kind == "integer":
-            args[key] = int(float(numbers.pop(0))) if numbers else 1
-        elif kind == "number":
-            args[key] = float(numbers.pop(0)) if numbers else 1.0
-        elif kind == "boolean":
-            args[key] = True
-        elif kind == "array":
-            args[key] = []
-        elif kind == "object":
-            args[key] = {}
-        else:
-            args[key] = names.pop(0) if names else "example"
-    return args
 
 
 def tool_call_text(style: str, calls: list[tuple[str, dict[str, Any]]]) -> str:
@@ -243,9 +157,8 @@ def tool_call_text(style: str, calls: list[tuple[str, dict[str, Any]]]) -> str:
             "<tool_call>\n" + orjson.dumps({"name": n, "arguments": a}).decode() + "\n</tool_call>"
             for n, a in calls
         )
-    if style == "llama3":  # Llama 3.1 JSON-based tool calling: one call, "parameters"
-        n, a = calls[0]
-        return orjson.dumps({"name": n, "parameters": a}).decode()
+    if style == "llama3":  # Llama 3.1 JSON-based tool calling: {"name", "parameters"}, one per line
+        return "\n".join(orjson.dumps({"name": n, "parameters": a}).decode() for n, a in calls)
     if style == "mistral":
         return "[TOOL_CALLS] " + orjson.dumps([{"name": n, "arguments": a} for n, a in calls]).decode()
     raise ValueError(f"no text format for tool style {style!r}")

@@ -5,7 +5,7 @@ File names follow the script soaktui replaces, so habits carry over:
 - main_test.log            every test, model switch, and run-level event
 - performance_metrics.log  every request with its measured figures
 - model_profiling.log      what discovery found and each turn on a model
-- tool_calling.log         tool-call attempts (filled by the tool-calling scenario)
+- tool_calling.log         each scored tool-calling attempt: prompt, mode, format, calls, verdict
 - integration_events.log   providers, failover/recovery, commands, throttle, pause
 - errors.log               every failed request and error event: class and message
 
@@ -107,6 +107,7 @@ class TextLogSink:
             ev.ERROR: self._error,
             ev.RUN_FINISHED: self._run_finished,
             ev.STATUS: self._status,
+            ev.TOOL_CALL: self._tool_call,
         }
 
     def _write(self, name: str, t: float, text: str) -> None:
@@ -183,10 +184,6 @@ class TextLogSink:
                 f"failover {e.get('phase')} {e.get('provider')}/{e.get('model')} "
                 f"{'ok' if e.get('ok') else e.get('error_class')}",
             )
-        if e.get("tool_calls"):
-            self._write(
-                "tool_calling.log", e["t"], f"{e.get('model')} returned {e['tool_calls']} tool call(s)"
-            )
 
     def _scenario(self, e: dict[str, Any]) -> None:
         self._write("main_test.log", e["t"], describe_test(e))
@@ -198,6 +195,9 @@ class TextLogSink:
                 f"{m.get('mode')} from={m.get('from_provider')} to={m.get('to_provider')} "
                 f"detect={_fmt(m.get('detect_ms'), 'ms')} recover={_fmt(m.get('recover_ms'), 'ms')}",
             )
+
+    def _tool_call(self, e: dict[str, Any]) -> None:
+        self._write("tool_calling.log", e["t"], describe_tool_call(e))
 
     def _error(self, e: dict[str, Any]) -> None:
         self._write("errors.log", e["t"], f"{e.get('error_class')} | {e.get('where')} | {e.get('message')}")
@@ -219,6 +219,21 @@ class TextLogSink:
                 f.close()
             except OSError:
                 pass
+
+
+def describe_tool_call(e: dict[str, Any]) -> str:
+    """One line for a scored tool-calling attempt: what was asked, what the model called, the verdict."""
+    calls = ", ".join(f"{c.get('name')}({c.get('args')})" for c in e.get("calls") or []) or "no call"
+    failed = [name for name, passed in (e.get("checks") or {}).items() if passed is False]
+    text = (
+        f"{e.get('model')} | {e.get('prompt_id')} ({e.get('prompt_kind')}, {e.get('mode')}) | "
+        f"format={e.get('format')} trust={e.get('trust')} | {calls} -> {e.get('verdict')}"
+    )
+    if failed:
+        text += f" [failed: {', '.join(failed)}]"
+    if e.get("detail"):
+        text += f" ({e['detail']})"
+    return text
 
 
 def describe_status(e: dict[str, Any]) -> str:

@@ -1,4 +1,6 @@
-"""Tool calling: finding the calls a model made (detect) in whatever format it wrote them."""
+"""Tool calling: the tools offered (catalog), the prompt bank (prompts), the tools described as text
+for servers without `tools` (prompted), finding the calls a model made in whatever format it wrote
+them (detect), and judging them against the expected calls (scoring)."""
 
 from __future__ import annotations
 

@@ -30,6 +30,8 @@ MAX_TOOLCALLS = 100  # tool-call detections kept (newest)
 SERIES_POINTS = 240  # throughput buckets per model before the resolution halves
 SERIES_BUCKET_S = 2.0  # the throughput series starts with 2-second buckets
 CPU_POINTS = 120  # telemetry readings kept for the CPU sparkline
+# summary readings kept (CPU_POINTS each) for the thermal pane's sparklines; absent readings add nothing
+HISTORY_KEYS = ("cpu_temp_c", "gpu_temp_c", "power_w", "fan_rpm")
 MAX_MODELS = 200  # distinct models tracked (discovery selects far fewer)
 MAX_SCENARIOS = 50
 MAX_CLASSES = 50
@@ -170,6 +172,8 @@ class LiveState:
         self.telemetry: dict[str, Any] | None = None
         self.telemetry_t: float | None = None
         self.cpu_history: deque[float] = deque(maxlen=CPU_POINTS)
+        self.histories: dict[str, deque[float]] = {k: deque(maxlen=CPU_POINTS) for k in HISTORY_KEYS}
+        self.thermal: dict[str, Any] | None = None  # the last thermal_guard event: state, cap, reason
         self.throughput: dict[str, Downsampled] = {}
         self._last_pm: tuple[Any, Any] | None = None  # consecutive requests mostly share a model
         self._last_key = ""
@@ -186,6 +190,7 @@ class LiveState:
             "resumed": self._on_resumed,
             "status": self._on_status,
             "telemetry": self._on_telemetry,
+            "thermal_guard": self._on_thermal_guard,
             "error": self._on_error,
             "tool_call": self._on_tool_call,
             "run_finished": self._on_finished,
@@ -469,7 +474,22 @@ class LiveState:
         cpu = ev.get("cpu_pct")
         if isinstance(cpu, (int, float)):
             self.cpu_history.append(float(cpu))
+        for key, history in self.histories.items():
+            v = ev.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                history.append(float(v))
         self._touch("telemetry")
+
+    def _on_thermal_guard(self, ev: dict[str, Any]) -> None:
+        get = ev.get
+        self.thermal = {
+            "state": get("state"),
+            "cap_pct": get("cap_pct"),
+            "duty_pct": get("duty_pct"),
+            "reason": str(get("reason") or "")[:200],
+            "t": get("t"),
+        }
+        self._touch("header", "telemetry")
 
     def _on_error(self, ev: dict[str, Any]) -> None:
         self._error(

@@ -22,8 +22,22 @@ from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
 from soaktui.report.build import write_report_files
-from soaktui.report.markdown import duration, num
-from soaktui.report.stats import format_rate
+from soaktui.report.hardware_markdown import (
+    FAMILY_LABELS,
+    energy_cells,
+    plot_series,
+    unavailable_text,
+    verdict,
+)
+from soaktui.report.markdown import (
+    CAPABILITY_HEADERS,
+    SPEED_HEADERS,
+    capability_cells,
+    duration,
+    num,
+    speed_cells,
+)
+from soaktui.report.stats import compact_rate, format_rate
 from soaktui.ui.format import display_path, short_model
 from soaktui.ui.widgets.throughput import theme_colors
 
@@ -32,14 +46,6 @@ if TYPE_CHECKING:
 
 REFRESH_S = 2.0
 NA = "n/a"
-
-
-def short_rate(r: dict[str, Any] | None) -> str:
-    """ "11/12 92% (CI 65-99)": counts, rate and the Wilson 95% interval, compact for a table cell."""
-    if not r or not r.get("n"):
-        return NA
-    lo, hi = r["ci95"]
-    return f"{r['k']}/{r['n']} {100 * r['rate']:.0f}% (CI {100 * lo:.0f}-{100 * hi:.0f})"
 
 
 def p(d: dict[str, Any], key: str = "p50", nd: int = 1) -> str:
@@ -66,6 +72,8 @@ class ReportReady(Message):
 
 
 TABLES: dict[str, tuple[str, ...]] = {
+    "capabilities": tuple(CAPABILITY_HEADERS),
+    "capability-speed": tuple(SPEED_HEADERS),
     "rank-throughput": ("rank", "model", "median output tok/s", "n (requests)"),
     "rank-reliability": ("rank", "model", "tests succeeded", "lower bound"),
     "profiles": (
@@ -105,6 +113,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     ),
     "context": ("model", "prompt tokens", "requests ok/total", "overflow", "TTFT p50 ms", "prompt tok/s p50"),
     "failover": ("model", "mode", "tests succeeded", "detect p50 ms", "recover p50 ms", "cold load p50 ms"),
+    "hardware": ("reading", "figures"),
+    "energy": ("model", "energy Wh", "output tokens", "J per token", "mean power W", "tests with power"),
 }
 
 
@@ -132,6 +142,9 @@ class ReportScreen(Screen):
         yield Static("", id="report-head")
         with VerticalScroll(id="report-body"):
             yield Static("", id="summary", classes="report-text")
+            yield Static(Content.styled("Capability matrix", "bold $text-primary"), classes="report-h")
+            yield from self._table_widgets("capabilities")
+            yield from self._table_widgets("capability-speed")
             yield Static(Content.styled("Rankings", "bold $text-primary"), classes="report-h")
             yield from self._table_widgets("rank-throughput")
             yield from self._table_widgets("rank-reliability")
@@ -153,6 +166,11 @@ class ReportScreen(Screen):
                 Content.styled("Throttle, pauses and commands", "bold $text-primary"), classes="report-h"
             )
             yield Static("", id="control", classes="report-text")
+            yield Static(Content.styled("Hardware", "bold $text-primary"), classes="report-h")
+            yield Static("", id="hw-verdict", classes="report-text")
+            yield from self._table_widgets("hardware")
+            yield from self._table_widgets("energy")
+            yield PlotextPlot(id="hw-chart", classes="report-chart")
         yield Footer(compact=True)
 
     @staticmethod
@@ -238,6 +256,7 @@ class ReportScreen(Screen):
             )
         )
         self._summary(snap)
+        self._capabilities(snap)
         self._rankings(snap)
         self._profiles(snap)
         self._scenarios(snap)
@@ -245,6 +264,7 @@ class ReportScreen(Screen):
         self._scaling(snap)
         self._failover(snap)
         self._control(snap)
+        self._hardware(snap)
 
     def _table(self, table_id: str, rows: list[tuple[Any, ...]], empty: str) -> None:
         """Fill a table, or hide it and say why it is empty."""
@@ -283,6 +303,20 @@ class ReportScreen(Screen):
                 )
             )
         self.query_one("#summary", Static).update(Content("\n").join(lines))
+
+    def _capabilities(self, snap: dict[str, Any]) -> None:
+        """The capability matrix: the report's cells (rates as passes/trials with their interval)."""
+        rows = snap["capabilities"]["models"]
+        self._table(
+            "capabilities",
+            [tuple(capability_cells(self.model_label(k), r)) for k, r in rows.items()],
+            "no model was tested yet",
+        )
+        self._table(
+            "capability-speed",
+            [tuple(speed_cells(self.model_label(k), r)) for k, r in rows.items()],
+            "no model was tested yet",
+        )
 
     def _rankings(self, snap: dict[str, Any]) -> None:
         rk = snap["rankings"]
@@ -325,7 +359,7 @@ class ReportScreen(Screen):
             rows.append(
                 (
                     self.model_label(key),
-                    short_rate(m["success"]),
+                    compact_rate(m["success"]),
                     ok_total(m["requests_ok"], m["requests_failed"]),
                     p(m["e2e_ms"]),
                     p(m["e2e_ms"], "p95"),
@@ -365,7 +399,7 @@ class ReportScreen(Screen):
             rows.append(
                 (
                     name,
-                    short_rate(s["success"]),
+                    compact_rate(s["success"]),
                     ok_total(s["requests_ok"], s["requests_failed"]),
                     p(e),
                     p(e, "p95"),
@@ -463,7 +497,7 @@ class ReportScreen(Screen):
                     (
                         self.model_label(key),
                         mode,
-                        short_rate(r["success"]),
+                        compact_rate(r["success"]),
                         p(r["detect_ms"]),
                         p(r["recover_ms"]),
                         p(r["cold_load_ms"]),
@@ -484,3 +518,98 @@ class ReportScreen(Screen):
         if c["commands"]:
             parts.append("commands: " + ", ".join(f"{k} {n}" for k, n in c["commands"].items()))
         self.query_one("#control", Static).update(Content.styled("\n".join(parts), "$text-muted"))
+
+    def _hardware(self, snap: dict[str, Any]) -> None:
+        """The report's hardware section: readings or why they are unavailable, guard, energy, a chart."""
+        hw = snap.get("hardware")
+        note = self.query_one("#hw-verdict", Static)
+        chart = self.query_one("#hw-chart", PlotextPlot)
+        if not hw or not hw["readings"]:
+            note.update(Content.styled("No telemetry reading in the log yet.", "$text-muted"))
+            self._table("hardware", [], "")
+            self._table("energy", [], "")
+            chart.display = False
+            return
+        if hw["sustained"]["readings_known"]:
+            note.update(Content(verdict(hw, bold="")))
+        else:
+            note.update(
+                Content.styled(
+                    "No temperature or thermal-pressure reading: how the machine held up is unknown.",
+                    "$text-muted",
+                )
+            )
+        rows: list[tuple[Any, ...]] = []
+        for fam, label in FAMILY_LABELS.items():
+            f = hw["families"][fam]
+            if f["readings"]:
+                rows.append((label, f"{f['readings']:,} readings from {', '.join(f['sources']) or '?'}"))
+            else:
+                rows.append((label, unavailable_text(hw, fam)))
+        for fam in ("cpu", "gpu"):
+            d = hw["temperatures"][fam]
+            if d["n"]:
+                rows.append(
+                    (
+                        f"{fam.upper()} temperature °C",
+                        f"peak {num(d['peak'])}, p95 {num(d['p95'])}, limit {d['limit_c']:g}, "
+                        f"over it {duration(d['time_over_s'])} of {duration(d['time_known_s'])}",
+                    )
+                )
+        for key, label, unit, nd in (("power_w", "power", "W", 1), ("fan_rpm", "fan", "rpm", 0)):
+            d = hw[key]
+            if d["n"]:
+                figures = f"peak {num(d['peak'], nd)}, p95 {num(d['p95'], nd)}, mean {num(d['mean'], nd)}"
+                rows.append((f"{label} {unit}", figures))
+        g = hw["guard"]
+        e = g["entries"]
+        rows.append(
+            (
+                "thermal guard",
+                ("on" if g["enabled"] else "off")
+                + f": reduced {e['reduced']}x ({duration(g['time_s']['reduced'])}), "
+                f"paused {e['paused']}x ({duration(g['time_s']['paused'])})",
+            )
+        )
+        for reason, v in hw["gpu_throttle"].items():
+            rows.append((f"GPU {reason}", f"{v['readings']:,} readings, {duration(v['time_s'])}"))
+        if hw["cpu_throttle"]:
+            rows.append(
+                ("CPU throttle events", ", ".join(f"{k} {n:,}" for k, n in hw["cpu_throttle"].items()))
+            )
+        self._table("hardware", rows, "")
+        energy = hw["energy"]
+        self._table(
+            "energy",
+            [
+                tuple(energy_cells(self.model_label(k), m))
+                for k, m in energy["per_model"].items()
+                if m["tests_with_power"]
+            ],
+            f"energy per token: power {unavailable_text(hw, 'power')}"
+            if energy["total_j"] is None
+            else "no test ran with power readings yet",
+        )
+        self._hardware_chart(chart, hw)
+
+    def _hardware_chart(self, chart: PlotextPlot, hw: dict[str, Any]) -> None:
+        s = hw.get("series") or {}
+        x = s.get("minutes") or []
+        lines = [
+            (label, ys)
+            for label, ys in (("cpu °C", s.get("cpu_temp_c")), ("gpu °C", s.get("gpu_temp_c")))
+            if ys and sum(v is not None for v in ys) >= 2
+        ]
+        chart.display = bool(lines)
+        if not lines:
+            return
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        colors = theme_colors(self.soak)
+        series = [(label, x, ys, "left") for label, ys in lines]
+        series.append(("output tok/s (right)", x, s.get("gen_tps") or [], "right"))
+        plot_series(plt, series, lambda i: {"color": colors[i % len(colors)], "marker": "braille"})
+        plt.xlabel("minutes")
+        plt.title("temperature (°C) against output tokens/s (right axis), mean per time bucket")
+        chart.refresh()

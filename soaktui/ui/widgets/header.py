@@ -1,8 +1,9 @@
 """The header: what the run is doing right now, and the effect of every key within a tick.
 
 Three lines: the run and its state (running, paused, stopping, finished, ended without finishing,
-read-only), the steerable settings (throttle, quiet hours) with the counters, and the current model
-with the run directory and how to leave or re-attach. A key's effect shows here at once: the
+read-only; "HOT: duty 50%" or "HOT: paused" while the thermal guard holds the engine back), the
+steerable settings (throttle, quiet hours) with the counters, and the current model with the run
+directory and how to leave or re-attach. A key's effect shows here at once: the
 pending command is written immediately, the engine's reply replaces it, the events confirm it.
 """
 
@@ -72,7 +73,12 @@ class RunHeader(Static):
         else:
             times = ["  ran ", fmt.duration(elapsed)]
         l1 = line(
-            ("soaktui ", "bold " + ACCENT), (live.run_id or app.run_dir.name, "bold"), "  ", state, *times
+            ("soaktui ", "bold " + ACCENT),
+            (live.run_id or app.run_dir.name, "bold"),
+            "  ",
+            state,
+            *(self._thermal(live) if is_live else ()),
+            *times,
         )
         action = app.action_feedback()
         if action:
@@ -128,6 +134,19 @@ class RunHeader(Static):
             (fmt.display_path(app.run_dir), MUTED),
         )
         return block([l1, l2, l3], width)
+
+    @staticmethod
+    def _thermal(live: LiveState) -> list[str | tuple[str, str]]:
+        """ "HOT: duty 50%" / "HOT: paused" while the thermal guard holds the engine back."""
+        g = live.thermal
+        if not g or g.get("state") in (None, "ok"):
+            return []
+        if g.get("state") == "paused":
+            text = "HOT: paused"
+        else:
+            duty = g.get("duty_pct") if g.get("duty_pct") is not None else g.get("cap_pct")
+            text = f"HOT: duty {duty}%"
+        return ["  ", (text, "bold reverse " + BAD)]
 
     @staticmethod
     def _state(app: SoakApp, live: LiveState, phase: str) -> tuple[str, str]:

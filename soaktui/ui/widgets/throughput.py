@@ -3,6 +3,10 @@
 Drawn with plotext through textual-plotext from the bounded, downsampled series in LiveState (each
 point is the mean of a time bucket that widens as the run grows). Line colours are the theme's own
 colours, so the plot follows the theme like everything else.
+
+plotext builds the whole plot as one ANSI string, and textual-plotext rebuilds it on every render
+call, which Textual makes whenever any part of the screen above or below is repainted. The plot
+here is built once per draw (at most every `min_interval`) and repainted from that.
 """
 
 from __future__ import annotations
@@ -39,6 +43,22 @@ def theme_colors(app: SoakApp) -> list[tuple[int, int, int]]:
     return out or [Color.parse(app.current_theme.primary).rgb]
 
 
+class CachedPlot(PlotextPlot):
+    """A PlotextPlot that builds its plot only after `rebuild()` or a size or theme change."""
+
+    _built: tuple[tuple[object, ...], object] | None = None
+
+    def rebuild(self) -> None:
+        self._built = None
+        self.refresh()
+
+    def render(self):  # noqa: ANN201 - Textual's RenderResult
+        key = (self.size, self.app.theme)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, super().render())
+        return self._built[1]
+
+
 def pack(items: list[Content], width: int, max_lines: int, gap: int = 2) -> Content:
     """Legend entries in at most `max_lines` lines of `width` cells, never split inside an entry."""
     lines: list[list[Content]] = [[]]
@@ -63,18 +83,20 @@ class ThroughputPane(Redraws, Vertical):
     """The plot plus a legend of its own (plotext drops its legend when the labels do not fit)."""
 
     section = "throughput"
-    min_interval = 2.0  # plotext renders the whole plot each time; its buckets are 2 s wide anyway
+    min_interval = 5.0  # ~15 ms to render at 200x60, the costliest pane; a soak plot needs no faster
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes="pane")
         self.border_title = "Throughput · output tok/s, streamed"
 
+    _legend_lines = 0
+
     def compose(self) -> ComposeResult:
-        yield PlotextPlot(id="throughput-plot")
+        yield CachedPlot(id="throughput-plot")
         yield Static("", id="throughput-legend", markup=False)
 
     def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
-        chart = self.query_one(PlotextPlot)
+        chart = self.query_one(CachedPlot)
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
@@ -96,7 +118,9 @@ class ThroughputPane(Redraws, Vertical):
             )
             legend.append(Content.assemble(("■ ", Color(*color).hex), label))
         room = self.content_region
-        self.query_one("#throughput-legend", Static).update(
-            pack(legend, max(10, room.width), 1 if room.height < 16 else 3)
-        )
-        chart.refresh()
+        text = pack(legend, max(10, room.width), 1 if room.height < 16 else 3)
+        lines = text.plain.count("\n") + 1
+        # the legend's height follows its line count: a layout pass only when that changes
+        self.query_one("#throughput-legend", Static).update(text, layout=lines != self._legend_lines)
+        self._legend_lines = lines
+        chart.rebuild()

@@ -29,6 +29,7 @@ def _first(ev: dict[str, Any], *names: str) -> str:
 
 class ToolCallPane(Pane):
     section = "toolcalls"
+    min_interval = 1.0
     title = "Tool calls"
 
     def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
@@ -36,9 +37,9 @@ class ToolCallPane(Pane):
         if not live.toolcalls:
             self.show(  # wrapped, not cut: the pane is narrow at 120 columns
                 Content.styled(
-                    "No tool-call detections in this run. Tool-calling tests are not part of this "
-                    "soaktui version yet; each detection will show here: model, prompt kind, the "
-                    "format detected and the verdict.",
+                    "No tool-calling test has finished yet (or the run leaves the tool_calling "
+                    "scenario out). Each attempt shows here: model, prompt kind, the format "
+                    "detected and the verdict.",
                     MUTED,
                 )
             )

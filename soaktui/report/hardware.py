@@ -1,0 +1,732 @@
+"""The report's hardware section: what the machine did while the models were soaked.
+
+RunAggregate hands this fold the `run_started`, `telemetry`, `thermal_guard`, successful `request`
+and `scenario_result` events. Its state is bounded whatever the length of the run: a timeline of
+at most BUCKETS buckets whose width doubles when the run outgrows it, value histograms (for peaks
+and p95) at a fixed resolution, counters, and a short window of power readings.
+
+Methods (the section states them too):
+- A reading holds from its time until the next reading, for at most MAX_GAP_S: a gap in the
+  readings is time unknown, never time cool or time at zero watts.
+- "Over a limit" is the thermal guard's own judgement (engine.thermal_guard.judge) against the
+  run's `[thermal]` settings, so the report and the guard agree.
+- Energy per output token: `power_w` (the sampler's sum of non-overlapping sources) integrated over
+  the spans of a model's tests (scenario_result time minus its duration; tests run one at a time,
+  so no joule is counted twice), divided by the output tokens of those tests' successful requests.
+  A test counts only when power readings cover its whole span.
+- Sustained duty under the limits: stretches in which no reading was over a limit; the measured
+  duty (time inside tests / wall time) of the longest stretch, and the highest duty over any
+  stretch of at least SUSTAIN_MIN_S.
+- A reading family the machine could not give is reported with the sampler's reason (the
+  reading's `unavailable` map), never as 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from typing import Any
+
+from soaktui.config import THERMAL_PRESSURE_LEVELS, Thermal
+from soaktui.engine.thermal_guard import OK, STATE_RANK, judge, pressure_level
+
+BUCKETS = 240  # timeline buckets, however long the run
+FIRST_BUCKET_S = 2.0  # the first width; it doubles whenever the run outgrows BUCKETS
+MAX_GAP_S = 15.0  # a reading holds for at most this long
+SUSTAIN_MIN_S = 600.0  # a stretch under the limits must last this long to count as sustained
+MAX_HISTORY = 100  # thermal_guard changes kept verbatim (all are counted)
+MAX_NAMES = 32  # distinct sources / throttle reasons / unavailable families kept
+MAX_MODELS = 200
+MAX_POWER_POINTS = 4096  # power readings kept for integrating over a test (over 2 h at 2 s)
+MAX_PENDING = 256  # tests whose requests arrived but whose scenario_result has not yet
+HIST_KEYS = 4000  # a histogram coarsens its resolution beyond this many distinct values
+
+SERIES = ("cpu_temp_c", "gpu_temp_c", "power_w", "fan_rpm", "gen_tps")
+_CPU, _GPU, _POWER, _FAN, _TPS = range(len(SERIES))
+FAMILIES = ("temps", "fans", "power", "gpu", "thermal_pressure", "cpu_throttle")
+LIMIT_FAMILIES = ("cpu", "gpu", "pressure", "gpu_throttle")
+
+METHODS = {
+    "hold": f"a reading holds until the next one, for at most {MAX_GAP_S:g} s; gaps count as unknown",
+    "over": "over a limit = the thermal guard's judgement against the run's [thermal] settings",
+    "energy": "power_w integrated over each test's span (scenario_result time minus duration; tests "
+    "run one at a time), divided by the output tokens of the test's successful requests; only "
+    "tests whose whole span has power readings count",
+    "duty": "measured duty = time inside tests / wall time",
+    "sustained": "stretches with no reading over a limit; the longest one, and the highest duty "
+    f"over any stretch of at least {SUSTAIN_MIN_S / 60:g} min",
+    "series": "mean per time bucket; gen_tps = mean generation tokens/s of the successful streamed "
+    "requests of the tests that ended in the bucket, output_tps = their output tokens / bucket width",
+}
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+        return float(x)
+    return None
+
+
+def _r(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def limits_from_settings(settings: Any) -> tuple[Thermal, str]:
+    """The run's `[thermal]` settings (run_started.settings.thermal) over the defaults."""
+    base = Thermal()
+    section = settings.get("thermal") if isinstance(settings, dict) else None
+    if not isinstance(section, dict):
+        return base, "defaults (the run did not record [thermal] settings)"
+    known = {f.name for f in dataclasses.fields(Thermal)}
+    values = {k: v for k, v in section.items() if k in known}
+    if isinstance(values.get("gpu_throttle_reasons"), list):
+        values["gpu_throttle_reasons"] = tuple(values["gpu_throttle_reasons"])
+    try:
+        return dataclasses.replace(base, **values), "run settings"
+    except (TypeError, ValueError):
+        return base, "defaults (the run's [thermal] settings could not be read)"
+
+
+class _Cell:
+    """One timeline bucket."""
+
+    __slots__ = ("sums", "counts", "maxes", "busy_s", "tokens", "over", "guard")
+
+    def __init__(self) -> None:
+        self.sums = [0.0] * len(SERIES)
+        self.counts = [0] * len(SERIES)
+        self.maxes = [-math.inf] * len(SERIES)
+        self.busy_s = 0.0
+        self.tokens = 0.0
+        self.over = False
+        self.guard = 0  # highest guard state seen (STATE_RANK)
+
+    def merge(self, o: _Cell) -> None:
+        for i in range(len(SERIES)):
+            self.sums[i] += o.sums[i]
+            self.counts[i] += o.counts[i]
+            self.maxes[i] = max(self.maxes[i], o.maxes[i])
+        self.busy_s += o.busy_s
+        self.tokens += o.tokens
+        self.over = self.over or o.over
+        self.guard = max(self.guard, o.guard)
+
+
+class Timeline:
+    """At most `cap` buckets from `origin`; when time runs past the last, neighbours merge (width x2)."""
+
+    def __init__(self, origin: float, width: float = FIRST_BUCKET_S, cap: int = BUCKETS) -> None:
+        self.origin = origin
+        self.width = width
+        self.cap = cap
+        self.cells: list[_Cell | None] = [None] * cap
+
+    def index(self, t: float) -> int:
+        i = int((t - self.origin) // self.width)
+        while i >= self.cap:
+            self._coarsen()
+            i = int((t - self.origin) // self.width)
+        return max(0, i)
+
+    def _coarsen(self) -> None:
+        cells: list[_Cell | None] = [None] * self.cap
+        for j in range(self.cap // 2):
+            a, b = self.cells[2 * j], self.cells[2 * j + 1]
+            if a is None:
+                a, b = b, None
+            if a is not None and b is not None:
+                a.merge(b)
+            cells[j] = a
+        self.cells = cells
+        self.width *= 2
+
+    def cell(self, t: float) -> _Cell:
+        i = self.index(t)
+        c = self.cells[i]
+        if c is None:
+            c = self.cells[i] = _Cell()
+        return c
+
+    def add(self, t: float, series: int, value: float) -> None:
+        c = self.cell(t)
+        c.sums[series] += value
+        c.counts[series] += 1
+        if value > c.maxes[series]:
+            c.maxes[series] = value
+
+    def add_busy(self, a: float, b: float) -> None:
+        """Spread the test span [a, b] over the buckets it covers."""
+        o = self.origin
+        if a < o:
+            a = o
+        if b <= a:
+            return
+        last = self.index(b)  # coarsens first if needed
+        w = self.width
+        if int((a - o) // w) == last:  # the usual case: one bucket
+            c = self.cells[last]
+            if c is None:
+                c = self.cells[last] = _Cell()
+            c.busy_s += b - a
+            return
+        for i in range(self.index(a), last + 1):
+            lo, hi = max(a, o + i * w), min(b, o + (i + 1) * w)
+            if hi > lo:
+                c = self.cells[i]
+                if c is None:
+                    c = self.cells[i] = _Cell()
+                c.busy_s += hi - lo
+
+    def points(self, started_t: float) -> dict[str, Any]:
+        """Per non-empty bucket: minutes since `started_t` and each series' mean (None = no reading)."""
+        out: dict[str, list[Any]] = {"minutes": [], "duty_pct": [], "output_tps": [], "over": [], "guard": []}
+        for name in SERIES:
+            out[name] = []
+        out["cpu_temp_max_c"] = []
+        out["gpu_temp_max_c"] = []
+        w = self.width
+        for i, c in enumerate(self.cells):
+            if c is None:
+                continue
+            out["minutes"].append(round((self.origin + (i + 0.5) * w - started_t) / 60, 3))
+            for k, name in enumerate(SERIES):
+                out[name].append(round(c.sums[k] / c.counts[k], 1) if c.counts[k] else None)
+            out["cpu_temp_max_c"].append(c.maxes[_CPU] if c.counts[_CPU] else None)
+            out["gpu_temp_max_c"].append(c.maxes[_GPU] if c.counts[_GPU] else None)
+            out["duty_pct"].append(round(100 * min(1.0, c.busy_s / w), 1))
+            out["output_tps"].append(round(c.tokens / w, 1))
+            out["over"].append(c.over)
+            out["guard"].append([k for k, r in STATE_RANK.items() if r == c.guard][0])
+        return {"bucket_s": w, **out}
+
+
+class _Hist:
+    """Counts of values rounded to a resolution (it doubles past HIST_KEYS distinct values)."""
+
+    __slots__ = ("res", "counts", "n", "total", "peak")
+
+    def __init__(self, res: float) -> None:
+        self.res = res
+        self.counts: dict[int, int] = {}
+        self.n = 0
+        self.total = 0.0
+        self.peak = -math.inf
+
+    def add(self, v: float) -> None:
+        self.n += 1
+        self.total += v
+        if v > self.peak:
+            self.peak = v
+        k = round(v / self.res)
+        self.counts[k] = self.counts.get(k, 0) + 1
+        if len(self.counts) > HIST_KEYS:
+            self.res *= 2
+            merged: dict[int, int] = {}
+            for key, n in self.counts.items():
+                j = round(key / 2)
+                merged[j] = merged.get(j, 0) + n
+            self.counts = merged
+
+    def describe(self) -> dict[str, Any]:
+        if not self.n:
+            return {"n": 0, "mean": None, "p95": None, "peak": None, "resolution": self.res}
+        rank = math.ceil(0.95 * self.n)  # nearest rank
+        seen = 0
+        p95 = None
+        for k in sorted(self.counts):
+            seen += self.counts[k]
+            if seen >= rank:
+                p95 = k * self.res
+                break
+        return {
+            "n": self.n,
+            "mean": _r(self.total / self.n),
+            "p95": _r(p95),
+            "peak": _r(self.peak),
+            "resolution": self.res,
+        }
+
+
+def _bounded_add(names: dict[str, Any], key: str, value: Any) -> None:
+    if key in names or len(names) < MAX_NAMES:
+        names[key] = value
+
+
+class HardwareFold:
+    """Feed events in log order through the on_* methods; `snapshot()` gives the section's data."""
+
+    def __init__(self) -> None:
+        self.limits, self.limits_source = Thermal(), "defaults (no run_started event)"
+        self.readings = 0
+        self._origin: float | None = None
+        self._started_t: float | None = None
+        self._first_reading_t: float | None = None
+        self._last_reading_t: float | None = None
+        self._last_t: float | None = None
+        self.timeline: Timeline | None = None
+        self.hists = {
+            "cpu_temp_c": _Hist(0.1),
+            "gpu_temp_c": _Hist(0.1),
+            "power_w": _Hist(0.1),
+            "fan_rpm": _Hist(1.0),
+        }
+        self.family_readings = dict.fromkeys(FAMILIES, 0)
+        self.unavailable: dict[str, str] = {}  # family -> the latest reason given
+        self.sources: dict[str, dict[str, None]] = {f: {} for f in FAMILIES}
+        self.time_known = dict.fromkeys(LIMIT_FAMILIES, 0.0)
+        self.time_over = dict.fromkeys(LIMIT_FAMILIES, 0.0)
+        self.time_any_over = 0.0
+        self.pressure_time: dict[str, float] = {}
+        self.gpu_reasons: dict[str, list[float]] = {}  # reason -> [readings, seconds]
+        self.cpu_throttle: dict[str, list[int]] = {}  # counter -> [last value, total increase]
+        self.energy_j = 0.0
+        self.energy_s = 0.0
+        self._power: deque[tuple[float, float | None]] = deque(maxlen=MAX_POWER_POINTS)
+        self._prev: tuple[float, dict[str, str], float | None, str | None, list[str]] | None = None
+        self._pending: dict[Any, list[Any]] = {}  # test_id -> [output tokens, sum gen_tps, n]
+        self.per_model: dict[str, list[float]] = {}  # key -> [joules, seconds, tokens, covered, uncovered]
+        self.busy_s = 0.0
+        self.tests = 0
+        # the guard
+        self.guard_state = OK
+        self._guard_since: float | None = None
+        self.guard_time = dict.fromkeys(STATE_RANK, 0.0)
+        self.guard_busy = dict.fromkeys(STATE_RANK, 0.0)
+        self.guard_entries = dict.fromkeys(STATE_RANK, 0)
+        self.guard_events = 0
+        self.guard_history: deque[dict[str, Any]] = deque(maxlen=MAX_HISTORY)
+        # stretches under the limits
+        self._stretch: list[float] | None = None  # [start, last judged t, busy]
+        self.longest: tuple[float, float] | None = None  # (seconds, busy seconds)
+        self.best: tuple[float, float] | None = None  # (duty, seconds) over stretches >= SUSTAIN_MIN_S
+        self.stretches = 0
+
+    # -- time ----------------------------------------------------------------------------------------
+    def _time(self, t: float) -> Timeline:
+        tl = self.timeline
+        if tl is None:
+            origin = self._origin if self._origin is not None else t
+            tl = self.timeline = Timeline(min(origin, t))
+        if self._guard_since is None:
+            self._guard_since = tl.origin
+        self._last_t = t if self._last_t is None or t > self._last_t else self._last_t
+        return tl
+
+    # -- events ---------------------------------------------------------------------------------------
+    def on_run_started(self, ev: dict[str, Any]) -> None:
+        self.limits, self.limits_source = limits_from_settings(ev.get("settings"))
+        t = _num(ev.get("t"))
+        if t is not None:
+            self._started_t = t
+            if self.timeline is None:
+                self._origin = t
+
+    def on_telemetry(self, ev: dict[str, Any]) -> None:
+        t = _num(ev.get("t"))
+        if t is None:
+            return
+        tl = self._time(t)
+        self.readings += 1
+        if self._first_reading_t is None:
+            self._first_reading_t = t
+        self._last_reading_t = t
+        self._hold_previous(t)
+        una = ev.get("unavailable")
+        if isinstance(una, dict):
+            for fam, why in una.items():
+                _bounded_add(self.unavailable, str(fam), str(why)[:200])
+        cpu, gpu = _num(ev.get("cpu_temp_c")), _num(ev.get("gpu_temp_c"))
+        power, fan = _num(ev.get("power_w")), _num(ev.get("fan_rpm"))
+        for key, idx, v in (
+            ("cpu_temp_c", _CPU, cpu),
+            ("gpu_temp_c", _GPU, gpu),
+            ("power_w", _POWER, power),
+            ("fan_rpm", _FAN, fan),
+        ):
+            if v is not None:
+                self.hists[key].add(v)
+                tl.add(t, idx, v)
+        self._families(ev, cpu is not None or gpu is not None, power is not None, fan is not None)
+        self._counters(ev)
+        verdicts = {f: v for f, (v, _) in judge(ev, self.limits).items()}
+        over = any(v in ("over", "pause") for v in verdicts.values())
+        cell = tl.cell(t)
+        cell.over = cell.over or over
+        cell.guard = max(cell.guard, STATE_RANK[self.guard_state])
+        if verdicts:
+            self._stretch_step(t, over)
+        level = pressure_level(ev.get("thermal_pressure"))
+        reasons = ev.get("gpu_throttle_reasons")
+        reasons = [str(r) for r in reasons] if isinstance(reasons, list) else []
+        for r in reasons:
+            rec = self.gpu_reasons.get(r)
+            if rec is None and len(self.gpu_reasons) < MAX_NAMES:
+                rec = self.gpu_reasons[r] = [0, 0.0]
+            if rec is not None:
+                rec[0] += 1
+        self._power.append((t, power))
+        self._prev = (
+            t,
+            verdicts,
+            power,
+            None if level is None else THERMAL_PRESSURE_LEVELS[level],
+            reasons,
+        )
+
+    def _hold_previous(self, t: float) -> None:
+        """Credit the time since the previous reading (at most MAX_GAP_S) to what it read."""
+        prev = self._prev
+        if prev is None:
+            return
+        pt, verdicts, power, pressure, reasons = prev
+        dt = min(max(0.0, t - pt), MAX_GAP_S)
+        if dt <= 0:
+            return
+        any_over = False
+        for fam, v in verdicts.items():
+            self.time_known[fam] += dt
+            if v in ("over", "pause"):
+                self.time_over[fam] += dt
+                any_over = True
+        if any_over:
+            self.time_any_over += dt
+        if power is not None:
+            self.energy_j += power * dt
+            self.energy_s += dt
+        if pressure is not None:
+            self.pressure_time[pressure] = self.pressure_time.get(pressure, 0.0) + dt
+        for r in reasons:
+            rec = self.gpu_reasons.get(r)
+            if rec is not None:
+                rec[1] += dt
+
+    def _families(self, ev: dict[str, Any], temps: bool, power: bool, fans: bool) -> None:
+        get = ev.get
+        has = {
+            "temps": temps or bool(get("temps")),
+            "fans": fans or bool(get("fans")),
+            "power": power or bool(get("power")),
+            "gpu": bool(get("gpus")),
+            "thermal_pressure": get("thermal_pressure") is not None,
+            "cpu_throttle": isinstance(get("cpu_throttle"), dict),
+        }
+        lists = {"temps": "temps", "fans": "fans", "power": "power", "gpu": "gpus"}
+        for fam, present in has.items():
+            if not present:
+                continue
+            self.family_readings[fam] += 1
+            src = self.sources[fam]
+            if len(src) >= MAX_NAMES:
+                continue
+            if fam in lists:
+                items = get(lists[fam])
+                for item in items if isinstance(items, list) else ():
+                    if isinstance(item, dict):
+                        label = str(item.get("source") or "?")
+                        name = item.get("sensor") or item.get("name")
+                        if fam in ("power", "gpu") and name:
+                            label = f"{name} ({label})"
+                        _bounded_add(src, label, None)
+                if fam == "power":  # a GPU's own power reading is summed into power_w too
+                    for g in get("gpus") or ():
+                        if isinstance(g, dict) and g.get("power_w") is not None:
+                            _bounded_add(src, f"{g.get('name') or 'gpu'} ({g.get('source') or '?'})", None)
+            elif fam == "thermal_pressure":
+                _bounded_add(src, str(get("thermal_pressure_source") or "?"), None)
+            else:
+                _bounded_add(src, str(get("cpu_throttle", {}).get("source") or "?"), None)
+
+    def _counters(self, ev: dict[str, Any]) -> None:
+        ct = ev.get("cpu_throttle")
+        if not isinstance(ct, dict):
+            return
+        for name in ("core_events", "package_events"):
+            v = ct.get(name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                continue
+            rec = self.cpu_throttle.get(name)
+            if rec is None:
+                self.cpu_throttle[name] = [v, 0]
+            else:
+                rec[1] += v - rec[0] if v >= rec[0] else v  # a smaller value: the counter restarted
+                rec[0] = v
+
+    def _stretch_step(self, t: float, over: bool) -> None:
+        s = self._stretch
+        if s is not None and (over or t - s[1] > MAX_GAP_S):
+            end = t if over else s[1] + MAX_GAP_S  # a gap in the readings ends the stretch too
+            self._close_stretch(s[0], end, s[2])
+            s = self._stretch = None
+        if over:
+            return
+        if s is None:
+            self._stretch = [t, t, 0.0]
+        else:
+            s[1] = t
+
+    def _close_stretch(self, start: float, end: float, busy: float) -> None:
+        length = end - start
+        if length <= 0:
+            return
+        self.stretches += 1
+        if self.longest is None or length > self.longest[0]:
+            self.longest = (length, busy)
+        if length >= SUSTAIN_MIN_S:
+            duty = min(1.0, busy / length)
+            if self.best is None or duty > self.best[0]:
+                self.best = (duty, length)
+
+    def on_request(self, test_id: Any, output_tokens: Any, stream_tps: Any) -> None:
+        """A successful request (the aggregate passes what it already read): its output tokens and,
+        when streamed, its tokens/s, kept with its test until the test ends.
+
+        This runs for most events of a log, so it only adds to its test's record; the timeline
+        and the energy figures are updated once per test, in on_result.
+        """
+        rec = self._pending.get(test_id)
+        if rec is None:
+            pending = self._pending
+            if len(pending) >= MAX_PENDING:
+                pending.pop(next(iter(pending)))  # a test that never reported a result
+            rec = pending[test_id] = [0.0, 0.0, 0]
+        if output_tokens is not None:
+            rec[0] += output_tokens
+        if stream_tps is not None:
+            rec[1] += stream_tps
+            rec[2] += 1
+
+    def on_result(self, ev: dict[str, Any]) -> None:
+        """A test ended: its span is busy time, its energy and tokens go to its model (once per test,
+        so written for speed: a log has about one result per two requests)."""
+        get = ev.get
+        pending = self._pending.pop(get("test_id"), None)
+        try:
+            t = float(get("t"))
+            span = float(get("duration_ms")) / 1000.0
+        except (TypeError, ValueError):
+            return
+        if not (0.0 <= span < 1e7 and -1e12 < t < 1e12):  # also NaN and infinities
+            return
+        tl = self.timeline if self.timeline is not None and self._last_t is not None else self._time(t)
+        if t > self._last_t:  # type: ignore[operator]
+            self._last_t = t
+        i = tl.index(t)
+        cell = tl.cells[i]
+        if cell is None:
+            cell = tl.cells[i] = _Cell()
+        tokens = 0.0
+        if pending is not None:
+            tokens, tps_sum, tps_n = pending
+            cell.tokens += tokens
+            cell.sums[_TPS] += tps_sum
+            cell.counts[_TPS] += tps_n
+        a = t - span
+        if a >= tl.origin + i * tl.width:  # the usual case: the test fits in its end's bucket
+            cell.busy_s += span
+        else:
+            tl.add_busy(a, t)
+        self.tests += 1
+        self.busy_s += span
+        self.guard_busy[self.guard_state] += span
+        s = self._stretch
+        if s is not None:
+            s[2] += max(0.0, t - max(a, s[0]))
+        key = get("key") or f"{get('provider')}/{get('model')}"
+        rec = self.per_model.get(key)
+        if rec is None:
+            if len(self.per_model) >= MAX_MODELS:
+                return
+            rec = self.per_model[key] = [0.0, 0.0, 0.0, 0, 0]
+        if self._power and span > 0:
+            joules, covered = self._energy(a, t)
+            if covered >= span * 0.999:
+                rec[0] += joules
+                rec[1] += span
+                rec[2] += tokens
+                rec[3] += 1
+                return
+        rec[4] += 1
+
+    def _energy(self, a: float, b: float) -> tuple[float, float]:
+        """(joules, seconds covered) of power_w over [a, b], each reading held up to MAX_GAP_S."""
+        pts: list[tuple[float, float | None]] = []
+        for pt, w in reversed(self._power):
+            if pt >= b:
+                continue
+            pts.append((pt, w))
+            if pt <= a:
+                break
+        pts.reverse()
+        joules = covered = 0.0
+        for i, (pt, w) in enumerate(pts):
+            if w is None:
+                continue
+            nxt = pts[i + 1][0] if i + 1 < len(pts) else b
+            lo, hi = max(pt, a), min(nxt, b, pt + MAX_GAP_S)
+            if hi > lo:
+                joules += w * (hi - lo)
+                covered += hi - lo
+        return joules, covered
+
+    def on_guard(self, ev: dict[str, Any]) -> None:
+        t = _num(ev.get("t"))
+        state = ev.get("state")
+        if t is None or state not in STATE_RANK:
+            return
+        tl = self._time(t)
+        since = self._guard_since if self._guard_since is not None else t
+        self.guard_time[self.guard_state] += max(0.0, t - since)
+        self._guard_since = t
+        self.guard_state = state
+        self.guard_events += 1
+        self.guard_entries[state] += 1
+        cell = tl.cell(t)
+        cell.guard = max(cell.guard, STATE_RANK[state])
+        self.guard_history.append(
+            {
+                "t": t,
+                "state": state,
+                "previous": ev.get("previous"),
+                "cap_pct": ev.get("cap_pct"),
+                "reason": str(ev.get("reason") or "")[:200],
+            }
+        )
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def snapshot(self, end_t: float | None = None) -> dict[str, Any]:
+        """The section's data (JSON-able); `end_t` is the run's end (the last event by default)."""
+        end = end_t if end_t is not None else self._last_t
+        started = self._started_t if self._started_t is not None else self._origin
+        if started is None and self.timeline is not None:
+            started = self.timeline.origin
+        guard_time = dict(self.guard_time)
+        if self._guard_since is not None and end is not None:
+            guard_time[self.guard_state] += max(0.0, end - self._guard_since)
+        run_s = (end - started) if end is not None and started is not None else None
+        families = {}
+        for fam in FAMILIES:
+            n = self.family_readings[fam]
+            families[fam] = {
+                "readings": n,
+                "sources": list(self.sources[fam]),
+                "unavailable": self.unavailable.get(fam),
+            }
+        lim = self.limits
+        temps = {}
+        for fam, key, limit in (
+            ("cpu", "cpu_temp_c", lim.cpu_temp_limit_c),
+            ("gpu", "gpu_temp_c", lim.gpu_temp_limit_c),
+        ):
+            temps[fam] = {
+                **self.hists[key].describe(),
+                "limit_c": limit,
+                "time_over_s": _r(self.time_over[fam]),
+                "time_known_s": _r(self.time_known[fam]),
+            }
+        models = {
+            key: {
+                "energy_j": _r(j),
+                "energy_wh": _r(j / 3600, 3),
+                "seconds": _r(s),
+                "output_tokens": int(tok),
+                "j_per_token": _r(j / tok, 3) if tok > 0 else None,
+                "mean_power_w": _r(j / s) if s > 0 else None,
+                "tests_with_power": int(cov),
+                "tests_without_power": int(unc),
+            }
+            for key, (j, s, tok, cov, unc) in self.per_model.items()
+        }
+        stretch = self._stretch
+        longest, best, stretches = self.longest, self.best, self.stretches
+        if stretch is not None:  # the stretch still open at the end of the log
+            length = stretch[1] - stretch[0]
+            if length > 0:
+                stretches += 1
+                if longest is None or length > longest[0]:
+                    longest = (length, stretch[2])
+                if length >= SUSTAIN_MIN_S and (best is None or stretch[2] / length > best[0]):
+                    best = (min(1.0, stretch[2] / length), length)
+        intervened = self.guard_entries["reduced"] + self.guard_entries["paused"] > 0
+        known = any(v > 0 for v in self.time_known.values()) or any(
+            self.family_readings[f] for f in ("temps", "thermal_pressure")
+        )
+        return {
+            "readings": self.readings,
+            "first_reading_t": self._first_reading_t,
+            "last_reading_t": self._last_reading_t,
+            "mean_interval_s": _r((self._last_reading_t - self._first_reading_t) / (self.readings - 1), 2)
+            if self.readings > 1
+            else None,
+            "families": families,
+            "limits": {**dataclasses.asdict(lim), "gpu_throttle_reasons": list(lim.gpu_throttle_reasons)},
+            "limits_source": self.limits_source,
+            "temperatures": temps,
+            "power_w": self.hists["power_w"].describe(),
+            "fan_rpm": self.hists["fan_rpm"].describe(),
+            "over_limits": {
+                "time_over_s": {f: _r(v) for f, v in self.time_over.items()},
+                "time_known_s": {f: _r(v) for f, v in self.time_known.items()},
+                "time_any_over_s": _r(self.time_any_over),
+            },
+            "thermal_pressure": {
+                "time_s": {
+                    k: _r(v)
+                    for k, v in sorted(
+                        self.pressure_time.items(), key=lambda kv: THERMAL_PRESSURE_LEVELS.index(kv[0])
+                    )
+                },
+                "limit": lim.pressure_limit,
+            },
+            "gpu_throttle": {
+                r: {"readings": int(n), "time_s": _r(s), "thermal": r in lim.gpu_throttle_reasons}
+                for r, (n, s) in sorted(self.gpu_reasons.items())
+            },
+            "cpu_throttle": {name: total for name, (_, total) in self.cpu_throttle.items()} or None,
+            "guard": {
+                "enabled": lim.enabled,
+                "intervened": intervened,
+                "changes": self.guard_events,
+                "entries": dict(self.guard_entries),
+                "time_s": {k: _r(v) for k, v in guard_time.items()},
+                "duty_pct": {
+                    k: _r(100 * self.guard_busy[k] / guard_time[k]) if guard_time[k] > 0 else None
+                    for k in STATE_RANK
+                },
+                "state_at_end": self.guard_state,
+                "history": list(self.guard_history),
+            },
+            "energy": {
+                "total_j": _r(self.energy_j) if self.energy_s > 0 else None,
+                "covered_s": _r(self.energy_s),
+                "mean_power_w": _r(self.energy_j / self.energy_s) if self.energy_s > 0 else None,
+                "per_model": models,
+            },
+            "sustained": {
+                "readings_known": bool(known),
+                "exceeded": self.time_any_over > 0 or intervened,
+                "run_s": _r(run_s),
+                "busy_s": _r(self.busy_s),
+                "run_duty_pct": _r(100 * self.busy_s / run_s) if run_s else None,
+                "stretches": stretches,
+                "longest_s": _r(longest[0]) if longest else None,
+                "longest_duty_pct": _r(100 * min(1.0, longest[1] / longest[0])) if longest else None,
+                "best_duty_pct": _r(100 * best[0]) if best else None,
+                "best_s": _r(best[1]) if best else None,
+                "min_stretch_s": SUSTAIN_MIN_S,
+            },
+            "series": self.timeline.points(started if started is not None else self.timeline.origin)
+            if self.timeline is not None
+            else None,
+            "methods": dict(METHODS),
+        }
+
+
+__all__ = [
+    "BUCKETS",
+    "MAX_GAP_S",
+    "METHODS",
+    "SUSTAIN_MIN_S",
+    "HardwareFold",
+    "Timeline",
+    "limits_from_settings",
+]
