@@ -32,6 +32,10 @@ PANE_IDS = ("rotation", "scenarios", "throughput", "thermal", "toolcalls", "erro
 
 
 class DashboardScreen(Screen):
+    # Nothing is focused until `e`: a focused error log renders every held error and scrolls, which
+    # a glance at the dashboard does not need (and which costs the viewer CPU on every new error).
+    AUTO_FOCUS = ""
+
     def __init__(self) -> None:
         super().__init__()
         self._panes: list[Redraws] = []

@@ -87,4 +87,5 @@ class ErrorLog(Redraws, VerticalScroll):
                 self._fixed = height
                 body.styles.height = height
             body.update(text, layout=False)
-        self.scroll_home(animate=False)
+        if self.scroll_y:
+            self.scroll_home(animate=False)

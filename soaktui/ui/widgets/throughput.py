@@ -48,6 +48,11 @@ class CachedPlot(PlotextPlot):
 
     _built: tuple[tuple[object, ...], object] | None = None
 
+    def on_mount(self) -> None:
+        # No plotext canvas colours: the pane's own background and text colour show through, and
+        # the plot is a third cheaper to turn into screen lines (fewer styled segments).
+        self.theme = "clear"
+
     def rebuild(self) -> None:
         self._built = None
         self.refresh()
