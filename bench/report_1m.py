@@ -161,7 +161,10 @@ def _request(
     return ok, fields
 
 
-def generate(path: Path, n_requests: int, seed: int = 1) -> int:
+def generate(path: Path, n_requests: int, seed: int = 1, sensors: bool = False) -> int:
+    """Write the log; `sensors`: a telemetry event with temperature, power and fan readings every
+    2 s of log time (a machine with sensors; this one has none, so its real logs carry no such
+    readings and the report's hardware fold has nothing to fold)."""
     rng = random.Random(seed)
     models = [(p, m, (tps, ttft)) for p, ms in PROVIDERS.items() for m, tps, ttft in ms]
     names = [s for s, _ in SCENARIOS]
@@ -210,7 +213,18 @@ def generate(path: Path, n_requests: int, seed: int = 1) -> int:
         )
         done = 0
         test_id = 0
+        last_reading = g.t
         while done < n_requests:
+            if sensors and g.t - last_reading >= 2.0:
+                last_reading = g.t
+                g.emit(
+                    "telemetry",
+                    source="psutil",
+                    cpu_pct=round(rng.uniform(20, 90), 1),
+                    cpu_temp_c=round(rng.uniform(55, 92), 1),
+                    power_w=round(rng.uniform(40, 180), 1),
+                    fan_rpm=rng.randint(1200, 4200),
+                )
             provider, model, base = models[(test_id // 8) % len(models)]
             test_id += 1
             scenario = rng.choices(names, weights)[0]
@@ -350,10 +364,15 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=None, help="run directory to use (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated run directory")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing events.jsonl in --dir")
+    ap.add_argument(
+        "--sensors",
+        action="store_true",
+        help="add telemetry events with temperature, power and fan readings every 2 s of log time",
+    )
     ap.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate_only:
-        n = generate(args.generate_only, args.requests)
+        n = generate(args.generate_only, args.requests, sensors=args.sensors)
         print(f"{n} request events")
         return 0
     run_dir = args.dir or Path(tempfile.mkdtemp(prefix="soaktui-bench-report-"))
@@ -362,7 +381,8 @@ def main() -> int:
     try:
         if not (args.reuse and log.exists()):
             # In a child too, so this process stays small (Linux carries ru_maxrss across exec).
-            _, gen_wall, _ = _child([__file__, "--generate-only", str(log), "--requests", str(args.requests)])
+            gen = [__file__, "--generate-only", str(log), "--requests", str(args.requests)]
+            _, gen_wall, _ = _child(gen + (["--sensors"] if args.sensors else []))
             print(f"generated {log.stat().st_size / 1e6:,.0f} MB of events in {gen_wall:.1f} s")
         out, rep_wall, rep_rss = _child(["-c", CHILD_REPORT, str(run_dir)])
         rep = json.loads(out)

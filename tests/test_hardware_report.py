@@ -207,8 +207,8 @@ def test_a_machine_without_sensors_says_what_was_unavailable_and_why(tmp_path):
     hw = snap["hardware"]
     assert all(hw["families"][f]["unavailable"] == NO_SENSORS[f] for f in ("temps", "fans", "power", "gpu"))
     assert hw["temperatures"]["cpu"]["peak"] is None and hw["power_w"]["n"] == 0
-    assert hw["energy"]["total_j"] is None and hw["energy"]["per_model"]["p/m"]["j_per_token"] is None
-    assert hw["energy"]["per_model"]["p/m"]["tests_without_power"] == 30
+    # no hardware reading ever: tests are not folded against readings that do not exist
+    assert hw["energy"]["total_j"] is None and hw["energy"]["per_model"] == {}
     assert not hw["sustained"]["readings_known"] and not hw["sustained"]["exceeded"]
     md = write_report_files(tmp_path / "run", snap)[0].read_text()
     section = md[md.index("## Hardware") :]

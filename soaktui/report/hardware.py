@@ -258,6 +258,10 @@ class HardwareFold:
     def __init__(self) -> None:
         self.limits, self.limits_source = Thermal(), "defaults (no run_started event)"
         self.readings = 0
+        # Tests are folded (busy time, tokens, energy) only from the first hardware reading on: with
+        # no temperature, power, fan or pressure reading there is nothing to set them against, and
+        # skipping them keeps the report of a sensorless machine's long log fast.
+        self.sensing = False
         self._origin: float | None = None
         self._started_t: float | None = None
         self._first_reading_t: float | None = None
@@ -337,6 +341,15 @@ class HardwareFold:
                 _bounded_add(self.unavailable, str(fam), str(why)[:200])
         cpu, gpu = _num(ev.get("cpu_temp_c")), _num(ev.get("gpu_temp_c"))
         power, fan = _num(ev.get("power_w")), _num(ev.get("fan_rpm"))
+        if not self.sensing and (
+            cpu is not None
+            or gpu is not None
+            or power is not None
+            or fan is not None
+            or ev.get("thermal_pressure") is not None
+            or ev.get("gpu_throttle_reasons")
+        ):
+            self.sensing = True
         for key, idx, v in (
             ("cpu_temp_c", _CPU, cpu),
             ("gpu_temp_c", _GPU, gpu),
@@ -483,6 +496,8 @@ class HardwareFold:
         This runs for most events of a log, so it only adds to its test's record; the timeline
         and the energy figures are updated once per test, in on_result.
         """
+        if not self.sensing:
+            return
         rec = self._pending.get(test_id)
         if rec is None:
             pending = self._pending
@@ -498,6 +513,8 @@ class HardwareFold:
     def on_result(self, ev: dict[str, Any]) -> None:
         """A test ended: its span is busy time, its energy and tokens go to its model (once per test,
         so written for speed: a log has about one result per two requests)."""
+        if not self.sensing:
+            return
         get = ev.get
         pending = self._pending.pop(get("test_id"), None)
         try:
