@@ -38,6 +38,10 @@ class ProgressPrinter:
         elif kind in (ev.THROTTLE_CHANGED, ev.PAUSED, ev.RESUMED, ev.QUIET_HOURS_CHANGED):
             detail = {k: e[k] for k in ("pct", "effective_pct", "enabled", "source") if k in e}
             self._line(f"{kind} {detail}")
+        elif kind == ev.THERMAL_GUARD:
+            cap = e.get("cap_pct")
+            pace = "" if cap is None else f", duty capped at {cap}%"
+            self._line(f"thermal guard: {e.get('previous')} -> {e.get('state')} ({e.get('reason')}{pace})")
 
     def close(self) -> None:
         pass

@@ -373,3 +373,24 @@ def test_guard_off_never_decides(sim, tmp_path):
     )
     assert not [e for e in events if e["kind"] == "thermal_guard"]
     assert {e["thermal_state"] for e in events if e["kind"] == "status"} == {"off"}
+
+
+def test_guard_changes_reach_the_text_logs_and_the_headless_output(tmp_path):
+    import io
+
+    from soaktui.headless import ProgressPrinter
+    from soaktui.store.textlogs import TextLogSink
+
+    e = {
+        "v": 1, "kind": "thermal_guard", "run_id": "r", "seq": 9, "t": 1_767_225_600.0, "mono_ns": 1,
+        "state": "reduced", "previous": "ok", "cap_pct": 50, "duty_pct": 50,
+        "reason": "cpu 93.0°C > limit 90°C", "reading": {"cpu_temp_c": 93.0},
+    }  # fmt: skip
+    sink = TextLogSink(tmp_path)
+    sink.handle(e)
+    sink.close()
+    text = (tmp_path / "integration_events.log").read_text()
+    assert "state=reduced" in text and "cap_pct=50" in text and "cpu 93.0°C > limit 90°C" in text
+    out = io.StringIO()
+    ProgressPrinter(out).handle(e)
+    assert out.getvalue() == "thermal guard: ok -> reduced (cpu 93.0°C > limit 90°C, duty capped at 50%)\n"

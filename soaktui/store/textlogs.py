@@ -124,6 +124,7 @@ class TextLogSink:
             ev.RESUMED,
             ev.MODEL_SKIPPED,
             ev.COMMAND,
+            ev.THERMAL_GUARD,
         ):
             fields = {k: v for k, v in event.items() if k not in ("v", "run_id", "seq", "t", "mono_ns")}
             self._write("integration_events.log", event["t"], " ".join(f"{k}={v}" for k, v in fields.items()))
