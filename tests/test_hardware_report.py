@@ -209,6 +209,7 @@ def test_a_machine_without_sensors_says_what_was_unavailable_and_why(tmp_path):
     assert hw["temperatures"]["cpu"]["peak"] is None and hw["power_w"]["n"] == 0
     # no hardware reading ever: tests are not folded against readings that do not exist
     assert hw["energy"]["total_j"] is None and hw["energy"]["per_model"] == {}
+    assert set(hw["guard"]["duty_pct"].values()) == {None}  # unknown, not 0%
     assert not hw["sustained"]["readings_known"] and not hw["sustained"]["exceeded"]
     md = write_report_files(tmp_path / "run", snap)[0].read_text()
     section = md[md.index("## Hardware") :]

@@ -705,8 +705,10 @@ class HardwareFold:
                 "changes": self.guard_events,
                 "entries": dict(self.guard_entries),
                 "time_s": {k: _r(v) for k, v in guard_time.items()},
-                "duty_pct": {
-                    k: _r(100 * self.guard_busy[k] / guard_time[k]) if guard_time[k] > 0 else None
+                "duty_pct": {  # tests are folded only once a hardware reading exists (see sensing)
+                    k: _r(100 * self.guard_busy[k] / guard_time[k])
+                    if guard_time[k] > 0 and self.sensing
+                    else None
                     for k in STATE_RANK
                 },
                 "state_at_end": self.guard_state,
@@ -722,8 +724,8 @@ class HardwareFold:
                 "readings_known": bool(known),
                 "exceeded": self.time_any_over > 0 or intervened,
                 "run_s": _r(run_s),
-                "busy_s": _r(self.busy_s),
-                "run_duty_pct": _r(100 * self.busy_s / run_s) if run_s else None,
+                "busy_s": _r(self.busy_s) if self.sensing else None,
+                "run_duty_pct": _r(100 * self.busy_s / run_s) if run_s and self.sensing else None,
                 "stretches": stretches,
                 "longest_s": _r(longest[0]) if longest else None,
                 "longest_duty_pct": _r(100 * min(1.0, longest[1] / longest[0])) if longest else None,
