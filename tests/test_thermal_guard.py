@@ -17,7 +17,7 @@ import pytest
 from soaktui.config import Thermal, load_settings
 from soaktui.engine.launch import find_models
 from soaktui.engine.runner import Engine
-from soaktui.engine.thermal_guard import OK, PAUSED, REDUCED, ThermalGuard
+from soaktui.engine.thermal_guard import OK, PAUSED, REDUCED, ThermalGuard, judge
 from soaktui.engine.throttle import Throttle
 from soaktui.events import EventBus
 from soaktui.providers.client import ChatClient
@@ -394,3 +394,13 @@ def test_guard_changes_reach_the_text_logs_and_the_headless_output(tmp_path):
     out = io.StringIO()
     ProgressPrinter(out).handle(e)
     assert out.getvalue() == "thermal guard: ok -> reduced (cpu 93.0°C > limit 90°C, duty capped at 50%)\n"
+
+
+def test_judge_without_explanations_gives_the_same_verdicts():
+    limits = Thermal()
+    for tenth in range(500, 1100):
+        reading = {"cpu_temp_c": tenth / 10, "gpu_temp_c": (tenth - 100) / 10}
+        full = judge(reading, limits)
+        quick = judge(reading, limits, explain=False)
+        assert {f: v for f, (v, _) in full.items()} == {f: v for f, (v, _) in quick.items()}
+        assert all(why for _, why in full.values()) and not any(why for _, why in quick.values())

@@ -49,13 +49,18 @@ def pressure_level(x: Any) -> int | None:
 
 
 def judge(
-    reading: Mapping[str, Any], limits: Thermal, thermal_reasons: frozenset[str] | None = None
+    reading: Mapping[str, Any],
+    limits: Thermal,
+    thermal_reasons: frozenset[str] | None = None,
+    *,
+    explain: bool = True,
 ) -> dict[str, tuple[str, str]]:
     """{family: (verdict, why)} for each family of `limits` the reading has (cpu, gpu, pressure,
     gpu_throttle); the report uses it too, so "over a limit" means the same in both.
 
     verdict: "pause" (far over), "over" (over the limit), "band" (under the limit but inside the
-    hysteresis band), "clear" (under limit - hysteresis).
+    hysteresis band), "clear" (under limit - hysteresis). `explain=False` (the report, once per
+    reading of a long log) leaves the temperature `why` texts empty.
     """
     out: dict[str, tuple[str, str]] = {}
     for family, key, limit in (
@@ -67,6 +72,12 @@ def judge(
             continue
         pause_at = limit + limits.pause_margin_c
         back_at = limit - limits.hysteresis_c
+        if not explain:
+            out[family] = (
+                "pause" if c >= pause_at else "over" if c > limit else "band" if c >= back_at else "clear",
+                "",
+            )
+            continue
         if c >= pause_at:
             why = f"{family} {c:.1f}°C >= {pause_at:g}°C (limit {limit:g} + {limits.pause_margin_c:g})"
             out[family] = ("pause", why)

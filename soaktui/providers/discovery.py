@@ -98,7 +98,9 @@ class _Answer:
         return self.problem is None
 
 
-def _connect_problem(exc: BaseException) -> str:
+def connect_problem(exc: BaseException) -> str:
+    """A short reason for a failed connection (refused, unresolvable host, ...); the telemetry
+    readers of server metrics say it the same way discovery does."""
     cause: BaseException | None = exc
     for _ in range(8):  # the exception chain, bounded
         if cause is None:
@@ -135,7 +137,7 @@ class _Probe:
             what = "no connection" if isinstance(exc, httpx.ConnectTimeout) else "no answer"
             return _Answer(path, problem=f"{what} within {self.timeout_s:g} s", fatal=True)
         except httpx.ConnectError as exc:
-            return _Answer(path, problem=_connect_problem(exc), fatal=True)
+            return _Answer(path, problem=connect_problem(exc), fatal=True)
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             text = (str(exc) or type(exc).__name__).splitlines()[0][:120]
             return _Answer(path, problem=f"no valid HTTP answer ({text})", fatal=True)
@@ -144,7 +146,7 @@ class _Probe:
         except httpx.HTTPError as exc:
             return _Answer(path, problem=f"{type(exc).__name__}: {exc}", fatal=True)
         except OSError as exc:
-            return _Answer(path, problem=_connect_problem(exc), fatal=True)
+            return _Answer(path, problem=connect_problem(exc), fatal=True)
 
     async def _exchange(self, method: str, path: str, payload: dict[str, Any] | None) -> _Answer:
         url = self.root + path

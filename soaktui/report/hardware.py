@@ -361,7 +361,7 @@ class HardwareFold:
                 tl.add(t, idx, v)
         self._families(ev, cpu is not None or gpu is not None, power is not None, fan is not None)
         self._counters(ev)
-        verdicts = {f: v for f, (v, _) in judge(ev, self.limits).items()}
+        verdicts = {f: v for f, (v, _) in judge(ev, self.limits, explain=False).items()}
         over = any(v in ("over", "pause") for v in verdicts.values())
         cell = tl.cell(t)
         cell.over = cell.over or over

@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 from soaktui.providers import native
-from soaktui.providers.discovery import _connect_problem
+from soaktui.providers.discovery import connect_problem
 from soaktui.providers.types import LLAMACPP, LMSTUDIO, OLLAMA, VLLM, Provider, is_loopback
 from soaktui.telemetry import prometheus
 
@@ -64,7 +64,7 @@ class ServerReader:
         except httpx.TimeoutException as exc:
             raise Unanswered(f"{path}: no answer within {self.timeout_s:g} s") from exc
         except (httpx.ConnectError, OSError) as exc:
-            raise Unanswered(f"{path}: {_connect_problem(exc)}") from exc
+            raise Unanswered(f"{path}: {connect_problem(exc)}") from exc
         except httpx.HTTPError as exc:
             raise Unanswered(f"{path}: {type(exc).__name__}: {str(exc)[:100]}") from exc
         if r.status_code in (401, 403):
