@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
-from soaktui.datafiles import json_objects, require
+from soaktui.datafiles import require, unique_entries
 from soaktui.errors import SetupError
 from soaktui.locations import package_data_dir
 
@@ -73,18 +74,13 @@ def load_tasks(dirs: list[Path] | None = None) -> list[SchemaTask]:
     """Every task in `dirs` (default: the shipped prompts/structured); ids unique across them."""
     if dirs is None:
         dirs = [package_data_dir("prompts") / SUBDIR]
-    tasks: list[SchemaTask] = []
-    seen: dict[str, str] = {}
-    for d in dirs:
-        if not Path(d).is_dir():
-            raise SetupError(f"structured-output task directory {d} does not exist")
-    files = [f for d in dirs for f in sorted(Path(d).glob("*.jsonl"))]
-    for where, obj in json_objects(files):
-        task = _parse(obj, where)
-        if task.id in seen:
-            raise SetupError(f"{where}: task id {task.id!r} already defined in {seen[task.id]}")
-        seen[task.id] = where
-        tasks.append(task)
+    tasks = unique_entries(dirs, _parse, "task")
     if not tasks:
         raise SetupError(f"no structured-output tasks in {', '.join(str(d) for d in dirs)}")
     return tasks
+
+
+@lru_cache(maxsize=1)
+def shipped_tasks() -> tuple[SchemaTask, ...]:
+    """The tasks soaktui ships, loaded and their schemas checked once per process."""
+    return tuple(load_tasks())

@@ -27,7 +27,7 @@ from soaktui.providers.result import RequestResult
 from soaktui.providers.types import OLLAMA, Provider
 from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext
 from soaktui.scenarios.json_answer import REQUEST_FAILED, clip, grade
-from soaktui.scenarios.schema_tasks import SchemaTask, load_tasks
+from soaktui.scenarios.schema_tasks import SchemaTask, shipped_tasks
 
 JSON_SCHEMA = "json_schema"  # mode: the server is given the schema
 INSTRUCTION = "instruction"  # mode: the schema is in the prompt
@@ -98,7 +98,7 @@ class StructuredOutput(Scenario):
     success_rule = "the answer holds JSON that validates against the task's JSON Schema"
 
     def __init__(self, tasks: list[SchemaTask] | None = None) -> None:
-        self.tasks = tasks if tasks is not None else load_tasks()
+        self.tasks = tasks if tasks is not None else list(shipped_tasks())
 
     def max_tokens(self, ctx: ScenarioContext) -> int:
         limit = ctx.settings.thresholds.structured_max_tokens
