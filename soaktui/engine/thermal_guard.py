@@ -154,9 +154,6 @@ class ThermalGuard:
     def paused(self) -> bool:
         return self.state == PAUSED
 
-    def held_s(self) -> float:
-        return self._clock() - self._since
-
     # -- deciding -----------------------------------------------------------------------------------
     def update(self, reading: Mapping[str, Any] | None) -> Change | None:
         """Consider one reading; returns the Change when the state changed, else None."""

@@ -257,6 +257,7 @@ class HardwareFold:
 
     def __init__(self) -> None:
         self.limits, self.limits_source = Thermal(), "defaults (no run_started event)"
+        self._thermal_reasons = frozenset(self.limits.gpu_throttle_reasons)
         self.readings = 0
         # Tests are folded (busy time, tokens, energy) only from the first hardware reading on: with
         # no temperature, power, fan or pressure reading there is nothing to set them against, and
@@ -319,6 +320,7 @@ class HardwareFold:
     # -- events ---------------------------------------------------------------------------------------
     def on_run_started(self, ev: dict[str, Any]) -> None:
         self.limits, self.limits_source = limits_from_settings(ev.get("settings"))
+        self._thermal_reasons = frozenset(self.limits.gpu_throttle_reasons)
         t = _num(ev.get("t"))
         if t is not None:
             self._started_t = t
@@ -361,7 +363,7 @@ class HardwareFold:
                 tl.add(t, idx, v)
         self._families(ev, cpu is not None or gpu is not None, power is not None, fan is not None)
         self._counters(ev)
-        verdicts = {f: v for f, (v, _) in judge(ev, self.limits, explain=False).items()}
+        verdicts = {f: v for f, (v, _) in judge(ev, self.limits, self._thermal_reasons, explain=False).items()}
         over = any(v in ("over", "pause") for v in verdicts.values())
         cell = tl.cell(t)
         cell.over = cell.over or over
