@@ -43,6 +43,12 @@ def _add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", action="append", metavar="PATTERNS", help="leave out models matching")
     p.add_argument("--max-size-gb", metavar="GB", help="skip models larger than this (default 15)")
     p.add_argument(
+        "--include-cloud",
+        action="store_true",
+        default=None,
+        help="also test cloud models a local server lists (Ollama *-cloud; they run remotely)",
+    )
+    p.add_argument(
         "--config", type=Path, metavar="PATH", help="config file (default: the platform config dir)"
     )
 
@@ -82,6 +88,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for flag, key in (
         ("api_key", "api_key"),
         ("max_size_gb", "max_size_gb"),
+        ("include_cloud", "include_cloud"),
         ("duration", "duration"),
         ("out", "out"),
         ("seed", "seed"),

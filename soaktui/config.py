@@ -134,6 +134,7 @@ class Thresholds:
     stream_max_tokens: int = 512
     structured_max_tokens: int = 1024
     tool_max_tokens: int = 1024
+    stall_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ class Settings:
     exclude: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = ()  # empty = every registered scenario
     max_size_gb: float = 15.0
+    include_cloud: bool = False
     concurrency: tuple[int, ...] = (2, 4, 8)
     out: Path | None = None
     prompt_dirs: tuple[Path, ...] = ()
@@ -496,7 +498,7 @@ _KEY_LIST: list[Key] = [
         _list_check(_url_item, "http(s) URLs"),
         _text_list(),
         "OpenAI-compatible endpoints to test. Leave it out to probe the default ports "
-        "(LM Studio 1234, Ollama 11434, llama.cpp 8080, vLLM 8000).",
+        "(LM Studio 1234, Ollama 11434, llama.cpp 8080 and 9931, vLLM 8000).",
         '["http://192.168.1.20:11434"]',
         optional=True,
     ),
@@ -544,6 +546,13 @@ _KEY_LIST: list[Key] = [
         _text_float,
         "Skip models larger than this (GB on disk, or estimated from parameters x quantization).",
         "15",
+    ),
+    Key(
+        "include_cloud",
+        _bool_check,
+        _text_bool,
+        "Also test cloud models a local server lists (Ollama *-cloud: they run remotely, not on this machine).",
+        "false",
     ),
     Key(
         "concurrency",
@@ -642,6 +651,13 @@ _KEY_LIST += [
         _text_int,
         "max_tokens of each tool-calling request (reasoning models need room to think first).",
         "1024",
+    ),
+    Key(
+        "thresholds.stall_s",
+        _SECONDS,
+        _same,
+        "A stream silent this long between two tokens has stalled: its test fails (error class stalled).",
+        '"5s"',
     ),
     Key("output.summary_interval", _SECONDS, _same, "How often test_summary.json is rewritten.", '"5m"'),
     Key("output.status_interval", _SECONDS, _same, "How often a status event is written.", '"60s"'),

@@ -20,6 +20,8 @@ EMPTY_RESPONSE = "empty_response"  # a 2xx answer without any content or tool ca
 CANCELLED = "cancelled"  # we cancelled it (stop, skip, grace period over)
 BAD_RESPONSE = "bad_response"  # a 2xx non-stream body that is not the expected JSON
 CHECK_FAILED = "check_failed"  # the request worked but the scenario's success rule did not hold
+PROMPT_TRUNCATED = "prompt_truncated"  # HTTP 200, but the server counted far fewer prompt tokens than sent
+STALLED = "stalled"  # the stream went silent for stall_s or longer between tokens, even if it finished
 OTHER = "other"
 
 ALL = (
@@ -36,6 +38,8 @@ ALL = (
     CANCELLED,
     BAD_RESPONSE,
     CHECK_FAILED,
+    PROMPT_TRUNCATED,
+    STALLED,
     OTHER,
 )
 

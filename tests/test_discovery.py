@@ -254,7 +254,8 @@ def test_parse_ollama_payloads():
         "nomic-embed-text:latest": payload("ollama_api_show_nomic-embed-text_latest.json"),
         "mixtral:8x7b": payload("ollama_api_show_mixtral_8x7b.json"),
     }
-    models = {m.id: m for m in native.parse_ollama(tags, "ollama@h:2", shows, payload("ollama_api_ps.json"))}
+    ps = payload("ollama_api_ps.json")
+    models = {m.id: m for m in native.parse_ollama(tags, "ollama@h:2", shows, ps, "0.12.6")}
     llama3 = models["llama3:latest"]
     assert llama3.size_bytes == 3825819519 and llama3.source["size_bytes"] == "/api/tags size"
     assert llama3.params_b == pytest.approx(8.03) and llama3.quantization == "Q4_0"
@@ -262,10 +263,14 @@ def test_parse_ollama_payloads():
     assert llama3.source["context_length"] == "/api/ps context_length"
     assert llama3.tool_use is False and llama3.type == "llm"
     code = models["codellama:13b"]
-    assert code.loaded is False and code.context_length == 16384
-    assert code.source["context_length"] == "/api/show model_info.llama.context_length"
+    # Not loaded: it will run at the server's default context (4096 on 0.12.6), not its training window.
+    assert code.loaded is False and code.context_trained == 16384 and code.context_length == 4096
+    assert code.source["context_trained"] == "/api/show model_info.llama.context_length"
+    assert code.source["context_length"] == "Ollama 0.12.6 default (OLLAMA_CONTEXT_LENGTH unset)"
     emb = models["nomic-embed-text:latest"]
-    assert emb.type == "embedding" and emb.context_length == 8192  # the Modelfile's num_ctx
+    # The Modelfile's num_ctx 8192, capped at the 2048 training window as Ollama >= 0.9.3 does.
+    assert emb.type == "embedding" and emb.context_length == 2048
+    assert emb.source["context_length"] == "/api/show parameters num_ctx, capped at the training window"
     mix = models["mixtral:8x7b"]
     assert mix.tool_use is True and mix.params_b == pytest.approx(46.703)
 
@@ -275,7 +280,8 @@ def test_parse_ollama_without_show_falls_back_to_tags():
     models = {m.id: m for m in native.parse_ollama(tags or [], "ollama@h:2", {}, None)}
     m = models["codellama:13b"]
     assert m.params_b == 13.0 and m.source["params_b"] == "/api/tags details.parameter_size"
-    assert m.type == "unknown" and m.tool_use is None and m.loaded is None and m.context_length is None
+    assert m.type == "unknown" and m.tool_use is None and m.loaded is None and m.context_trained is None
+    assert m.context_length == 2048 and "version unknown" in m.source["context_length"]
 
 
 def test_parse_llamacpp_payloads():
@@ -470,12 +476,13 @@ def test_several_servers_concurrently_in_order(serve):
 def test_default_ports_are_probed_and_no_server_message():
     # Nothing listens on 127.0.0.9 (loopback, distinct from 127.0.0.1 where real servers bind).
     providers, probed, unreachable = run(discover([], host="127.0.0.9", timeout_s=1))
-    assert probed == [f"http://127.0.0.9:{p}" for p in DEFAULT_PORTS.values()]
+    assert probed == [f"http://127.0.0.9:{p}" for _, p in DEFAULT_PORTS]
+    assert ":9931" in probed[3] and ":8080" in probed[2]  # llama.cpp's announced default beside 8080
     assert providers == [] and set(unreachable) == set(probed)
     msg = no_servers_message(probed, unreachable)
     assert msg.startswith(
         "no LLM server found (tried http://127.0.0.9:1234 [LM Studio], http://127.0.0.9:11434 [Ollama], "
-        "http://127.0.0.9:8080 [llama.cpp], http://127.0.0.9:8000 [vLLM]); start one, pass --base-url URL, "
+        "http://127.0.0.9:8080 [llama.cpp], http://127.0.0.9:9931 [llama.cpp], http://127.0.0.9:8000 [vLLM]); start one, pass --base-url URL, "
         "or try --demo"
     )
     assert "\n" not in msg

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from soaktui.providers.selection import (
     estimate_size_bytes,
     fill_estimates,
+    format_context,
     format_params,
     format_selection,
     is_embedding,
@@ -214,6 +215,33 @@ def test_unservable_note_from_provider_becomes_reason():
     assert sel.selected == [] and sel.excluded[0][1].startswith("not served on /v1/models")
 
 
+def test_cloud_models_are_excluded_with_their_reason_unless_asked_for():
+    cloud = model("gpt-oss:120b-cloud", params_b=116.8, size_bytes=384)
+    cloud.cloud = True
+    local = model("qwen2.5:7b", params_b=7.6)
+    p = provider("ollama@h:11434", [cloud, local], kind="ollama")
+    sel = select_models([p])
+    assert [m.id for m in sel.selected] == ["qwen2.5:7b"]
+    assert sel.excluded == [(cloud, "cloud model, runs remotely (--include-cloud to test it)")]
+    assert "skip: cloud model, runs remotely" in format_selection(sel)
+    # Opted in: tested, and its manifest-sized `size` is no reason to skip it either way.
+    sel = select_models([p], include_cloud=True, max_size_gb=1)
+    assert [m.id for m in sel.selected] == ["qwen2.5:7b", "gpt-oss:120b-cloud"]
+
+
+def test_context_column_shows_trained_and_runtime():
+    m = model("llama3.1:8b", context_length=4096)
+    m.context_trained = 131072
+    assert format_context(m) == "128k/4k"
+    m.source["context_length"] = "Ollama 0.16.0 VRAM-based default, at least 4096 (exact once loaded: /api/ps)"
+    assert format_context(m) == "128k/>=4k"
+    same = model("x", context_length=8192)
+    same.context_trained = 8192
+    assert format_context(same) == "8k"
+    assert format_context(model("y")) == "?"
+    assert format_context(model("z", context_length=5000)) == "5000"
+
+
 def test_selection_event_and_table():
     p = provider(
         "ollama@127.0.0.1:11434",
@@ -245,7 +273,7 @@ def test_selection_event_and_table():
     assert event["probed"] == ["http://127.0.0.1:11434", "http://127.0.0.1:1234"]
     text = format_selection(sel)
     row = next(line for line in text.splitlines() if line.strip().startswith("llama3:latest"))
-    for cell in ("llm", "3.8 GB", "8.0B", "Q4_0", "8192", "no", "yes", "test #1"):
+    for cell in ("llm", "3.8 GB", "8.0B", "Q4_0", "8k", "no", "yes", "test #1"):
         assert cell in row
     emb_row = next(line for line in text.splitlines() if line.strip().startswith("nomic-embed-text"))
     assert "0.27 GB" in emb_row and "137M" in emb_row and "skip: embedding model" in emb_row

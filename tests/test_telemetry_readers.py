@@ -318,8 +318,12 @@ def test_root_only_rapl_is_unavailable_not_zero():
 # NVIDIA through a stand-in pynvml answering recorded values
 
 
-def fake_pynvml(recorded: dict | None = None, init_error: int | None = None) -> types.ModuleType:
-    """A module with pynvml's names, constants and error classes, answering from nvml_recorded.json."""
+def fake_pynvml(
+    recorded: dict | None = None, init_error: int | None = None, driver_lacks: tuple[str, ...] = ()
+) -> types.ModuleType:
+    """A module with pynvml's names, constants and error classes, answering from nvml_recorded.json.
+    `driver_lacks`: calls defined in Python that the driver's library has no symbol for; they raise
+    NVMLError_FunctionNotFound as nvidia-ml-py's _nvmlGetFunctionPointer does (pynvml.py 13.615.71)."""
     gpus = (recorded or json.loads((DATA / "nvml_recorded.json").read_text()))["gpus"]
     m = types.ModuleType("pynvml")
 
@@ -329,15 +333,23 @@ def fake_pynvml(recorded: dict | None = None, init_error: int | None = None) -> 
             self.value = value
 
         def __str__(self) -> str:
-            return {3: "Not Supported", 9: "Driver Not Loaded", 12: "NVML Shared Library Not Found"}.get(
-                self.value, f"NVML Error with code {self.value}"
-            )
+            return {
+                3: "Not Supported",
+                9: "Driver Not Loaded",
+                12: "NVML Shared Library Not Found",
+                13: "Function Not Found",
+            }.get(self.value, f"NVML Error with code {self.value}")
 
     class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's own spelling
         def __init__(self) -> None:
             super().__init__(3)
 
+    class NVMLError_FunctionNotFound(NVMLError):  # noqa: N801
+        def __init__(self) -> None:
+            super().__init__(13)
+
     m.NVMLError, m.NVMLError_NotSupported = NVMLError, NVMLError_NotSupported
+    m.NVMLError_FunctionNotFound, m.NVML_ERROR_FUNCTION_NOT_FOUND = NVMLError_FunctionNotFound, 13
     m.NVML_TEMPERATURE_GPU = 0
     m.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN, m.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN = 0, 1
     m.NVML_CLOCK_SM, m.NVML_CLOCK_MEM = 1, 2
@@ -382,7 +394,20 @@ def fake_pynvml(recorded: dict | None = None, init_error: int | None = None) -> 
     m.nvmlDeviceGetClockInfo = lambda h, t: value(h, "clock_sm" if t == 1 else "clock_mem")
     m.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(**value(h, "utilization"))
     m.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(**value(h, "memory"))
-    m.nvmlDeviceGetCurrentClocksEventReasons = lambda h: value(h, "clocks_event_reasons")
+    reason_calls: list[tuple[str, int]] = []
+    m.reason_calls = reason_calls
+
+    def reasons_call(fn: str):
+        def call(h: int) -> int:
+            reason_calls.append((fn, h))
+            if fn in driver_lacks:  # the C symbol is looked up at call time
+                raise NVMLError_FunctionNotFound()
+            return value(h, "clocks_event_reasons")
+
+        return call
+
+    for fn in ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"):
+        setattr(m, fn, reasons_call(fn))
     return m
 
 
@@ -420,6 +445,30 @@ def test_nvml_readings_with_not_supported_fields_absent():
     assert got["power"] == [{"sensor": "gpu0", "w": 348.11, "source": "nvml"}]
     reader.close()
     assert nv.calls == ["nvmlInit", "nvmlShutdown"]
+
+
+def test_clocks_event_reasons_fall_back_to_the_older_call_on_an_older_driver():
+    """A new nvidia-ml-py defines nvmlDeviceGetCurrentClocksEventReasons whatever the driver; an
+    older driver has only the throttle-reasons symbol, so the call raises FunctionNotFound. The older
+    call answers instead, and the choice is kept: the newer one is not tried again."""
+    event, throttle = "nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"
+    nv = fake_pynvml(driver_lacks=(event,))
+    reader = NvidiaReader(nvml=nv, platform="linux")
+    for _ in range(2):
+        desktop, laptop = reader.read()["gpus"]
+        assert desktop["throttle_reasons"] == ["sw_power_cap", "sw_thermal_slowdown"]
+        assert laptop["throttle_reasons"] == ["gpu_idle"]
+    assert nv.reason_calls == [(event, 0), (throttle, 0), (throttle, 1), (throttle, 0), (throttle, 1)]
+    # a current driver: the newer call, and only it
+    nv = fake_pynvml()
+    NvidiaReader(nvml=nv, platform="linux").read()
+    assert nv.reason_calls == [(event, 0), (event, 1)]
+    # a driver with neither symbol: no reasons, asked once
+    nv = fake_pynvml(driver_lacks=(event, throttle))
+    reader = NvidiaReader(nvml=nv, platform="linux")
+    assert not any("throttle_reasons" in g for g in reader.read()["gpus"])
+    assert not any("throttle_reasons" in g for g in reader.read()["gpus"])
+    assert nv.reason_calls == [(event, 0), (throttle, 0)]
 
 
 def test_clocks_event_reasons_decode_every_documented_bit():
@@ -749,7 +798,7 @@ def test_llamacpp_without_metrics_flag(served):
     srv = served({"/slots": _file("llamacpp_slots.json", "application/json")})
     row = ServerReader([]).read_one(Provider("llamacpp@nometrics", LLAMACPP, srv.base_url))
     assert row["slots_busy"] == 2 and row["source"] == "llama.cpp /slots"
-    assert row["partial"] == "/metrics: HTTP 404 (llama-server exposes /metrics only with --metrics)"
+    assert row["partial"] == "/metrics: HTTP 404 (no /metrics route: not llama-server itself, e.g. llama-cpp-python)"
 
 
 def test_vllm_current_and_older_metric_names(served):
@@ -848,7 +897,7 @@ def test_the_real_llama_cpp_python_server(tmp_path):
     try:
         row = ServerReader([]).read_one(Provider("llama@real", LLAMACPP, server.base_url))
         assert row["unavailable"] == (
-            "/metrics: HTTP 404 (llama-server exposes /metrics only with --metrics); /slots: HTTP 404"
+            "/metrics: HTTP 404 (no /metrics route: not llama-server itself, e.g. llama-cpp-python); /slots: HTTP 404"
         )
         procs = ServerProcessSampler(rescan_s=0)
         procs.sample()

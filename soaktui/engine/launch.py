@@ -69,6 +69,7 @@ async def find_models(settings: Settings, base_urls: list[str], *, probe_default
     selection = select_models(
         providers,
         max_size_gb=settings.max_size_gb,
+        include_cloud=settings.include_cloud,
         include=list(settings.models),
         exclude=list(settings.exclude),
     )

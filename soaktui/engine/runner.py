@@ -24,6 +24,7 @@ from soaktui.engine.rotation import Rotation, Turn
 from soaktui.engine.thermal_guard import PAUSED, ThermalGuard
 from soaktui.engine.throttle import Throttle, idle_seconds
 from soaktui.events import EventBus
+from soaktui.providers import load_state
 from soaktui.providers.client import ChatClient
 from soaktui.providers.types import ModelInfo, Provider
 from soaktui.scenarios import REGISTRY
@@ -311,6 +312,38 @@ class Engine:
             emit_event=self.bus.emit,
         )
 
+    async def _check_loaded(self, ctx: ScenarioContext) -> None:
+        """Ask the server whether the model is loaded (servers that load on demand): if not, this
+        test's first requests wait for a load and are marked `cold`. A runtime context the server
+        reports for the loaded model replaces the one discovery planned with."""
+        if not load_state.can_check(ctx.provider):
+            return
+        try:
+            found = await load_state.check(ctx.client, ctx.provider, ctx.model)
+        except Exception as exc:  # a probe must never cost a test
+            self.bus.emit(ev.ERROR, error_class=errors.OTHER, where="load_check", message=f"{exc!r}"[:300])
+            return
+        if found is None:
+            return
+        if found.loaded is False:
+            ctx.cold_pending = True
+            ctx.cold_source = found.source
+        m = ctx.model
+        if found.runtime_context and found.runtime_context != m.context_length:
+            previous = m.context_length
+            m.context_length = found.runtime_context
+            m.source["context_length"] = f"{found.source} (runtime)"
+            self.bus.emit(
+                ev.MODEL_CONTEXT,
+                provider=m.provider,
+                model=m.id,
+                key=m.key,
+                context_length=m.context_length,
+                previous=previous,
+                context_trained=m.context_trained,
+                source=m.source["context_length"],
+            )
+
     async def _run_test(self, name: str, ctx: ScenarioContext) -> Outcome:
         self._cancel_why = None
         self._test_task = asyncio.create_task(self.scenarios[name].run(ctx), name=f"test-{ctx.test_id}")
@@ -412,6 +445,17 @@ class Engine:
                 test_id += 1
                 ctx = self._context(test_id, name)
                 turn = self.rotation.turn
+                await self._check_loaded(ctx)
+                self.bus.emit(
+                    ev.TEST_STARTED,
+                    test_id=test_id,
+                    scenario=name,
+                    provider=ctx.model.provider,
+                    model=ctx.model.id,
+                    key=ctx.model.key,
+                    planned_requests=self.scenarios[name].planned_requests(ctx),
+                    cold=ctx.cold_pending,
+                )
                 t0 = time.perf_counter_ns()
                 outcome = await self._run_test(name, ctx)
                 work_s = (time.perf_counter_ns() - t0) / 1e9

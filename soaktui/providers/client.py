@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from soaktui import errors
-from soaktui.providers.result import MAX_CONTENT_CHARS, RequestResult
+from soaktui.providers.result import MAX_CONTENT_CHARS, RequestResult, server_timings
 from soaktui.providers.sse import SSEEvent, SSEParser
 from soaktui.providers.types import is_loopback
 
@@ -35,18 +35,28 @@ MAX_TOOL_CALLS = 128  # distinct streamed tool-call indices kept per request
 MESSAGE_CHARS = 300  # the one-line `error` message
 DRAIN_S = 0.5  # after [DONE]: how long to wait for the end of the body (keeps the connection)
 
-# Server wordings for "the prompt does not fit": llama.cpp, llama-cpp-python, vLLM, OpenAI, LM Studio
-# and generic phrasings.
+# Server wordings for "the request does not fit the context" (sources in docs/servers.md):
+# llama.cpp ("the request exceeds the available context size", type exceed_context_size_error),
+# llama-cpp-python, vLLM ("This model's maximum context length is N tokens", and "'max_tokens' ...
+# is too large" / "... cannot be greater than max_model_len"), OpenAI, Ollama, LM Studio's GGUF
+# engine ("... context length of only N tokens") and its MLX engine ("Context size has been
+# exceeded."), and generic phrasings.
 _CONTEXT_OVERFLOW = re.compile(
-    r"exceeds? the available context size|exceed context window|maximum context length"
-    r"|context[ _]length|context window|n_ctx|too many tokens",
+    r"exceeds? the available context size|exceed_context_size|exceed context window|maximum context length"
+    r"|context[ _]length|context window|context size has been exceeded|max_model_len|n_ctx"
+    r"|too many tokens",
     re.IGNORECASE,
 )
 
 
 def is_context_overflow(text: str | None) -> bool:
-    """True when a server's error text says the prompt does not fit the context window."""
+    """True when a server's error text says the request does not fit the context window."""
     return bool(text) and _CONTEXT_OVERFLOW.search(text) is not None
+
+
+def _error_class(message: str | None) -> str:
+    """The class of an error a server sent in its answer: context overflow or a plain stream error."""
+    return errors.CONTEXT_OVERFLOW if is_context_overflow(message) else errors.STREAM_ERROR
 
 
 def _one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
@@ -119,7 +129,9 @@ class _Failed(Exception):
 class _Accumulator:
     """Folds parsed chunk objects (streamed deltas or a whole message) into a RequestResult."""
 
-    __slots__ = ("r", "content", "content_len", "reasoning", "reasoning_len", "calls", "usage", "closed")
+    __slots__ = (
+        "r", "content", "content_len", "reasoning", "reasoning_len", "calls", "usage", "timings", "closed"
+    )
 
     def __init__(self, result: RequestResult) -> None:
         self.r = result
@@ -129,6 +141,7 @@ class _Accumulator:
         self.reasoning_len = 0
         self.calls: dict[int, dict[str, Any]] = {}
         self.usage: dict[str, Any] | None = None
+        self.timings: dict[str, Any] | None = None
         self.closed = False
 
     def add_content(self, text: str) -> None:
@@ -191,6 +204,12 @@ class _Accumulator:
         if isinstance(usage, dict):
             self.usage = usage
 
+    def add_timings(self, timings: Any) -> None:
+        """llama.cpp's `timings` (on the last chunk; on every chunk with timings_per_token): the
+        newest one is the request's."""
+        if isinstance(timings, dict):
+            self.timings = timings
+
     def close(self, counted_chunks: bool) -> None:
         """Write accumulated text, tool calls and token counts into the result (once)."""
         if self.closed:
@@ -204,6 +223,12 @@ class _Accumulator:
         prompt, completion = u.get("prompt_tokens"), u.get("completion_tokens")
         if isinstance(prompt, int) and not isinstance(prompt, bool):
             r.prompt_tokens = prompt
+        details = u.get("prompt_tokens_details")  # llama.cpp, vLLM (--enable-prompt-tokens-details)
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        if isinstance(cached, int) and not isinstance(cached, bool) and cached >= 0:
+            r.cached_prompt_tokens = cached
+        if self.timings is not None:
+            r.server_timings = server_timings(self.timings)
         if isinstance(completion, int) and not isinstance(completion, bool):
             r.output_tokens = completion
             r.token_source = "usage"
@@ -409,6 +434,8 @@ class ChatClient:
             try:
                 obj = loads(data)
             except orjson.JSONDecodeError:
+                if ev.event == "error":  # an error event whose data is plain text
+                    raise _Failed(_error_class(data), f"server error in stream: {_one_line(data, 200)}") from None
                 if bad_json == errors.CONNECTION_DROPPED:
                     raise _Failed(
                         bad_json, "stream ended in the middle of an event (truncated JSON)"
@@ -423,10 +450,12 @@ class ChatClient:
     ) -> None:
         if not isinstance(obj, dict):
             raise _Failed(errors.MALFORMED_STREAM, f"SSE data is not a JSON object: {type(obj).__name__}")
-        if obj.get("error") or event == "error":
+        # {"error": ...} (OpenAI, llama.cpp, LM Studio), an `error` event (llama.cpp's old `error:`
+        # line), or vLLM <= 0.10's {"object": "error", "message": ...} (serving_chat.py,
+        # create_streaming_error_response), which it follows with data: [DONE].
+        if obj.get("error") or event == "error" or obj.get("object") == "error":
             msg = _error_message(obj) or _one_line(orjson.dumps(obj).decode(), 200)
-            cls = errors.CONTEXT_OVERFLOW if is_context_overflow(msg) else errors.STREAM_ERROR
-            raise _Failed(cls, f"server error in stream: {msg}")
+            raise _Failed(_error_class(msg), f"server error in stream: {msg}")
         if result.response_id is None:
             rid = obj.get("id")
             if rid:
@@ -434,6 +463,9 @@ class ChatClient:
         usage = obj.get("usage")
         if usage:
             acc.add_usage(usage)
+        timings = obj.get("timings")
+        if timings:
+            acc.add_timings(timings)
         choices = obj.get("choices")
         if not choices:
             return
@@ -482,8 +514,7 @@ class ChatClient:
             obj = None
         msg = _error_message(obj)
         if msg:
-            cls = errors.CONTEXT_OVERFLOW if is_context_overflow(msg) else errors.STREAM_ERROR
-            raise _Failed(cls, f"server error: {msg}")
+            raise _Failed(_error_class(msg), f"server error: {msg}")
         if not head:
             raise _Failed(errors.EMPTY_RESPONSE, "empty response body")
         raise _Failed(errors.MALFORMED_STREAM, f"expected an SSE stream, got {ctype}: {_one_line(text, 120)}")
@@ -508,13 +539,13 @@ class ChatClient:
             raise _Failed(errors.BAD_RESPONSE, f"response is not JSON: {_one_line(text, 120)}") from None
         if not isinstance(obj, dict):
             raise _Failed(errors.BAD_RESPONSE, f"response is not a JSON object: {type(obj).__name__}")
-        msg = _error_message(obj) if obj.get("error") else None
+        msg = _error_message(obj) if obj.get("error") or obj.get("object") == "error" else None
         if msg:
-            cls = errors.CONTEXT_OVERFLOW if is_context_overflow(msg) else errors.STREAM_ERROR
-            raise _Failed(cls, f"server error: {msg}")
+            raise _Failed(_error_class(msg), f"server error: {msg}")
         if obj.get("id"):
             result.response_id = str(obj["id"])
         acc.add_usage(obj.get("usage"))
+        acc.add_timings(obj.get("timings"))
         choices = obj.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise _Failed(errors.BAD_RESPONSE, "response has no choices")

@@ -32,7 +32,16 @@ __all__ = [
     "normalise_base_url",
 ]
 
-DEFAULT_PORTS = {LMSTUDIO: 1234, OLLAMA: 11434, LLAMACPP: 8080, VLLM: 8000}
+# Where each server listens unless told otherwise, probed in this order. llama-server's default is
+# 8080 (common/common.h `port`); 9931 is the default llama.cpp has announced for its server, so it
+# is probed too (docs/servers.md).
+DEFAULT_PORTS: tuple[tuple[str, int], ...] = (
+    (LMSTUDIO, 1234),
+    (OLLAMA, 11434),
+    (LLAMACPP, 8080),
+    (LLAMACPP, 9931),
+    (VLLM, 8000),
+)
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a model list bigger than this is not a model list
 PER_MODEL_CONCURRENCY = 4  # /api/show or /props?model= requests in flight per server
@@ -63,7 +72,7 @@ def _host_port(root: str) -> tuple[str, int | None]:
 
 def _label(root: str) -> str:
     _, port = _host_port(root)
-    kind = next((k for k, p in DEFAULT_PORTS.items() if p == port), None)
+    kind = next((k for k, p in DEFAULT_PORTS if p == port), None)
     return f"{root} [{KIND_LABELS[kind]}]" if kind else root
 
 
@@ -263,8 +272,15 @@ async def _llamacpp(
         props = await probe.get("/props")
     props_json = props.json if props.ok and isinstance(props.json, dict) else None
     props_by_id: dict[str, Any] | None = None
-    if len(items) > 1:
-        # Router mode: per-model /props, only for loaded models and never loading one.
+    # Router mode (llama-server without -m; tools/server/server-models.cpp): /props answers
+    # {"role": "router", ...} and each /v1/models entry carries a `status` object. Per-model facts
+    # need /props?model=, even when the router serves a single model.
+    router = (props_json or {}).get("role") == "router" or any(isinstance(it.get("status"), dict) for it in items)
+    top = props_json
+    if router:
+        props_json = None  # the router's own /props is a placeholder (n_ctx 0, model_path "none")
+    if router or len(items) > 1:
+        # Per-model /props, only for loaded models and never loading one.
         gate = asyncio.Semaphore(PER_MODEL_CONCURRENCY)
 
         async def one(mid: str) -> tuple[str, Any]:
@@ -281,12 +297,15 @@ async def _llamacpp(
         if props_json is None and props_by_id:
             props_json = next(iter(props_by_id.values()))
     facts: dict[str, Any] = {"detected_by": detected_by}
+    if router:
+        facts["router"] = True
     if props_json is not None:
         facts.update(native.llamacpp_props_facts(props_json))
-        if len(items) > 1:
+        if len(items) > 1 or router:
             facts.pop("model_path", None)
             facts.pop("n_ctx", None)
-    version = str(props_json["build_info"]) if props_json and props_json.get("build_info") else None
+    build = next((d.get("build_info") for d in (props_json, top) if d and d.get("build_info")), None)
+    version = str(build) if build else None
     return _Found(LLAMACPP, native.parse_llamacpp(items, name, props_json, props_by_id), version, facts)
 
 
@@ -322,7 +341,7 @@ async def _ollama(probe: _Probe, tags: list[dict], name: str) -> _Found:
         asyncio.gather(*(show(n) for n in names)), probe.get("/api/ps"), probe.get("/api/version")
     )
     running = ps.json if ps.ok else None
-    models = native.parse_ollama(tags, name, dict(shows), running)
+    models = native.parse_ollama(tags, name, dict(shows), running, _version(version))
     return _Found(OLLAMA, models, _version(version), {"detected_by": "/api/tags"})
 
 
@@ -345,7 +364,7 @@ async def discover(
     """
     roots: list[str] = []
     if probe_defaults:
-        roots.extend(f"http://{host}:{port}" for port in DEFAULT_PORTS.values())
+        roots.extend(f"http://{host}:{port}" for _, port in DEFAULT_PORTS)
     for url in base_urls:
         if url and url.strip():
             roots.append(normalise_base_url(url))

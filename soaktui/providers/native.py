@@ -34,6 +34,11 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def positive_int(value: Any) -> int | None:
+    """A count a server sent: a positive whole number, else None."""
+    return _int(value)
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
@@ -114,6 +119,7 @@ def parse_lmstudio_v1(items: list[dict], provider: str) -> list[ModelInfo]:
             loaded_ctx = _int(cfg.get("context_length"))
             if loaded_ctx:
                 break
+        _set(m, "context_trained", _int(it.get("max_context_length")), f"{src} max_context_length")
         if loaded_ctx:
             _set(m, "context_length", loaded_ctx, f"{src} loaded_instances[].config.context_length")
         else:
@@ -148,6 +154,7 @@ def parse_lmstudio_v0(items: list[dict], provider: str) -> list[ModelInfo]:
         if state is not None:
             _set(m, "loaded", state == "loaded", f"{src} state")
         loaded_ctx = _int(it.get("loaded_context_length")) if state == "loaded" else None
+        _set(m, "context_trained", _int(it.get("max_context_length")), f"{src} max_context_length")
         if loaded_ctx:
             _set(m, "context_length", loaded_ctx, f"{src} loaded_context_length")
         else:
@@ -178,7 +185,59 @@ def ollama_name(item: dict) -> str | None:
     return _str(item.get("name")) or _str(item.get("model"))
 
 
+def ollama_ps_list(payload: Json) -> list[dict] | None:
+    """`models` of GET /api/ps (the loaded models), or None if the payload is not that shape."""
+    if isinstance(payload, dict) and isinstance(payload.get("models"), list):
+        return _dicts(payload["models"])
+    return None
+
+
+def ollama_find(items: list[dict], name: str) -> dict | None:
+    """The entry for model `name` in an /api/tags or /api/ps list; Ollama treats `m` and `m:latest`
+    as the same model."""
+    def norm(n: str) -> str:
+        return n if ":" in n.rsplit("/", 1)[-1] else f"{n}:latest"
+
+    want = norm(name)
+    for it in items:
+        n = ollama_name(it)
+        if n is not None and norm(n) == want:
+            return it
+    return None
+
+
 _NUM_CTX_RE = re.compile(r"^\s*num_ctx\s+(\d+)\s*$", re.MULTILINE)
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(text: str | None) -> tuple[int, int, int] | None:
+    """(major, minor, patch) from a version string such as "0.12.6" or "0.30.11-rc1"; None if none."""
+    m = _VERSION_RE.search(text) if isinstance(text, str) else None
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
+
+
+def ollama_default_context(version: str | None) -> tuple[int | None, str]:
+    """The context Ollama gives a model whose Modelfile sets no num_ctx, and how sure that is.
+
+    envconfig/config.go OLLAMA_CONTEXT_LENGTH: 2048 up to v0.6.6, 4096 from v0.6.7 (commit 44b466eeb),
+    and from v0.15.5 a VRAM tier (server/routes.go Serve(): 4096 under 23 GiB, 32768 from 23 GiB,
+    262144 from 47 GiB), so only its floor is known before the model is loaded. The environment
+    variable can override any of these; /api/ps tells the truth once the model is loaded (v0.10.0+).
+    """
+    v = parse_version(version)
+    if v is None:
+        return 2048, "Ollama default (version unknown: the smallest default, 2048)"
+    if v < (0, 6, 7):
+        return 2048, f"Ollama {version} default (OLLAMA_CONTEXT_LENGTH unset)"
+    if v < (0, 15, 5):
+        return 4096, f"Ollama {version} default (OLLAMA_CONTEXT_LENGTH unset)"
+    return 4096, f"Ollama {version} VRAM-based default, at least 4096 (exact once loaded: /api/ps)"
+
+
+def ollama_is_cloud(item: dict) -> bool:
+    """A cloud model (Ollama v0.12.0+): listed with `remote_host`/`remote_model` (api/types.go
+    ListModelResponse); it runs on ollama.com, not on this machine."""
+    return bool(_str(item.get("remote_host")) or _str(item.get("remote_model")))
 
 
 def parse_ollama(
@@ -186,11 +245,17 @@ def parse_ollama(
     provider: str,
     shows: dict[str, Json] | None = None,
     running: Json = None,
+    version: str | None = None,
 ) -> list[ModelInfo]:
-    """Models from /api/tags, completed by POST /api/show per model and GET /api/ps (loaded ones)."""
+    """Models from /api/tags, completed by POST /api/show per model and GET /api/ps (loaded ones).
+
+    Two contexts are kept apart: `context_trained`, the training window in /api/show's
+    `model_info.<arch>.context_length` (131072 for llama3.1), and `context_length`, what a request can
+    really use: /api/ps `context_length` for a loaded model (v0.10.0+), else the Modelfile's
+    `num_ctx`, else the server's default for its version (ollama_default_context), capped at the
+    training window (v0.9.3+, llm/server.go)."""
     shows = shows or {}
     ps_items = _dicts(running.get("models")) if isinstance(running, dict) else None
-    ps_by_name = {ollama_name(p): p for p in ps_items or []}
     out = []
     for it in tags:
         name = ollama_name(it)
@@ -234,24 +299,31 @@ def parse_ollama(
             m.source["type"] = "/api/show capabilities"
         else:
             m.type = "unknown"
-        running_entry = ps_by_name.get(name)
+        if ollama_is_cloud(it):
+            m.cloud = True
+            m.source["cloud"] = "/api/tags remote_host"
+        running_entry = ollama_find(ps_items, name) if ps_items is not None else None
         if ps_items is not None:
             _set(m, "loaded", running_entry is not None, "/api/ps")
+        arch = _str(info.get("general.architecture"))
+        key = f"{arch}.context_length" if arch else None
+        if key is None or key not in info:
+            key = next((k for k in info if k.endswith(".context_length")), None)
+        if key is not None:
+            _set(m, "context_trained", _int(info.get(key)), f"/api/show model_info.{key}")
         ctx = _int(running_entry.get("context_length")) if running_entry else None
         if ctx:
             _set(m, "context_length", ctx, "/api/ps context_length")
-        else:
+        elif not m.cloud:  # a cloud model runs at ollama.com's context, not this server's default
             params_text = show.get("parameters")
             hit = _NUM_CTX_RE.search(params_text) if isinstance(params_text, str) else None
             if hit:
-                _set(m, "context_length", int(hit.group(1)), "/api/show parameters num_ctx")
+                usable, src = int(hit.group(1)), "/api/show parameters num_ctx"
             else:
-                arch = _str(info.get("general.architecture"))
-                key = f"{arch}.context_length" if arch else None
-                if key is None or key not in info:
-                    key = next((k for k in info if k.endswith(".context_length")), None)
-                if key is not None:
-                    _set(m, "context_length", _int(info.get(key)), f"/api/show model_info.{key}")
+                usable, src = ollama_default_context(version)
+            if usable and m.context_trained and usable > m.context_trained:
+                usable, src = m.context_trained, f"{src}, capped at the training window"
+            _set(m, "context_length", usable, src)
         out.append(fill_estimates(m))
     return out
 
@@ -319,6 +391,8 @@ def parse_llamacpp(
                 _set(m, "quant_bits", bits, f"{src} meta.size / meta.n_params")
         # The context a request can use: the slot's runtime n_ctx (/props), else the loaded context
         # (meta.n_ctx, newer servers), else the training context.
+        if meta is not None:
+            _set(m, "context_trained", _int(meta.get("n_ctx_train")), f"{src} meta.n_ctx_train")
         if n_ctx:
             _set(m, "context_length", n_ctx, f"{psrc} default_generation_settings.n_ctx")
         elif meta is not None and _int(meta.get("n_ctx")):

@@ -11,7 +11,14 @@ the definitions are in one place:
 - inter-token latency: gaps between consecutive content chunks (p50/p95 over this request).
 - `gen_tps`: output tokens after the first, divided by the time from first to last content chunk
   (the generation phase; prompt processing is excluded). Non-streamed: output tokens / e2e.
-- `prompt_tps`: prompt tokens / TTFT (prompt processing speed; streamed requests only).
+- `prompt_tps`: prompt tokens the server actually processed / TTFT (prompt processing speed;
+  streamed requests only). Tokens served from the server's prompt cache are not processed: the
+  processed count is llama.cpp's `timings.prompt_n`, else `usage.prompt_tokens` minus
+  `usage.prompt_tokens_details.cached_tokens`, else `usage.prompt_tokens`.
+- `max_gap_ms`: the longest silence between two content chunks of a stream (a stall shows here,
+  while the inter-token percentiles of a long answer barely move).
+- `server_prompt_tps` / `server_gen_tps`: the server's own measurement (llama.cpp's `timings`
+  `prompt_per_second` / `predicted_per_second`), a second opinion; None when the server does not say.
 
 Token counts come from the server's `usage` when it sends one (`token_source="usage"`); otherwise
 output tokens are the number of content chunks (`"chunks"`), prompt tokens stay unknown (None).
@@ -38,6 +45,27 @@ def percentile(sorted_values: list[float] | array, q: float) -> float | None:
     hi = min(lo + 1, n - 1)
     frac = pos - lo
     return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
+
+
+_TIMING_KEYS = (
+    "prompt_n",
+    "cache_n",
+    "prompt_ms",
+    "prompt_per_second",
+    "predicted_n",
+    "predicted_ms",
+    "predicted_per_second",
+)
+
+
+def server_timings(raw: dict[str, Any]) -> dict[str, float]:
+    """The numeric, finite, non-negative fields of llama.cpp's `timings` object that soaktui reads."""
+    out: dict[str, float] = {}
+    for key in _TIMING_KEYS:
+        v = raw.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and v == v and v != float("inf"):
+            out[key] = v
+    return out
 
 
 def _ms(a: int | None, b: int | None) -> float | None:
@@ -76,6 +104,9 @@ class RequestResult:
     response_id: str | None = None
     max_tokens: int | None = None
     content_truncated: bool = False  # we stopped keeping content at MAX_CONTENT_CHARS
+    cached_prompt_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    server_timings: dict[str, float] | None = None  # llama.cpp `timings` (see server_timings())
+    cold: bool = False  # set by the scenario layer: this request waited for its model to load
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -118,11 +149,43 @@ class RequestResult:
         return round(self.output_tokens / (e2e / 1e3), 3) if e2e else None
 
     @property
+    def max_gap_ms(self) -> float | None:
+        """Longest silence between consecutive content chunks; None with fewer than two."""
+        t = self.token_ns
+        if len(t) < 2:
+            return None
+        return round(max(t[i] - t[i - 1] for i in range(1, len(t))) / 1e6, 3)
+
+    @property
+    def prompt_tokens_processed(self) -> int | None:
+        """Prompt tokens the server evaluated for this request (cache hits left out)."""
+        timings = self.server_timings or {}
+        n = timings.get("prompt_n")
+        if n is not None:
+            return int(n)
+        if self.prompt_tokens is None:
+            return None
+        if self.cached_prompt_tokens is not None:
+            return max(0, self.prompt_tokens - self.cached_prompt_tokens)
+        return self.prompt_tokens
+
+    @property
     def prompt_tps(self) -> float | None:
         ttft = self.ttft_ms
-        if not self.prompt_tokens or not ttft:
+        processed = self.prompt_tokens_processed
+        if not processed or not ttft:
             return None
-        return round(self.prompt_tokens / (ttft / 1e3), 3)
+        return round(processed / (ttft / 1e3), 3)
+
+    @property
+    def server_prompt_tps(self) -> float | None:
+        v = (self.server_timings or {}).get("prompt_per_second")
+        return round(v, 3) if v else None
+
+    @property
+    def server_gen_tps(self) -> float | None:
+        v = (self.server_timings or {}).get("predicted_per_second")
+        return round(v, 3) if v else None
 
     @property
     def truncated(self) -> bool:
@@ -158,4 +221,8 @@ class RequestResult:
             "content_chars": len(self.content),
             "sent_mono_ns": self.sent_ns,
             "client_queue_ms": self.client_queue_ms,
+            "max_gap_ms": self.max_gap_ms,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
+            "server_prompt_tps": self.server_prompt_tps,
+            "server_gen_tps": self.server_gen_tps,
         }

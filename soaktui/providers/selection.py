@@ -262,10 +262,14 @@ def preference_key(model: ModelInfo, provider_rank: int = 0) -> tuple:
     return (group, within, provider_rank, model.provider, model.id)
 
 
+CLOUD_REASON = "cloud model, runs remotely (--include-cloud to test it)"
+
+
 def select_models(
     providers: Sequence[Provider],
     *,
     max_size_gb: float = 15.0,
+    include_cloud: bool = False,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     probed: Iterable[str] = (),
@@ -273,9 +277,11 @@ def select_models(
 ) -> Selection:
     """Filter and order every model of every provider; each left-out model gets one reason.
 
-    Filters apply in this order, the first that matches gives the reason: embedding model, not
+    Filters apply in this order, the first that matches gives the reason: embedding model, cloud
+    model (unless `include_cloud`: it runs remotely, so it says nothing about this machine), not
     matched by --models, --exclude, a server-side note (e.g. LM Studio not serving the model on
-    /v1), size over --max-size-gb. Models of unknown size are kept.
+    /v1), size over --max-size-gb (not applied to cloud models: their listed size is a manifest's).
+    Models of unknown size are kept.
     """
     include = [p for p in include if p and p.strip()]
     exclude = [p for p in exclude if p and p.strip()]
@@ -287,6 +293,8 @@ def select_models(
             reason: str | None = None
             if is_embedding(model):
                 reason = "embedding model"
+            elif model.cloud and not include_cloud:
+                reason = CLOUD_REASON
             elif include and not any(_matches(p, model) for p in include):
                 reason = "not matched by --models"
             else:
@@ -295,7 +303,7 @@ def select_models(
                     reason = f"excluded by --exclude '{hit}'"
                 elif model.id in unservable:
                     reason = str(unservable[model.id])
-                else:
+                elif not model.cloud:
                     reason = _size_reason(model, max_size_gb)
             if reason is None:
                 selected.append((preference_key(model, rank), model))
@@ -339,6 +347,24 @@ def format_size(model: ModelInfo) -> str:
     return f"{text} (est.)" if model.size_estimated else text
 
 
+def _tokens(n: int | None) -> str:
+    if not n:
+        return "?"
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
+
+
+def format_context(model: ModelInfo) -> str:
+    """`trained/runtime` context in tokens (`128k/4k`): the training window and the context a request
+    can use, which servers such as Ollama set far lower. `>=` marks a runtime context known only as a
+    floor until the model is loaded; one figure when the two are the same or only one is known."""
+    run = _tokens(model.context_length)
+    if model.context_length and "at least" in model.source.get("context_length", ""):
+        run = ">=" + run
+    if model.context_trained and model.context_trained != model.context_length:
+        return f"{_tokens(model.context_trained)}/{run}"
+    return run
+
+
 def _yes_no(value: bool | None) -> str:
     return "?" if value is None else ("yes" if value else "no")
 
@@ -377,7 +403,7 @@ def format_selection(selection: Selection) -> str:
         if not p.models:
             lines.append("  (no models)")
             continue
-        header = ["MODEL", "TYPE", "SIZE", "PARAMS", "QUANT", "CTX", "TOOLS", "LOADED", "VERDICT"]
+        header = ["MODEL", "TYPE", "SIZE", "PARAMS", "QUANT", "CTX TRAINED/RUNTIME", "TOOLS", "LOADED", "VERDICT"]
         rows = [header]
         for m in sorted(p.models, key=lambda m: m.id):
             if m.key in rank:
@@ -393,7 +419,7 @@ def format_selection(selection: Selection) -> str:
                     format_size(m),
                     format_params(m.params_b),
                     m.quantization or "?",
-                    str(m.context_length) if m.context_length else "?",
+                    format_context(m),
                     _yes_no(m.tool_use),
                     _yes_no(m.loaded),
                     verdict,

@@ -10,6 +10,12 @@ whole) and counted in `oversized_lines`, which the client reports as a malformed
 Follows the WHATWG event-stream rules: LF, CRLF and CR line endings; `:` comment lines; an
 optional single space after the colon; multi-line `data` joined with "\\n"; `id` persists across
 events; `retry` and unknown fields are ignored. `[DONE]` is just an event whose data is "[DONE]".
+
+One exception to "unknown fields are ignored": llama.cpp's server before b7100 (late 2025) wrote a
+failure inside a stream as an `error: {json}` line, a field name the SSE rules do not know, and then
+`data: [DONE]` (tools/server/server.cpp, `res_err` in the stream lambda). Ignoring it would turn a
+server error into an empty answer, so an `error` field line is dispatched at once as an event
+named "error" whose data is the field's value (whether or not a blank line follows it).
 """
 
 from __future__ import annotations
@@ -151,6 +157,8 @@ class SSEParser:
                 data.append(value)
             elif name == b"event":
                 self._event = value.decode("utf-8", "replace")
+            elif name == b"error":  # llama.cpp's old in-stream error line (see above): its own event
+                out.append(SSEEvent(value.decode("utf-8", "replace"), "error", self._last_id))
             elif name == b"id" and b"\0" not in value:
                 self._last_id = value.decode("utf-8", "replace")
             # "retry" and unknown fields are ignored

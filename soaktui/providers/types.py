@@ -40,8 +40,10 @@ class ModelInfo:
     params_b: float | None = None  # parameters, in billions
     quantization: str | None = None  # e.g. Q4_K_M, 4bit, fp16
     quant_bits: float | None = None  # bits per weight used for estimates
-    context_length: int | None = None
+    context_length: int | None = None  # the context a request can use (runtime, when known)
+    context_trained: int | None = None  # the model's training window, when the server tells it apart
     loaded: bool | None = None
+    cloud: bool = False  # listed by a local server but run remotely (Ollama cloud models)
     tool_use: bool | None = None  # the server says the model was trained for / supports tools
     capabilities: list[str] = field(default_factory=list)
     family: str | None = None

@@ -31,6 +31,7 @@ from soaktui.report import rankings
 from soaktui.report.capabilities import SCENARIOS as CAPABILITY_SCENARIOS
 from soaktui.report.capabilities import CapabilityReducer
 from soaktui.report.hardware import HardwareFold
+from soaktui.report.server_truth import ServerTruthFold
 from soaktui.report.stats import bounded_inc, bounded_tally, describe, describe_parts, rate, top
 
 MAX_REASONS = 50  # distinct failure reasons kept per bucket; later ones count as "(other)"
@@ -46,13 +47,23 @@ CONTEXT_ORDER = [label for _, label in CONTEXT_BUCKETS]
 
 DEFINITIONS = {
     "e2e_ms": "request sent -> response complete, successful requests only",
-    "ttft_ms": "request sent -> first content chunk, successful streamed requests only",
+    "ttft_ms": "request sent -> first content chunk, successful streamed requests only; requests that "
+    "waited for a cold model load are left out (see cold loads)",
     "itl_p50_ms": "median of per-request ITL p50 (each request's median gap between content chunks), "
     "successful streamed requests only",
     "gen_tps": "output tokens after the first / time from first to last content chunk "
     "(generation phase), successful streamed requests only",
     "gen_tps_nonstream": "output tokens / end-to-end time, successful non-streamed requests only",
-    "prompt_tps": "prompt tokens / TTFT, successful streamed requests with a known prompt size",
+    "prompt_tps": "prompt tokens the server processed (cache hits left out) / TTFT, successful warm "
+    "streamed requests with a known prompt size",
+    "cold": "a request sent while the server said its model was not loaded: it waited for the load, "
+    "so its TTFT, latency and prompt speed are kept out of those figures",
+    "stalled": "a stream silent for thresholds.stall_s or longer between two tokens: a failure "
+    "(error class stalled) even when it finished",
+    "prompt_truncated": "the server counted fewer prompt tokens than one per 6 characters sent: it cut "
+    "the prompt silently (error class prompt_truncated)",
+    "server_gen_tps": "the server's own generation speed (llama.cpp timings.predicted_per_second), "
+    "compared with soaktui's gen_tps over the same requests; flagged over 25% apart",
     "success": "k/n with a Wilson 95% score interval",
     "tests": "one scenario run (scenario_result event); its success rule is the scenario's",
     "concurrency": "aggregate tokens/s and per-request p50 latency are medians over batches in which "
@@ -218,6 +229,7 @@ class RunAggregate:
         self._ctx: dict[tuple[Any, Any, str], _CtxRow] = {}
         self._fail: dict[tuple[Any, Any, Any], _FailRow] = {}
         self._hw = HardwareFold()  # the hardware section: telemetry, thermal guard, energy
+        self._truth = ServerTruthFold()  # cold loads, stalls, cut prompts, the server's own speed
         self._caps = CapabilityReducer()
         self._first_t: float | None = None
         self._last_t: float | None = None
@@ -259,6 +271,7 @@ class RunAggregate:
             "telemetry": self._hw.on_telemetry,
             "thermal_guard": self._hw.on_guard,
             "tool_call": self._on_tool_call,
+            "model_context": self._truth.on_model_context,
         }
 
     # -- feeding -------------------------------------------------------------------------------
@@ -301,15 +314,18 @@ class RunAggregate:
                 b = self._last_bucket
             else:
                 b = self._bucket_for(key)
+            if self._truth.wanted(ev):
+                self._truth.on_request(ev)
             if get("ok"):
                 b.req_ok += 1
                 gen_tps = None
+                cold = get("cold")  # waited for a model load: no TTFT, latency or prompt speed
                 v = get("e2e_ms")
-                if v is not None:
+                if v is not None and not cold:
                     b.e2e.append(v)
                 if get("stream"):
                     v = get("ttft_ms")
-                    if v is not None:
+                    if v is not None and not cold:
                         b.ttft.append(v)
                     v = get("itl_p50_ms")
                     if v is not None:
@@ -318,7 +334,7 @@ class RunAggregate:
                     if v is not None:
                         b.gen.append(v)
                     v = get("prompt_tps")
-                    if v is not None:
+                    if v is not None and not cold:
                         b.ptps.append(v)
                 else:
                     v = get("gen_tps")
@@ -502,8 +518,10 @@ class RunAggregate:
                         "params_b",
                         "quantization",
                         "context_length",
+                        "context_trained",
                         "tool_use",
                         "family",
+                        "cloud",
                     )
                 }
 
@@ -626,6 +644,9 @@ class RunAggregate:
             "failover": self._failover(),
             "control": self._control(),
             "hardware": self._hw.snapshot((self._finished or {}).get("t", self._last_t)),
+            "server_truth": self._truth.snapshot(
+                {k: (m.get("ttft_ms") or {}).get("p50") for k, m in models.items()}
+            ),
             "definitions": dict(DEFINITIONS),
         }
         snap["rankings"], snap["recommendations"] = rankings.rank(
@@ -744,7 +765,8 @@ class RunAggregate:
                 "info": info,
                 "size_gb": round(size / 1e9, 2) if _num(size) else None,
                 "size_estimated": info.get("size_estimated") if info else None,
-                "context_length": info.get("context_length") if info else None,
+                "context_length": self._usable_context(key, info),
+                "context_trained": info.get("context_trained") if info else None,
                 "tests": tests,
                 "ok_tests": tests_ok,
                 "success": rate(tests_ok, tests),
@@ -776,6 +798,13 @@ class RunAggregate:
                 prof[name] = self._describe(bs, attr)
             out[key] = prof
         return out
+
+    def _usable_context(self, key: str, info: dict[str, Any] | None) -> Any:
+        """The runtime context the server reported for the loaded model, else discovery's."""
+        learned = self._truth.runtime_context(key)
+        if learned and _num(learned.get("context_length")):
+            return learned["context_length"]
+        return info.get("context_length") if info else None
 
     def _scenarios(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

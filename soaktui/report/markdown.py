@@ -121,8 +121,10 @@ def _header(snap: dict[str, Any]) -> list[str]:
         rows = []
         for key in run["selected"]:
             m = models.get(key, {})
-            rows.append([key, _size(m), num(m.get("context_length")), m.get("tests", 0)])
-        out += _table(["model", "size", "context length (tokens)", "tests"], rows)
+            rows.append(
+                [key, _size(m), num(m.get("context_trained")), num(m.get("context_length")), m.get("tests", 0)]
+            )
+        out += _table(["model", "size", "trained context (tokens)", "runtime context (tokens)", "tests"], rows)
     if run["excluded"]:
         out += ["### Models excluded", ""]
         out += _table(["model", "reason"], [[e.get("model"), e.get("reason")] for e in run["excluded"]])
@@ -483,6 +485,93 @@ def _errors(snap: dict[str, Any]) -> list[str]:
     return out
 
 
+def _ms_cell(d: dict[str, Any] | None) -> str:
+    """p50 (max) in ms, or n/a."""
+    if not d or not d.get("n"):
+        return NA
+    return f"{num(d['p50'], 0)} ({num(d['max'], 0)}) n={d['n']}"
+
+
+def _clock(t: Any) -> str:
+    from datetime import datetime
+
+    return NA if t is None else datetime.fromtimestamp(float(t)).strftime("%H:%M:%S")
+
+
+def _server_truth(snap: dict[str, Any]) -> list[str]:
+    truth = snap.get("server_truth") or {}
+    out = ["## What the servers hid", ""]
+    out += [
+        "Failures an HTTP 200 can hide, and the servers' own view of speed. Cold requests waited for a "
+        "model load and are left out of every TTFT and latency figure above; stalled streams and "
+        "silently cut prompts count as failures.",
+        "",
+    ]
+    if not truth:
+        out += ["Nothing to show: no cold load, stall, cut prompt or server timing in this run.", ""]
+        return out
+    rows = []
+    for key, t in truth.items():
+        cold, st, cut, gen = t["cold_loads"], t["stalls"], t["prompt_truncated"], t["gen_speed"]
+        load = cold["load_ms_server"] if cold["load_ms_server"]["n"] else cold["load_ms_estimated"]
+        load_cell = _ms_cell(load)
+        if load_cell != NA and not cold["load_ms_server"]["n"]:
+            load_cell += " est."
+        if gen["pairs"]:
+            speed = f"{num(gen['soaktui_gen_tps_p50'])} / {num(gen['server_gen_tps_p50'])} (n={gen['pairs']})"
+            if gen["disagree"]:
+                speed += " **disagree**"
+        else:
+            speed = NA
+        ctx = t.get("runtime_context") or {}
+        rows.append(
+            [
+                key,
+                cold["requests"],
+                _ms_cell(cold["first_token_wait_ms"]),
+                load_cell,
+                st["requests"],
+                NA if st["max_gap_ms"] is None else f"{st['max_gap_ms'] / 1000:.1f} s",
+                cut["requests"],
+                speed,
+                num(ctx.get("context_length")) if ctx else NA,
+            ]
+        )
+    out += _table(
+        [
+            "model",
+            "cold loads",
+            "first token after load ms p50 (max)",
+            "load ms p50 (max)",
+            "stalls",
+            "longest gap",
+            "cut prompts",
+            "gen tok/s soaktui / server p50",
+            "runtime context (server)",
+        ],
+        rows,
+    )
+    events = []
+    for key, t in truth.items():
+        for ex in t["stalls"]["examples"]:
+            gap = ex.get("max_gap_ms")
+            gap_s = NA if gap is None else f"{gap / 1000:.1f} s"
+            events.append((ex.get("t") or 0, f"{_clock(ex.get('t'))} {key}: stream stalled {gap_s} ({ex.get('scenario')})"))
+        for ex in t["prompt_truncated"]["examples"]:
+            events.append(
+                (
+                    ex.get("t") or 0,
+                    f"{_clock(ex.get('t'))} {key}: prompt cut to {num(ex.get('prompt_tokens'))} tokens "
+                    f"(at least {num(ex.get('prompt_tokens_floor'))} sent; {ex.get('scenario')})",
+                )
+            )
+    if events:
+        out += ["### When", ""]
+        out += [f"- {text}" for _, text in sorted(events, key=lambda e: e[0])]
+        out.append("")
+    return out
+
+
 def _scaling(snap: dict[str, Any]) -> list[str]:
     out = ["## Scaling", ""]
     conc = snap["scaling"]["concurrency"]
@@ -620,6 +709,7 @@ def render_markdown(snap: dict[str, Any]) -> str:
         _profiles,
         _scenarios,
         _errors,
+        _server_truth,
         _scaling,
         _failover,
         _control,

@@ -19,6 +19,7 @@ from soaktui.config import Settings
 from soaktui.providers.client import ChatClient
 from soaktui.providers.result import RequestResult
 from soaktui.providers.types import ModelInfo, Provider
+from soaktui.scenarios.request_checks import judge_request, prompt_chars
 
 
 @dataclass
@@ -75,6 +76,10 @@ class ScenarioContext:
         self.prompts = prompts
         self._emit_event = emit_event
         self.requests = 0
+        # Set by the engine when the server said, just before this test, that the model is not
+        # loaded: the requests sent before the first answer comes back pay for the load (`cold`).
+        self.cold_pending = False
+        self.cold_source: str | None = None
 
     def emit(self, kind: str, **fields: Any) -> None:
         """Emit a scenario-specific event (e.g. `tool_call`), tagged with the test, model and provider."""
@@ -111,17 +116,26 @@ class ScenarioContext:
         fields: dict[str, Any] | None = None,
     ) -> RequestResult:
         """Send one chat request, emit its `request` event, return the result (never raises but on cancel)."""
+        own_model = (model is None or model is self.model) and (provider is None or provider is self.provider)
         model = model or self.model
         provider = provider or self.provider
         client = self.clients.get(provider.name, self.client)
-        tags = {"test_id": self.test_id, "scenario": self.scenario, "provider": provider.name}
+        tags: dict[str, Any] = {"test_id": self.test_id, "scenario": self.scenario, "provider": provider.name}
         if fields:
             tags.update(fields)
+        if own_model and self.cold_pending:
+            tags.setdefault("cold", True)
+            tags.setdefault("cold_source", self.cold_source)
+        cold = bool(tags.get("cold"))
+        tags["cold"] = cold
+        chars = prompt_chars(messages)
 
         def record(result: RequestResult) -> None:
             self.requests += 1
             payload = result.event_fields()
             payload.update(tags)
+            if cold:
+                payload["load_ms"] = estimate_load_ms(result)
             self._emit_request(payload)
 
         result = await client.chat(
@@ -134,8 +148,39 @@ class ScenarioContext:
             extra=extra,
             on_cancel=record,
         )
+        result.cold = cold
+        if own_model:
+            self.cold_pending = False  # the model has answered (or failed): it is no longer loading
+        tags.update(
+            judge_request(
+                result,
+                chars=chars,
+                stall_s=self.settings.thresholds.stall_s,
+                context_length=model.context_length,
+            )
+        )
         record(result)
         return result
+
+
+def estimate_load_ms(result: RequestResult) -> float | None:
+    """How long a cold request waited for its model to load, where the server's own timings allow:
+    the time to the first token (the whole answer when not streamed) minus the server's prompt and
+    generation time for it. None when the server sends no timings (the report then estimates it
+    from the model's warm requests)."""
+    t = result.server_timings
+    if not t or "prompt_ms" not in t:
+        return None
+    if result.stream:
+        wait = result.ttft_ms
+        per_token = t.get("predicted_ms", 0.0) / t["predicted_n"] if t.get("predicted_n") else 0.0
+        spent = t["prompt_ms"] + per_token
+    else:
+        wait = result.e2e_ms
+        spent = t["prompt_ms"] + t.get("predicted_ms", 0.0)
+    if wait is None:
+        return None
+    return round(max(0.0, wait - spent), 3)
 
 
 class Scenario:
@@ -146,6 +191,10 @@ class Scenario:
 
     def applicable(self, model: ModelInfo, providers: list[Provider]) -> bool:
         return True
+
+    def planned_requests(self, ctx: ScenarioContext) -> int | None:
+        """How many requests this test will send at most (None: open-ended), for `test_started`."""
+        return 1
 
     async def run(self, ctx: ScenarioContext) -> Outcome:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -57,6 +57,9 @@ class ProviderFailover(Scenario):
     name = "provider_failover"
     success_rule = "service answers: directly, through another provider, or again within the recovery budget"
 
+    def planned_requests(self, ctx: ScenarioContext) -> int | None:
+        return None  # probes until service is back, within the recovery budget
+
     async def run(self, ctx: ScenarioContext) -> Outcome:
         others = [p for p in ctx.providers if p.name != ctx.provider.name and p.models]
         if others:
@@ -150,7 +153,13 @@ class ProviderFailover(Scenario):
         }
         if not await unload(ctx.provider, ctx.model):
             return await self._recovery(ctx)
-        r = await ctx.chat(PROBE, stream=True, max_tokens=PROBE_TOKENS, fields={"phase": "cold_load"})
+        # The probe waits for the load: `cold`, so its first-token time never enters the model's TTFT.
+        r = await ctx.chat(
+            PROBE,
+            stream=True,
+            max_tokens=PROBE_TOKENS,
+            fields={"phase": "cold_load", "cold": True, "cold_source": "unloaded by provider_failover"},
+        )
         metrics.update(cold_load_ms=r.ttft_ms if r.ok else None, attempts=1)
         why = answered(r)
         if why:

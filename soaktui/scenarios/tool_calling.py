@@ -118,6 +118,9 @@ class ToolCalling(Scenario):
         self.mode = mode  # None: chosen per attempt
         self._bank = bank
 
+    def planned_requests(self, ctx: ScenarioContext) -> int | None:
+        return 2  # at most: a multi-turn prompt sends the tool result back for a second answer
+
     @property
     def bank(self) -> ToolPromptBank:
         if self._bank is None:

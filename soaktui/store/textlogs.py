@@ -62,6 +62,12 @@ def describe_request(e: dict[str, Any]) -> str:
         parts.append(f"conc={e['concurrency']}")
     if e.get("truncated"):
         parts.append("truncated")
+    if e.get("cold"):
+        parts.append("cold load")
+    if e.get("max_gap_ms") is not None and e.get("stalled"):
+        parts.append(f"max_gap={_fmt(e['max_gap_ms'], 'ms')}")
+    if e.get("server_gen_tps") is not None:
+        parts.append(f"server_tok/s={_fmt(e['server_gen_tps'])}")
     return " | ".join(parts)
 
 
@@ -108,6 +114,7 @@ class TextLogSink:
             ev.RUN_FINISHED: self._run_finished,
             ev.STATUS: self._status,
             ev.TOOL_CALL: self._tool_call,
+            ev.MODEL_CONTEXT: self._model_context,
         }
 
     def _write(self, name: str, t: float, text: str) -> None:
@@ -156,6 +163,7 @@ class TextLogSink:
                     e["t"],
                     f"model {m['key']} type={m.get('type')} {size_txt} params={_fmt(m.get('params_b'), 'B')} "
                     f"quant={m.get('quantization') or 'n/a'} ctx={_fmt(m.get('context_length'))} "
+                    f"ctx_trained={_fmt(m.get('context_trained'))} "
                     f"tools={_fmt(m.get('tool_use'))}",
                 )
         for x in e.get("excluded", []):
@@ -163,6 +171,14 @@ class TextLogSink:
         self._write("model_profiling.log", e["t"], f"rotation: {', '.join(e.get('selected', []))}")
         for url, why in (e.get("unreachable") or {}).items():
             self._write("integration_events.log", e["t"], f"unreachable {url}: {why}")
+
+    def _model_context(self, e: dict[str, Any]) -> None:
+        self._write(
+            "model_profiling.log",
+            e["t"],
+            f"model {e.get('key')} runs with a {_fmt(e.get('context_length'))}-token context "
+            f"(planned {_fmt(e.get('previous'))}; {e.get('source')})",
+        )
 
     def _model_switched(self, e: dict[str, Any]) -> None:
         text = f"model -> {e.get('key')} ({e.get('reason')}, {e.get('planned_tests')} tests planned)"

@@ -7,6 +7,14 @@ own bit constants so a report can say *why* the clocks dropped (sw_thermal_slowd
 reading) is absent, not 0. No package, or no driver, makes the whole family "unavailable".
 The module is imported and NVML initialised lazily, on the sampler's thread; `nvml` can be passed
 in (tests hand in a stand-in module fed with recorded values).
+
+The clocks-event reasons have two NVML calls: nvmlDeviceGetCurrentClocksEventReasons (the newer
+name) and nvmlDeviceGetCurrentClocksThrottleReasons (the older one, still in the library). A recent
+nvidia-ml-py defines both in Python whatever the driver, and looks the C symbol up only when called:
+pynvml.py's _nvmlGetFunctionPointer raises NVMLError(NVML_ERROR_FUNCTION_NOT_FOUND), i.e.
+NVMLError_FunctionNotFound, when the driver's libnvidia-ml lacks it (nvidia-ml-py 13.615.71). So the
+newer call is tried first and, on an older driver, the older one is used instead; the choice is
+made once per reader, not retried at every sample.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from typing import Any
 
 NO_DRIVER = "no NVIDIA driver (nvidia-ml-py not installed or NVML init failed)"
 NOT_INSTALLED = "nvidia-ml-py is not installed (pip install 'soaktui[nvidia]')"
+EVENT_REASONS_FN = "nvmlDeviceGetCurrentClocksEventReasons"
+THROTTLE_REASONS_FN = "nvmlDeviceGetCurrentClocksThrottleReasons"
+FUNCTION_NOT_FOUND = 13  # NVML_ERROR_FUNCTION_NOT_FOUND (nvml.h; pynvml.py)
 
 # (word, NVML constant names: the clocks-event spelling first, then the older throttle spelling)
 REASONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -82,6 +93,8 @@ class NvidiaReader:
         self._failed: str | None = None
         self._handles: list[Any] = []
         self._error: type[BaseException] = Exception
+        # the clocks-event call this driver has: None until known, "" when it has neither
+        self._reasons_fn: str | None = None
 
     def _init(self) -> None:
         if self._nvml is None:
@@ -116,6 +129,33 @@ class NvidiaReader:
             return call(*args)
         except self._error:  # NVMLError_NotSupported above all; any NVML error leaves the field out
             return None
+
+    def _not_found(self, exc: BaseException) -> bool:
+        code = getattr(self._nvml, "NVML_ERROR_FUNCTION_NOT_FOUND", FUNCTION_NOT_FOUND)
+        return getattr(exc, "value", None) == code
+
+    def _clock_reasons(self, h: Any) -> Any:
+        """The clocks-event mask, from the call this driver has (the newer one first); None when
+        the GPU or driver cannot say."""
+        if self._reasons_fn == "":
+            return None
+        names = (
+            [self._reasons_fn]
+            if self._reasons_fn
+            else [n for n in (EVENT_REASONS_FN, THROTTLE_REASONS_FN) if hasattr(self._nvml, n)]
+        )
+        for fn in names:
+            try:
+                bits = getattr(self._nvml, fn)(h)
+            except self._error as exc:
+                if self._not_found(exc):  # defined in Python, missing from this driver's library
+                    continue
+                self._reasons_fn = fn  # the driver has it; this GPU just cannot say (NotSupported ...)
+                return None
+            self._reasons_fn = fn
+            return bits
+        self._reasons_fn = ""
+        return None
 
     def _gpu(self, i: int, h: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
         nv = self._nvml
@@ -162,12 +202,7 @@ class NvidiaReader:
         meminfo = self._get("nvmlDeviceGetMemoryInfo", h)
         if meminfo is not None and getattr(meminfo, "total", 0):
             gpu.update(mem_used_bytes=int(meminfo.used), mem_total_bytes=int(meminfo.total))
-        fn = (
-            "nvmlDeviceGetCurrentClocksEventReasons"
-            if hasattr(nv, "nvmlDeviceGetCurrentClocksEventReasons")
-            else "nvmlDeviceGetCurrentClocksThrottleReasons"
-        )
-        bits = self._get(fn, h)
+        bits = self._clock_reasons(h)
         if isinstance(bits, int):
             gpu["throttle_reasons"] = decode_reasons(bits, nv)
         return gpu, temps, power

@@ -1,0 +1,223 @@
+"""Failures behind HTTP 200: silently cut prompts, stalls, cold loads (scenarios/request_checks.py,
+scenarios/base.py, engine/runner.py, report/server_truth.py).
+
+The rules are checked on hand-made results first, then end to end: scripted loopback servers that
+answer the way Ollama answers an over-long prompt, the simulator's stall fault, and the simulator's
+LM Studio flavor with a model that is not loaded (a cold load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+from dataclasses import replace
+
+import orjson
+import pytest
+
+from soaktui import errors
+from soaktui.config import Settings
+from soaktui.providers.client import ChatClient
+from soaktui.providers.result import RequestResult
+from soaktui.providers.types import ModelInfo, Provider
+from soaktui.report.aggregate import fold
+from soaktui.scenarios.large_context import LargeContext
+from soaktui.scenarios.request_checks import CHARS_PER_TOKEN_MAX, judge_request, prompt_chars, prompt_floor
+from soaktui.scenarios.streaming import Streaming
+from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
+from soaktui.simulator.personas import default_personas
+from tests.scenario_driver import run_tests
+from tests.test_client import DONE, END, Request, chunk, delta, head, serve, sse
+from tests.test_soak import soak
+
+# -- the rules on hand-made results -----------------------------------------------------------------
+
+
+def _ok(prompt_tokens: int | None = None, gaps_ms: tuple[float, ...] = (), stream: bool = True) -> RequestResult:
+    r = RequestResult(model="m", stream=stream, ok=True, prompt_tokens=prompt_tokens, finish_reason="stop",
+                      content="x", http_status=200)
+    t = 1_000_000_000
+    r.token_ns = array("q", [t])
+    for g in gaps_ms:
+        t += int(g * 1e6)
+        r.token_ns.append(t)
+    return r
+
+
+def test_prompt_chars_counts_text_parts_and_tool_arguments():
+    msgs = [
+        {"role": "system", "content": "abc"},
+        {"role": "user", "content": [{"type": "text", "text": "defg"}, {"type": "image_url", "image_url": {}}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f", "arguments": '{"a":1}'}}]},
+        {"role": "tool", "content": "12"},
+    ]
+    assert prompt_chars(msgs) == 3 + 4 + 7 + 2
+    assert prompt_floor(6000) == int(6000 / CHARS_PER_TOKEN_MAX) == 1000
+
+
+def test_a_cut_prompt_fails_and_an_honest_count_passes():
+    chars = 72_000  # a 24k-token large_context prompt at 3 characters a token
+    r = _ok(prompt_tokens=2050)
+    fields = judge_request(r, chars=chars, stall_s=5, context_length=None)
+    assert not r.ok and r.error_class == errors.PROMPT_TRUNCATED
+    assert "2050" in r.error and str(prompt_floor(chars)) in r.error
+    assert fields == {"prompt_chars": chars, "prompt_tokens_floor": 12_000, "prompt_truncated": True,
+                      "stalled": False}
+    honest = _ok(prompt_tokens=17_000)  # ~4.2 characters a token
+    assert judge_request(honest, chars=chars, stall_s=5, context_length=None)["prompt_truncated"] is False
+    assert honest.ok
+    unknown = _ok(prompt_tokens=None)  # no usage: nothing to judge, never a guess
+    assert judge_request(unknown, chars=chars, stall_s=5, context_length=None)["prompt_truncated"] is None
+    assert unknown.ok
+
+
+def test_a_stall_fails_even_when_the_stream_finished():
+    r = _ok(prompt_tokens=50, gaps_ms=(20, 20, 100_000, 20))
+    fields = judge_request(r, chars=100, stall_s=5, context_length=None)
+    assert not r.ok and r.error_class == errors.STALLED and "100.0 s" in r.error
+    assert fields["stalled"] is True and r.max_gap_ms == 100_000
+    fine = _ok(prompt_tokens=50, gaps_ms=(20, 4_900, 20))
+    assert judge_request(fine, chars=100, stall_s=5, context_length=None)["stalled"] is False and fine.ok
+    whole = _ok(prompt_tokens=50, stream=False)
+    assert judge_request(whole, chars=100, stall_s=5, context_length=None)["stalled"] is None
+
+
+def test_an_empty_200_to_a_prompt_over_the_context_is_an_overflow():
+    """LM Studio's GGUF engine has answered an over-long prompt with 200 and no deltas."""
+    r = RequestResult(model="m", stream=True, ok=False, error_class=errors.EMPTY_RESPONSE,
+                      error="no content", http_status=200)
+    judge_request(r, chars=60_000, stall_s=5, context_length=4096)
+    assert r.error_class == errors.CONTEXT_OVERFLOW and "4096" in r.error
+    small = RequestResult(model="m", stream=True, ok=False, error_class=errors.EMPTY_RESPONSE,
+                          error="no content", http_status=200)
+    judge_request(small, chars=600, stall_s=5, context_length=4096)
+    assert small.error_class == errors.EMPTY_RESPONSE  # fits: an empty answer is just that
+
+
+# -- end to end: an Ollama-style silent cut ---------------------------------------------------------
+
+
+def _ollama_like(num_ctx: int):
+    """Answers like Ollama v0.4.3-v0.24 on /v1: a prompt over num_ctx is cut (first num_keep tokens
+    plus the tail) and `usage.prompt_tokens` reports the cut count, exactly num_ctx, at HTTP 200
+    (runner/ollamarunner/runner.go NewSequence)."""
+
+    async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+        body = req.json
+        chars = sum(len(m.get("content") or "") for m in body["messages"])
+        sent = chars // 4 + 10
+        usage = {"prompt_tokens": min(sent, num_ctx), "completion_tokens": 2, "total_tokens": 0}
+        w.write(head() + chunk(sse(delta("ZX", role="assistant"))) + chunk(sse(delta("-9", finish="stop")))
+                + chunk(sse({"id": "chatcmpl-1", "choices": [], "usage": usage})) + chunk(DONE) + END)
+
+    return handler
+
+
+def test_large_context_against_a_silently_truncating_server_fails(tmp_path):
+    async def go():
+        async with serve(_ollama_like(2048)) as srv:
+            provider = Provider(name="ollama@test", kind="ollama", base_url=srv.url)
+            model = ModelInfo(id="llama3.1:8b", provider=provider.name, context_length=None)
+            client = ChatClient(srv.url)
+            requests: list[dict] = []
+            settings = Settings()  # large_context targets 10k-40k tokens by default
+            try:
+                outcomes = await run_tests(LargeContext(), client, provider, model, settings, 2,
+                                           requests=requests)
+            finally:
+                await client.aclose()
+            return outcomes, requests
+
+    outcomes, requests = asyncio.run(go())
+    assert all(not o.ok and o.error_class == errors.PROMPT_TRUNCATED for o in outcomes)
+    for ev in requests:
+        assert ev["prompt_tokens"] == 2048 and ev["prompt_truncated"] is True
+        assert ev["prompt_tokens_floor"] > 2048 and ev["error_class"] == errors.PROMPT_TRUNCATED
+    snap = fold([{"kind": "request", "t": 1.0 + i, **ev} for i, ev in enumerate(requests)]).snapshot()
+    truth = snap["server_truth"]["ollama@test/llama3.1:8b"]
+    assert truth["prompt_truncated"]["requests"] == 2
+    assert truth["prompt_truncated"]["examples"][0]["prompt_tokens"] == 2048
+    assert snap["models"]["ollama@test/llama3.1:8b"]["errors"] == {"prompt_truncated": 2}
+
+
+# -- end to end: a stall shorter than the read timeout ----------------------------------------------
+
+
+def test_a_stream_that_freezes_and_then_finishes_is_a_stalled_failure(tmp_path):
+    plan = plan_from_specs(["stall=every:2"], stall_s=1.2)
+    with run_in_thread(SimConfig(flavor="lmstudio", seed=5, speed=40.0, faults=plan)) as s:
+        code, events = soak(tmp_path / "run", s.base_url, duration="4s", scenarios="streaming",
+                            thresholds__stall_s="0.8", timeouts__read="30")
+    assert code == 0
+    requests = [e for e in events if e["kind"] == "request"]
+    stalled = [e for e in requests if e.get("stalled")]
+    assert stalled, "the simulator's stall fault must show"
+    for e in stalled:
+        assert not e["ok"] and e["error_class"] == "stalled" and e["max_gap_ms"] >= 1000  # a 1.2 s stall
+        assert e["finish_reason"] == "stop"  # it finished, and still failed
+    fine = [e for e in requests if e["ok"]]
+    assert fine and all(e["stalled"] is False and e["max_gap_ms"] < 800 for e in fine)
+    results = {e["test_id"]: e for e in events if e["kind"] == "scenario_result"}
+    assert all(results[e["test_id"]]["error_class"] == "stalled" for e in stalled if e["test_id"] in results)
+    started = [e for e in events if e["kind"] == "test_started"]
+    assert started and {e["scenario"] for e in started} == {"streaming"}
+    assert all(e["planned_requests"] == 1 for e in started)
+    snap = fold(events).snapshot()
+    stalls = sum(t["stalls"]["requests"] for t in snap["server_truth"].values())
+    assert stalls == len(stalled)
+
+
+# -- end to end: cold loads ---------------------------------------------------------------------
+
+
+def test_a_cold_load_is_marked_and_kept_out_of_ttft(tmp_path):
+    """LM Studio flavor with a 7B model that is not loaded at start: the engine asks
+    /api/v0/models/{id} before each test, so the first request (the one that loads it) is `cold`."""
+    cold_id = "sim-qwen2.5-7b-instruct"
+    personas = [replace(p, loaded=False) if p.id == cold_id else p for p in default_personas()]
+    with run_in_thread(SimConfig(flavor="lmstudio", seed=6, speed=40.0, personas=personas)) as s:
+        code, events = soak(tmp_path / "run", s.base_url, duration="5s", scenarios="streaming",
+                            models=cold_id, rotation__min_tests="50", rotation__max_tests="50")
+        sim_log = s.requests_log()
+    assert code == 0
+    requests = [e for e in events if e["kind"] == "request"]
+    cold = [e for e in requests if e["cold"]]
+    assert len(cold) == 1 and cold[0]["cold_source"].startswith("/api/v0/models/{id}")
+    # The simulator's own log agrees: that request (and only it) waited for a load.
+    waited = [r for r in sim_log if r.get("load_ns")]
+    assert len(waited) == 1
+    warm = [e for e in requests if not e["cold"] and e["ok"]]
+    assert warm
+    started = [e for e in events if e["kind"] == "test_started"]
+    assert started[0]["cold"] is True and not any(e["cold"] for e in started[1:])
+    snap = fold(events).snapshot()
+    key = f"{cold[0]['provider']}/{cold_id}"
+    ttft = snap["models"][key]["ttft_ms"]
+    assert ttft["n"] == len(warm)  # the cold request is not in the TTFT figures
+    assert ttft["max"] < cold[0]["ttft_ms"]
+    truth = snap["server_truth"][key]["cold_loads"]
+    assert truth["requests"] == 1 and truth["first_token_wait_ms"]["max"] == cold[0]["ttft_ms"]
+    assert truth["load_ms_estimated"]["n"] == 1  # the cold wait minus the warm TTFT p50
+
+
+@pytest.mark.parametrize("scenario", [Streaming()])
+def test_requests_carry_the_new_evidence_fields(scenario):
+    async def go():
+        with run_in_thread(SimConfig(flavor="llamacpp", seed=7, speed=40.0)) as s:
+            provider = Provider(name="llamacpp@sim", kind="llamacpp", base_url=s.base_url)
+            persona = next(p for p in s.server.config.personas if p.is_chat)
+            model = ModelInfo(id=persona.id, provider=provider.name, context_length=persona.context_length)
+            client = ChatClient(s.base_url)
+            requests: list[dict] = []
+            try:
+                await run_tests(scenario, client, provider, model, Settings(), 1, requests=requests)
+            finally:
+                await client.aclose()
+            return requests
+
+    [ev] = asyncio.run(go())
+    for name in ("max_gap_ms", "stalled", "prompt_truncated", "prompt_tokens_floor", "prompt_chars", "cold",
+                 "cached_prompt_tokens", "server_prompt_tps", "server_gen_tps"):
+        assert name in ev, name
+    assert ev["cold"] is False and ev["stalled"] is False and ev["prompt_truncated"] is False
+    assert orjson.loads(orjson.dumps(ev)) == ev
