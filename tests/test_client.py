@@ -626,3 +626,57 @@ def test_get_json_get_post_and_refused():
     assert got[0] == 200 and got[1] == {"method": "GET", "path": "/api/tags", "body": None}
     assert posted[1] == {"method": "POST", "path": "/api/show", "body": {"model": "x"}}
     assert refused[0] is None and refused[1] is None and refused[2]
+
+
+def test_a_kept_alive_connection_closed_by_the_server_is_retried_once_on_a_new_one():
+    """llama-server closes the connection after every streamed answer while its headers say
+    keep-alive; the next request on it fails before any byte ("Server disconnected without sending
+    a response"). That request never reached the server: it is sent again, once, on a new connection.
+    Here the server reads the second request on a kept connection and closes without answering."""
+    ok_body = chunk(sse(delta("hi", finish="stop"))) + chunk(DONE) + END
+    keep_head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    served: list[int] = []
+
+    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        n = 0
+        try:
+            while True:
+                await _read_request(reader)
+                n += 1
+                if n == 2:  # the kept connection: drop it, answer nothing
+                    writer.transport.abort()
+                    return
+                served.append(n)
+                writer.write(keep_head + ok_body)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def go() -> list[RequestResult]:
+        server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        client = ChatClient(url)
+        try:
+            return [await client.chat("m", MSGS) for _ in range(3)]
+        finally:
+            await client.aclose()
+            server.close()
+            await server.wait_closed()
+
+    first, second, third = run(go())
+    assert first.ok and first.connection_retries == 0
+    assert second.ok, second.error
+    assert second.connection_retries == 1 and second.event_fields()["connection_retries"] == 1
+    assert second.ttft_ms is not None and second.ttft_ms >= 0
+    assert third.ok and third.connection_retries == 1  # the new connection was kept; its 2nd use dropped
+
+
+def test_a_new_connection_dropped_before_an_answer_is_not_retried():
+    async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+        w.transport.abort()
+
+    r, srv = run(chat(handler))
+    assert_failed(r, errors.CONNECTION_DROPPED)
+    assert r.connection_retries == 0 and len(srv.requests) == 1

@@ -560,9 +560,13 @@ def test_discovers_each_simulator_flavor(sims, flavor):
     [p] = providers
     assert p.kind == flavor and p.name == f"{flavor}@127.0.0.1:{handle.port}"
     personas = {x.id: x for x in default_personas()}
-    assert {_bare(m.id) for m in p.models} == set(personas)
+    cloud = {_bare(m.id) for m in p.models if m.cloud}
+    # Ollama (v0.12+) also lists a pulled cloud model; it runs remotely, so it is left out.
+    assert cloud == ({"gpt-oss:120b-cloud"} if flavor == "ollama" else set())
+    assert {_bare(m.id) for m in p.models} - cloud == set(personas)
     sel = select_models(providers, max_size_gb=15)
     reasons = {_bare(m.id): r for m, r in sel.excluded}
+    assert all(reasons[c] == "cloud model, runs remotely (--include-cloud to test it)" for c in cloud)
     assert reasons["sim-nomic-embed-text-v1.5"] == "embedding model"
     chosen = [_bare(m.id) for m in sel.selected]
     assert set(chosen[:4]) == SIM_BAND  # the 7B-14B band comes first
@@ -570,7 +574,8 @@ def test_discovers_each_simulator_flavor(sims, flavor):
     if flavor in ("lmstudio", "ollama", "llamacpp"):
         # These servers report real sizes: the 70B is over the limit, not estimated.
         for m in p.models:
-            assert m.size_bytes == personas[_bare(m.id)].size_bytes and not m.size_estimated
+            if not m.cloud:
+                assert m.size_bytes == personas[_bare(m.id)].size_bytes and not m.size_estimated
         assert reasons["sim-llama-3.3-70b-instruct"].endswith("over --max-size-gb 15")
         assert chosen == [*chosen[:4], "sim-phi-3-mini-4k-instruct"]
     else:
@@ -578,7 +583,7 @@ def test_discovers_each_simulator_flavor(sims, flavor):
         assert all(m.size_bytes is None for m in p.models)
         assert "sim-llama-3.3-70b-instruct" in chosen
     if flavor == "ollama":
-        assert p.version == "0.6.8-sim"
+        assert p.version == "0.12.6-sim"
         by = {_bare(m.id): m for m in p.models}
         assert (
             by["sim-qwen2.5-7b-instruct"].tool_use is True
@@ -587,7 +592,13 @@ def test_discovers_each_simulator_flavor(sims, flavor):
         assert (
             by["sim-llama-3.3-70b-instruct"].loaded is False and by["sim-qwen2.5-7b-instruct"].loaded is True
         )
-        assert by["sim-qwen2.5-7b-instruct"].context_length == 32768
+        # Loaded: /api/ps says the runtime context (Ollama 0.12's default 4096), not the 32k window.
+        qwen = by["sim-qwen2.5-7b-instruct"]
+        assert qwen.context_length == 4096 and qwen.context_trained == 32768
+        assert qwen.source["context_length"] == "/api/ps context_length"
+        # Not loaded: the version's default, capped at the training window.
+        big = by["sim-llama-3.3-70b-instruct"]
+        assert big.context_length == 4096 and "0.12.6-sim default" in big.source["context_length"]
     if flavor == "lmstudio":
         assert p.native["detected_by"] == "/api/v1/models"
         by = by_id(p)
@@ -595,13 +606,13 @@ def test_discovers_each_simulator_flavor(sims, flavor):
             by["sim-qwen2.5-7b-instruct"].params_b == 7.6 and by["sim-qwen2.5-7b-instruct"].tool_use is True
         )
     if flavor == "llamacpp":
-        assert p.version == "b5000-sim"
+        assert p.version == "b11434-sim"
         by = by_id(p)
         # Router mode: each model's context from its own /props?model=...
         assert by["sim-llama-3.1-8b-instruct"].context_length == 8192
         assert by["sim-llama-3.1-8b-instruct"].source["context_length"].startswith("/props?model=")
     if flavor == "vllm":
-        assert p.version == "0.8.5+sim"
+        assert p.version == "0.34.0+sim"
         assert by_id(p)["sim-llama-3.1-8b-instruct"].context_length == 8192
 
 

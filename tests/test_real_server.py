@@ -1,87 +1,139 @@
-"""The real-server tier: a short headless soak against llama.cpp (llama-cpp-python) with SmolLM2-135M.
+"""The real-server tier, part 1: discovery and a short headless soak against llama.cpp's `llama-server`.
 
-Checks that discovery finds both aliases, the rotation goes through both, every scenario of the
-engine issue runs, a `ctl stop` ends the run with a report, and every token count soaktui logged
-matches what the server actually returned (recorded by a pass-through proxy). structured_output meets
-a real refusal here: llama-cpp-python answers `response_format: json_schema` with an HTTP 500 that
-names `json_object` as what it takes, and then constrains the answer with a grammar from the schema.
+The server is the C++ binary users run (tests/realserver.py), with SmolLM2-135M in two 2048-token
+slots. Checked here:
+
+- discovery recognises it as llama.cpp from /props and /v1/models, with the model's parameters,
+  size, runtime (slot) and trained context, and tool support from the chat template's caps;
+- a headless soak through a recording proxy runs every scenario and ends with a report, and every
+  token count soaktui logged is the count the server returned (`usage`, byte for byte);
+- the soak's telemetry reads the server's /metrics and /slots;
+- llama.cpp's own `timings` reach the request events, and soaktui's generation speed agrees with
+  the server's.
+
+Part 2 (test_real_server_requests.py) sends single requests: overflow, prompt + max_tokens over
+the context, tool calling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
+import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import pytest
 
-from soaktui.config import load_settings
-from soaktui.providers.client import ChatClient
-from soaktui.providers.types import OPENAI, ModelInfo, Provider
+from soaktui.providers.discovery import discover
+from soaktui.providers.types import LLAMACPP
 from soaktui.scenarios import REGISTRY
-from soaktui.scenarios.schema_tasks import load_tasks
-from soaktui.scenarios.structured_output import JSON_OBJECT, JSON_SCHEMA, StructuredOutput
-from soaktui.scenarios.tool_calling import ToolCalling
 from soaktui.store.reader import iter_events
-from soaktui.toolcalls.prompts import ToolPromptBank, parse_entry
-from soaktui.toolcalls.scoring import CHECKS
-from tests.realserver import ALIASES, LlamaServer, RecordingProxy, server_counts
-from tests.scenario_driver import run_tests
+from tests.realserver import (
+    N_CTX_TRAIN,
+    SLOT_CTX,
+    SLOTS,
+    RecordingProxy,
+    server_counts,
+)
 
 pytestmark = pytest.mark.real_server
 
+# Small sizes: SmolLM2-135M on two CPU cores generates 50-90 tokens/s and reads prompts at ~250
+# tokens/s, and every scenario must run within a minute or two. large_context must fit a 2048-token
+# slot (with its 32-token answer and margin). prompt_variety sizes its answers from the bank (up to
+# ~1,100 tokens): its weight is kept low.
 CONFIG = """
 concurrency = [2]
 [rotation]
-min_tests = 3
-max_tests = 3
+min_tests = 4
+max_tests = 4
 [quiet_hours]
 enabled = false
 [thresholds]
-simple_min_tokens = 100
-simple_max_tokens = 200
-stream_max_tokens = 48
+simple_min_tokens = 24
+simple_max_tokens = 64
+stream_max_tokens = 64
 structured_max_tokens = 128
-tool_max_tokens = 128
-large_context_min_tokens = 1000
-large_context_max_tokens = 3000
+tool_max_tokens = 64
+large_context_min_tokens = 600
+large_context_max_tokens = 1500
 [timeouts]
 request = 120
 read = 60
 grace = 20
 [output]
 status_interval = "10s"
+telemetry_interval = "2s"
 [weights]
-prompt_variety = 1.0
+prompt_variety = 0.5
 simple_inference = 1.0
-streaming = 1.0
+streaming = 2.0
 concurrent_load = 1.0
 large_context = 1.0
-provider_failover = 1.0
+provider_failover = 0.5
+structured_output = 1.0
+tool_calling = 1.0
 """
 
+SOAK_BUDGET_S = 600  # the soak is stopped (ctl stop) once it has what the tests need, or at this
+MIN_LONG_STREAMS = 6  # streamed answers of >= LONG_STREAM_TOKENS for the gen_tps comparison
+LONG_STREAM_TOKENS = 16
+LONG_PROMPT_TOKENS = 500  # prompts long enough for prompt_tps to be the server's speed, not overhead
+GEN_TPS_TOLERANCE = 0.25  # median |gen_tps / server_gen_tps - 1|
 
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    server = LlamaServer(tmp_path_factory.mktemp("llama"))
-    server.start()
-    yield server
-    server.stop()
+# Request failures a real, healthy llama-server and a 135M model may legitimately produce in this
+# soak. Anything else (malformed_stream, connection_dropped, bad_response, other, ...) is soaktui
+# misreading real bytes, or the server breaking.
+EXPECTED_FAILURES = {
+    "empty_response",  # the model's first token was its end token
+    "stalled",  # a 2-core machine busy with another slot's prompt (max_gap_ms says how long)
+    "cancelled",  # the test in flight when the run was stopped
+}
+# The shipped tool bank offers all ten catalog tools with every prompt: rendered, about 2,200 (prompted)
+# to 2,300 (native) tokens, more than a 2048-token slot. tool_calling cannot fit this model.
+EXPECTED_BY_SCENARIO = {"tool_calling": {"context_overflow"}}
 
 
-def _soaktui(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "soaktui", *args],
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        **kw,
-    )
 
 
-def test_discover_lists_both_aliases(llama):
+def _soaktui(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "soaktui", *args], stdin=subprocess.DEVNULL, **kw)
+
+
+def test_discovery_reads_props_and_v1_models(llama):
+    """kind llamacpp; params, size and trained context from /v1/models meta; the runtime context is
+    the slot's (2048 of -c 4096 over -np 2) from /props; tool use from the template's caps."""
+    props = httpx.get(f"{llama.base_url}/props", timeout=10).json()
+    meta = httpx.get(f"{llama.base_url}/v1/models", timeout=10).json()["data"][0]["meta"]
+    slots = httpx.get(f"{llama.base_url}/slots", timeout=10).json()
+    # What the server itself says, so that the expectations below are the server's figures.
+    assert props["default_generation_settings"]["n_ctx"] == SLOT_CTX
+    assert props["total_slots"] == SLOTS and [s["n_ctx"] for s in slots] == [SLOT_CTX] * SLOTS
+    assert props["chat_template_caps"]["supports_tool_calls"] is True
+    assert meta["n_ctx_train"] == N_CTX_TRAIN
+
+    providers, probed, unreachable = asyncio.run(discover([llama.base_url], probe_defaults=False))
+    assert not unreachable, unreachable
+    (provider,) = providers
+    assert provider.kind == LLAMACPP and provider.base_url == llama.base_url
+    assert provider.native.get("total_slots") == SLOTS
+    (m,) = provider.models
+    assert m.id == llama.model_id
+    assert m.params_b is not None and 0.13 <= m.params_b <= 0.14, m.params_b
+    assert m.size_bytes == meta["size"] and not m.size_estimated
+    assert m.quantization == "Q4_1"
+    assert m.context_length == SLOT_CTX, m.source
+    assert m.context_trained == N_CTX_TRAIN, m.source
+    assert m.tool_use is True
+    assert m.loaded is True
+    assert "/props" in m.source["context_length"] and "n_ctx_train" in m.source["context_trained"]
+    assert "supports_tool_calls" in m.source["tool_use"]
+
     out = subprocess.run(
         [sys.executable, "-m", "soaktui", "discover", "--base-url", llama.base_url],
         capture_output=True,
@@ -89,46 +141,63 @@ def test_discover_lists_both_aliases(llama):
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    for alias in ALIASES:
-        assert alias in out.stdout
+    assert llama.model_id in out.stdout and "llama.cpp" in out.stdout
+    row = next(line for line in out.stdout.splitlines() if llama.model_id in line and "Q4_1" in line)
+    assert "135M" in row and "8k/2k" in row, row  # params; trained/runtime context
 
 
-@pytest.mark.timeout(900)  # every scenario must run on a real (slow, CPU-only) server
-def test_headless_soak_covers_models_and_scenarios_with_true_token_counts(llama, tmp_path):
+@dataclass
+class Soak:
+    run_dir: Path
+    events: list[dict]
+    records: list[dict]  # what the server sent, as the proxy relayed it
+    provider: str  # soaktui's name for the server (behind the proxy)
+    elapsed_s: float
+
+
+def _long_streams(events: list[dict]) -> list[dict]:
+    return [
+        e
+        for e in events
+        if e["kind"] == "request"
+        and e["ok"]
+        and e["stream"]
+        and (e["output_tokens"] or 0) >= LONG_STREAM_TOKENS
+    ]
+
+
+@pytest.fixture(scope="module")
+def soak(llama, tmp_path_factory) -> Soak:
+    """One short headless soak through the recording proxy, shared by the tests below. It is
+    stopped with `soaktui ctl stop` as soon as every scenario has run, enough long streams exist
+    for the speed comparison, and telemetry has read the server a few times."""
+    tmp = tmp_path_factory.mktemp("soak")
     proxy = RecordingProxy(llama.base_url)
     proxy.start()
-    cfg = tmp_path / "soak.toml"
+    cfg = tmp / "soak.toml"
     cfg.write_text(CONFIG)
-    run_dir = tmp_path / "run"
-    proc = _soaktui(
-        "--no-ui",
-        "--base-url",
-        proxy.base_url,
-        "--config",
-        str(cfg),
-        "--seed",
-        "7",
-        "--duration",
-        "15m",
-        "--out",
-        str(run_dir),
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "stderr.txt", "wb"),
-    )
+    run_dir = tmp / "run"
+    stderr = tmp / "stderr.txt"
+    t0 = time.monotonic()
+    with open(stderr, "wb") as err:
+        proc = _soaktui(
+            "--no-ui", "--base-url", proxy.base_url, "--config", str(cfg), "--seed", "7",
+            "--duration", "15m", "--out", str(run_dir),
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
     wanted = set(REGISTRY)
-    deadline = time.monotonic() + 600
-    scenarios: set[str] = set()
-    models: set[str] = set()
+    log = run_dir / "events.jsonl"
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() - t0 < SOAK_BUDGET_S and proc.poll() is None:
             time.sleep(2)
-            log = run_dir / "events.jsonl"
             if not log.exists():
                 continue
-            scenarios = {e["scenario"] for e in iter_events(log) if e["kind"] == "scenario_result"}
-            models = {e["model"] for e in iter_events(log) if e["kind"] == "scenario_result"}
-            if wanted <= scenarios and set(ALIASES) <= models:
+            events = list(iter_events(log))
+            scenarios = {e["scenario"] for e in events if e["kind"] == "scenario_result"}
+            telemetry = [e for e in events if e["kind"] == "telemetry" and e.get("servers")]
+            if wanted <= scenarios and len(_long_streams(events)) >= MIN_LONG_STREAMS and len(telemetry) >= 3:
                 break
+        assert proc.poll() is None, f"the soak ended by itself ({proc.returncode}): {stderr.read_text()}"
         ctl = subprocess.run(
             [sys.executable, "-m", "soaktui", "ctl", str(run_dir), "stop"],
             capture_output=True,
@@ -136,142 +205,181 @@ def test_headless_soak_covers_models_and_scenarios_with_true_token_counts(llama,
             timeout=30,
         )
         assert ctl.returncode == 0, ctl.stdout + ctl.stderr
-        assert proc.wait(timeout=180) == 0, (tmp_path / "stderr.txt").read_text()
+        assert proc.wait(timeout=180) == 0, stderr.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
         proxy.stop()
-
-    assert wanted <= scenarios, f"scenarios that never ran: {wanted - scenarios}"
-    assert set(ALIASES) <= models, f"models never tested: {set(ALIASES) - models}"
-
-    events = list(iter_events(run_dir / "events.jsonl"))
+    events = list(iter_events(log))
     discovered = next(e for e in events if e["kind"] == "providers_discovered")
-    assert set(ALIASES) <= {k.split("/", 1)[1] for k in discovered["selected"]}
-    switched = [e["model"] for e in events if e["kind"] == "model_switched"]
-    assert set(ALIASES) <= set(switched)
+    (provider,) = discovered["providers"]
+    return Soak(run_dir, events, list(proxy.records), provider["name"], time.monotonic() - t0)
+
+
+@pytest.mark.timeout(900)
+def test_headless_soak_runs_every_scenario_and_writes_the_report(soak, llama):
+    events = soak.events
+    discovered = next(e for e in events if e["kind"] == "providers_discovered")
+    (provider,) = discovered["providers"]
+    assert provider["kind"] == LLAMACPP
+    assert [k.split("/", 1)[1] for k in discovered["selected"]] == [llama.model_id]
+
+    results = [e for e in events if e["kind"] == "scenario_result"]
+    ran = {e["scenario"] for e in results}
+    assert set(REGISTRY) <= ran, f"scenarios that never ran in {soak.elapsed_s:.0f}s: {set(REGISTRY) - ran}"
     finished = [e for e in events if e["kind"] == "run_finished"]
     assert finished and finished[0]["reason"] == "stopped"
-    assert (run_dir / "final_report.md").is_file() and (run_dir / "report.json").is_file()
-    report = json.loads((run_dir / "report.json").read_text())
-    assert report
+    assert (soak.run_dir / "final_report.md").is_file()
+    assert json.loads((soak.run_dir / "report.json").read_text())
 
-    # Token counts: each logged request against the server's own response, matched by id.
-    returned = {}
-    for rec in proxy.records:
+    requests = [e for e in events if e["kind"] == "request"]
+    failures = {}
+    for e in requests:
+        if not e["ok"]:
+            failures.setdefault(e["error_class"], []).append(f"{e['scenario']}: {e['error']}")
+    summary = {
+        s: f"{sum(r['ok'] for r in results if r['scenario'] == s)}/{sum(r['scenario'] == s for r in results)}"
+        for s in sorted(ran)
+    }
+    print(
+        f"\nsoak: {soak.elapsed_s:.0f}s, {len(results)} tests, {len(requests)} requests; ok/tests {summary}"
+    )
+    for cls, msgs in failures.items():
+        print(f"  failed requests {cls}: {len(msgs)}, e.g. {msgs[0]}")
+    unexpected = {
+        c: [m for m in msgs if c not in EXPECTED_BY_SCENARIO.get(m.split(":", 1)[0], ())]
+        for c, msgs in failures.items()
+        if c not in EXPECTED_FAILURES
+    }
+    unexpected = {c: msgs for c, msgs in unexpected.items() if msgs}
+    assert not unexpected, f"request failures a healthy llama-server should not cause: {unexpected}"
+
+
+def _returned(soak: Soak) -> dict[str, dict]:
+    """Chat responses the server sent (HTTP 200), by response id."""
+    out = {}
+    for rec in soak.records:
         if rec["path"].endswith("/chat/completions") and rec["status"] == 200:
             counts = server_counts(rec["body"])
-            returned[counts["id"]] = counts
-    requests = [e for e in events if e["kind"] == "request" and e["ok"]]
-    assert requests
-    checked = {"usage": 0, "chunks": 0}
-    for e in requests:
-        srv = returned[e["response_id"]]
-        if e["token_source"] == "usage":
-            assert e["output_tokens"] == srv["usage"]["completion_tokens"]
-            assert e["prompt_tokens"] == srv["usage"]["prompt_tokens"]
-        else:
-            assert e["token_source"] == "chunks"
-            assert srv["usage"] is None  # llama-cpp-python ignores include_usage when streaming
-            assert e["output_tokens"] == srv["chunks"]
-        checked[e["token_source"]] += 1
-    assert checked["usage"] > 0 and checked["chunks"] > 0, checked
+            if counts["id"]:
+                out[counts["id"]] = counts
+    return out
 
 
-def test_structured_output_falls_back_to_the_grammar_and_its_json_parses(llama):
-    """json_schema is refused (HTTP 500 from pydantic), json_object + schema is taken: the grammar makes
-    every answer that was not cut by max_tokens parse. The grammar does not enforce minimum, maximum or
-    formats, so schema validity is measured, not assumed."""
-    wanted = {"so-ticket-triage", "so-feature-flags"}
-    scenario = StructuredOutput([t for t in load_tasks() if t.id in wanted] * 2)
-    settings = load_settings(None, {}, {"thresholds.structured_max_tokens": "160", "timeouts.request": "300"})
-    provider = Provider(name="llama", kind=OPENAI, base_url=llama.base_url)
-    model = ModelInfo(id="smollm2-chatml", provider="llama", context_length=llama.n_ctx)
-    requests: list[dict] = []
-
-    async def run() -> list:
-        async with ChatClient(llama.base_url) as client:
-            return await run_tests(scenario, client, provider, model, settings, 4, requests=requests)
-
-    outcomes = asyncio.run(run())
-    refusals = [r for r in requests if not r["ok"]]
-    assert len(refusals) == 1 and refusals[0]["response_format"] == JSON_SCHEMA
-    assert refusals[0]["http_status"] == 500 and "response_format" in refusals[0]["error"]
-    assert len(requests) == 5
-    for o in outcomes:
-        m = o.metrics
-        assert (m["mode"], m["response_format"]) == (JSON_SCHEMA, JSON_OBJECT)
-        assert m["fallback"].startswith("json_schema refused: HTTP 500")
-        assert m["output_tokens"] > 0 and m["gen_tps"] > 0 and o.ok == m["schema_valid"]
-        if m["finish_reason"] == "length":
-            assert m["failure"] == "truncated"
-        else:
-            assert m["parsed"], m
-    assert any(o.metrics["finish_reason"] == "stop" for o in outcomes)
+@pytest.mark.timeout(900)
+def test_every_logged_token_count_is_the_servers_usage(soak):
+    """llama-server sends `usage` on streams too (stream_options.include_usage), so every count
+    soaktui logged must be the server's own: prompt, completion and cached prompt tokens."""
+    returned = _returned(soak)
+    answered = [e for e in soak.events if e["kind"] == "request" and e["response_id"]]
+    assert sum(e["ok"] for e in answered) >= 10
+    assert {e["stream"] for e in answered} == {True, False}
+    checked = 0
+    for e in answered:
+        srv = returned.get(e["response_id"])
+        if srv is None or srv["usage"] is None:
+            assert e["error_class"] == "cancelled", e  # only a request cut by the stop lacks usage
+            continue
+        usage = srv["usage"]
+        where = f"{e['scenario']} request {e['response_id']}"
+        assert e["token_source"] == "usage", where
+        assert e["output_tokens"] == usage["completion_tokens"], where
+        assert e["prompt_tokens"] == usage["prompt_tokens"], where
+        assert e["cached_prompt_tokens"] == usage["prompt_tokens_details"]["cached_tokens"], where
+        assert e["finish_reason"] == srv["finish_reason"], where
+        if e["stream"]:
+            assert e["chunks"] == srv["chunks"], where
+        checked += 1
+    assert checked >= 10
 
 
-# One tool offered (BFCL's "simple" shape): with the whole catalog SmolLM2-135M rarely calls at all.
-WEATHER_PROMPT = parse_entry(
-    {
-        "id": "real-weather-paris",
-        "kind": "multi_turn",
-        "prompt": "What is the weather in Paris?",
-        "tools": ["get_weather"],
-        "calls": [{"name": "get_weather", "arguments": {"city": ["Paris"]}}],
-        "results": [{"city": "Paris", "temperature_c": 18.5, "condition": "light rain"}],
-        "answer_contains": [18.5],
-    },
-    "test_real_server",
-)
+@pytest.mark.timeout(900)
+def test_telemetry_reads_the_servers_metrics_and_slots(soak):
+    """Rows from /metrics (requests processing/deferred, throughput gauges) and /slots (busy and
+    total slots) for the llama.cpp provider. This build has no kv_cache_usage_ratio metric."""
+    rows = [
+        row
+        for e in soak.events
+        if e["kind"] == "telemetry"
+        for row in e.get("servers") or []
+        if row["provider"] == soak.provider
+    ]
+    assert rows, [e.get("unavailable") for e in soak.events if e["kind"] == "telemetry"][:3]
+    for row in rows:
+        assert row["kind"] == LLAMACPP and "unavailable" not in row, row
+        # A scrape may time out (1 s) while two CPU cores are busy with a long prompt: that row is
+        # `partial` and says so. Anything else (a 404, a parse failure) is a reader bug.
+        for problem in filter(None, row.get("partial", "").split("; ")):
+            assert "no answer within" in problem, row
+    complete = [r for r in rows if "partial" not in r]
+    print(f"\ntelemetry: {len(rows)} server rows, {len(rows) - len(complete)} partial; e.g. {complete[-1:]}")
+    assert len(complete) >= 3, rows
+    for row in complete:
+        assert "/metrics" in row["source"] and "/slots" in row["source"], row
+        assert row["slots_total"] == SLOTS, row
+        assert 0 <= row["slots_busy"] <= SLOTS, row
+        assert row["requests_processing"] >= 0 and row["requests_deferred"] >= 0, row
+    # The figures are live: the soak kept the server busy, and tokens went through between scrapes.
+    assert any(r["requests_processing"] >= 1 or r["slots_busy"] >= 1 for r in complete), complete
+    assert any((r.get("predicted_tps") or 0) > 0 for r in complete), complete
+    assert any((r.get("prompt_tps") or 0) > 0 for r in complete), complete
 
 
-def _tool_attempt(llama, alias: str, mode: str) -> tuple[object, list[dict], dict]:
-    scenario = ToolCalling(mode, ToolPromptBank([WEATHER_PROMPT]))
-    settings = load_settings(None, {}, {"timeouts.request": "300", "thresholds.tool_max_tokens": "128"})
-    provider = Provider(name="llama", kind=OPENAI, base_url=llama.base_url)
-    model = ModelInfo(id=alias, provider="llama", context_length=llama.n_ctx)
-    requests: list[dict] = []
-    events: list[dict] = []
+@pytest.mark.timeout(900)
+def test_server_timings_reach_the_events_and_gen_tps_agrees_with_the_servers(soak):
+    """llama.cpp's `timings` (last chunk / response body) become server_gen_tps and
+    server_prompt_tps; usage.prompt_tokens_details.cached_tokens becomes cached_prompt_tokens.
 
-    async def run() -> list:
-        async with ChatClient(llama.base_url, read_timeout_s=300) as client:
-            return await run_tests(
-                scenario, client, provider, model, settings, 1, requests=requests, events=events
-            )
+    Both speeds mean the same thing: llama.cpp's predicted_per_second is (n_gen - 1) decode steps
+    over the time from the first sampled token to the last (server_slot_stats::n_gen_tps, "the
+    first token is free"); soaktui's gen_tps is (output tokens - 1) over first to last content
+    chunk. They differ by network and scheduling noise, and by the end token, which the server
+    samples (and counts) but does not send as content."""
+    returned = _returned(soak)
+    ok = [e for e in soak.events if e["kind"] == "request" and e["ok"]]
+    for e in ok:
+        t = returned[e["response_id"]]["timings"]
+        assert t, e
+        where = f"{e['scenario']} {e['response_id']}"
+        assert e["cached_prompt_tokens"] is not None, where
+        want_gen = round(t["predicted_per_second"], 3) if t["predicted_per_second"] else None
+        want_prompt = round(t["prompt_per_second"], 3) if t["prompt_per_second"] else None
+        assert e["server_gen_tps"] == want_gen, where
+        assert e["server_prompt_tps"] == want_prompt, where
+    assert any(e["server_gen_tps"] for e in ok) and any(e["server_prompt_tps"] for e in ok)
+    assert any(e["cached_prompt_tokens"] for e in ok), "llama-server's prompt cache never hit"
 
-    (outcome,) = asyncio.run(run())
-    (event,) = events
-    assert event["kind"] == "tool_call" and event["mode"] == mode and event["prompt_id"] == WEATHER_PROMPT.id
-    assert outcome.ok == event["correct"] and outcome.metrics["verdict"] == event["verdict"]
-    assert requests[0]["ok"], requests[0]["error"]
-    return outcome, requests, event
+    pairs = [
+        (e["scenario"], e["output_tokens"], e["gen_tps"], e["server_gen_tps"])
+        for e in _long_streams(soak.events)
+        if e["gen_tps"] and e["server_gen_tps"]
+    ]
+    assert len(pairs) >= MIN_LONG_STREAMS, pairs
+    ratios = [g / s for _, _, g, s in pairs]
+    median = statistics.median(ratios)
+    table = "\n".join(
+        f"  {sc:<16} {n:>4} tokens  soaktui {g:8.2f} t/s  server {s:8.2f} t/s  ratio {g / s:.3f}"
+        for sc, n, g, s in pairs
+    )
+    print(f"\ngen_tps / server_gen_tps over {len(pairs)} streams, median {median:.3f}:\n{table}")
+    assert abs(median - 1) <= GEN_TPS_TOLERANCE, (
+        f"soaktui's gen_tps and llama.cpp's predicted_per_second disagree: median ratio {median:.3f}\n{table}"
+    )
 
-
-def test_function_calling_alias_returns_native_tool_calls_that_are_detected_and_scored(llama):
-    """chatml-function-calling answers `tools` + tool_choice "auto" with OpenAI tool_calls; they are
-    detected as native and judged (a 135M model may pick wrong values: correctness is not asserted).
-    When the call is right, the result goes back as role "tool" messages and the server takes them."""
-    _, requests, e = _tool_attempt(llama, "smollm2-fc", "native")
-    first = requests[0]
-    assert first["tool_calls"] >= 1 and first["finish_reason"] == "tool_calls"
-    assert (e["format"], e["trust"]) == ("native", 3)
-    assert e["calls"] and e["calls"][0]["name"] == "get_weather"  # the grammar allows offered names only
-    checks = e["checks"]
-    assert checks["decision"] is True and checks["count"] is not None and checks["name"] is not None
-    assert checks["args_parse"] is not None
-    if checks["values"]:  # a right call: the follow-up turn was sent and answered
-        assert len(requests) == 2 and requests[1]["ok"] and requests[1]["turn"] == 2
-        assert checks["uses_result"] is not None
-    else:
-        assert len(requests) == 1 and checks["uses_result"] is None
-
-
-def test_plain_chatml_alias_exercises_the_prompted_text_path(llama):
-    """Without a tool parser the tools go in the system prompt; whatever the model writes is read by the
-    text detector and scored."""
-    _, requests, e = _tool_attempt(llama, "smollm2-chatml", "prompted")
-    assert requests[0]["tool_mode"] == "prompted" and requests[0]["tool_calls"] == 0
-    assert e["trust"] in (0, 1, 2) and e["format"] != "native"
-    assert set(e["checks"]) == set(CHECKS)
-    assert isinstance(e["checks"]["decision"], bool)
-    assert (e["trust"] == 2) == bool(e["calls"])
+    # Prompt speed: soaktui's prompt_tps is processed prompt tokens / TTFT, llama.cpp's
+    # prompt_per_second the same tokens over its own prompt time. TTFT also holds the HTTP round trip,
+    # templating, tokenising and a wait for the other slot, which only a long prompt makes negligible.
+    long_prompts = [
+        (e["prompt_tokens"] - (e["cached_prompt_tokens"] or 0), e["prompt_tps"], e["server_prompt_tps"])
+        for e in ok
+        if e["stream"]
+        and e["prompt_tps"]
+        and e["server_prompt_tps"]
+        and e["prompt_tokens"] - (e["cached_prompt_tokens"] or 0) >= LONG_PROMPT_TOKENS
+    ]
+    assert long_prompts, f"no streamed request processed {LONG_PROMPT_TOKENS} prompt tokens or more"
+    prompt_median = statistics.median(p / s for _, p, s in long_prompts)
+    print(
+        f"prompt_tps / server_prompt_tps (prompts >= {LONG_PROMPT_TOKENS} tokens): median {prompt_median:.3f}, {long_prompts}"
+    )
+    assert abs(prompt_median - 1) <= GEN_TPS_TOLERANCE, long_prompts

@@ -11,6 +11,7 @@ Two kinds of input, both served over a real loopback socket:
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import orjson
@@ -88,12 +89,12 @@ def test_llamacpp_context_overflow_400():
 
 
 def test_llamacpp_old_error_line_then_done_is_an_error_not_an_empty_answer():
-    """llama.cpp before the stream errors moved to HTTP statuses wrote `error: {json}` (an SSE field
-    no client knows) and then `data: [DONE]`, at HTTP 200 (examples/server/server.cpp, the
-    `res_error` path of the streaming lambda)."""
+    """llama.cpp up to about b6500 wrote a stream error as `error: {json}` (an SSE field no client
+    knows) and then `data: [DONE]`, at HTTP 200 (`server_sent_event(sink, "error", ...)`,
+    examples/server/utils.hpp; seen at b4295 and in llama-cpp-python 0.3.16's vendored server)."""
     err = orjson.dumps(
-        {"code": 400, "message": "the request exceeds the available context size, try increasing it",
-         "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096}
+        {"code": 400, "message": "the request exceeds the available context size. try increasing the "
+         "context size or enable context shift", "type": "invalid_request_error"}
     )
     r, _ = run(chat(stream_of(b"error: " + err + b"\n\n", DONE)))
     assert_failed(r, errors.CONTEXT_OVERFLOW)
@@ -105,15 +106,19 @@ def test_llamacpp_old_error_line_then_done_is_an_error_not_an_empty_answer():
     assert_failed(r, errors.STREAM_ERROR)
 
 
-def test_vllm_mid_stream_error_object_then_done_is_not_ok():
-    """vLLM <= 0.10: serving_chat.py catches the exception mid-stream, yields
-    `data: {"object": "error", "message": ..., "type": ..., "param": null, "code": ...}` and then
-    `data: [DONE]` (create_streaming_error_response)."""
-    err = {"object": "error", "message": "CUDA error: an illegal memory access was encountered",
-           "type": "BadRequestError", "param": None, "code": 400}
-    r, _ = run(chat(stream_of(sse(delta("Hello")), sse(err), DONE)))
-    assert_failed(r, errors.STREAM_ERROR)
-    assert "illegal memory access" in r.error and r.content == "Hello"
+def test_vllm_mid_stream_error_then_done_is_not_ok():
+    """vLLM's serving_chat.py catches an exception mid-stream and yields
+    create_streaming_error_response(): `data: {"error": {"object": "error", "message": ...,
+    "type": ..., "param": null, "code": ...}}` (json.dumps, with spaces), then `data: [DONE]`, at
+    HTTP 200. The same object without the wrapper (the shape of vLLM <= 0.10's HTTP error bodies) is
+    read the same way, and so is llama.cpp b6628-b6900's `data: {"error": ...}` before its [DONE]."""
+    inner = {"object": "error", "message": "CUDA error: an illegal memory access was encountered",
+             "type": "BadRequestError", "param": None, "code": 400}
+    spaced = json.dumps({"error": inner}).encode()  # vLLM's json.dumps: ", " and ": " separators
+    for frame in (b"data: " + spaced + b"\n\n", sse(inner)):
+        r, _ = run(chat(stream_of(sse(delta("Hello")), frame, DONE)))
+        assert_failed(r, errors.STREAM_ERROR)
+        assert "illegal memory access" in r.error and r.content == "Hello"
 
 
 def test_vllm_max_tokens_over_max_model_len_is_context_overflow():

@@ -9,6 +9,8 @@ LM Studio flavor with a model that is not loaded (a cold load).
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from array import array
 from dataclasses import replace
 
@@ -22,7 +24,13 @@ from soaktui.providers.result import RequestResult
 from soaktui.providers.types import ModelInfo, Provider
 from soaktui.report.aggregate import fold
 from soaktui.scenarios.large_context import LargeContext
-from soaktui.scenarios.request_checks import CHARS_PER_TOKEN_MAX, judge_request, prompt_chars, prompt_floor
+from soaktui.scenarios.request_checks import (
+    CHARS_PER_TOKEN_MAX,
+    PromptRatios,
+    judge_request,
+    prompt_chars,
+    prompt_floor,
+)
 from soaktui.scenarios.streaming import Streaming
 from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
 from soaktui.simulator.personas import default_personas
@@ -62,13 +70,67 @@ def test_a_cut_prompt_fails_and_an_honest_count_passes():
     assert not r.ok and r.error_class == errors.PROMPT_TRUNCATED
     assert "2050" in r.error and str(prompt_floor(chars)) in r.error
     assert fields == {"prompt_chars": chars, "prompt_tokens_floor": 12_000, "prompt_truncated": True,
-                      "stalled": False}
+                      "prompt_floor_rule": "1 token per 6 characters", "stalled": False}
     honest = _ok(prompt_tokens=17_000)  # ~4.2 characters a token
     assert judge_request(honest, chars=chars, stall_s=5, context_length=None)["prompt_truncated"] is False
     assert honest.ok
     unknown = _ok(prompt_tokens=None)  # no usage: nothing to judge, never a guess
     assert judge_request(unknown, chars=chars, stall_s=5, context_length=None)["prompt_truncated"] is None
     assert unknown.ok
+
+
+def test_a_learned_ratio_catches_smaller_cuts_without_calling_better_tokenized_prompts_cut():
+    ratios = PromptRatios()
+    lc = {"stall_s": 5, "context_length": None, "ratios": ratios, "scenario": "large_context",
+          "uniform_text": True}
+    # Nothing learned: the 6-characters floor, which a 30% cut (4.2 characters a token) passes.
+    assert ratios.floor(40_000, "large_context") == (6666, "1 token per 6 characters")
+    # Too short to teach (template overhead), or in the upper half of the context (maybe a cut itself).
+    ratios.learn(800, 200, "large_context", None)
+    ratios.learn(40_000, 2100, "large_context", 4096)
+    assert ratios.by_scenario == {}
+    ratios.learn(4_000, 1000, "large_context", 4096)  # 4.0 characters a token
+    ratios.learn(4_200, 1000, "large_context", 4096)  # 4.2: the largest is kept
+    floor, rule = ratios.floor(40_000, "large_context")
+    assert floor == int(40_000 / (4.2 * 1.25)) == 7619 and rule.startswith("learned 4.20")
+    # Never carried to another scenario: JSON and code count far more tokens per character.
+    assert ratios.floor(40_000, "tool_calling") == (6666, "1 token per 6 characters")
+    # A 30% cut fails; an honest prompt that tokenizes 20% better than any seen passes (and teaches).
+    cut = _ok(prompt_tokens=int(40_000 / 4.2 * 0.7))
+    fields = judge_request(cut, chars=40_000, **lc)
+    assert not cut.ok and cut.error_class == errors.PROMPT_TRUNCATED and fields["prompt_floor_rule"] == rule
+    assert ratios.by_scenario["large_context"] == pytest.approx(4.2)  # a cut prompt teaches nothing
+    r = _ok(prompt_tokens=int(40_000 / (4.2 * 1.2)))
+    judge_request(r, chars=40_000, **lc)
+    assert r.ok and ratios.by_scenario["large_context"] == pytest.approx(4.2 * 1.2, rel=1e-3)
+    # Prompts of mixed text (uniform_text False) and requests with `tools` never use or teach a ratio.
+    before = dict(ratios.by_scenario)
+    mixed = _ok(prompt_tokens=7000)  # under the learned floor (7,619), over the fixed one
+    f = judge_request(mixed, chars=40_000, **{**lc, "uniform_text": False})
+    assert mixed.ok and f["prompt_floor_rule"] == "1 token per 6 characters"
+    with_tools = _ok(prompt_tokens=9000)
+    judge_request(with_tools, chars=8000, **{**lc, "countable": False})
+    assert ratios.by_scenario == before
+
+
+def test_equal_counts_for_long_prompts_of_different_sizes_mean_a_cap():
+    """Servers cut to a fixed size (Ollama: exactly num_ctx): the second long prompt that counts the
+    same as a clearly shorter one was cut, whatever the tokenizer."""
+    ratios = PromptRatios()
+    kw = {"stall_s": 5, "context_length": None, "ratios": ratios, "scenario": "s"}
+    first = _ok(prompt_tokens=2048)
+    judge_request(first, chars=8_000, **kw)
+    assert first.ok  # alone, 2,048 tokens for 8,000 characters is an honest count
+    second = _ok(prompt_tokens=2048)
+    fields = judge_request(second, chars=11_000, **kw)
+    assert not second.ok and second.error_class == errors.PROMPT_TRUNCATED
+    assert "caps prompts at 2048 tokens" in second.error and "8000" in fields["prompt_floor_rule"]
+    # Close sizes, short prompts, other scenarios, or counts with tool schemas in them: no verdict.
+    for tokens, chars, extra in ((2048, 8_500, {}), (350, 2_000, {}), (2048, 11_000, {"scenario": "t"}),
+                                 (2048, 11_000, {"countable": False})):
+        r = _ok(prompt_tokens=tokens)
+        judge_request(r, chars=chars, **{**kw, **extra})
+        assert r.ok, (tokens, chars, extra)
 
 
 def test_a_stall_fails_even_when_the_stream_finished():
@@ -221,3 +283,78 @@ def test_requests_carry_the_new_evidence_fields(scenario):
         assert name in ev, name
     assert ev["cold"] is False and ev["stalled"] is False and ev["prompt_truncated"] is False
     assert orjson.loads(orjson.dumps(ev)) == ev
+
+
+# -- the Ollama flavor end to end: discover, then a truncating server ----------------------------
+
+
+def test_discover_shows_cloud_excluded_and_runtime_beside_trained_context():
+    """`soaktui discover` against Ollama (simulated 0.12.6): a pulled cloud model is left out with
+    its reason, and a model with a 32k training window shows the 4k it really runs with."""
+    with run_in_thread(SimConfig(flavor="ollama")) as s:
+        out = subprocess.run(
+            [sys.executable, "-m", "soaktui", "discover", "--base-url", s.base_url],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert out.returncode == 0, out.stderr
+    cloud = next(line for line in out.stdout.splitlines() if line.strip().startswith("gpt-oss:120b-cloud"))
+    assert "skip: cloud model, runs remotely (--include-cloud to test it)" in cloud
+    qwen = next(line for line in out.stdout.splitlines() if line.strip().startswith("sim-qwen2.5-7b-instruct"))
+    assert "32k/4k" in qwen.split()  # trained / runtime
+    assert "CTX TRAINED/RUNTIME" in out.stdout
+
+
+def test_large_context_plans_against_the_runtime_context_ollama_reports(tmp_path):
+    """Ollama 0.12.6 reports a loaded model's runtime context in /api/ps: large_context is capped to
+    it (2048 here, against a 32k training window), so nothing is cut."""
+    with run_in_thread(SimConfig(flavor="ollama", seed=8, speed=40.0, ollama_num_ctx=2048)) as s:
+        code, events = soak(
+            tmp_path / "run",
+            s.base_url,
+            duration="4s",
+            scenarios="large_context",
+            models="sim-qwen2.5-7b-instruct",
+            thresholds__large_context_min_tokens="3000",
+            thresholds__large_context_max_tokens="4000",
+        )
+    assert code == 0
+    requests = [e for e in events if e["kind"] == "request"]
+    assert requests and all(e["ok"] and e["prompt_truncated"] is False for e in requests), requests[0]
+    disc = next(e for e in events if e["kind"] == "providers_discovered")
+    qwen = next(m for p in disc["providers"] for m in p["models"] if m["id"].startswith("sim-qwen2.5-7b"))
+    assert qwen["context_length"] == 2048 and qwen["context_trained"] == 32768
+
+
+def test_a_soak_against_an_ollama_that_cuts_silently_fails_and_reports_the_cuts(tmp_path):
+    """Ollama 0.9.6 has no context_length in /api/ps, and its user set OLLAMA_CONTEXT_LENGTH=2048
+    where the version's default is 4096: soaktui plans for 4096, the server cuts every prompt over
+    2048 to exactly 2048 at HTTP 200. Prompts that fit teach the model's ratio, which then catches
+    cuts the 6-characters floor alone would let through."""
+    with run_in_thread(
+        SimConfig(flavor="ollama", seed=9, speed=40.0, server_version="0.9.6", ollama_num_ctx=2048)
+    ) as s:
+        code, events = soak(
+            tmp_path / "run",
+            s.base_url,
+            duration="8s",
+            scenarios="large_context",
+            models="sim-qwen2.5-7b-instruct",
+            rotation__min_tests="100",
+            rotation__max_tests="100",
+            thresholds__large_context_min_tokens="800",
+            thresholds__large_context_max_tokens="3900",
+        )
+    assert code == 0
+    large = [e for e in events if e["kind"] == "request"]
+    assert len(large) >= 8, "large_context must have run"
+    cut = [e for e in large if e["prompt_truncated"]]
+    assert cut and all(e["prompt_tokens"] == 2048 and e["error_class"] == "prompt_truncated" for e in cut)
+    assert all(e["ok"] for e in large if e["prompt_tokens"] < 2048)
+    # Cuts caught only thanks to the learned ratio: above the 6-characters floor, below the learned one.
+    learned = [e for e in cut if "learned" in e["prompt_floor_rule"] and e["prompt_chars"] / 6 <= 2048]
+    assert learned, [(e["prompt_chars"], e["prompt_floor_rule"]) for e in cut]
+    snap = fold(events).snapshot()
+    key = f"{cut[0]['provider']}/{cut[0]['model']}"
+    assert snap["server_truth"][key]["prompt_truncated"]["requests"] == len(cut)
+    text = (tmp_path / "run" / "final_report.md").read_text()
+    assert "What the servers hid" in text and "prompt cut to 2,048 tokens" in text

@@ -9,7 +9,7 @@
   and raising NVMLError_NotSupported where that GPU does.
 - Server metrics: recorded llama.cpp and vLLM `/metrics` texts served by a real HTTP server on
   loopback, the simulator's Ollama and LM Studio endpoints, refused and 401/404 answers, and the
-  real llama-cpp-python server of the test tier (which has no /metrics: reported unavailable).
+  real llama-server of the test tier (its /metrics and /slots, and its process).
 - Server processes: real processes, found by name and by command line.
 """
 
@@ -887,31 +887,30 @@ def test_unreachable_and_refusing_servers_say_why(served):
 
 
 @pytest.mark.real_server
-def test_the_real_llama_cpp_python_server(tmp_path):
-    """llama-cpp-python's server has no /metrics or /slots: said plainly. Its process is found by
-    its command line, with CPU and RSS."""
+def test_the_real_llama_server(tmp_path):
+    """llama.cpp's own llama-server (started with --metrics, 2 slots): the reader takes its queue
+    gauges from /metrics and its slots from /slots, and finds its process by name, with CPU and RSS."""
     from tests.realserver import LlamaServer
 
     server = LlamaServer(tmp_path)
     server.start()
     try:
-        row = ServerReader([]).read_one(Provider("llama@real", LLAMACPP, server.base_url))
-        assert row["unavailable"] == (
-            "/metrics: HTTP 404 (no /metrics route: not llama-server itself, e.g. llama-cpp-python); /slots: HTTP 404"
-        )
+        reader = ServerReader([])
+        provider = Provider("llama@real", LLAMACPP, server.base_url)
         procs = ServerProcessSampler(rescan_s=0)
         procs.sample()
         httpx.post(
             server.base_url + "/v1/chat/completions",
-            json={
-                "model": "smollm2-chatml",
-                "messages": [{"role": "user", "content": "Hi"}],
-                "max_tokens": 8,
-            },
+            json={"model": server.model_id, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8},
             timeout=60,
         )
+        row = reader.read_one(provider)
+        assert row["source"] == "llama.cpp /metrics, /slots" and "unavailable" not in row, row
+        assert row["slots_total"] == 2 and row["slots_busy"] == 0
+        assert row["requests_processing"] == 0 and row["requests_deferred"] == 0
+        assert "kv_cache_usage_ratio" not in row  # gone from llama.cpp's /metrics since May 2025
         mine = [p for p in procs.sample()["server_procs"] if p["pid"] == server.proc.pid]
-        assert mine and mine[0]["name"] == "llama_cpp.server"
+        assert mine and mine[0]["name"] == "llama-server"
         assert mine[0]["rss_bytes"] > 50 * 2**20 and mine[0]["cpu_pct"] > 0  # it just answered
     finally:
         server.stop()

@@ -337,3 +337,51 @@ def test_attach_before_the_run_writes_then_follow_it(tmp_path):
             await until(pilot, lambda: "■ finished" in header(app), "finished in the header")
 
     run(main())
+
+
+def test_a_killed_engine_reads_as_exited_without_finishing_only_after_its_log_is_read(
+    sim, tmp_path, monkeypatch
+):
+    """The viewer says "engine exited ... without finishing" for a child killed mid-run, and never for
+    one that wrote run_finished and exited before the viewer had read the end of its log (the
+    follower polls: with a slow poll the window is wide open)."""
+    run_dir = tmp_path / "run"
+    proc = start_engine(run_dir, sim.base_url)
+    wait_for_events(run_dir, lambda ev: any(e["kind"] == "scenario_result" for e in ev))
+    proc.kill()
+    proc.wait(timeout=10)
+
+    async def main() -> str:
+        app = create_app(run_dir, engine=proc)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: "without finishing" in header(app), "the crash shown")
+            return header(app)
+
+    assert "engine exited (code -9) without finishing" in run(main())
+
+    import soaktui.ui.app as app_module
+
+    monkeypatch.setattr(app_module, "POLL_S", 1.5)
+    clean_dir = tmp_path / "clean"
+    clean = start_engine(clean_dir, sim.base_url)
+    wait_for_events(clean_dir, lambda ev: any(e["kind"] == "scenario_result" for e in ev))
+
+    async def seen() -> list[str]:
+        app = create_app(clean_dir, engine=clean)
+        shown: list[str] = []
+        async with app.run_test(size=(80, 24)) as pilot:
+            await attached(pilot, app)
+            send_command(clean_dir, "stop")
+            for _ in range(200):
+                shown.append(header(app))
+                if "finished" in shown[-1] and "without" not in shown[-1]:
+                    break
+                await pilot.pause(0.05)
+        return shown
+
+    try:
+        shown = run(seen())
+    finally:
+        stop_engine(clean)
+    assert not any("without finishing" in h for h in shown), [h for h in shown if "without" in h][:1]
+    assert "finished" in shown[-1]

@@ -446,13 +446,16 @@ class Engine:
                 ctx = self._context(test_id, name)
                 turn = self.rotation.turn
                 await self._check_loaded(ctx)
+                tags = {
+                    "test_id": test_id,
+                    "scenario": name,
+                    "provider": ctx.model.provider,
+                    "model": ctx.model.id,
+                    "key": ctx.model.key,
+                }
                 self.bus.emit(
                     ev.TEST_STARTED,
-                    test_id=test_id,
-                    scenario=name,
-                    provider=ctx.model.provider,
-                    model=ctx.model.id,
-                    key=ctx.model.key,
+                    **tags,
                     planned_requests=self.scenarios[name].planned_requests(ctx),
                     cold=ctx.cold_pending,
                 )
@@ -463,11 +466,7 @@ class Engine:
                 self.ok_tests += bool(outcome.ok)
                 self.bus.emit(
                     ev.SCENARIO_RESULT,
-                    test_id=test_id,
-                    scenario=name,
-                    provider=ctx.model.provider,
-                    model=ctx.model.id,
-                    key=ctx.model.key,
+                    **tags,
                     ok=outcome.ok,
                     reason=outcome.reason,
                     error_class=outcome.error_class,

@@ -357,22 +357,47 @@ class ChatClient:
             result.end_ns = time.perf_counter_ns()
 
     async def _send(self, result: RequestResult, payload: bytes, accept: str) -> httpx.Response:
+        """Send the request; the response head is read, the body is left to the caller.
+
+        A kept-alive connection the server has already closed fails before a single response byte:
+        llama-server, for one, closes the connection after every streamed answer while its headers
+        say keep-alive (tools/server/server-http.cpp ends the chunked provider as cancelled), so the
+        next request on it meets "Server disconnected without sending a response". That request
+        never reached the server: it is sent once more on a new connection (as browsers do), its
+        timing starts again, and `connection_retries` records it. A failure on a new connection, or
+        after any byte of an answer, is the server's and is reported as such.
+        """
+        fresh = False
+
         async def on_wire(event: str, info: dict[str, Any]) -> None:
             # httpcore's trace hook: the request starts going out now. With many requests started at
             # once, the loop takes milliseconds to get each one onto the wire: that wait is the
             # client's, not the server's, so TTFT starts here (the queue time is kept apart).
+            nonlocal fresh
             if event.endswith("send_request_headers.started"):
                 result.sent_ns = time.perf_counter_ns()
+            elif event.startswith("connection.connect_tcp"):
+                fresh = True  # a new connection, not one from the pool
 
-        request = self._http.build_request(
-            "POST",
-            self.chat_url,
-            content=payload,
-            headers={"Content-Type": "application/json", "Accept": accept},
-            extensions={"trace": on_wire},
-        )
+        def build() -> httpx.Request:
+            return self._http.build_request(
+                "POST",
+                self.chat_url,
+                content=payload,
+                headers={"Content-Type": "application/json", "Accept": accept},
+                extensions={"trace": on_wire},
+            )
+
         result.submit_ns = result.sent_ns = time.perf_counter_ns()  # fallback if no trace event comes
-        return await self._http.send(request, stream=True)
+        try:
+            return await self._http.send(build(), stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            if fresh or result.first_byte_ns is not None:
+                raise
+        fresh = False
+        result.connection_retries += 1
+        result.submit_ns = result.sent_ns = time.perf_counter_ns()
+        return await self._http.send(build(), stream=True)
 
     async def _stream(self, result: RequestResult, acc: _Accumulator, payload: bytes) -> None:
         response = await self._send(result, payload, "text/event-stream")
@@ -450,9 +475,10 @@ class ChatClient:
     ) -> None:
         if not isinstance(obj, dict):
             raise _Failed(errors.MALFORMED_STREAM, f"SSE data is not a JSON object: {type(obj).__name__}")
-        # {"error": ...} (OpenAI, llama.cpp, LM Studio), an `error` event (llama.cpp's old `error:`
-        # line), or vLLM <= 0.10's {"object": "error", "message": ...} (serving_chat.py,
-        # create_streaming_error_response), which it follows with data: [DONE].
+        # {"error": ...} (OpenAI, llama.cpp b6628-b6900 and LM Studio in a stream; vLLM's
+        # create_streaming_error_response wraps its error object so, then sends data: [DONE]), an
+        # `error` event (llama.cpp's old `error:` line, LM Studio 0.4's `event: error`), or a bare
+        # {"object": "error", "message": ...} (vLLM <= 0.10's error body shape).
         if obj.get("error") or event == "error" or obj.get("object") == "error":
             msg = _error_message(obj) or _one_line(orjson.dumps(obj).decode(), 200)
             raise _Failed(_error_class(msg), f"server error in stream: {msg}")

@@ -8,10 +8,10 @@ and can put it to sleep when idle. Such a request's time to first token is mostl
 model's speed, so the engine asks before every test and the scenario layer marks the requests that
 waited (`cold`, see scenarios/base.py). Where to ask (sources in docs/servers.md):
 
-- Ollama: `GET /api/ps` lists the loaded models, and from 0.9.7 on their runtime `context_length`
+- Ollama: `GET /api/ps` lists the loaded models, and from v0.10.0 on their runtime `context_length`
   (the `num_ctx` the runner was started with), which is the context a request can really use.
 - LM Studio: `GET /api/v0/models/{id}` has `state` ("loaded" / "not-loaded"), and
-  `loaded_context_length` once loaded.
+  `loaded_context_length` once loaded (0.3.6+); else `GET /api/v1/models` `loaded_instances` (0.4+).
 - llama.cpp router: `GET /v1/models` (same handler as `/models`) gives each model a `status` {"value": "loaded" | "loading" |
   "unloaded" | "sleeping" ...}.
 Single-model llama.cpp and vLLM serve a model loaded at start: nothing to ask. A probe that fails
@@ -58,11 +58,21 @@ async def check(client: ChatClient, provider: Provider, model: ModelInfo) -> Loa
         path = f"/api/v0/models/{quote(model.id, safe='')}"
         status, body, _ = await client.get_json(path, PROBE_TIMEOUT_S)
         state = body.get("state") if status == 200 and isinstance(body, dict) else None
-        if not isinstance(state, str):
-            return LoadCheck(None, "/api/v0/models/{id}")
-        loaded = state == "loaded"
-        ctx = native.positive_int(body.get("loaded_context_length")) if loaded else None
-        return LoadCheck(loaded, "/api/v0/models/{id} state", ctx)
+        if isinstance(state, str):
+            loaded = state == "loaded"
+            ctx = native.positive_int(body.get("loaded_context_length")) if loaded else None
+            return LoadCheck(loaded, "/api/v0/models/{id} state", ctx)
+        # No v0 answer (an LM Studio without the beta API answers `{"error": "Unexpected endpoint
+        # or method..."}`, even at HTTP 200): the 0.4+ REST API's `loaded_instances`.
+        status, body, _ = await client.get_json("/api/v1/models", PROBE_TIMEOUT_S)
+        items = native.lmstudio_v1_list(body) if status == 200 else None
+        entry = next((it for it in items or () if it.get("key") == model.id), None)
+        if entry is None or not isinstance(entry.get("loaded_instances"), list):
+            return LoadCheck(None, "/api/v0/models/{id}, /api/v1/models")
+        instances = [i for i in entry["loaded_instances"] if isinstance(i, dict)]
+        config = instances[0].get("config") if instances else None
+        ctx = native.positive_int(config.get("context_length")) if isinstance(config, dict) else None
+        return LoadCheck(bool(instances), "/api/v1/models loaded_instances", ctx)
     if provider.kind == LLAMACPP and provider.native.get("router"):
         status, body, _ = await client.get_json("/v1/models", PROBE_TIMEOUT_S)
         items = native.openai_model_list(body) if status == 200 else None

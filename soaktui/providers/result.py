@@ -107,6 +107,7 @@ class RequestResult:
     cached_prompt_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
     server_timings: dict[str, float] | None = None  # llama.cpp `timings` (see server_timings())
     cold: bool = False  # set by the scenario layer: this request waited for its model to load
+    connection_retries: int = 0  # sent again once: a pooled connection the server had closed
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -225,4 +226,5 @@ class RequestResult:
             "cached_prompt_tokens": self.cached_prompt_tokens,
             "server_prompt_tps": self.server_prompt_tps,
             "server_gen_tps": self.server_gen_tps,
+            "connection_retries": self.connection_retries,
         }

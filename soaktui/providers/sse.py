@@ -11,11 +11,13 @@ Follows the WHATWG event-stream rules: LF, CRLF and CR line endings; `:` comment
 optional single space after the colon; multi-line `data` joined with "\\n"; `id` persists across
 events; `retry` and unknown fields are ignored. `[DONE]` is just an event whose data is "[DONE]".
 
-One exception to "unknown fields are ignored": llama.cpp's server before b7100 (late 2025) wrote a
-failure inside a stream as an `error: {json}` line, a field name the SSE rules do not know, and then
-`data: [DONE]` (tools/server/server.cpp, `res_err` in the stream lambda). Ignoring it would turn a
-server error into an empty answer, so an `error` field line is dispatched at once as an event
-named "error" whose data is the field's value (whether or not a blank line follows it).
+One exception to "unknown fields are ignored": llama.cpp's server up to about b6500 (mid-2025)
+wrote a failure inside a stream as an `error: {json}` line, a field name the SSE rules do not know,
+and then `data: [DONE]`, at HTTP 200 (`server_sent_event(sink, "error", ...)` in
+examples/server/utils.hpp; PR #16109 moved it to `data: {"error": ...}`, present at b6628).
+Ignoring it would turn a server error into an empty answer, so an `error` field line is dispatched
+at once as an event named "error" whose data is the field's value (whether or not a blank line
+follows it).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from soaktui.config import Settings
 from soaktui.providers.client import ChatClient
 from soaktui.providers.result import RequestResult
 from soaktui.providers.types import ModelInfo, Provider
-from soaktui.scenarios.request_checks import judge_request, prompt_chars
+from soaktui.scenarios.request_checks import PromptRatios, judge_request, prompt_chars
 
 
 @dataclass
@@ -114,8 +114,11 @@ class ScenarioContext:
         provider: Provider | None = None,
         extra: dict[str, Any] | None = None,
         fields: dict[str, Any] | None = None,
+        uniform_text: bool = False,
     ) -> RequestResult:
-        """Send one chat request, emit its `request` event, return the result (never raises but on cancel)."""
+        """Send one chat request, emit its `request` event, return the result (never raises but on
+        cancel). `uniform_text`: the prompt comes from one text generator, so the model's
+        characters-per-token ratio learned from earlier ones applies (request_checks.PromptRatios)."""
         own_model = (model is None or model is self.model) and (provider is None or provider is self.provider)
         model = model or self.model
         provider = provider or self.provider
@@ -151,12 +154,18 @@ class ScenarioContext:
         result.cold = cold
         if own_model:
             self.cold_pending = False  # the model has answered (or failed): it is no longer loading
+        # The model's learned characters-per-token (request_checks.PromptRatios), for its own prompts.
+        ratios = self.state.setdefault("prompt_ratios", PromptRatios()) if own_model else None
         tags.update(
             judge_request(
                 result,
                 chars=chars,
                 stall_s=self.settings.thresholds.stall_s,
                 context_length=model.context_length,
+                ratios=ratios,
+                scenario=self.scenario,
+                uniform_text=uniform_text,
+                countable=not (extra and extra.get("tools")),  # tool schemas count as prompt tokens too
             )
         )
         record(result)

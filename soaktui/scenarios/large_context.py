@@ -50,6 +50,7 @@ class LargeContext(Scenario):
             max_tokens=ANSWER_TOKENS,
             temperature=0.0,
             fields={"context_target_tokens": target},
+            uniform_text=True,  # one document generator: its ratio teaches the silent-cut check
         )
         metrics = {
             "context_target_tokens": target,

@@ -12,6 +12,7 @@ import asyncio
 import signal
 import sys
 
+from soaktui.simulator.context import LMSTUDIO_OVERFLOW
 from soaktui.simulator.faults import plan_from_specs
 from soaktui.simulator.flavors import FLAVORS
 from soaktui.simulator.personas import PERSONA_SETS, persona_set
@@ -65,6 +66,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="set of simulated models (default: default)",
     )
+    server = parser.add_argument_group("server behaviour (docs/servers.md)")
+    server.add_argument(
+        "--server-version",
+        metavar="V",
+        default=None,
+        help="the release the flavor imitates: 0.12.6 (ollama), b11434 (llamacpp), 0.34.0 (vllm), 0.3.15 "
+        "(lmstudio); behaviours that changed between releases follow it (default: those)",
+    )
+    server.add_argument(
+        "--ollama-num-ctx",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ollama: the runtime context (OLLAMA_CONTEXT_LENGTH; default: the version's, 4096 from 0.6.7)",
+    )
+    server.add_argument(
+        "--no-ollama-cloud",
+        dest="ollama_cloud",
+        action="store_false",
+        help="ollama: do not list the cloud model stub gpt-oss:120b-cloud",
+    )
+    server.add_argument(
+        "--llamacpp-router",
+        action="store_true",
+        help="llamacpp: router mode (llama-server without -m): models load on demand, /metrics needs ?model=",
+    )
+    server.add_argument(
+        "--llamacpp-slots",
+        type=int,
+        default=4,
+        metavar="N",
+        help="llamacpp: slots per model (-np; default: 4)",
+    )
+    server.add_argument(
+        "--llamacpp-split-kv",
+        dest="llamacpp_kv_unified",
+        action="store_false",
+        help="llamacpp: no unified KV cache: each slot gets context / slots",
+    )
+    server.add_argument(
+        "--llamacpp-ctx",
+        type=int,
+        default=None,
+        metavar="N",
+        help="llamacpp: the context (-c; default: each model's training window)",
+    )
+    server.add_argument(
+        "--llamacpp-no-metrics",
+        dest="llamacpp_metrics",
+        action="store_false",
+        help="llamacpp: serve /metrics with 501, as llama-server without --metrics does",
+    )
+    server.add_argument(
+        "--lmstudio-overflow",
+        choices=LMSTUDIO_OVERFLOW,
+        default="error",
+        help="lmstudio: what a prompt over the context gets (default: error, HTTP 400)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> SimConfig:
@@ -77,7 +136,20 @@ def build_config(args: argparse.Namespace) -> SimConfig:
         raise ValueError("--exit-with-parent needs a positive process id")
     plan = plan_from_specs(list(args.fault), stall_s=args.stall_seconds)
     return SimConfig(
-        flavor=args.flavor, seed=args.seed, speed=args.speed, faults=plan, personas=persona_set(args.personas)
+        flavor=args.flavor,
+        seed=args.seed,
+        speed=args.speed,
+        faults=plan,
+        personas=persona_set(args.personas),
+        server_version=args.server_version,
+        ollama_num_ctx=args.ollama_num_ctx,
+        ollama_cloud=args.ollama_cloud,
+        llamacpp_router=args.llamacpp_router,
+        llamacpp_slots=args.llamacpp_slots,
+        llamacpp_kv_unified=args.llamacpp_kv_unified,
+        llamacpp_ctx=args.llamacpp_ctx,
+        llamacpp_metrics=args.llamacpp_metrics,
+        lmstudio_overflow=args.lmstudio_overflow,
     )
 
 

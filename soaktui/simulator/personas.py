@@ -54,6 +54,7 @@ class Persona:
     json_accuracy: float = 0.9  # share of structured-output answers that are valid JSON for the schema
     tool_accuracy: float = 1.0  # share of tool-calling answers made without a mistake (toolplay.py)
     load_ms: float | None = None  # cold load time (divided by `speed`); None: derived from the size
+    num_ctx: int | None = None  # Ollama: `PARAMETER num_ctx` in the model's Modelfile (/api/show parameters)
     faults: FaultPlan = field(default_factory=FaultPlan)
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class Persona:
             raise ValueError(f"persona {self.id}: json_accuracy must be between 0 and 1")
         if not 0.0 <= self.tool_accuracy <= 1.0:
             raise ValueError(f"persona {self.id}: tool_accuracy must be between 0 and 1")
+        if self.num_ctx is not None and self.num_ctx <= 0:
+            raise ValueError(f"persona {self.id}: num_ctx must be positive")
         if self.load_ms is not None and self.load_ms < 0:
             raise ValueError(f"persona {self.id}: load_ms must not be negative")
         if self.size_bytes == 0 and self.quantization in QUANT_BITS:

@@ -8,16 +8,23 @@ clock for every process on Linux), so a benchmark can check the client's timings
 server's own.
 
 Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (stream and non-stream), the native
-model endpoints of the configured flavor (see flavors.py), and the simulator's own:
+endpoints of the configured flavor (flavors.py; llama.cpp's in llamacpp.py, vLLM's in vllm.py), and
+the simulator's own:
 `GET /sim/requests[?last=N]` (the per-request log; `load_ns` is how long a request waited for a cold
 load of its model, see loading.py) and `POST /sim/control` with
 `{"down_for_s": S, "mode": "503" | "close" | "refuse"}` (an outage of chat requests).
+
+Each flavor answers like its real server of the release `SimConfig.server_version` names (defaults
+in versions.py): what it does with a prompt that does not fit (context.py), its stream wire format
+and the way it writes an error inside a stream, llama.cpp's slots, prompt cache and `timings`. Every
+behaviour cites its source in a comment; docs/servers.md gathers them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import random
 import threading
 import time
@@ -27,8 +34,15 @@ from typing import Any
 
 import orjson
 
-from soaktui.simulator import httpio, textgen
+from soaktui.simulator import context, httpio, textgen
+from soaktui.simulator import llamacpp as lcpp
+from soaktui.simulator import versions as ver
+from soaktui.simulator import vllm as vl
 from soaktui.simulator.completion import (
+    LLAMACPP_STYLE,
+    OLLAMA_NEW_STYLE,
+    OLLAMA_STYLE,
+    OPENAI_STYLE,
     BadChatRequest,
     ChunkEncoder,
     Completion,
@@ -47,7 +61,17 @@ from soaktui.simulator.faults import (
     decide,
     fault_rng,
 )
-from soaktui.simulator.flavors import FLAVORS, FlavorAPI, error_body
+from soaktui.simulator.flavors import (
+    FLAVORS,
+    LLAMACPP,
+    LMSTUDIO,
+    OLLAMA,
+    OPENAI,
+    VLLM,
+    FlavorAPI,
+    ServerOptions,
+    error_body,
+)
 from soaktui.simulator.personas import Persona, default_personas
 from soaktui.simulator.reqlog import Record, RequestLog
 
@@ -67,10 +91,50 @@ class SimConfig:
     personas: list[Persona] = field(default_factory=default_personas)
     log_max: int = DEFAULT_LOG_MAX  # bound of the /sim/requests log
     max_body_bytes: int = 32 * 1024 * 1024
+    # The release imitated: "0.12.6" (Ollama), "b11434" (llama.cpp), "0.34.0" (vLLM), "0.3.15" (LM
+    # Studio); None: versions.DEFAULT_VERSIONS. Behaviours that changed between releases follow it.
+    server_version: str | None = None
+    # Ollama: the runtime context (OLLAMA_CONTEXT_LENGTH); None: the version's default (4096 from
+    # v0.6.7), capped at each model's training window. A persona's num_ctx (Modelfile) wins.
+    ollama_num_ctx: int | None = None
+    ollama_cloud: bool = True  # list the cloud model stub gpt-oss:120b-cloud (v0.12.0+)
+    # llama.cpp: router mode (no -m), slots (-np), unified KV cache, context (-c; None: the training
+    # window), --metrics, and the router's --models-max.
+    llamacpp_router: bool = False
+    llamacpp_slots: int = 4
+    llamacpp_kv_unified: bool = True
+    llamacpp_ctx: int | None = None
+    llamacpp_metrics: bool = True
+    llamacpp_models_max: int = 4
+    # LM Studio: what an over-long prompt gets: "error" (HTTP 400), "truncate_middle" and
+    # "rolling_window" (cut silently, 200), "event_error" (200 + SSE `event: error`, 0.4.21), "empty"
+    # (200 with no content, a GGUF-engine report).
+    lmstudio_overflow: str = "error"
+
+    def server_options(self) -> ServerOptions:
+        return ServerOptions(
+            server_version=self.server_version,
+            ollama_num_ctx=self.ollama_num_ctx,
+            ollama_cloud=self.ollama_cloud,
+            llamacpp_router=self.llamacpp_router,
+            llamacpp_slots=self.llamacpp_slots,
+            llamacpp_kv_unified=self.llamacpp_kv_unified,
+            llamacpp_ctx=self.llamacpp_ctx,
+            llamacpp_metrics=self.llamacpp_metrics,
+            llamacpp_models_max=self.llamacpp_models_max,
+            lmstudio_overflow=self.lmstudio_overflow,
+        )
 
     def __post_init__(self) -> None:
         if self.flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {self.flavor!r} (known: {', '.join(FLAVORS)})")
+        if self.server_version is not None and self.flavor != OPENAI:
+            ver.parse(self.flavor, self.server_version)  # ValueError with a one-line reason
+        if self.flavor == LLAMACPP and self.llamacpp_router:
+            build = ver.parse(LLAMACPP, self.server_version or ver.DEFAULT_VERSIONS[LLAMACPP])
+            if build < (ver.LCPP_ROUTER,):
+                raise ValueError(f"llama.cpp router mode needs build b{ver.LCPP_ROUTER} or later")
+        self.server_options()  # validates the flavor options
         if not self.speed > 0:
             raise ValueError(f"speed must be positive, got {self.speed}")
         ids = [p.id for p in self.personas]
@@ -93,7 +157,8 @@ class SimServer:
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self.api = FlavorAPI(self.config.flavor, self.config.personas)
+        self.api = FlavorAPI(self.config.flavor, self.config.personas, self.config.server_options())
+        self.api.speed = self.config.speed
         self.host = "127.0.0.1"
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
@@ -236,11 +301,15 @@ class SimServer:
                     body = orjson.loads(req.body)
                 except orjson.JSONDecodeError:
                     return await self._send_json(conn, req, 400, _bad_json())
-            status, obj = native(req.query, body)
+            answer = native(req.query, body)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            status, obj = answer
             if isinstance(obj, str):
                 payload = obj.encode()
+                ctype = "text/plain; version=0.0.4" if req.path == "/metrics" else "text/plain"
                 conn.writer.write(
-                    httpio.raw_response(status, payload, keep_alive=req.keep_alive, content_type="text/plain")
+                    httpio.raw_response(status, payload, keep_alive=req.keep_alive, content_type=ctype)
                 )
                 await conn.writer.drain()
                 return True
@@ -309,6 +378,8 @@ class SimServer:
             record.status = status
             return await self._send_json(conn, req, status, obj, extra)
 
+        api = self.api
+        flavor = api.flavor
         try:
             body = orjson.loads(req.body)
         except orjson.JSONDecodeError:
@@ -317,17 +388,22 @@ class SimServer:
             return await reply(400, error_body("request body must be a JSON object", "invalid_request_error"))
         record.stream = stream = body.get("stream") is True
         messages = body.get("messages")
-        persona = self.api.resolve(body.get("model"))
-        record.model = self.api.exposed_name(persona) if persona else _short(body.get("model"))
+        persona = api.resolve(body.get("model"))
+        record.model = api.exposed_name(persona) if persona else _short(body.get("model"))
         if not isinstance(messages, list) or not messages:
             return await reply(
                 400,
                 error_body("messages must be a non-empty array", "invalid_request_error", param="messages"),
             )
+        if api.router:  # proxy_post: router_validate_model, with ?autoload= (server-models.cpp)
+            autoload = req.query.get("autoload", "true") in ("true", "1")
+            persona, refusal = api.router_check(body.get("model"), autoload)
+            if refusal is not None:
+                return await reply(*refusal)
         if persona is None:
-            return await reply(*self.api.model_not_found(body.get("model")))
+            return await reply(*api.model_not_found(body.get("model")))
         if not persona.is_chat:
-            return await reply(*self.api.not_a_chat_model(body["model"]))
+            return await reply(*api.not_a_chat_model(body["model"]))
 
         if self._down():
             record.fault = "outage"
@@ -339,16 +415,29 @@ class SimServer:
             return False
 
         try:
-            max_tokens = read_max_tokens(body)
+            # Ollama's openai.ChatCompletionRequest has no max_completion_tokens: it is ignored
+            max_tokens = read_max_tokens(body, ("max_tokens",) if flavor == OLLAMA else None)
         except BadChatRequest as exc:
             return await reply(400, error_body(str(exc), "invalid_request_error", param=exc.param))
-        ask, refused = self.api.structured_ask(body.get("response_format"))
-        refused = refused or self.api.tools_refused(persona, body.get("tools"))
+        ask, refused = api.structured_ask(body.get("response_format"))
+        refused = refused or api.tools_refused(persona, body.get("tools"))
         if refused is not None:
             return await reply(*refused)
-        record.prompt_tokens = prompt_tokens = textgen.count_prompt_tokens(messages, body.get("tools"))
-        if prompt_tokens + (max_tokens or 0) > persona.context_length:
-            return await reply(*self.api.context_overflow(persona.context_length, prompt_tokens, max_tokens))
+        prompt_tokens = textgen.count_prompt_tokens(messages, body.get("tools"))
+        fit = self._fit(persona, body, prompt_tokens, max_tokens, stream)
+        record.prompt_tokens = fit.reported
+        if fit.stream_reject is not None and stream:
+            record.status = 200
+            record.end_ns = time.perf_counter_ns()
+            conn.writer.write(
+                httpio.response_head(200, "text/event-stream", length=None, keep_alive=req.keep_alive)
+                + httpio.frame(fit.stream_reject)
+                + httpio.LAST_CHUNK
+            )
+            await conn.writer.drain()
+            return True
+        if fit.reject is not None:
+            return await reply(*fit.reject)
 
         n = record.n
         pn = self._persona_counters.get(persona.id, 0) + 1
@@ -366,27 +455,197 @@ class SimServer:
             }
             return await reply(status, error_body(message[status], "server_error", code=status), extra)
 
+        if flavor == OLLAMA:
+            # num_predict -1 (or over 10*num_ctx) is clamped to 10*num_ctx (llm/server.go Completion:
+            # "put an upper limit on num_predict to avoid the model running on forever")
+            cap = 10 * api.ollama_num_ctx(persona)
+            max_tokens = cap if max_tokens is None else min(max_tokens, cap)
         text_rng = random.Random(f"soaktui-sim:{self.config.seed}:{n}:text")
         plan = plan_completion(
-            persona, body, prompt_tokens, max_tokens, text_rng, call_id_prefix=f"sim{n}", ask=ask
+            persona,
+            body,
+            fit.reported,
+            max_tokens,
+            text_rng,
+            call_id_prefix=f"sim{n}",
+            ask=ask,
+            room=fit.room,
         )
+        if fit.empty:  # LM Studio "empty": 200 with zero content deltas, usage still counted
+            plan = Completion([], "stop", fit.reported)
         speed = self.config.speed
-        record.load_ns = load_ns = self.api.loads.wait_ns(
-            persona, req.recv_ns, int((persona.load_ms or 0.0) * 1e6 / speed)
-        )
+        api.loads.begin(persona)
+        try:
+            record.load_ns = load_ns = (
+                0
+                if api.is_cloud(persona)
+                else api.loads.wait_ns(persona, req.recv_ns, int((persona.load_ms or 0.0) * 1e6 / speed))
+            )
+            return await self._generate(
+                req, conn, record, body, persona, plan, fault, rng, fit, load_ns, stream
+            )
+        finally:
+            api.loads.end(persona)
+
+    def _fit(
+        self, persona: Persona, body: dict[str, Any], prompt_tokens: int, max_tokens: int | None, stream: bool
+    ) -> context.Fit:
+        """What this flavor and release do with the prompt's size (context.py)."""
+        api = self.api
+        flavor = api.flavor
+        tools = body.get("tools")
+        tools_tokens = textgen.count_tokens(orjson.dumps(tools).decode()) if tools else 0
+        if flavor == LLAMACPP:
+            n_ctx = api.llamacpp_server(persona).n_ctx_slot
+            return context.llamacpp_fit(api.version[0], prompt_tokens, n_ctx, stream)
+        if flavor == OLLAMA:
+            if api.is_cloud(persona):  # proxied to ollama.com: its own (maximum) context
+                return context.Fit(prompt_tokens, None)
+            num_ctx = api.ollama_num_ctx(persona)
+            return context.ollama_fit(api.version, body["messages"], tools_tokens, prompt_tokens, num_ctx)
+        if flavor == LMSTUDIO:
+            return context.lmstudio_fit(
+                api.version,
+                api.options.lmstudio_overflow,
+                body["messages"],
+                tools_tokens,
+                prompt_tokens,
+                persona.context_length,
+            )
+        if flavor == VLLM:
+            param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+            return context.vllm_fit(
+                api.version, prompt_tokens, max_tokens, persona.context_length, param, stream
+            )
+        return context.openai_fit(prompt_tokens, max_tokens, persona.context_length)
+
+    def _encoder(self, record: Record, created: int, model: str, include_usage: bool) -> ChunkEncoder:
+        api = self.api
+        if api.flavor == LLAMACPP:
+            return ChunkEncoder(record.id, created, model, include_usage, LLAMACPP_STYLE, api.build_info)
+        if api.flavor == OLLAMA:
+            style = OLLAMA_NEW_STYLE if api.since(ver.OLLAMA_ROLE_ONCE) else OLLAMA_STYLE
+            return ChunkEncoder(record.id, created, model, include_usage, style, "fp_ollama")
+        if api.flavor == LMSTUDIO:  # system_fingerprint = the model id [report: lmstudio-js#320]
+            return ChunkEncoder(record.id, created, model, include_usage, OPENAI_STYLE, model)
+        return ChunkEncoder(record.id, created, model, include_usage)
+
+    async def _generate(
+        self,
+        req: httpio.Request,
+        conn: _Conn,
+        record: Record,
+        body: dict[str, Any],
+        persona: Persona,
+        plan: Completion,
+        fault: Fault | None,
+        rng: random.Random,
+        fit: context.Fit,
+        load_ns: int,
+        stream: bool,
+    ) -> bool:
+        """Pace and write one answer; llama.cpp's slot, prompt cache, timings and metrics around it."""
+        api = self.api
+        speed = self.config.speed
+        n_out = plan.completion_tokens
+        stall_ms = fault.stall_s * 1e3 if fault is not None and fault.kind == STALL else 0.0
+        usage: dict[str, Any] = plan.usage()
+        extra: dict[str, Any] | None = None
+        processed = fit.reported
+        srv: lcpp.Server | None = None
+        slot: lcpp.Slot | None = None
+        prompt_text = ""
+        waited_ns = 0
+        if api.flavor == LLAMACPP:
+            srv = api.llamacpp_server(persona)
+            prompt_text = lcpp.render_prompt(body["messages"], body.get("tools"))
+            before = time.perf_counter_ns()
+            slot, shared = await srv.acquire(prompt_text)
+            waited_ns = time.perf_counter_ns() - before  # a deferred request waited for a slot
+            cached = 0 if fit.truncated else lcpp.cached_tokens(prompt_text, shared, fit.reported)
+            processed = fit.reported - cached
+            slot.n_prompt_tokens, slot.n_prompt_processed, slot.n_prompt_cache = (
+                fit.reported,
+                processed,
+                cached,
+            )
+            slot.max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else -1
+            slot.stream, slot.n_decoded = stream, 0
+        prompt_ns = int((persona.ttft_ms / 1e3 + processed / persona.prompt_tps) * 1e9 / speed)
+        interval_ns = int(1e9 / (persona.tps * speed))
+        if srv is not None:
+            build = api.version[0]
+            # usage_json_oaicompat (server-task.cpp): completion, prompt, total, prompt_tokens_details
+            usage = {
+                "completion_tokens": n_out,
+                "prompt_tokens": fit.reported,
+                "total_tokens": n_out + fit.reported,
+            }
+            if build >= ver.LCPP_CACHED_TOKENS:
+                usage["prompt_tokens_details"] = {"cached_tokens": fit.reported - processed}
+            predicted_ms = max(n_out - 1, 0) * interval_ns / 1e6 + stall_ms
+            extra = {
+                "timings": lcpp.timings(
+                    build, fit.reported - processed, processed, prompt_ns / 1e6, n_out, predicted_ms
+                )
+            }
+        vc = api.vllm_counters.get(persona.id)
+        if vc is not None:
+            vc.running += 1
+            vc.running_tokens += fit.reported + n_out
         timing = _Timing(
             recv_ns=req.recv_ns,
-            ttft_ns=load_ns + int((persona.ttft_ms / 1e3 + prompt_tokens / persona.prompt_tps) * 1e9 / speed),
-            interval_ns=int(1e9 / (persona.tps * speed)),
+            ttft_ns=max(load_ns, waited_ns) + prompt_ns,
+            interval_ns=interval_ns,
         )
         created = int(time.time())
-        if stream:
-            opts = body.get("stream_options")
-            include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
-            enc = ChunkEncoder(record.id, created, body["model"], include_usage)
-            return await self._stream(conn, req, record, plan, fault, rng, enc, include_usage, timing)
-        payload = orjson.dumps(completion_body(record.id, created, body["model"], plan))
-        return await self._complete(conn, req, record, plan, fault, rng, payload, timing)
+        model = body["model"]
+        ok = False
+        try:
+            if stream:
+                opts = body.get("stream_options")
+                include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+                enc = self._encoder(record, created, model, include_usage)
+                ok = await self._stream(
+                    conn, req, record, plan, fault, rng, enc, include_usage, timing, usage, extra
+                )
+                return ok
+            payload = orjson.dumps(
+                completion_body(
+                    record.id,
+                    created,
+                    model,
+                    plan,
+                    style=LLAMACPP_STYLE if srv is not None else OPENAI_STYLE,
+                    usage=usage,
+                    extra=extra,
+                    fingerprint=api.build_info or None,
+                )
+            )
+            ok = await self._complete(conn, req, record, plan, fault, rng, payload, timing)
+            return ok
+        finally:
+            sent = record.completion_tokens or 0
+            if vc is not None:
+                vc.running -= 1
+                vc.running_tokens -= fit.reported + n_out
+                vc.prompt_tokens += fit.reported
+                vc.generation_tokens += sent
+                reason = record.finish_reason if record.finish_reason in ("stop", "length") else "abort"
+                vc.finished[reason] = vc.finished.get(reason, 0) + 1
+            if srv is not None and slot is not None:
+                slot.n_decoded = sent
+                answer = "".join(d for d in plan.deltas[:sent] if isinstance(d, str))
+                cached_text = prompt_text + "\n" + answer if ok else prompt_text
+                lcpp.record(
+                    srv,
+                    prompt_n=processed,
+                    cached=fit.reported - processed,
+                    prompt_us=prompt_ns // 1000,
+                    predicted_n=sent,
+                    predicted_us=int(max(sent - 1, 0) * interval_ns / 1000 + stall_ms * 1000),
+                )
+                srv.release(slot, cached_text)
 
     async def _complete(
         self,
@@ -410,10 +669,9 @@ class SimServer:
         if fault is not None and kind == STALL:
             await asyncio.sleep(fault.stall_s)
         if kind == STREAM_ERROR:
-            record.status = 500
-            return await self._send_json(
-                conn, req, 500, error_body("simulated error during generation", "server_error", code=500)
-            )
+            status, err = self.api.stream_error_body()
+            record.status = status
+            return await self._send_json(conn, req, status, err)
         if kind == MALFORMED:
             payload = payload[: len(payload) // 2]
         conn.writer.write(httpio.raw_response(200, payload, keep_alive=req.keep_alive))
@@ -423,6 +681,50 @@ class SimServer:
         record.completion_tokens = n_tokens
         record.finish_reason = plan.finish_reason
         return True
+
+    def _stream_error(self, enc: ChunkEncoder, record: Record) -> bytes:
+        """The bytes a failure after the first tokens writes, per server (then the body ends)."""
+        api = self.api
+        msg = "simulated error during generation"
+        if api.flavor == OLLAMA:
+            return api.ollama_stream_error(record.id, int(time.time()))
+        if api.flavor == LLAMACPP:
+            err = {"code": 500, "message": msg, "type": "server_error"}
+            framed = context.llamacpp_stream_error(api.version[0], err, first=False)
+            assert framed is not None
+            data, done = framed
+            return data + (enc.DONE if done else b"")
+        if api.flavor == VLLM:
+            return vl.stream_error(api.version, msg)
+        return b"data: " + orjson.dumps(error_body(msg, "server_error", code=500)) + b"\n\n"
+
+    def _tail(
+        self,
+        enc: ChunkEncoder,
+        plan: Completion,
+        include_usage: bool,
+        usage: dict[str, Any],
+        extra: dict[str, Any] | None,
+        sent_any: bool,
+    ) -> bytes:
+        """The finish chunk, the usage chunk and [DONE]; `extra` (llama.cpp's timings) on the last."""
+        finish = plan.finish_reason
+        if self.api.flavor == LLAMACPP:
+            build = self.api.version[0]
+            if build < ver.LCPP_USAGE_CHUNK:  # usage always, inside the finish chunk, with timings
+                return enc.finish(finish, {"usage": usage, **(extra or {})}) + enc.DONE
+            if build < ver.LCPP_USAGE_OPT_IN or include_usage:  # a trailing `choices: []` chunk
+                return enc.finish(finish) + enc.usage(usage, extra) + enc.DONE
+            return enc.finish(finish, extra) + enc.DONE  # to_json_oaicompat_chat_stream: deltas.back()
+        parts = [
+            enc.finish(finish)
+            if sent_any or enc.style != OPENAI_STYLE
+            else enc.delta({"role": "assistant", "content": None if plan.tool_answer else ""}, finish)
+        ]
+        if include_usage:
+            parts.append(enc.usage(usage))
+        parts.append(enc.DONE)
+        return b"".join(parts)
 
     async def _stream(
         self,
@@ -435,6 +737,8 @@ class SimServer:
         enc: ChunkEncoder,
         include_usage: bool,
         timing: _Timing,
+        usage: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> bool:
         """A streamed answer: headers now, the first token at TTFT, then one token per interval."""
         writer = conn.writer
@@ -443,7 +747,7 @@ class SimServer:
         record.status = 200
         record.completion_tokens = 0
         writer.write(httpio.response_head(200, "text/event-stream", length=None, keep_alive=req.keep_alive))
-        role = {"role": "assistant", "content": None if plan.tool_answer else ""}
+        role = enc.role(plan.tool_answer)
         fault_at = fault.position(rng, n) if fault is not None and fault.kind in MID_STREAM else None
         interval_ns = timing.interval_ns
         base_ns = timing.recv_ns + timing.ttft_ns
@@ -461,7 +765,7 @@ class SimServer:
                     slept = True
                 ready = stop if interval_ns <= 0 else (now - base_ns) // interval_ns + 1
                 end = min(stop, max(sent + 1, ready), sent + BATCH)
-                parts = [enc.delta(role)] if sent == 0 else []
+                parts = [role] if sent == 0 else []
                 parts.extend(enc.encode(deltas[i]) for i in range(sent, end))
                 writer.write(httpio.frame(b"".join(parts)))
                 if sent == 0:
@@ -480,8 +784,7 @@ class SimServer:
                     writer.transport.abort()
                     return False
                 if fault.kind == STREAM_ERROR:
-                    err = error_body("simulated error during generation", "server_error", code=500)
-                    writer.write(httpio.frame(b"data: " + orjson.dumps(err) + b"\n\n") + httpio.LAST_CHUNK)
+                    writer.write(httpio.frame(self._stream_error(enc, record)) + httpio.LAST_CHUNK)
                     await writer.drain()
                     return True
                 if fault.kind == STALL:
@@ -490,11 +793,11 @@ class SimServer:
                 elif fault.kind == MALFORMED:
                     writer.write(httpio.frame(enc.malformed()))
             await emit_until(n)
-            tail = [enc.delta({} if n else role, plan.finish_reason)]
-            if include_usage:
-                tail.append(enc.usage(plan.usage()))
-            tail.append(enc.DONE)
-            writer.write(httpio.frame(b"".join(tail)) + httpio.LAST_CHUNK)
+            if n == 0:  # nothing to stream (an empty answer): the tail waits for the first token's time
+                await _sleep_until(base_ns)
+            writer.write(
+                httpio.frame(self._tail(enc, plan, include_usage, usage, extra, n > 0)) + httpio.LAST_CHUNK
+            )
             await writer.drain()
             record.finish_reason = plan.finish_reason
             return True

@@ -132,6 +132,8 @@ class SoakApp(App[int]):
         self.reachable: bool | None = None  # did a live engine answer on the control socket last time
         self.stopping = False
         self.follow_done = threading.Event()  # set when the follower thread has closed the log
+        self.caught_up_at = float("-inf")  # monotonic time the follower last read to the log's end
+        self._exit_seen: float | None = None  # monotonic time the engine child was first seen gone
         self._pending: deque[str] = deque(maxlen=32)
         self._feedback: tuple[str, str, float] | None = None
         self._hung_up = False
@@ -206,6 +208,7 @@ class SoakApp(App[int]):
                     if done:
                         self.loaded = True
                 if not events and follower.at_end():
+                    self.caught_up_at = time.monotonic()
                     cancelled.wait(POLL_S)
         finally:
             follower.close()
@@ -266,6 +269,12 @@ class SoakApp(App[int]):
             return "loading"
         engine_alive = self.engine is not None and self.engine.poll() is None
         if self.engine is not None and not engine_alive:
+            if self._exit_seen is None:
+                self._exit_seen = time.monotonic()
+            if self.caught_up_at < self._exit_seen:
+                # The engine writes run_finished before it exits: only once the log has been read
+                # to its end after the exit does a missing run_finished mean it did not finish.
+                return "stopping" if self.stopping else "connecting"
             return "engine_exited"
         if self.stopping:
             return "stopping"
