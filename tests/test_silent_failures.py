@@ -20,6 +20,7 @@ import pytest
 from soaktui import errors
 from soaktui.config import Settings
 from soaktui.providers.client import ChatClient
+from soaktui.providers.discovery import discover
 from soaktui.providers.result import RequestResult
 from soaktui.providers.types import ModelInfo, Provider
 from soaktui.report.aggregate import fold
@@ -358,3 +359,39 @@ def test_a_soak_against_an_ollama_that_cuts_silently_fails_and_reports_the_cuts(
     assert snap["server_truth"][key]["prompt_truncated"]["requests"] == len(cut)
     text = (tmp_path / "run" / "final_report.md").read_text()
     assert "What the servers hid" in text and "prompt cut to 2,048 tokens" in text
+
+
+def test_a_single_model_llamacpp_router_is_read_per_model_and_its_cold_loads_marked(tmp_path):
+    """A llama.cpp router serving one model still needs ?model= (server-models.cpp): discovery asks
+    /props?model=, and the engine reads the model's `status` before each test, so a test that
+    autoloads an unloaded model is `cold`."""
+    qwen = replace(next(p for p in default_personas() if p.id == "sim-qwen2.5-7b-instruct"), loaded=False)
+    with run_in_thread(SimConfig(flavor="llamacpp", llamacpp_router=True, personas=[qwen], speed=40.0)) as s:
+        providers, _, _ = asyncio.run(discover([s.base_url], probe_defaults=False))
+        [p] = providers
+        assert p.native.get("router") is True and [m.id for m in p.models] == [qwen.id]
+        code, events = soak(tmp_path / "run", s.base_url, duration="4s", scenarios="streaming",
+                            rotation__min_tests="50", rotation__max_tests="50")
+        [(status, body, _)] = [asyncio.run(_props(s.base_url, qwen.id))]
+    assert code == 0
+    assert status == 200 and body["default_generation_settings"]["n_ctx"] > 0
+    requests = [e for e in events if e["kind"] == "request"]
+    cold = [e for e in requests if e["cold"]]
+    assert len(cold) == 1 and cold[0] is requests[0] and "unloaded" in cold[0]["cold_source"]
+    disc = next(e for e in events if e["kind"] == "providers_discovered")
+    [m] = disc["providers"][0]["models"]
+    assert m["loaded"] is False  # unloaded at discovery: its /props?model= is not asked (no autoload)
+    # Loaded: its runtime context comes from its own /props?model=, not the router's placeholder /props.
+    with run_in_thread(SimConfig(flavor="llamacpp", llamacpp_router=True, personas=[replace(qwen, loaded=True)])) as s:
+        [p] = asyncio.run(discover([s.base_url], probe_defaults=False))[0]
+    [m] = p.models
+    assert m.source["context_length"].startswith("/props?model=") and m.context_length
+    assert m.context_trained == qwen.context_length and p.version  # build_info from the router's /props
+
+
+async def _props(base_url: str, model_id: str):
+    client = ChatClient(base_url)
+    try:
+        return await client.get_json(f"/props?model={model_id}", 5.0)
+    finally:
+        await client.aclose()
