@@ -25,8 +25,8 @@ from typing import Any
 import psutil
 
 from soaktui.engine.control import ControlError, send_command
-from soaktui.providers.result import percentile
-from soaktui.store.reader import iter_events
+from soaktui.log.reader import iter_events
+from soaktui.stats import percentile
 
 SOAKTUI = Path(sys.executable).with_name("soaktui")  # the installed console script
 WIDTH, HEIGHT = 200, 60  # every pane shows at this size

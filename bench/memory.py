@@ -1,6 +1,6 @@
 """Does the engine's memory stay flat over a long soak? 200,000 requests, time-compressed.
 
-An overnight run must not grow: everything the engine keeps is meant to be bounded (DESIGN.md).
+An overnight run must not grow: everything the engine keeps is meant to be bounded (docs/architecture.md).
 This script starts the built-in simulator (`soaktui simulate --speed S`, default 1000: a 150 ms
 first token takes 0.15 ms) and the real engine as a subprocess, `soaktui --no-ui --scenarios
 streaming` with short answers (`SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS`, default 8), throttle 100,
@@ -12,7 +12,7 @@ past 200,000, then stops the run with `soaktui ctl RUN_DIR stop`.
 Printed: RSS along the way, baseline, end, growth, the engine's requests/s (the engine, not the
 simulator, is the bottleneck here: see the CPU seconds of each), and the machine's load.
 
-Target (issue 2): RSS at the end at most 30 MB above the baseline.
+Target: RSS at the end at most 30 MB above the baseline.
 
     .venv/bin/python bench/memory.py [--requests 200000] [--baseline 10000] [--speed 1000] [--keep DIR]
 
@@ -38,7 +38,7 @@ import orjson
 import psutil
 from _common import cpu_seconds, engine_env
 
-from soaktui.engine.demo import SimulatorProcess
+from soaktui.simulator.launcher import SimulatorProcess
 
 MB = 1024 * 1024
 TARGET_MB = 30.0

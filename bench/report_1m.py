@@ -1,7 +1,7 @@
 """Benchmark: `soaktui report` over a synthetic events.jsonl of 1,000,000 request events.
 
-Why: the report is rebuilt from the log alone, and after a long soak the log is large. Target
-(issue 2): at most 10 s and at most 300 MB peak RSS on the 2-core reference machine. Printed beside
+Why: the report is rebuilt from the log alone, and after a long soak the log is large. Target:
+at most 10 s and at most 300 MB peak RSS on the 2-core reference machine. Printed beside
 it: a bare orjson pass over the same file (read lines + orjson.loads), the floor for any reader.
 
     .venv/bin/python bench/report_1m.py [--requests N] [--dir RUN_DIR] [--keep]

@@ -16,7 +16,7 @@ Printed: samples taken, CPU seconds and percent of one core (steady state and ov
 sample, and the machine's load. Which readers had something to read here is listed too: a machine
 with sensors, an NVIDIA GPU or LLM server processes does more work per sample than one without.
 
-Target (issue 5): the sampler is "cheap"; the figure is quoted in the closing note.
+Target: the sampler is "cheap"; the figure is quoted in the closing note.
 
     .venv/bin/python bench/sampler_cost.py [--seconds 60] [--interval 1.0] [--warmup 5] [--no-server]
 """
@@ -30,8 +30,8 @@ import time
 import psutil
 from _common import load_text
 
-from soaktui.engine.demo import SimulatorProcess
 from soaktui.providers.types import LMSTUDIO, Provider
+from soaktui.simulator.launcher import SimulatorProcess
 from soaktui.telemetry.sampler import FAMILY, TelemetrySampler
 
 

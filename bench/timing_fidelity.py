@@ -29,7 +29,7 @@ The simulator serves one persona with a fixed 150 ms first token (prompt process
 negligible) and 400 tokens/s, so outputs are short (16 tokens for streaming, up to 128 for a
 concurrent batch) and the run stays under about five minutes.
 
-Target (issue 2): soaktui's p50 and p99 error within 1 ms of the bare loop's ("bare"), at 1 and 16
+Target: soaktui's p50 and p99 error within 1 ms of the bare loop's ("bare"), at 1 and 16
 streams; judged one-sided (an error below the bare loop's passes).
 
     .venv/bin/python bench/timing_fidelity.py [--rounds 3] [--block-s1 20] [--block-s16 15] [--keep DIR]
@@ -54,9 +54,9 @@ import httpx
 import orjson
 from _common import KEYS, cells, engine_env, fmt, stats
 
-from soaktui.providers.result import percentile
 from soaktui.scenarios.concurrent_load import BATCH_MAX_TOKENS
 from soaktui.scenarios.corpus import TOPICS
+from soaktui.stats import percentile
 
 PERSONA_ID = "sim-bench-ttft150"
 SERVER_TTFT_MS = 150.0

@@ -1,7 +1,7 @@
 """Does attaching the dashboard bend time to first token? The same run, with and without a viewer.
 
 The engine runs in its own process so that the dashboard cannot put error into its timings
-(DESIGN.md); this checks it with everything real. One headless engine run (`soaktui --no-ui`,
+(docs/architecture.md); this checks it with everything real. One headless engine run (`soaktui --no-ui`,
 exactly as bench/timing_fidelity.py starts it, but until stopped) soaks timing_fidelity's simulator
 (its own process; one persona with a fixed 150 ms first token and short answers). While it runs,
 this script alternates blocks of equal length:
@@ -23,7 +23,7 @@ Measured at 1 stream (`--scenarios streaming`) and at 16 (`--scenarios concurren
 --concurrency 16`, the 16-wide batches only), each in its own engine run. Also printed: the
 viewer's CPU during its blocks. About 7 minutes with the defaults.
 
-Target (issue 3): the dashboard adds at most 1 ms to the TTFT error at p99 (viewer p99 - headless
+Target: the dashboard adds at most 1 ms to the TTFT error at p99 (viewer p99 - headless
 p99 <= 1 ms; one-sided).
 
     .venv/bin/python bench/ui_fidelity.py [--rounds1 4] [--block1 30] [--rounds16 3] [--block16 20] [--keep DIR]
@@ -64,7 +64,7 @@ from timing_fidelity import (
     streamed_requests,
 )
 
-from soaktui.providers.result import percentile
+from soaktui.stats import percentile
 
 TARGET_MS = 1.0
 CONDITIONS = ("headless", "viewer", "attaching")

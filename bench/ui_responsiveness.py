@@ -20,7 +20,7 @@ round trip of a `status` command sent over the control socket from this script w
 busy (the engine's share of the latency); the real event rate and the viewer's CPU during the
 presses.
 
-Target (issue 3): at most 100 ms from the key press to the header change.
+Target: at most 100 ms from the key press to the header change.
 
     .venv/bin/python bench/ui_responsiveness.py [--presses 40] [--events 500] [--fault KIND=RATE] [--keep DIR]
 
@@ -55,7 +55,7 @@ from _common import (
 )
 
 from soaktui.engine.control import send_command
-from soaktui.engine.demo import SimulatorProcess
+from soaktui.simulator.launcher import SimulatorProcess
 
 TARGET_MS = 100.0
 TIMEOUT_S = 5.0  # a press whose effect never shows counts as a miss

@@ -1,7 +1,7 @@
 """What does the dashboard cost? CPU of the viewer at 10 requests/s, and attaching to a 1M-event log.
 
 The viewer is meant to be cheap: it folds events on a thread, redraws on a coalesced 4 Hz tick and
-only visible panes that changed (issue 3). Two measurements, both with `soaktui watch RUN_DIR` in a
+only visible panes that changed. Two measurements, both with `soaktui watch RUN_DIR` in a
 tmux session at 200x60 (every pane shown; see _common.py):
 
 1. Live: the built-in simulator (`soaktui simulate --speed 1000`, the default models, time-
@@ -25,7 +25,7 @@ tmux session at 200x60 (every pane shown; see _common.py):
    time to the first screen, to the full screen, the viewer's peak RSS (VmHWM) and CPU seconds by
    then, and its CPU share over the 10 s after (a finished run should leave it idle).
 
-Target (issue 3): at most 5% of one core at 10 requests/s. The 1M attach has no target in the issue;
+Target: at most 5% of one core at 10 requests/s. The 1M attach has no target in the targets;
 its time is printed.
 
     .venv/bin/python bench/viewer_cost.py [--rate 10] [--seconds 120] [--fault KIND=RATE ...] [--settle 10]
@@ -60,8 +60,8 @@ from _common import (
 )
 from report_1m import generate
 
-from soaktui.engine.demo import SimulatorProcess
-from soaktui.store.reader import iter_events
+from soaktui.log.reader import iter_events
+from soaktui.simulator.launcher import SimulatorProcess
 from soaktui.ui.state import MAX_ERRORS
 
 TARGET_PCT = 5.0

@@ -2,7 +2,7 @@
 
 The engine runs in its own process (and its own session, so a closed terminal or a dropped SSH
 connection does not take it down): timings measured on the same loop or beside it in a thread as a
-Textual app are off by tens of milliseconds, in another process they are not (DESIGN.md). The viewer
+Textual app are off by tens of milliseconds, in another process they are not (docs/architecture.md). The viewer
 attaches to the run directory exactly as `soaktui watch` does: it follows events.jsonl and sends
 its keys over the control socket. Textual is imported only here, lazily, never by the engine.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from soaktui.errors import SetupError
 from soaktui.locations import latest_run_dir, new_run_dir
+from soaktui.log import rundir
 
 ENGINE_LOG = "engine.log"  # the child's stderr: its progress lines and any setup error
 START_TIMEOUT_S = 120.0  # discovery and a --demo simulator start well within this
@@ -60,7 +61,7 @@ def start_engine(argv: list[str], run_dir: Path, created: bool) -> subprocess.Po
             start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
-    events = run_dir / "events.jsonl"
+    events = run_dir / rundir.EVENTS
     while not events.exists():
         code = proc.poll()
         if code is not None:
@@ -105,7 +106,7 @@ def watch(run_dir: Path | None, theme: str) -> int:
         run_dir = latest_run_dir()
         if run_dir is None:
             raise SetupError("no runs found; start one with `soaktui` or name a run directory")
-    if not (Path(run_dir) / "events.jsonl").is_file():
+    if not (Path(run_dir) / rundir.EVENTS).is_file():
         raise SetupError(f"{run_dir}: no events.jsonl here (is it a soaktui run directory?)")
     app = create_app(Path(run_dir), theme=theme)
     app.run()

@@ -16,6 +16,7 @@ from typing import Any
 
 from soaktui import __version__
 from soaktui.errors import SetupError
+from soaktui.log import rundir
 
 EPILOG = """\
 subcommands:
@@ -127,15 +128,15 @@ def _cmd_run(argv: list[str]) -> int:
 
 
 def _cmd_report(argv: list[str]) -> int:
+    from soaktui.profiles.capdb import record_snapshot
     from soaktui.report import build_report, write_report_files
-    from soaktui.store.capdb import record_snapshot
 
     p = argparse.ArgumentParser(
         prog="soaktui report", description="Rebuild a run's report from events.jsonl."
     )
     p.add_argument("run_dir", type=Path)
     args = p.parse_args(argv)
-    log = args.run_dir / "events.jsonl"
+    log = args.run_dir / rundir.EVENTS
     if not log.is_file():
         raise SetupError(f"{args.run_dir}: no events.jsonl here (is it a soaktui run directory?)")
     snap, stats = build_report(args.run_dir)
@@ -159,8 +160,8 @@ def _cmd_report(argv: list[str]) -> int:
 def _cmd_models(argv: list[str]) -> int:
     import orjson
 
-    from soaktui.report.models_text import format_history, format_list
-    from soaktui.store import capdb
+    from soaktui.profiles import capdb
+    from soaktui.profiles.text import format_history, format_list
 
     p = argparse.ArgumentParser(
         prog="soaktui models", description="Model profiles accumulated across runs (the capability database)."
@@ -200,9 +201,9 @@ def _cmd_models(argv: list[str]) -> int:
 
 
 def _cmd_discover(argv: list[str]) -> int:
-    from soaktui.engine.demo import SimulatorProcess
     from soaktui.engine.launch import find_models
     from soaktui.providers.discovery import format_selection, no_servers_message
+    from soaktui.simulator.launcher import SimulatorProcess
 
     p = argparse.ArgumentParser(
         prog="soaktui discover", description="Find servers and models; show the plan."

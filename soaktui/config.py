@@ -39,6 +39,7 @@ from soaktui.durations import (
     parse_duration,
 )
 from soaktui.errors import SetupError
+from soaktui.thermal import THERMAL_GPU_REASONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -145,9 +146,6 @@ class Output:  # seconds
     fsync_interval: float = 1.0
 
 
-# macOS thermal pressure levels, mildest first (the telemetry contract's names).
-THERMAL_PRESSURE_LEVELS = ("nominal", "moderate", "heavy", "trapping", "sleeping")
-THERMAL_GPU_REASONS = ("hw_thermal_slowdown", "sw_thermal_slowdown", "hw_power_brake_slowdown")
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from typing import Any
 import orjson
 import pytest
 
+from soaktui.log.reader import read_all
 from soaktui.report import build_report, fold, render_json, render_markdown
 from soaktui.report.capabilities import MAX_NAMES, CapabilityReducer
-from soaktui.report.stats import compact_rate, rate, wilson
 from soaktui.simulator import SimConfig, run_in_thread
-from soaktui.store.reader import read_all
+from soaktui.stats import compact_rate, rate, wilson
 
 FIXTURE = Path(__file__).parent / "data" / "capabilities" / "two_models.jsonl"
 EVENTS, _ = read_all(FIXTURE)
@@ -321,7 +321,7 @@ def test_matrix_of_a_real_run_matches_its_events(tmp_path: Path) -> None:
         if row.get("streaming_tests"):
             assert got["streaming_ttft_ms"]["n"] == row["streaming_tests"]
     # the run's end recorded the same figures in the capability database
-    from soaktui.store import capdb
+    from soaktui.profiles import capdb
 
     kinds = {p["name"]: p["kind"] for p in report["run"]["providers"]}
     profiles = capdb.profiles(capdb.load_runs())

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
+from soaktui.profiles import capdb
 from soaktui.report import build_report
-from soaktui.store import capdb
 
 FIXTURE = Path(__file__).parent / "data" / "capabilities" / "two_models.jsonl"
 SMALL_CONFIG = """\

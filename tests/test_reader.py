@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soaktui.store import reader
-from soaktui.store.reader import ReadStats, iter_events, read_all
+from soaktui.log import reader
+from soaktui.log.reader import ReadStats, iter_events, read_all
 
 
 def _line(i: int) -> bytes:

@@ -29,10 +29,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from soaktui.log.reader import iter_events
 from soaktui.providers.discovery import discover
 from soaktui.providers.types import LLAMACPP
 from soaktui.scenarios import REGISTRY
-from soaktui.store.reader import iter_events
 from tests.realserver import (
     N_CTX_TRAIN,
     SLOT_CTX,

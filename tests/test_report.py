@@ -1,4 +1,4 @@
-"""Report math against a hand-written event log with hand-computed figures (issue 2, section 9).
+"""Report math against a hand-written event log with hand-computed figures.
 
 The log: one provider `sim`, models `alpha` and `beta`, scenarios streaming, concurrent_load,
 large_context and prompt_variety; 20 request events (16 ok, 4 failed), 15 tests (10 ok), a
@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 import pytest
 
-from soaktui.events import EventBus
+from soaktui.log.events import EventBus
+from soaktui.log.rundir import SUMMARY as SUMMARY_FILE
 from soaktui.report import build_report, fold, render_json, render_markdown, write_report
-from soaktui.report.stats import describe, rate, wilson
-from soaktui.store.summary import SUMMARY_FILE, SummarySink
+from soaktui.sinks.summary import SummarySink
+from soaktui.stats import describe, rate, wilson
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -663,7 +664,7 @@ def test_summary_write_error_raises_and_keeps_the_old_file(tmp_path: Path) -> No
         import resource, signal, sys, orjson
         from pathlib import Path
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        from soaktui.store.summary import SummarySink
+        from soaktui.sinks.summary import SummarySink
         events = orjson.loads(Path({str(events_file)!r}).read_bytes())
         run = Path({str(tmp_path)!r}) / "run"
         run.mkdir()

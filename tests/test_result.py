@@ -6,7 +6,8 @@ from array import array
 
 import pytest
 
-from soaktui.providers.result import RequestResult, percentile
+from soaktui.providers.result import RequestResult
+from soaktui.stats import percentile
 
 MS = 1_000_000
 

@@ -20,10 +20,10 @@ import pytest
 from soaktui.config import load_settings
 from soaktui.engine.control import send_command
 from soaktui.engine.launch import RunRequest, run_soak
+from soaktui.log.reader import iter_events
 from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
 from soaktui.simulator.personas import default_personas
-from soaktui.store.reader import iter_events
-from soaktui.store.textlogs import FILES
+from soaktui.sinks.textlogs import FILES
 
 SMALL = {
     "quiet_hours.enabled": False,

@@ -18,6 +18,7 @@ import pytest
 from soaktui import errors
 from soaktui.config import load_settings
 from soaktui.engine.launch import RunRequest, run_soak
+from soaktui.log.reader import iter_events
 from soaktui.providers.client import ChatClient
 from soaktui.providers.types import LMSTUDIO, OPENAI, ModelInfo, Provider
 from soaktui.scenarios.base import Outcome
@@ -26,7 +27,6 @@ from soaktui.scenarios.structured_output import INSTRUCTION, JSON_SCHEMA, Struct
 from soaktui.simulator import SimConfig, run_in_thread
 from soaktui.simulator.personas import default_personas
 from soaktui.simulator.structured import FAILURE_KINDS
-from soaktui.store.reader import iter_events
 from tests.scenario_driver import run_tests
 
 CHAT = [p for p in default_personas() if p.is_chat]

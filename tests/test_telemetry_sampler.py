@@ -15,8 +15,8 @@ import time
 import pytest
 
 from soaktui.engine import runner
+from soaktui.log.reader import iter_events
 from soaktui.simulator import SimConfig, run_in_thread
-from soaktui.store.reader import iter_events
 from soaktui.telemetry.sampler import (
     RETRY_FAILED_S,
     WINDOW_KEYS,

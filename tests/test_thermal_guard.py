@@ -17,15 +17,16 @@ import pytest
 from soaktui.config import Thermal, load_settings
 from soaktui.engine.launch import find_models
 from soaktui.engine.runner import Engine
-from soaktui.engine.thermal_guard import OK, PAUSED, REDUCED, ThermalGuard, judge
+from soaktui.engine.thermal_guard import ThermalGuard
 from soaktui.engine.throttle import Throttle
-from soaktui.events import EventBus
+from soaktui.log.events import EventBus
+from soaktui.log.reader import iter_events
+from soaktui.log.writer import JsonlWriter
 from soaktui.providers.client import ChatClient
 from soaktui.report.build import build_report
 from soaktui.simulator import SimConfig, run_in_thread
-from soaktui.store.jsonl import JsonlWriter
-from soaktui.store.reader import iter_events
 from soaktui.telemetry.sampler import Source, TelemetrySampler
+from soaktui.thermal import OK, PAUSED, REDUCED, judge
 
 LIMITS = Thermal(
     cpu_temp_limit_c=90.0,
@@ -378,8 +379,8 @@ def test_guard_off_never_decides(sim, tmp_path):
 def test_guard_changes_reach_the_text_logs_and_the_headless_output(tmp_path):
     import io
 
-    from soaktui.headless import ProgressPrinter
-    from soaktui.store.textlogs import TextLogSink
+    from soaktui.sinks.console import ProgressPrinter
+    from soaktui.sinks.textlogs import TextLogSink
 
     e = {
         "v": 1, "kind": "thermal_guard", "run_id": "r", "seq": 9, "t": 1_767_225_600.0, "mono_ns": 1,

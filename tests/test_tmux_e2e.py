@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from soaktui.engine.control import ControlError, send_command
-from soaktui.store.reader import iter_events
+from soaktui.log.reader import iter_events
 
 SESSION = "soaktui-e2e"
 

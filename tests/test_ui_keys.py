@@ -21,8 +21,8 @@ import pytest
 from textual.widgets import DataTable
 
 from soaktui.engine.control import send_command
+from soaktui.log.reader import read_all
 from soaktui.simulator import SimConfig, run_in_thread
-from soaktui.store.reader import read_all
 from soaktui.ui.app import SoakApp, create_app
 from soaktui.ui.screens.confirm import QuitConfirm, StoppingScreen
 from soaktui.ui.screens.help import HelpScreen

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from soaktui.engine.control import ControlServer
-from soaktui.store.reader import read_all
+from soaktui.log.reader import read_all
 from soaktui.ui.app import SoakApp, create_app
 from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.screens.report import ReportScreen

@@ -16,10 +16,10 @@ import pytest
 
 from soaktui.engine.control import ControlServer
 from soaktui.errors import SetupError
+from soaktui.log.follow import LogFollower
+from soaktui.log.reader import read_all
 from soaktui.report.aggregate import RunAggregate
-from soaktui.store.reader import read_all
 from soaktui.ui.controller import Controller, Reply
-from soaktui.ui.follow import LogFollower
 from soaktui.ui.state import MAX_ERRORS, SERIES_POINTS, SPARK_POINTS, Downsampled, LiveState
 from soaktui.ui.themes import load_theme_file, resolve_theme, shipped_themes
 
@@ -58,7 +58,7 @@ def test_follower_reads_a_growing_log_once_whatever_the_write_pieces(tmp_path, p
 
 
 def test_follower_counts_bad_lines_and_skips_overlong_ones(tmp_path, monkeypatch):
-    import soaktui.ui.follow as follow
+    import soaktui.log.follow as follow
 
     monkeypatch.setattr(follow, "MAX_LINE_BYTES", 50)
     log = tmp_path / "events.jsonl"

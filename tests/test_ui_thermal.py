@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from soaktui.store.reader import read_all
+from soaktui.log.reader import read_all
 from soaktui.ui.app import SoakApp, create_app
 from soaktui.ui.state import CPU_POINTS, LiveState
 from soaktui.ui.widgets.header import RunHeader

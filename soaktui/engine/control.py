@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from soaktui.errors import SetupError
+from soaktui.log import rundir
 
-SOCKET_NAME = "control.sock"
-POINTER_NAME = "control.path"
+SOCKET_NAME = rundir.CONTROL_SOCKET
+POINTER_NAME = rundir.CONTROL_POINTER
 MAX_LINE = 64 * 1024
 IDLE_TIMEOUT_S = 5.0
 MAX_CLIENTS = 8

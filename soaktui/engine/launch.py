@@ -22,16 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from soaktui import __version__
-from soaktui import events as ev
 from soaktui.config import Settings
 from soaktui.engine.control import ControlServer
-from soaktui.engine.demo import SimulatorProcess
 from soaktui.engine.runner import Engine
 from soaktui.engine.throttle import Throttle
 from soaktui.errors import SetupError
-from soaktui.events import EventBus
-from soaktui.headless import JsonStdout, ProgressPrinter
 from soaktui.locations import new_run_dir
+from soaktui.log import events as ev
+from soaktui.log import rundir
+from soaktui.log.events import EventBus
+from soaktui.log.writer import JsonlWriter
+from soaktui.profiles.capdb import record_snapshot
 from soaktui.providers.client import ChatClient
 from soaktui.providers.discovery import discover, no_servers_message
 from soaktui.providers.selection import select_models
@@ -39,10 +40,10 @@ from soaktui.providers.types import Selection
 from soaktui.report import build_report, write_report_files
 from soaktui.scenarios import REGISTRY
 from soaktui.scenarios.banks import load_prompt_bank, scenario_factories
-from soaktui.store.capdb import record_snapshot
-from soaktui.store.jsonl import JsonlWriter
-from soaktui.store.summary import SummarySink
-from soaktui.store.textlogs import TextLogSink
+from soaktui.simulator.launcher import SimulatorProcess
+from soaktui.sinks.console import JsonStdout, ProgressPrinter
+from soaktui.sinks.summary import SummarySink
+from soaktui.sinks.textlogs import TextLogSink
 
 
 @dataclass
@@ -86,7 +87,7 @@ def _prepare_run_dir(settings: Settings) -> tuple[str, Path]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SetupError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    if (out / "events.jsonl").exists():
+    if (out / rundir.EVENTS).exists():
         raise SetupError(f"--out {out} already holds a run (events.jsonl); choose a new directory")
     if not os.access(out, os.W_OK):
         raise SetupError(f"cannot write to --out {out}: permission denied")
@@ -134,9 +135,9 @@ async def run_soak(req: RunRequest) -> int:
         stop_reason: list[str] = []
         bus = EventBus(run_id)
         try:
-            writer = JsonlWriter(run_dir / "events.jsonl", fsync_interval_s=s.output.fsync_interval)
+            writer = JsonlWriter(run_dir / rundir.EVENTS, fsync_interval_s=s.output.fsync_interval)
         except OSError as exc:
-            raise SetupError(f"cannot write {run_dir / 'events.jsonl'}: {exc.strerror or exc}") from None
+            raise SetupError(f"cannot write {run_dir / rundir.EVENTS}: {exc.strerror or exc}") from None
         bus.add_sink(writer)
         for make in (
             lambda: TextLogSink(run_dir),
@@ -209,7 +210,7 @@ async def run_soak(req: RunRequest) -> int:
         )
         bus.emit(ev.PROVIDERS_DISCOVERED, **selection.to_event())
 
-        control = ControlServer(run_dir / "control.sock", lambda cmd, arg: engine.command(cmd, arg))
+        control = ControlServer(run_dir / rundir.CONTROL_SOCKET, lambda cmd, arg: engine.command(cmd, arg))
         try:
             await control.start()
         except Exception as exc:  # the run works without remote control; say so once

@@ -17,19 +17,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from soaktui import errors
-from soaktui import events as ev
 from soaktui.config import Settings
 from soaktui.engine.picker import ScenarioPicker
 from soaktui.engine.rotation import Rotation, Turn
-from soaktui.engine.thermal_guard import PAUSED, ThermalGuard
+from soaktui.engine.thermal_guard import ThermalGuard
 from soaktui.engine.throttle import Throttle, idle_seconds
-from soaktui.events import EventBus
+from soaktui.log import events as ev
+from soaktui.log.events import EventBus
 from soaktui.providers import load_state
 from soaktui.providers.client import ChatClient
 from soaktui.providers.types import ModelInfo, Provider
 from soaktui.scenarios import REGISTRY
 from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext
 from soaktui.telemetry.sampler import TelemetrySampler
+from soaktui.thermal import PAUSED
 
 GUARD_STALE_S = 10.0  # a reading older than this (or 5 sampling intervals) is no reading for the guard
 

@@ -30,21 +30,9 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+from soaktui.stats import percentile
+
 MAX_CONTENT_CHARS = 2_000_000  # bounded: a runaway answer cannot eat the engine's memory
-
-
-def percentile(sorted_values: list[float] | array, q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100) of an already sorted sequence; None if empty."""
-    n = len(sorted_values)
-    if n == 0:
-        return None
-    if n == 1:
-        return float(sorted_values[0])
-    pos = (n - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, n - 1)
-    frac = pos - lo
-    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
 
 
 _TIMING_KEYS = (

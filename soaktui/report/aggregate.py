@@ -11,7 +11,7 @@ means nothing) and reads percentiles over several buckets straight from the sort
 speed: locals, dict.get, no per-event allocations (bench/report_1m.py folds one million request
 events in a few seconds).
 
-Rules the figures obey (issue 2, section 9):
+Rules the figures obey:
 - latency, TTFT, inter-token latency and tokens/s are taken over successful requests only, and
   every figure carries the sample size it is over (`n`);
 - a figure that was never measured is None, never 0;
@@ -32,7 +32,7 @@ from soaktui.report.capabilities import SCENARIOS as CAPABILITY_SCENARIOS
 from soaktui.report.capabilities import CapabilityReducer
 from soaktui.report.hardware import HardwareFold
 from soaktui.report.server_truth import ServerTruthFold
-from soaktui.report.stats import bounded_inc, bounded_tally, describe, describe_parts, rate, top
+from soaktui.stats import bounded_inc, bounded_tally, describe, describe_parts, rate, top
 
 MAX_REASONS = 50  # distinct failure reasons kept per bucket; later ones count as "(other)"
 MAX_CATEGORIES = 200  # distinct prompt categories kept per model

@@ -9,15 +9,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from soaktui.log import rundir
+from soaktui.log.reader import ReadStats, iter_events
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.atomic import atomic_write_bytes
 from soaktui.report.jsonout import render_json
 from soaktui.report.markdown import render_markdown
-from soaktui.store.reader import ReadStats, iter_events
-
-EVENTS_FILE = "events.jsonl"
-MARKDOWN_FILE = "final_report.md"
-JSON_FILE = "report.json"
 
 
 def build_report(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], ReadStats]:
@@ -28,7 +25,7 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], ReadS
     stats = ReadStats()
     agg = RunAggregate()
     feed = agg.feed
-    for ev in iter_events(Path(run_dir) / EVENTS_FILE, stats):
+    for ev in iter_events(Path(run_dir) / rundir.EVENTS, stats):
         feed(ev)
     snap = agg.snapshot()
     snap["log"] = stats.as_dict()
@@ -39,8 +36,8 @@ def write_report_files(run_dir: str | os.PathLike[str], snap: dict[str, Any]) ->
     """Write final_report.md and report.json for `snap` into `run_dir`, each atomically."""
     run_dir = Path(run_dir)
     return [
-        atomic_write_bytes(run_dir / MARKDOWN_FILE, render_markdown(snap).encode("utf-8")),
-        atomic_write_bytes(run_dir / JSON_FILE, render_json(snap)),
+        atomic_write_bytes(run_dir / rundir.REPORT_MD, render_markdown(snap).encode("utf-8")),
+        atomic_write_bytes(run_dir / rundir.REPORT_JSON, render_json(snap)),
     ]
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from soaktui import errors
-from soaktui.report.stats import SMALL_SAMPLE, bounded_inc, bounded_tally, rate
+from soaktui.stats import SMALL_SAMPLE, bounded_inc, bounded_tally, rate
 
 TOOL_SCENARIO = "tool_calling"
 SO_SCENARIO = "structured_output"

@@ -28,8 +28,8 @@ import math
 from collections import deque
 from typing import Any
 
-from soaktui.config import THERMAL_PRESSURE_LEVELS, Thermal
-from soaktui.engine.thermal_guard import OK, STATE_RANK, judge, pressure_level
+from soaktui.config import Thermal
+from soaktui.thermal import OK, STATE_RANK, THERMAL_PRESSURE_LEVELS, judge, pressure_level
 
 BUCKETS = 240  # timeline buckets, however long the run
 FIRST_BUCKET_S = 2.0  # the first width; it doubles whenever the run outgrows BUCKETS

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from soaktui.report.markdown import NA, _table, num
-from soaktui.report.markdown import duration as _dur
+from soaktui.report.cells import NA, num, table
+from soaktui.report.cells import duration as _dur
 
 CHART_W, CHART_H = 100, 18
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -140,7 +140,7 @@ def _readings(hw: dict[str, Any]) -> list[str]:
     head = f"{hw['readings']:,} telemetry readings" + (
         f", one every {interval:g} s on average" if interval else ""
     )
-    return [head + ".", ""] + _table(["reading", "what the machine gave"], rows)
+    return [head + ".", ""] + table(["reading", "what the machine gave"], rows)
 
 
 def _limits(hw: dict[str, Any]) -> list[str]:
@@ -173,7 +173,7 @@ def _limits(hw: dict[str, Any]) -> list[str]:
             ]
         )
     if any(temps[f]["n"] for f in ("cpu", "gpu")):
-        out += _table(
+        out += table(
             [
                 "temperature",
                 "limit °C",
@@ -190,7 +190,7 @@ def _limits(hw: dict[str, Any]) -> list[str]:
     pr = hw["thermal_pressure"]
     if pr["time_s"]:
         out += [f"Thermal pressure (limit {pr['limit']}):", ""]
-        out += _table(["level", "time"], [[k, _dur(v)] for k, v in pr["time_s"].items()])
+        out += table(["level", "time"], [[k, _dur(v)] for k, v in pr["time_s"].items()])
     rows = []
     for key, label, unit, family, nd in (
         ("power_w", "power", " W", "power", 1),
@@ -209,7 +209,7 @@ def _limits(hw: dict[str, Any]) -> list[str]:
             )
         else:
             rows.append([label, unavailable_text(hw, family), "", "", 0])
-    out += _table(["reading", "peak", "p95", "mean", "readings"], rows)
+    out += table(["reading", "peak", "p95", "mean", "readings"], rows)
     out += [
         f"Limits ({hw['limits_source']}): CPU {lim['cpu_temp_limit_c']:g} °C, GPU {lim['gpu_temp_limit_c']:g} °C, "
         f"pause at limit + {lim['pause_margin_c']:g} °C, back under limit - {lim['hysteresis_c']:g} °C, "
@@ -269,12 +269,12 @@ def _guard(hw: dict[str, Any]) -> list[str]:
         ]
         for s in ("ok", "reduced", "paused")
     ]
-    out += _table(["state", "times entered", "time", "measured duty"], rows)
+    out += table(["state", "times entered", "time", "measured duty"], rows)
     if g["history"]:
         shown = g["history"][-20:]
         if g["changes"] > len(shown):
             out += [f"The last {len(shown)} of {g['changes']} changes:", ""]
-        out += _table(
+        out += table(
             ["time", "state", "cap", "reason"],
             [[_clock(h["t"]), h["state"], _num(h["cap_pct"], 0, "%"), h["reason"]] for h in shown],
         )
@@ -293,7 +293,7 @@ def _throttling(hw: dict[str, Any]) -> list[str]:
     out = ["### Throttling", ""]
     gt = hw["gpu_throttle"]
     if gt:
-        out += _table(
+        out += table(
             ["GPU clock reason", "counts as thermal", "readings", "time"],
             [
                 [r, "yes" if v["thermal"] else "no", num(v["readings"]), _dur(v["time_s"])]
@@ -329,7 +329,7 @@ def _energy(hw: dict[str, Any]) -> list[str]:
     ]
     rows = [energy_cells(key, m) for key, m in e["per_model"].items()]
     if rows:
-        out += _table(
+        out += table(
             [
                 "model",
                 "energy (Wh)",

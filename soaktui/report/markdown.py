@@ -9,39 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from soaktui.durations import format_duration
 from soaktui.report.aggregate import DEFINITIONS
 from soaktui.report.capabilities import KIND_LABELS, KINDS
-from soaktui.report.stats import compact_rate
-from soaktui.report.stats import format_rate as rate
-
-NA = "n/a"
-
-
-def _cell(x: Any) -> str:
-    s = NA if x is None else str(x)
-    return s.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    out.append("")
-    return out
-
-
-def num(x: Any, nd: int = 1) -> str:
-    if x is None:
-        return NA
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    return f"{x:,.{nd}f}"
-
-
-def duration(s: Any) -> str:
-    return NA if s is None else format_duration(float(s))
+from soaktui.report.cells import NA, duration, num, table
+from soaktui.report.hardware_markdown import render_hardware
+from soaktui.stats import compact_rate
+from soaktui.stats import format_rate as rate
 
 
 def _stat_row(label: str, over: str, d: dict[str, Any], nd: int = 1) -> list[Any]:
@@ -103,10 +76,10 @@ def _header(snap: dict[str, Any]) -> list[str]:
         ],
         ["Log", log_s],
     ]
-    out += ["## Run", ""] + _table(["", ""], rows)
+    out += ["## Run", ""] + table(["", ""], rows)
     if run["providers"]:
         out += ["### Providers", ""]
-        out += _table(
+        out += table(
             ["name", "kind", "base URL", "version", "models"],
             [
                 [p.get("name"), p.get("kind"), p.get("base_url"), p.get("version"), p.get("models")]
@@ -124,10 +97,10 @@ def _header(snap: dict[str, Any]) -> list[str]:
             rows.append(
                 [key, _size(m), num(m.get("context_trained")), num(m.get("context_length")), m.get("tests", 0)]
             )
-        out += _table(["model", "size", "trained context (tokens)", "runtime context (tokens)", "tests"], rows)
+        out += table(["model", "size", "trained context (tokens)", "runtime context (tokens)", "tests"], rows)
     if run["excluded"]:
         out += ["### Models excluded", ""]
-        out += _table(["model", "reason"], [[e.get("model"), e.get("reason")] for e in run["excluded"]])
+        out += table(["model", "reason"], [[e.get("model"), e.get("reason")] for e in run["excluded"]])
     return out
 
 
@@ -147,7 +120,7 @@ def _size(m: dict[str, Any]) -> str:
 def _summary(snap: dict[str, Any]) -> list[str]:
     t = snap["totals"]
     out = ["## Summary", ""]
-    out += _table(
+    out += table(
         ["", ""],
         [
             ["Tests succeeded", rate(t["success"], "tests")],
@@ -243,8 +216,8 @@ def _capabilities(snap: dict[str, Any]) -> list[str]:
         "only the counts and the interval are shown. n/a: not measured.",
         "",
     ]
-    out += _table(CAPABILITY_HEADERS, [capability_cells(k, r) for k, r in rows.items()])
-    out += _table(SPEED_HEADERS, [speed_cells(k, r) for k, r in rows.items()])
+    out += table(CAPABILITY_HEADERS, [capability_cells(k, r) for k, r in rows.items()])
+    out += table(SPEED_HEADERS, [speed_cells(k, r) for k, r in rows.items()])
     detail = []
     for key, r in rows.items():
         tc, so = r["tool_calling"], r["structured_output"]
@@ -270,7 +243,7 @@ def _capabilities(snap: dict[str, Any]) -> list[str]:
             )
     if detail:
         out += ["### Verdicts and failure kinds", ""]
-        out += _table(
+        out += table(
             [
                 "model",
                 "capability",
@@ -294,7 +267,7 @@ def _rankings(snap: dict[str, Any]) -> list[str]:
         "",
     ]
     if rk["throughput"]:
-        out += _table(
+        out += table(
             ["rank", "model", "median output tokens/s", "n (requests)"],
             [[i + 1, r["model"], num(r["median_gen_tps"]), r["n"]] for i, r in enumerate(rk["throughput"])],
         )
@@ -305,7 +278,7 @@ def _rankings(snap: dict[str, Any]) -> list[str]:
         out += ["Insufficient data: " + ", ".join(f"{r['model']} (n={r['n']})" for r in short), ""]
     out += [f"### Reliability ({rk['rules']['reliability']}; at least {mins['reliability_tests']} tests)", ""]
     if rk["reliability"]:
-        out += _table(
+        out += table(
             ["rank", "model", "tests succeeded", "lower bound"],
             [
                 [i + 1, r["model"], rate(r["success"]), f"{100 * r['score']:.0f}%"]
@@ -324,7 +297,7 @@ def _rankings(snap: dict[str, Any]) -> list[str]:
         if not c["ranked"]:
             out += ["No model has enough data.", ""]
         elif "rate" in c["ranked"][0]:
-            out += _table(
+            out += table(
                 ["rank", "model", "passed", "lower bound"],
                 [
                     [i + 1, e["model"], rate(e["rate"]), f"{100 * e['score']:.0f}%"]
@@ -332,7 +305,7 @@ def _rankings(snap: dict[str, Any]) -> list[str]:
                 ],
             )
         elif "p50_ms" in c["ranked"][0]:
-            out += _table(
+            out += table(
                 ["rank", "model", "TTFT p50 ms", "TTFT p95 ms", "n (requests)"],
                 [
                     [i + 1, e["model"], num(e["p50_ms"], 0), num(e["p95_ms"], 0), e["n"]]
@@ -340,7 +313,7 @@ def _rankings(snap: dict[str, Any]) -> list[str]:
                 ],
             )
         else:
-            out += _table(
+            out += table(
                 ["rank", "model", "largest prompt answered (tokens)", "successful requests"],
                 [
                     [i + 1, e["model"], num(e["max_prompt_tokens"]), e["requests_ok"]]
@@ -354,7 +327,7 @@ def _rankings(snap: dict[str, Any]) -> list[str]:
             ]
     if rk["balance"]:
         out += [f"### Balance ({rk['rules']['balance']})", ""]
-        out += _table(
+        out += table(
             ["rank", "model", "score", "parts"],
             [[i + 1, e["model"], f"{e['score']:.2f}", e["evidence"]] for i, e in enumerate(rk["balance"])],
         )
@@ -406,15 +379,15 @@ def _profiles(snap: dict[str, Any]) -> list[str]:
         ]
         if m["errors"]:
             rows.append(["Failed requests by class", ", ".join(f"{c} {n}" for c, n in m["errors"].items())])
-        out += _table(["", ""], rows)
+        out += table(["", ""], rows)
         fig_rows = [_stat_row(label, over, m[name]) for label, name, over in _PROFILE_FIGURES if m[name]["n"]]
         if fig_rows:
-            out += _table(_STAT_HEADERS, fig_rows)
+            out += table(_STAT_HEADERS, fig_rows)
         else:
             out += ["No successful request: latency and throughput n/a.", ""]
         if m["prompt_categories"]:
             out += ["Prompt categories (prompt_variety tests):", ""]
-            out += _table(
+            out += table(
                 ["category", "tests succeeded"],
                 [[c, rate(v["success"])] for c, v in m["prompt_categories"].items()],
             )
@@ -438,7 +411,7 @@ def _scenarios(snap: dict[str, Any]) -> list[str]:
                 len(s["models"]),
             ]
         )
-    out += _table(
+    out += table(
         [
             "scenario",
             "tests succeeded",
@@ -453,7 +426,7 @@ def _scenarios(snap: dict[str, Any]) -> list[str]:
     if failing:
         out += ["### Top failure reasons", ""]
         rows = [[n, reason, c] for n, s in failing for reason, c in s["failure_reasons"]]
-        out += _table(["scenario", "reason", "tests"], rows)
+        out += table(["scenario", "reason", "tests"], rows)
     return out
 
 
@@ -461,7 +434,7 @@ def _errors(snap: dict[str, Any]) -> list[str]:
     err = snap["errors"]
     out = ["## Errors by class", ""]
     if err["by_class"]:
-        out += _table(
+        out += table(
             ["class", "failed requests", "failed tests", "per model", "example"],
             [
                 [
@@ -478,7 +451,7 @@ def _errors(snap: dict[str, Any]) -> list[str]:
         out += ["No request or test failed.", ""]
     if err["engine"]:
         out += ["### Other errors (engine, discovery, sinks)", ""]
-        out += _table(
+        out += table(
             ["class", "where", "count", "example"],
             [[e["error_class"], e["where"], e["count"], e["example"]] for e in err["engine"]],
         )
@@ -537,7 +510,7 @@ def _server_truth(snap: dict[str, Any]) -> list[str]:
                 num(ctx.get("context_length")) if ctx else NA,
             ]
         )
-    out += _table(
+    out += table(
         [
             "model",
             "cold loads",
@@ -580,7 +553,7 @@ def _scaling(snap: dict[str, Any]) -> list[str]:
         out += ["No concurrent_load test ran.", ""]
     for key, rows in conc.items():
         out += [f"**{key}**", ""]
-        out += _table(
+        out += table(
             [
                 "concurrency",
                 "batches (all ok / partial / all failed)",
@@ -607,7 +580,7 @@ def _scaling(snap: dict[str, Any]) -> list[str]:
         out += ["No large_context request ran.", ""]
     for key, rows in ctx.items():
         out += [f"**{key}**", ""]
-        out += _table(
+        out += table(
             [
                 "prompt tokens",
                 "requests ok/total",
@@ -649,7 +622,7 @@ def _failover(snap: dict[str, Any]) -> list[str]:
                     f"{num(r['attempts']['p50'])} (n={r['attempts']['n']})",
                 ]
             )
-    out += _table(
+    out += table(
         [
             "model",
             "mode",
@@ -682,13 +655,10 @@ def _control(snap: dict[str, Any]) -> list[str]:
     ]
     if c["commands"]:
         rows.append(["Commands", ", ".join(f"{k} {n}" for k, n in c["commands"].items())])
-    return ["## Throttle, pauses and commands", ""] + _table(["", ""], rows)
+    return ["## Throttle, pauses and commands", ""] + table(["", ""], rows)
 
 
 def _hardware(snap: dict[str, Any]) -> list[str]:
-    # imported here: hardware_markdown reuses this module's table and number helpers
-    from soaktui.report.hardware_markdown import render_hardware
-
     return render_hardware(snap.get("hardware"))
 
 

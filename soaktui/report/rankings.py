@@ -24,7 +24,7 @@ import math
 from typing import Any
 
 from soaktui.report.capabilities import KIND_LABELS
-from soaktui.report.stats import format_rate, lower_bound
+from soaktui.stats import format_rate, lower_bound
 
 # capability name -> (label, which rate of the matrix row, what the rate counts)
 RATE_CAPABILITIES = {

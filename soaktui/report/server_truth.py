@@ -22,7 +22,7 @@ from array import array
 from collections import deque
 from typing import Any
 
-from soaktui.report.stats import describe, percentile_parts
+from soaktui.stats import describe, percentile_parts
 
 MAX_EXAMPLES = 20  # stall and truncation examples kept per model (all are counted)
 SPEED_DISAGREEMENT = 0.25  # |soaktui / server - 1| above this is flagged

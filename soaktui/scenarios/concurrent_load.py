@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from soaktui.providers.result import percentile
 from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext, answered
 from soaktui.scenarios.corpus import TOPICS
+from soaktui.stats import percentile
 
 BATCH_MAX_TOKENS = 128
 

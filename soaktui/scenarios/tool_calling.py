@@ -36,7 +36,7 @@ import json
 from typing import Any
 
 from soaktui import errors
-from soaktui import events as ev
+from soaktui.log import events as ev
 from soaktui.providers.result import RequestResult
 from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext
 from soaktui.toolcalls import catalog, detect, prompted

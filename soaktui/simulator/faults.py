@@ -3,8 +3,9 @@
 soaktui's worth is in how it classifies failures, so the simulator must produce each failure on
 demand and reproducibly. A `FaultPlan` holds probabilities per fault kind and "every Nth request"
 rules; `decide` turns a plan (global and per-model) into at most one fault for a request. Draws
-come from a `random.Random` seeded with the run seed and the request's sequence number, never from
-the wall clock, so the same seed and the same request order give the same faults.
+come from a `random.Random` seeded with the run seed, the model and that model's own request number,
+never from the wall clock or the server-wide count, so the same seed gives each model the same
+faults however its requests interleave with other models'.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ class Fault:
         return rng.randint(1, n_tokens - 1)
 
 
-def fault_rng(seed: int, counter: int) -> random.Random:
-    """The generator for request `counter`'s fault draws (independent of timing and threads)."""
-    return random.Random(f"soaktui-sim:{seed}:{counter}:fault")
+def fault_rng(seed: int, model: str, counter: int) -> random.Random:
+    """The generator for the fault draws of `model`'s request number `counter` (independent of
+    timing, threads and other models' requests)."""
+    return random.Random(f"soaktui-sim:{seed}:{model}:{counter}:fault")
 
 
 def decide(

@@ -442,7 +442,9 @@ class SimServer:
         n = record.n
         pn = self._persona_counters.get(persona.id, 0) + 1
         self._persona_counters[persona.id] = pn
-        rng = fault_rng(self.config.seed, n)
+        # Draws are keyed by the model and its own request count, not the server-wide count: the same
+        # seed gives each model the same answers and faults however the requests interleave.
+        rng = fault_rng(self.config.seed, persona.id, pn)
         fault = decide(rng, self.config.faults, n, persona.faults, pn)
         record.fault = fault.kind if fault else None
         if fault is not None and fault.http_status is not None:
@@ -460,7 +462,7 @@ class SimServer:
             # "put an upper limit on num_predict to avoid the model running on forever")
             cap = 10 * api.ollama_num_ctx(persona)
             max_tokens = cap if max_tokens is None else min(max_tokens, cap)
-        text_rng = random.Random(f"soaktui-sim:{self.config.seed}:{n}:text")
+        text_rng = random.Random(f"soaktui-sim:{self.config.seed}:{persona.id}:{pn}:text")
         plan = plan_completion(
             persona,
             body,

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from soaktui.config import THERMAL_PRESSURE_LEVELS as LEVELS  # notify state n is LEVELS[n]
+from soaktui.thermal import THERMAL_PRESSURE_LEVELS as LEVELS  # notify state n is LEVELS[n]
 
 THERMAL_KEY = "com.apple.system.thermalpressurelevel"
 # NSProcessInfo.thermalState words, which some tools print, on the same scale

@@ -1,6 +1,6 @@
 """The viewer: a Textual app that follows one run directory and steers its engine.
 
-The engine always runs in its own process (DESIGN.md: a UI on the same loop, or a thread beside it,
+The engine always runs in its own process (docs/architecture.md: a UI on the same loop, or a thread beside it,
 bends time-to-first-token by tens of milliseconds). This app attaches to a run directory exactly
 like `soaktui watch` does, whether it started the engine itself (`engine` given) or not:
 
@@ -40,10 +40,11 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.worker import get_current_worker
 
+from soaktui.log import rundir
+from soaktui.log.follow import LogFollower
 from soaktui.report.aggregate import RunAggregate
 from soaktui.ui.commands import KEYS, SoakCommands, bindings
 from soaktui.ui.controller import Controller, Reply
-from soaktui.ui.follow import LogFollower
 from soaktui.ui.format import display_path
 from soaktui.ui.screens.confirm import QuitConfirm, StoppingScreen
 from soaktui.ui.screens.dashboard import DashboardScreen
@@ -53,8 +54,6 @@ from soaktui.ui.state import LiveState
 from soaktui.ui.themes import DEFAULT_THEME, resolve_theme, shipped_themes
 from soaktui.ui.widgets.pane import BAD, GOOD, WARN
 
-EVENTS_FILE = "events.jsonl"
-REPORT_JSON = "report.json"
 POLL_S = 0.1  # how often the follower looks for new bytes once it has caught up
 FEEDBACK_S = 4.0  # how long the header shows a key's outcome
 HANGUP_EXIT = 129  # 128 + SIGHUP: the terminal went away
@@ -124,7 +123,7 @@ class SoakApp(App[int]):
         self.lock = threading.Lock()  # guards live + aggregate (the follower thread feeds them)
         self.live = LiveState()
         self.aggregate = RunAggregate()
-        self.follower = LogFollower(self.run_dir / EVENTS_FILE)
+        self.follower = LogFollower(self.run_dir / rundir.EVENTS)
         self.generation = 0  # batches folded so far
         self.feed_errors = 0  # events a reducer choked on (skipped)
         self.loaded = False
@@ -166,7 +165,7 @@ class SoakApp(App[int]):
             self._follow_thread,
             name="follow",
             group="follow",
-            description=f"follow {self.run_dir / EVENTS_FILE}",
+            description=f"follow {self.run_dir / rundir.EVENTS}",
             exclusive=True,
             exit_on_error=False,
             thread=True,
@@ -222,7 +221,7 @@ class SoakApp(App[int]):
             self.redraw_header()
 
     def on_follow_error(self, msg: FollowError) -> None:
-        self.notify(msg.text, title="events.jsonl", severity="error", timeout=10)
+        self.notify(msg.text, title=rundir.EVENTS, severity="error", timeout=10)
 
     # -- the controller (thread) -------------------------------------------------------------------
     def _control_loop(self) -> None:
@@ -420,7 +419,7 @@ class SoakApp(App[int]):
         if self.engine is not None:
             return self.engine.poll() is not None
         try:
-            mtime = (self.run_dir / REPORT_JSON).stat().st_mtime
+            mtime = (self.run_dir / rundir.REPORT_JSON).stat().st_mtime
         except OSError:
             return False
         t = fin.get("t")
@@ -435,7 +434,7 @@ class SoakApp(App[int]):
         elif detached and self.stopping:
             message = f"soaktui: left while the run stops; its report will be in {where}"
         else:
-            report = self.run_dir / "final_report.md"
+            report = self.run_dir / rundir.REPORT_MD
             message = f"soaktui: report: {display_path(report)}" if report.exists() else ""
             rc = self.engine_code
             if rc:

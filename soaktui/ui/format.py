@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from soaktui.durations import format_duration
+from soaktui.stats import NA
 
-NA = "n/a"
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from soaktui.providers.result import percentile
+from soaktui.stats import percentile
 
 SPARK_POINTS = 60  # per-scenario sparkline: latest successful requests
 MODEL_TPS_WINDOW = 50  # per-model median tokens/s: its latest successful streamed requests

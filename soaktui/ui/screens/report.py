@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
 from soaktui.report.build import write_report_files
+from soaktui.report.cells import NA, duration, num
 from soaktui.report.hardware_markdown import (
     FAMILY_LABELS,
     energy_cells,
@@ -29,15 +30,8 @@ from soaktui.report.hardware_markdown import (
     unavailable_text,
     verdict,
 )
-from soaktui.report.markdown import (
-    CAPABILITY_HEADERS,
-    SPEED_HEADERS,
-    capability_cells,
-    duration,
-    num,
-    speed_cells,
-)
-from soaktui.report.stats import compact_rate, format_rate
+from soaktui.report.markdown import CAPABILITY_HEADERS, SPEED_HEADERS, capability_cells, speed_cells
+from soaktui.stats import compact_rate, format_rate
 from soaktui.ui.format import display_path, short_model
 from soaktui.ui.widgets.throughput import theme_colors
 
@@ -45,7 +39,6 @@ if TYPE_CHECKING:
     from soaktui.ui.app import SoakApp
 
 REFRESH_S = 2.0
-NA = "n/a"
 
 
 def p(d: dict[str, Any], key: str = "p50", nd: int = 1) -> str:

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from soaktui.report.capabilities import KIND_LABELS
-from soaktui.report.markdown import num
-from soaktui.report.stats import compact_rate
+from soaktui.report.cells import NA, num
+from soaktui.stats import compact_rate
 
-NA = "n/a"
 MAX_RUN_IDS = 6  # run ids listed per model in the overview (all of them with MODEL or --json)
 
 COLUMNS = [

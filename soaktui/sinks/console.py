@@ -13,8 +13,8 @@ from typing import IO, Any
 
 import orjson
 
-from soaktui import events as ev
-from soaktui.store.textlogs import describe_status, describe_test
+from soaktui.log import events as ev
+from soaktui.sinks.textlogs import describe_status, describe_test
 
 
 class ProgressPrinter:

@@ -18,11 +18,11 @@ from typing import Any
 
 import orjson
 
-from soaktui.events import Event
+from soaktui.log import rundir
+from soaktui.log.events import Event
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.atomic import atomic_write_bytes
 
-SUMMARY_FILE = "test_summary.json"
 _STAT_KEYS = ("n", "mean", "p50", "p95")
 
 
@@ -95,7 +95,7 @@ class SummarySink:
         interval_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.path = Path(run_dir) / SUMMARY_FILE
+        self.path = Path(run_dir) / rundir.SUMMARY
         self.interval_s = interval_s
         self._clock = clock
         self._last_write = clock()

@@ -20,21 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from soaktui import events as ev
+from soaktui.log import events as ev
+from soaktui.log import rundir
+from soaktui.stats import NA
 
-FILES = (
-    "main_test.log",
-    "performance_metrics.log",
-    "model_profiling.log",
-    "tool_calling.log",
-    "integration_events.log",
-    "errors.log",
-)
+FILES = rundir.TEXT_LOGS
 
 
 def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
     if value is None:
-        return "n/a"
+        return NA
     if isinstance(value, float):
         return f"{value:.{digits}f}{unit}"
     return f"{value}{unit}"
@@ -56,7 +51,7 @@ def describe_request(e: dict[str, Any]) -> str:
         f"itl_p50={_fmt(e.get('itl_p50_ms'), 'ms')}",
         f"tok/s={_fmt(e.get('gen_tps'))}",
         f"in={_fmt(e.get('prompt_tokens'))}",
-        f"out={_fmt(e.get('output_tokens'))}({e.get('token_source') or 'n/a'})",
+        f"out={_fmt(e.get('output_tokens'))}({e.get('token_source') or NA})",
     ]
     if e.get("concurrency"):
         parts.append(f"conc={e['concurrency']}")
@@ -162,7 +157,7 @@ class TextLogSink:
                     "model_profiling.log",
                     e["t"],
                     f"model {m['key']} type={m.get('type')} {size_txt} params={_fmt(m.get('params_b'), 'B')} "
-                    f"quant={m.get('quantization') or 'n/a'} ctx={_fmt(m.get('context_length'))} "
+                    f"quant={m.get('quantization') or NA} ctx={_fmt(m.get('context_length'))} "
                     f"ctx_trained={_fmt(m.get('context_trained'))} "
                     f"tools={_fmt(m.get('tool_use'))}",
                 )
@@ -257,7 +252,7 @@ def describe_status(e: dict[str, Any]) -> str:
     rem = e.get("remaining_s")
     tests = e.get("tests") or 0
     ok = e.get("ok_tests") or 0
-    rate = f"{100 * ok / tests:.0f}%" if tests else "n/a"
+    rate = f"{100 * ok / tests:.0f}%" if tests else NA
     return (
         f"elapsed {_fmt(e.get('elapsed_s'), 's', 0)} remaining {'-' if rem is None else _fmt(rem, 's', 0)} | "
         f"tests {tests} ok {ok} ({rate}) | model {e.get('current_model')} | "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from soaktui.events import Event
+from soaktui.log.events import Event
 
 
 class JsonlWriter:

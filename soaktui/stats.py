@@ -1,7 +1,8 @@
 """The small statistics the report is made of, defined once so every figure means the same thing.
 
-Percentiles use the linear interpolation of `soaktui.providers.result.percentile` (the same
-definition the client uses for inter-token latency). Rates are never shown bare: a success rate
+Percentiles use linear interpolation between the two nearest ranks (`percentile`), the one
+definition of p50/p95/p99 everywhere: the client's inter-token latency, the report, the dashboard
+and the benchmarks. Rates are never shown bare: a success rate
 always travels with its counts and a Wilson 95% score interval, which stays honest for the small
 samples a soak produces (3/3 is "100%, 95% CI 44-100%", not "100%").
 """
@@ -9,12 +10,27 @@ samples a soak produces (3/3 is "100%, 95% CI 44-100%", not "100%").
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from soaktui.providers.result import percentile
 
+def percentile(sorted_values: list[float] | array, q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100) of an already sorted sequence; None if empty."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    if n == 1:
+        return float(sorted_values[0])
+    pos = (n - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, n - 1)
+    frac = pos - lo
+    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
+
+
+NA = "n/a"  # how every surface shows a figure that was never measured (never as 0)
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
@@ -126,7 +142,7 @@ def compact_rate(r: dict[str, Any] | None) -> str:
     """A rate for a table cell: '3/3 (44–100%)' below SMALL_SAMPLE trials (no bare point estimate
     on a small sample), '95/100 95% (89–98%)' from there on; 'n/a' when nothing was counted."""
     if not r or not r.get("n"):
-        return "n/a"
+        return NA
     lo, hi = r["ci95"]
     ci = f"({100 * lo:.0f}–{100 * hi:.0f}%)"
     if r["n"] < SMALL_SAMPLE:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import orjson
 
-from soaktui.store.reader import MAX_LINE_BYTES
+from soaktui.log.reader import MAX_LINE_BYTES
 
 READ_BYTES = 1 << 20  # one read: ~2,000-5,000 events, a few ms of parsing
 

@@ -1,0 +1,1 @@
+"""The per-model capability database across runs, and the `soaktui models` text."""
