@@ -523,8 +523,8 @@ def test_outage_close_and_refuse(sim: Any) -> None:
             c.post("/v1/chat/completions", json=chat_body())
         _wait_for_chat(c)
         c.post("/sim/control", json={"down_for_s": 1.0, "mode": "refuse"})
-        with pytest.raises(httpx.ConnectError):
-            c.get("/v1/models")
+        with client(sim) as fresh, pytest.raises(httpx.ConnectError):  # a new connection: refused
+            fresh.get("/v1/models")
         _wait_for_chat(c)
         assert c.post("/sim/control", json={"down_for_s": 1, "mode": "sideways"}).status_code == 400
 
