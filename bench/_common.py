@@ -28,6 +28,13 @@ from soaktui.engine.control import ControlError, send_command
 from soaktui.log.reader import iter_events
 from soaktui.stats import percentile
 
+# What the benchmarks share with the tests (engine_env, stop_process) is in tests/helpers.py.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+from tests.helpers import engine_env as engine_env  # noqa: E402
+from tests.helpers import stop_process as stop_process  # noqa: E402
+
 SOAKTUI = Path(sys.executable).with_name("soaktui")  # the installed console script
 WIDTH, HEIGHT = 200, 60  # every pane shows at this size
 THROTTLE_RE = re.compile(r"throttle (\d+)%")
@@ -39,19 +46,6 @@ def load_text() -> str:
 
 
 # -- the engine --------------------------------------------------------------------------------------
-
-
-def engine_env(home: Path, **settings: str) -> dict[str, str]:
-    """This environment without SOAKTUI_* variables, plus a private config/data dir, quiet hours off
-    and `settings` as SOAKTUI_<KEY> overrides (e.g. THRESHOLDS__STREAM_MAX_TOKENS="8")."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOAKTUI_")}
-    env.update(
-        SOAKTUI_CONFIG_DIR=str(home),
-        SOAKTUI_DATA_DIR=str(home),
-        SOAKTUI_QUIET_HOURS__ENABLED="false",
-    )
-    env.update({f"SOAKTUI_{k.upper()}": v for k, v in settings.items()})
-    return env
 
 
 def start_engine(
@@ -69,7 +63,7 @@ def start_engine(
         if log.exists() and b'"kind":"request"' in log.read_bytes()[-200_000:]:
             return proc
         time.sleep(0.2)
-    proc.terminate()
+    stop_process(proc)
     raise SystemExit(f"the engine wrote no request within {timeout_s:g} s; see {err.name}")
 
 
@@ -92,12 +86,7 @@ def stop_engine(proc: subprocess.Popen, run_dir: Path, timeout_s: float = 120.0)
         send_command(run_dir, "stop", timeout_s=10.0)
         proc.wait(timeout_s)
     except (ControlError, subprocess.TimeoutExpired):
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 def count_events(events_path: Path, t0_ns: int, t1_ns: int) -> Counter[str]:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import orjson
 import psutil
-from _common import cpu_seconds, engine_env
+from _common import cpu_seconds, engine_env, stop_process
 
 from soaktui.simulator.launcher import SimulatorProcess
 
@@ -172,9 +172,7 @@ def run_subprocess(args: argparse.Namespace, base_url: str, work: Path) -> int:
         rc = proc.wait(timeout=600)
         print(f"stopped; the engine wrote its report and exited ({rc}) in {time.monotonic() - t0:.1f} s")
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(30)
+        stop_process(proc, 30)
     assert base is not None
     report(samples, base, end, load0)
     (e0, s0), (e1, s1) = cpu_at["base"], cpu_at["end"]

@@ -51,9 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
-from _common import KEYS, cells, engine_env, fmt, stats
+from _common import KEYS, cells, engine_env, fmt, stats, stop_process
 
+from soaktui.log.reader import iter_events
 from soaktui.scenarios.concurrent_load import BATCH_MAX_TOKENS
 from soaktui.scenarios.corpus import TOPICS
 from soaktui.stats import percentile
@@ -113,16 +113,6 @@ def start_simulator(seed: int) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split("listening on ", 1)[1].strip()
 
 
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 # -- soaktui: the real engine as a subprocess -------------------------------------------------------
 
 
@@ -144,13 +134,11 @@ def engine_command(
 
 def streamed_requests(events_path: Path) -> list[dict]:
     """The successful streamed request events (with a response id) of a run, in log order."""
-    reqs = []
-    with open(events_path, "rb") as f:
-        for line in f:
-            e = orjson.loads(line)
-            if e["kind"] == "request" and e.get("ok") and e.get("stream") and e.get("response_id"):
-                reqs.append(e)
-    return reqs
+    return [
+        e
+        for e in iter_events(events_path)
+        if e["kind"] == "request" and e.get("ok") and e.get("stream") and e.get("response_id")
+    ]
 
 
 def at_streams(e: dict, streams: int) -> bool:

@@ -49,6 +49,7 @@ from _common import (
     start_engine,
     stats,
     stop_engine,
+    stop_process,
 )
 from timing_fidelity import (
     PERSONA_ID,
@@ -60,7 +61,6 @@ from timing_fidelity import (
     engine_stamps,
     server_log,
     start_simulator,
-    stop_process,
     streamed_requests,
 )
 

@@ -105,6 +105,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace):
+    import soaktui.scenarios  # noqa: F401 - registers the scenario names and weights the settings check
     from soaktui.config import load_settings
 
     return load_settings(args.config, os.environ, _overrides(args))
@@ -264,6 +265,7 @@ def _cmd_watch(argv: list[str]) -> int:
 
 
 def _cmd_config(argv: list[str]) -> int:
+    import soaktui.scenarios  # noqa: F401 - registers the scenarios the [weights] table lists
     from soaktui.config import example_config_toml
     from soaktui.locations import config_file
 

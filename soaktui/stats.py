@@ -10,13 +10,12 @@ samples a soak produces (3/3 is "100%, 95% CI 44-100%", not "100%").
 from __future__ import annotations
 
 import math
-from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any
 
 
-def percentile(sorted_values: list[float] | array, q: float) -> float | None:
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile (q in 0..100) of an already sorted sequence; None if empty."""
     n = len(sorted_values)
     if n == 0:

@@ -30,6 +30,8 @@ from soaktui.report.capabilities import MAX_NAMES, CapabilityReducer
 from soaktui.simulator import SimConfig, run_in_thread
 from soaktui.stats import compact_rate, rate, wilson
 
+pytestmark = pytest.mark.unit
+
 FIXTURE = Path(__file__).parent / "data" / "capabilities" / "two_models.jsonl"
 EVENTS, _ = read_all(FIXTURE)
 
@@ -293,6 +295,8 @@ def _recount(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_matrix_of_a_real_run_matches_its_events(tmp_path: Path) -> None:
     from soaktui.scenarios import REGISTRY
     from tests.test_soak import soak

@@ -22,6 +22,8 @@ import pytest
 from soaktui.profiles import capdb
 from soaktui.report import build_report
 
+pytestmark = pytest.mark.unit
+
 FIXTURE = Path(__file__).parent / "data" / "capabilities" / "two_models.jsonl"
 SMALL_CONFIG = """\
 [quiet_hours]
@@ -132,6 +134,7 @@ def _write_runs(paths: list[str], snap: dict[str, Any], prefix: str, n: int, bar
     out.put((prefix, results))
 
 
+@pytest.mark.integration
 def test_two_processes_writing_at_once_both_land(base_snap: dict[str, Any], tmp_path: Path) -> None:
     # many fresh databases: creating one (the switch to WAL mode) is the touchiest moment
     paths = [str(tmp_path / f"caps{i}.sqlite3") for i in range(40)]
@@ -167,6 +170,7 @@ def _open_fresh(paths: list[str], barrier: Any, out: Any) -> None:
     out.put(errors)
 
 
+@pytest.mark.integration
 def test_two_processes_creating_the_database_at_once() -> None:
     """SQLite answers "locked" at once, without waiting, to a switch to WAL while another process has
     the new file open: connect() retries it. Many fresh files, both processes released together."""
@@ -208,6 +212,7 @@ def test_a_database_failure_is_a_warning_not_an_error(base_snap: dict[str, Any],
     )
 
 
+@pytest.mark.e2e
 def test_report_command_survives_a_broken_database(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
@@ -224,6 +229,7 @@ def test_report_command_survives_a_broken_database(tmp_path: Path) -> None:
     assert "cannot read the capability database" in listing.stderr
 
 
+@pytest.mark.e2e
 def test_models_with_no_database_yet() -> None:
     out = cli("models")
     assert out.returncode == 0 and "no model profiles yet" in out.stdout
@@ -231,6 +237,7 @@ def test_models_with_no_database_yet() -> None:
     assert data["models"] == {} and data["database"] == str(capdb.db_path())
 
 
+@pytest.mark.e2e
 def test_models_after_a_real_demo_run(tmp_path: Path) -> None:
     cfg = tmp_path / "small.toml"
     cfg.write_text(SMALL_CONFIG)

@@ -21,6 +21,8 @@ from soaktui import errors
 from soaktui.providers.client import ChatClient
 from soaktui.providers.result import RequestResult
 
+pytestmark = pytest.mark.integration
+
 MSGS = [{"role": "user", "content": "hi"}]
 
 

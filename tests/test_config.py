@@ -10,17 +10,20 @@ import pytest
 
 from soaktui import locations
 from soaktui.config import (
-    DEFAULT_WEIGHTS,
-    KEYS,
-    KNOWN_SCENARIOS,
     REDACTED,
     ConfigError,
     Settings,
+    default_weights,
     example_config_toml,
+    key_table,
+    known_scenarios,
     load_settings,
 )
 from soaktui.durations import format_duration, parse_clock, parse_duration
 from soaktui.errors import SetupError
+from soaktui.scenarios import REGISTRY  # importing it registers the scenarios with config
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
@@ -115,8 +118,9 @@ def test_defaults_without_a_config_file(env):
     assert settings == Settings()
     assert settings.config_path is None
     assert settings.duration is None
-    assert dict(settings.weights) == dict(DEFAULT_WEIGHTS)
-    assert set(DEFAULT_WEIGHTS) == set(KNOWN_SCENARIOS)
+    assert dict(settings.weights) == default_weights()
+    assert default_weights() == {name: cls.weight for name, cls in REGISTRY.items()}
+    assert known_scenarios() == tuple(REGISTRY)
     assert settings.quiet_hours.start_hm == (22, 0) and settings.quiet_hours.end_hm == (6, 0)
     assert settings.timeouts.read == 120.0 and settings.output.summary_interval == 300.0
 
@@ -127,7 +131,7 @@ def test_example_config_parses_to_the_defaults(tmp_path, env):
     assert settings == Settings()
     assert settings.config_path == path
     assert {k for k, v in settings.sources.items() if v == str(path)} == {
-        k for k in KEYS if not KEYS[k].optional
+        k for k, spec in key_table().items() if not spec.optional
     }
 
 

@@ -25,6 +25,8 @@ from soaktui.engine.control import (
 )
 from soaktui.errors import SetupError
 
+pytestmark = pytest.mark.integration
+
 
 class Recorder:
     """An engine stand-in: records what reached it and answers with a state."""
@@ -325,6 +327,7 @@ def test_client_times_out_on_a_handler_that_never_answers(tmp_path):
     run(main())
 
 
+@pytest.mark.unit
 def test_normalize_and_apply_throttle():
     assert normalize_command("THROTTLE", " 75% ") == ("throttle", 75)
     assert normalize_command("quiet", True) == ("quiet", "on")

@@ -24,6 +24,8 @@ from soaktui.providers import discovery, native
 from soaktui.providers.discovery import DEFAULT_PORTS, discover, no_servers_message, normalise_base_url
 from soaktui.providers.selection import format_selection, select_models
 
+pytestmark = pytest.mark.integration
+
 DATA = Path(__file__).parent / "data" / "discovery"
 
 Response = tuple[int, str, bytes]
@@ -212,6 +214,7 @@ def by_id(provider) -> dict:
 # --- parsers fed the recorded payloads ---------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_parse_lmstudio_v1_payload():
     items = native.lmstudio_v1_list(payload("lmstudio_api_v1_models.json"))
     assert items is not None
@@ -231,6 +234,7 @@ def test_parse_lmstudio_v1_payload():
     assert qwen.source["context_length"] == "/api/v1/models max_context_length"
 
 
+@pytest.mark.unit
 def test_parse_lmstudio_v0_payload_estimates_size_from_name_and_quant():
     items = native.lmstudio_v0_list(payload("lmstudio_api_v0_models.json"))
     assert items is not None
@@ -245,6 +249,7 @@ def test_parse_lmstudio_v0_payload_estimates_size_from_name_and_quant():
     assert models["text-embedding-nomic-embed-text-v1.5"].type == "embedding"
 
 
+@pytest.mark.unit
 def test_parse_ollama_payloads():
     tags = native.ollama_tags_list(payload("ollama_api_tags.json"))
     assert tags is not None
@@ -275,6 +280,7 @@ def test_parse_ollama_payloads():
     assert mix.tool_use is True and mix.params_b == pytest.approx(46.703)
 
 
+@pytest.mark.unit
 def test_parse_ollama_without_show_falls_back_to_tags():
     tags = native.ollama_tags_list(payload("ollama_api_tags.json"))
     models = {m.id: m for m in native.parse_ollama(tags or [], "ollama@h:2", {}, None)}
@@ -284,6 +290,7 @@ def test_parse_ollama_without_show_falls_back_to_tags():
     assert m.context_length == 2048 and "version unknown" in m.source["context_length"]
 
 
+@pytest.mark.unit
 def test_parse_llamacpp_payloads():
     items = native.openai_model_list(payload("llamacpp_v1_models.json"))
     assert items is not None
@@ -300,6 +307,7 @@ def test_parse_llamacpp_payloads():
     assert bare.context_length == 131072 and bare.tool_use is None
 
 
+@pytest.mark.unit
 def test_parse_vllm_and_openai_payloads():
     items = native.openai_model_list(payload("vllm_v1_models.json"))
     models = {m.id: m for m in native.parse_vllm(items or [], "vllm@h:4")}
@@ -488,6 +496,7 @@ def test_default_ports_are_probed_and_no_server_message():
     assert "\n" not in msg
 
 
+@pytest.mark.unit
 def test_no_server_message_names_odd_answers():
     msg = no_servers_message(
         ["http://10.0.0.5:9000"], {"http://10.0.0.5:9000": "answered HTML, not an OpenAI-compatible API"}
@@ -515,6 +524,7 @@ def test_discover_select_and_format_end_to_end(serve):
     assert "Ollama 0.6.5" in text and "4.9 GB (est.)" in text
 
 
+@pytest.mark.unit
 def test_providers_round_trip_through_the_event():
     from soaktui.providers.types import ModelInfo
 
@@ -694,6 +704,7 @@ _listing = st.one_of(
 )
 
 
+@pytest.mark.unit
 @given(_listing, _json, _json)
 def test_parsers_never_crash_on_garbage(listing, detail, extra):
     for lister, parser in (

@@ -13,6 +13,8 @@ from soaktui.engine.rotation import Rotation
 from soaktui.engine.throttle import Throttle, idle_seconds, in_window
 from soaktui.providers.types import ModelInfo
 
+pytestmark = pytest.mark.unit
+
 
 def _models(n: int) -> list[ModelInfo]:
     return [ModelInfo(id=f"m{i}", provider="p") for i in range(n)]

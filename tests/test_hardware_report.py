@@ -11,11 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from soaktui.config import Settings, Thermal
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.build import build_report, write_report_files
-from soaktui.report.hardware import BUCKETS, HardwareFold, Timeline
+from soaktui.report.folds.hardware import BUCKETS, HardwareFold, Timeline
+
+pytestmark = pytest.mark.unit
 
 T0 = 1_800_000_000.0
 # What the sampler reported on the machine these tests were written on (no sensors at all).

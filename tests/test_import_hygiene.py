@@ -6,9 +6,14 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import soaktui
 
+pytestmark = pytest.mark.unit
 
+
+@pytest.mark.integration
 def test_every_module_outside_ui_imports_without_textual():
     names = [
         m.name

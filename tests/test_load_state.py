@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from soaktui.providers import load_state
 from soaktui.providers.client import ChatClient
 from soaktui.providers.types import LLAMACPP, LMSTUDIO, OLLAMA, VLLM, ModelInfo, Provider
 from tests.test_client import Request, serve
+
+pytestmark = pytest.mark.integration
 
 
 def routes(table: dict[str, tuple[int, object]]):

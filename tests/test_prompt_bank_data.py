@@ -21,6 +21,8 @@ from soaktui.scenarios.checks import LANG_ALIASES, run_checks
 from soaktui.scenarios.prompt_bank import Prompt, PromptBank
 from soaktui.simulator import SimConfig, default_personas, run_in_thread
 
+pytestmark = pytest.mark.unit
+
 REQUIRED = {
     "technical_analysis": {"architecture", "security", "performance"},
     "code_generation": {"python", "react", "sql", "system_design"},
@@ -124,6 +126,7 @@ def compliant_sim() -> Iterator[str]:
         handle.stop()
 
 
+@pytest.mark.integration
 def test_simulator_answers_pass_the_checks(compliant_sim: str) -> None:
     """A model that follows the asked form passes every check, within prompt_variety's max_tokens."""
     rng = random.Random(7)

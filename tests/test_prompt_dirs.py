@@ -13,6 +13,8 @@ from soaktui.scenarios.banks import load_prompt_bank, scenario_factories
 from soaktui.simulator import SimConfig, run_in_thread
 from tests.test_soak import soak
 
+pytestmark = pytest.mark.unit
+
 TOOL_PROMPT = {
     "id": "mine-weather-oslo",
     "kind": "explicit",
@@ -78,6 +80,8 @@ def test_a_duplicate_id_of_a_shipped_prompt_is_an_error(tmp_path):
         scenario_factories([d])
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_config_prompt_dirs_reach_the_run_and_a_bad_one_stops_it(sim, tmp_path):
     d = write_dir(tmp_path / "mine")
     code, events = soak(

@@ -11,6 +11,8 @@ from soaktui.locations import package_data_dir
 from soaktui.scenarios.checks import code_block, items, json_parses, min_words, run_checks, sql
 from soaktui.scenarios.prompt_bank import PromptBank
 
+pytestmark = pytest.mark.unit
+
 PY = "Here you go:\n```python\ndef f():\n    return 1\n```\n"
 
 

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from soaktui.log import reader
 from soaktui.log.reader import ReadStats, iter_events, read_all
 
+pytestmark = pytest.mark.unit
+
 
 def _line(i: int) -> bytes:
     return orjson.dumps({"v": 1, "kind": "status", "seq": i, "t": 1000.0 + i}) + b"\n"

@@ -24,6 +24,8 @@ from soaktui.report import build_report, fold, render_json, render_markdown, wri
 from soaktui.sinks.summary import SummarySink
 from soaktui.stats import describe, rate, wilson
 
+pytestmark = pytest.mark.unit
+
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
@@ -655,6 +657,7 @@ def test_summary_sink_interval_and_content(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [SUMMARY_FILE]  # no temp files left
 
 
+@pytest.mark.integration
 def test_summary_write_error_raises_and_keeps_the_old_file(tmp_path: Path) -> None:
     """A full disk (RLIMIT_FSIZE in a child): handle() raises OSError, the old summary stays whole."""
     events_file = tmp_path / "events.json"

@@ -9,6 +9,8 @@ import pytest
 from soaktui.providers.result import RequestResult
 from soaktui.stats import percentile
 
+pytestmark = pytest.mark.unit
+
 MS = 1_000_000
 
 

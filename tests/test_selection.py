@@ -23,6 +23,8 @@ from soaktui.providers.selection import (
 )
 from soaktui.providers.types import ModelInfo, Provider
 
+pytestmark = pytest.mark.unit
+
 
 def model(mid: str, provider: str = "p@h:1", **kw) -> ModelInfo:
     return ModelInfo(id=mid, provider=provider, **kw)

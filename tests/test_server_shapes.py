@@ -15,9 +15,12 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 
 from soaktui import errors
 from tests.test_client import DONE, END, Request, assert_failed, chat, chunk, delta, head, run, sse, stream_of
+
+pytestmark = pytest.mark.integration
 
 REPLAYS = Path(__file__).parent / "data" / "replays"
 

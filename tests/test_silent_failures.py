@@ -1,5 +1,5 @@
 """Failures behind HTTP 200: silently cut prompts, stalls, cold loads (scenarios/request_checks.py,
-scenarios/base.py, engine/runner.py, report/server_truth.py).
+scenarios/base.py, engine/runner.py, report/folds/server_truth.py).
 
 The rules are checked on hand-made results first, then end to end: scripted loopback servers that
 answer the way Ollama answers an over-long prompt, the simulator's stall fault, and the simulator's
@@ -39,6 +39,8 @@ from tests.scenario_driver import run_tests
 from tests.test_client import DONE, END, Request, chunk, delta, head, serve, sse
 from tests.test_soak import soak
 
+pytestmark = pytest.mark.integration
+
 # -- the rules on hand-made results -----------------------------------------------------------------
 
 
@@ -53,6 +55,7 @@ def _ok(prompt_tokens: int | None = None, gaps_ms: tuple[float, ...] = (), strea
     return r
 
 
+@pytest.mark.unit
 def test_prompt_chars_counts_text_parts_and_tool_arguments():
     msgs = [
         {"role": "system", "content": "abc"},
@@ -64,6 +67,7 @@ def test_prompt_chars_counts_text_parts_and_tool_arguments():
     assert prompt_floor(6000) == int(6000 / CHARS_PER_TOKEN_MAX) == 1000
 
 
+@pytest.mark.unit
 def test_a_cut_prompt_fails_and_an_honest_count_passes():
     chars = 72_000  # a 24k-token large_context prompt at 3 characters a token
     r = _ok(prompt_tokens=2050)
@@ -80,6 +84,7 @@ def test_a_cut_prompt_fails_and_an_honest_count_passes():
     assert unknown.ok
 
 
+@pytest.mark.unit
 def test_a_learned_ratio_catches_smaller_cuts_without_calling_better_tokenized_prompts_cut():
     ratios = PromptRatios()
     lc = {"stall_s": 5, "context_length": None, "ratios": ratios, "scenario": "large_context",
@@ -114,6 +119,7 @@ def test_a_learned_ratio_catches_smaller_cuts_without_calling_better_tokenized_p
     assert ratios.by_scenario == before
 
 
+@pytest.mark.unit
 def test_equal_counts_for_long_prompts_of_different_sizes_mean_a_cap():
     """Servers cut to a fixed size (Ollama: exactly num_ctx): the second long prompt that counts the
     same as a clearly shorter one was cut, whatever the tokenizer."""
@@ -134,6 +140,7 @@ def test_equal_counts_for_long_prompts_of_different_sizes_mean_a_cap():
         assert r.ok, (tokens, chars, extra)
 
 
+@pytest.mark.unit
 def test_a_stall_fails_even_when_the_stream_finished():
     r = _ok(prompt_tokens=50, gaps_ms=(20, 20, 100_000, 20))
     fields = judge_request(r, chars=100, stall_s=5, context_length=None)
@@ -145,6 +152,7 @@ def test_a_stall_fails_even_when_the_stream_finished():
     assert judge_request(whole, chars=100, stall_s=5, context_length=None)["stalled"] is None
 
 
+@pytest.mark.unit
 def test_an_empty_200_to_a_prompt_over_the_context_is_an_overflow():
     """LM Studio's GGUF engine has answered an over-long prompt with 200 and no deltas."""
     r = RequestResult(model="m", stream=True, ok=False, error_class=errors.EMPTY_RESPONSE,
@@ -206,6 +214,7 @@ def test_large_context_against_a_silently_truncating_server_fails(tmp_path):
 # -- end to end: a stall shorter than the read timeout ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_stream_that_freezes_and_then_finishes_is_a_stalled_failure(tmp_path):
     plan = plan_from_specs(["stall=every:2"], stall_s=1.2)
     with run_in_thread(SimConfig(flavor="lmstudio", seed=5, speed=40.0, faults=plan)) as s:
@@ -233,6 +242,7 @@ def test_a_stream_that_freezes_and_then_finishes_is_a_stalled_failure(tmp_path):
 # -- end to end: cold loads ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_cold_load_is_marked_and_kept_out_of_ttft(tmp_path):
     """LM Studio flavor with a 7B model that is not loaded at start: the engine asks
     /api/v0/models/{id} before each test, so the first request (the one that loads it) is `cold`."""
@@ -289,6 +299,7 @@ def test_requests_carry_the_new_evidence_fields(scenario):
 # -- the Ollama flavor end to end: discover, then a truncating server ----------------------------
 
 
+@pytest.mark.e2e
 def test_discover_shows_cloud_excluded_and_runtime_beside_trained_context():
     """`soaktui discover` against Ollama (simulated 0.12.6): a pulled cloud model is left out with
     its reason, and a model with a 32k training window shows the 4k it really runs with."""
@@ -305,6 +316,7 @@ def test_discover_shows_cloud_excluded_and_runtime_beside_trained_context():
     assert "CTX TRAINED/RUNTIME" in out.stdout
 
 
+@pytest.mark.slow
 def test_large_context_plans_against_the_runtime_context_ollama_reports(tmp_path):
     """Ollama 0.12.6 reports a loaded model's runtime context in /api/ps: large_context is capped to
     it (2048 here, against a 32k training window), so nothing is cut."""
@@ -326,6 +338,7 @@ def test_large_context_plans_against_the_runtime_context_ollama_reports(tmp_path
     assert qwen["context_length"] == 2048 and qwen["context_trained"] == 32768
 
 
+@pytest.mark.slow
 def test_a_soak_against_an_ollama_that_cuts_silently_fails_and_reports_the_cuts(tmp_path):
     """Ollama 0.9.6 has no context_length in /api/ps, and its user set OLLAMA_CONTEXT_LENGTH=2048
     where the version's default is 4096: soaktui plans for 4096, the server cuts every prompt over
@@ -361,6 +374,7 @@ def test_a_soak_against_an_ollama_that_cuts_silently_fails_and_reports_the_cuts(
     assert "What the servers hid" in text and "prompt cut to 2,048 tokens" in text
 
 
+@pytest.mark.slow
 def test_a_single_model_llamacpp_router_is_read_per_model_and_its_cold_loads_marked(tmp_path):
     """A llama.cpp router serving one model still needs ?model= (server-models.cpp): discovery asks
     /props?model=, and the engine reads the model's `status` before each test, so a test that

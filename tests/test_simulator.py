@@ -29,6 +29,8 @@ from soaktui.simulator.loading import LoadState
 from soaktui.simulator.reqlog import RequestLog
 from soaktui.simulator.textgen import count_tokens, prose_tokens, split_tokens
 
+pytestmark = pytest.mark.integration
+
 FAST = 1000.0  # time compression for tests that do not look at pacing
 QWEN = "sim-qwen2.5-7b-instruct"  # native tool calls, ctx 32768
 LLAMA = "sim-llama-3.1-8b-instruct"  # llama3 text tool calls, ctx 8192
@@ -477,6 +479,7 @@ def test_determinism_under_seed(start_sim: Callable[..., Any]) -> None:
     assert faults_a != faults_c or texts_a != texts_c
 
 
+@pytest.mark.unit
 def test_fault_draws_do_not_depend_on_time() -> None:
     plan = FaultPlan(rates={"drop": 0.3, "stall": 0.3})
     first = [decide(fault_rng(3, "m", n), plan, n, FaultPlan(), n) for n in range(1, 200)]
@@ -550,6 +553,7 @@ def test_request_log_timing(sim: Any) -> None:
     assert abs(data["data"][0]["recv_ns"] - time.perf_counter_ns()) < 60e9  # one clock with ours
 
 
+@pytest.mark.unit
 def test_request_log_is_bounded() -> None:
     log = RequestLog(maxlen=3)
     for n in range(1, 6):
@@ -607,6 +611,7 @@ def test_stop_with_a_stream_in_flight() -> None:
 # -- units --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_prose_is_counted_exactly() -> None:
     for seed in range(20):
         rng = random.Random(seed)
@@ -617,6 +622,7 @@ def test_prose_is_counted_exactly() -> None:
     assert "".join(split_tokens(text)) == text and len(split_tokens(text)) == count_tokens(text)
 
 
+@pytest.mark.unit
 @given(st.text())
 def test_split_tokens_round_trips(text: str) -> None:
     pieces = split_tokens(text)
@@ -625,6 +631,7 @@ def test_split_tokens_round_trips(text: str) -> None:
         assert len(pieces) == count_tokens(text)
 
 
+@pytest.mark.unit
 def test_fault_specs() -> None:
     assert parse_fault_spec("drop=0.05") == ("drop", "rate", 0.05)
     assert parse_fault_spec("429=every:3") == ("http_429", "every", 3.0)
@@ -640,6 +647,7 @@ def test_fault_specs() -> None:
 # -- command line -------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_cli_serves_until_sigterm() -> None:
     cmd = [
         sys.executable,
@@ -666,6 +674,7 @@ def test_cli_serves_until_sigterm() -> None:
                 proc.kill()
 
 
+@pytest.mark.e2e
 def test_cli_rejects_bad_fault_spec() -> None:
     cmd = [sys.executable, "-m", "soaktui.simulator.cli", "--port", "0", "--fault", "drop=often"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
@@ -770,6 +779,7 @@ def test_form_answers_are_seeded(start_sim: Callable[..., Any]) -> None:
     assert len(obj["tiers"]) == 3 and all(set(t) == {"limit", "approver"} for t in obj["tiers"])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("prompt", "form"),
     [
@@ -793,6 +803,7 @@ def test_detect_form(prompt: str, form: Form | None) -> None:
     assert detect(prompt) == form
 
 
+@pytest.mark.unit
 def test_detect_reads_only_the_ends_of_a_long_prompt() -> None:
     filler = "Plain filler sentence without any request. " * 2000
     assert detect(filler + "Return only JSON.") == Form(JSON)
@@ -800,6 +811,7 @@ def test_detect_reads_only_the_ends_of_a_long_prompt() -> None:
     assert detect(filler[:20000] + "List 3 things as bullets. " + filler[:20000]) is None
 
 
+@pytest.mark.unit
 def test_json_shape_from_backticked_keys() -> None:
     text = "keys `approach`, `data_needed` (a list) and `cold_start`, plus `owner` (an object with `name`)."
     assert json_shape(text) == [
@@ -891,6 +903,7 @@ def test_no_cold_loads_where_the_server_cannot_unload(sim: Any) -> None:
         assert c.post("/api/v1/models/unload", json={"instance_id": QWEN}).status_code == 404
 
 
+@pytest.mark.unit
 def test_concurrent_requests_share_one_load() -> None:
     p = Persona(id="sim-x", loaded=False)
     loads = LoadState([p], cold_loads=True)
@@ -935,6 +948,7 @@ def _refused(url: str) -> bool:
     return False
 
 
+@pytest.mark.e2e
 def test_simulator_exits_when_its_parent_is_killed() -> None:
     parent_code = (
         "import os, subprocess, sys, time\n"
@@ -958,6 +972,7 @@ def test_simulator_exits_when_its_parent_is_killed() -> None:
                 psutil.Process(sim_pid).kill()
 
 
+@pytest.mark.e2e
 def test_simulator_exits_when_a_watched_process_dies_unreaped() -> None:
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) as watched:
         cmd = [*SIM_CMD, str(watched.pid)]
@@ -976,6 +991,7 @@ def test_simulator_exits_when_a_watched_process_dies_unreaped() -> None:
         watched.wait(timeout=10)
 
 
+@pytest.mark.e2e
 def test_cli_rejects_a_bad_parent_pid() -> None:
     proc = subprocess.run([*SIM_CMD, "0"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "--exit-with-parent" in proc.stderr

@@ -25,6 +25,8 @@ from soaktui.simulator import cli as sim_cli
 from soaktui.simulator.context import old_llamacpp_truncation
 from soaktui.telemetry import prometheus
 
+pytestmark = pytest.mark.integration
+
 FAST = 1000.0
 QWEN = "sim-qwen2.5-7b-instruct"  # native tools, training window 32768
 LLAMA = "sim-llama-3.1-8b-instruct"  # llama3 text tool calls, 8192
@@ -799,6 +801,7 @@ def test_bad_versions_and_options_are_refused() -> None:
         SimConfig(flavor="lmstudio", lmstudio_overflow="shrug")
 
 
+@pytest.mark.unit
 def test_cli_flags_reach_the_config() -> None:
     import argparse
 

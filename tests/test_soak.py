@@ -25,6 +25,8 @@ from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
 from soaktui.simulator.personas import default_personas
 from soaktui.sinks.textlogs import FILES
 
+pytestmark = pytest.mark.e2e
+
 SMALL = {
     "quiet_hours.enabled": False,
     "thresholds.simple_min_tokens": "20",
@@ -74,6 +76,8 @@ def cli(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_run_writes_every_file_with_a_complete_schema(sim, tmp_path):
     run_dir = tmp_path / "run"
     code, events = soak(run_dir, sim.base_url, duration="5s")
@@ -106,6 +110,7 @@ def test_a_run_writes_every_file_with_a_complete_schema(sim, tmp_path):
     assert "sim-" in (run_dir / "main_test.log").read_text()
 
 
+@pytest.mark.integration
 def test_discovery_event_records_exclusions_with_reasons(sim, tmp_path):
     _, events = soak(tmp_path / "run", sim.base_url, duration="1s")
     disc = next(e for e in events if e["kind"] == "providers_discovered")
@@ -115,6 +120,8 @@ def test_discovery_event_records_exclusions_with_reasons(sim, tmp_path):
     assert disc["providers"][0]["kind"] == "lmstudio"
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fault", "error_class"),
     [
@@ -171,12 +178,14 @@ def _large_context_results(tmp_path: Path, flavor: str) -> tuple[list[dict], int
     return results, phi[0].context_length
 
 
+@pytest.mark.integration
 def test_context_overflow_is_classified_not_a_crash(tmp_path):
     # The plain OpenAI flavour tells nothing about context length, so the 10k+ prompt is sent whole.
     results, _ = _large_context_results(tmp_path, "openai")
     assert {r["error_class"] for r in results} == {"context_overflow"}
 
 
+@pytest.mark.integration
 def test_large_context_is_capped_to_a_known_context_length(tmp_path):
     results, ctx_len = _large_context_results(tmp_path, "lmstudio")  # LM Studio reports the context
     assert all(r["ok"] for r in results), results
@@ -185,6 +194,8 @@ def test_large_context_is_capped_to_a_known_context_length(tmp_path):
         assert r["metrics"]["prompt_tokens"] < ctx_len
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_same_seed_same_sequence(sim, tmp_path):
     def sequence(run: str) -> list[tuple[str, str]]:
         _, events = soak(tmp_path / run, sim.base_url, duration="3s")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from soaktui.providers.sse import SSEEvent, SSEParser
+
+pytestmark = pytest.mark.unit
 
 
 def parse(*reads: bytes, max_line_bytes: int = 1 << 20) -> tuple[list[SSEEvent], SSEParser]:

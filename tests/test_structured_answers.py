@@ -34,6 +34,8 @@ from soaktui.scenarios.structured_output import (
     response_format,
 )
 
+pytestmark = pytest.mark.unit
+
 PERSON = jsonschema.Draft202012Validator(
     {
         "type": "object",

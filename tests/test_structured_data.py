@@ -24,6 +24,8 @@ from soaktui.simulator.instances import instance
 from soaktui.simulator.personas import default_personas
 from soaktui.simulator.textgen import count_tokens, split_tokens
 
+pytestmark = pytest.mark.unit
+
 TASKS = load_tasks()
 
 

@@ -29,6 +29,8 @@ from soaktui.simulator.personas import default_personas
 from soaktui.simulator.structured import FAILURE_KINDS
 from tests.scenario_driver import run_tests
 
+pytestmark = pytest.mark.integration
+
 CHAT = [p for p in default_personas() if p.is_chat]
 CONTRACT_KEYS = {
     "schema_id",
@@ -96,6 +98,7 @@ def _check_rates(outcomes: dict, expect) -> None:
                 assert o.error_class == errors.CHECK_FAILED and o.reason.startswith(o.metrics["failure"])
 
 
+@pytest.mark.slow
 def test_enforced_schema_rates_match_the_personas():
     """LM Studio takes response_format json_schema: every answer is the persona's JSON attempt."""
     outcomes, requests = asyncio.run(_run("lmstudio", LMSTUDIO, PER_MODEL))
@@ -113,6 +116,7 @@ def test_enforced_schema_rates_match_the_personas():
     assert seen == {None, "invalid_json", "schema_violation", "no_json", "truncated"}
 
 
+@pytest.mark.slow
 def test_a_server_that_refuses_response_format_gets_the_schema_in_the_prompt():
     """The generic flavor refuses response_format with a 400: one refusal per model, then instruction
     mode, where the persona first has to follow the instruction at all (compliance)."""
@@ -150,6 +154,7 @@ def test_answers_cut_by_max_tokens_are_truncated():
             assert not o.metrics["parsed"] and o.metrics["output_tokens"] == 48 and not o.ok
 
 
+@pytest.mark.slow
 def test_a_soak_records_the_fallback_and_the_metrics(tmp_path):
     with run_in_thread(SimConfig(flavor="openai", seed=2, speed=200.0)) as sim:
         settings = load_settings(
@@ -185,6 +190,7 @@ def test_a_soak_records_the_fallback_and_the_metrics(tmp_path):
     assert all(e["mode"] == INSTRUCTION and e["schema_id"].startswith("so-") for e in answered)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("n", "p"), [(150, 0.9), (40, 0.5), (20, 1.0)])
 def test_binomial_interval_holds_its_mass(n, p):
     lo, hi = binomial_interval(n, p)

@@ -51,6 +51,8 @@ from soaktui.telemetry.servers import ServerReader
 from soaktui.telemetry.sysfs import SysfsReader, temp_kind
 from soaktui.telemetry.system import SystemSampler
 
+pytestmark = pytest.mark.unit
+
 DATA = Path(__file__).parent / "data" / "telemetry"
 DISCOVERY = Path(__file__).parent / "data" / "discovery"
 
@@ -612,6 +614,7 @@ def _until(fn, timeout_s: float = 10.0):
         time.sleep(0.05)
 
 
+@pytest.mark.integration
 def test_mac_reader_with_macmon_and_notifyutil(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -632,6 +635,7 @@ def test_mac_reader_with_macmon_and_notifyutil(tmp_path):
     assert proc.poll() is not None  # the child is gone
 
 
+@pytest.mark.integration
 def test_mac_reader_without_macmon_or_root(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -647,6 +651,7 @@ def test_mac_reader_without_macmon_or_root(tmp_path):
     assert got["unavailable"] == {"temps": why, "fans": why, "power": why}
 
 
+@pytest.mark.integration
 def test_mac_reader_uses_powermetrics_when_sudo_needs_no_password(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -750,6 +755,7 @@ def _file(name: str, ctype: str = PROM, base: Path = DATA) -> tuple[int, bytes, 
     return 200, (base / name).read_bytes(), ctype
 
 
+@pytest.mark.integration
 def test_llamacpp_metrics_and_slots(served):
     srv = served(
         {
@@ -776,6 +782,7 @@ def test_llamacpp_metrics_and_slots(served):
     reader.close()
 
 
+@pytest.mark.integration
 def test_llamacpp_older_build_with_kv_gauge_and_no_slots(served):
     srv = served(
         {
@@ -794,6 +801,7 @@ def test_llamacpp_older_build_with_kv_gauge_and_no_slots(served):
     assert row["partial"] == "/slots: HTTP 501" and row["source"] == "llama.cpp /metrics"
 
 
+@pytest.mark.integration
 def test_llamacpp_without_metrics_flag(served):
     srv = served({"/slots": _file("llamacpp_slots.json", "application/json")})
     row = ServerReader([]).read_one(Provider("llamacpp@nometrics", LLAMACPP, srv.base_url))
@@ -801,6 +809,7 @@ def test_llamacpp_without_metrics_flag(served):
     assert row["partial"] == "/metrics: HTTP 404 (no /metrics route: not llama-server itself, e.g. llama-cpp-python)"
 
 
+@pytest.mark.integration
 def test_vllm_current_and_older_metric_names(served):
     v1 = served({"/metrics": _file("vllm_metrics_v1.txt")})
     v0 = served({"/metrics": _file("vllm_metrics_v0.txt")})
@@ -818,6 +827,7 @@ def test_vllm_current_and_older_metric_names(served):
     assert zero["predicted_tps"] == 118.6 and "prompt_tps" not in zero
 
 
+@pytest.mark.integration
 def test_ollama_and_lmstudio_recorded(served):
     srv = served(
         {
@@ -844,6 +854,7 @@ def test_ollama_and_lmstudio_recorded(served):
     }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("flavor", ["ollama", "lmstudio"])
 def test_the_simulators_native_endpoints(flavor):
     with run_in_thread(SimConfig(flavor=flavor, seed=1)) as sim:
@@ -863,6 +874,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.integration
 def test_unreachable_and_refusing_servers_say_why(served):
     locked = served({"/metrics": (401, b'{"error":"unauthorized"}', "application/json")})
     dead = f"http://127.0.0.1:{_free_port()}"
@@ -943,6 +955,7 @@ def test_process_classification():
     )
 
 
+@pytest.mark.integration
 def test_a_server_process_is_found_by_name_and_followed(tmp_path):
     exe = tmp_path / "llama-server"
     shutil.copy(shutil.which("sleep"), exe)

@@ -29,6 +29,8 @@ from soaktui.telemetry.sysfs import SysfsReader
 from soaktui.telemetry.system import SystemSampler
 from tests.test_soak import soak
 
+pytestmark = pytest.mark.unit
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -278,6 +280,7 @@ def demo_run(tmp_path_factory):
     return list(iter_events(out / "events.jsonl"))
 
 
+@pytest.mark.e2e
 def test_a_demo_run_shows_the_missing_sensors_as_unavailable(demo_run):
     events = demo_run
     telemetry = [e for e in events if e["kind"] == "telemetry"]
@@ -312,6 +315,8 @@ def test_a_demo_run_shows_the_missing_sensors_as_unavailable(demo_run):
         assert not any(k in r for r in requests for k in WINDOW_KEYS)  # nothing known, nothing claimed
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_requests_carry_the_temperatures_seen_while_they_ran(tmp_path, monkeypatch):
     """A real soak against the simulator, with the engine's sampler reading a fake hwmon tree whose
     package temperature climbs from 60 to 80 C during the run: every request gets the min/max of the

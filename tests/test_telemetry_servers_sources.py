@@ -22,6 +22,8 @@ from soaktui.providers.types import LLAMACPP, VLLM, ModelInfo, Provider
 from soaktui.telemetry.servers import ServerReader
 from tests.test_telemetry_readers import Routes, _file
 
+pytestmark = pytest.mark.integration
+
 JSON = "application/json"
 GEMMA = "ggml-org/gemma-3-4b-it-GGUF:Q4_K_M"  # a model from the cache: '/' and ':' in its name
 QWEN = "Qwen3-8B-Q4_K_M"

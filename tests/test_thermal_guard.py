@@ -28,6 +28,8 @@ from soaktui.simulator import SimConfig, run_in_thread
 from soaktui.telemetry.sampler import Source, TelemetrySampler
 from soaktui.thermal import OK, PAUSED, REDUCED, judge
 
+pytestmark = pytest.mark.unit
+
 LIMITS = Thermal(
     cpu_temp_limit_c=90.0,
     gpu_temp_limit_c=80.0,
@@ -288,6 +290,8 @@ def sim():
         yield handle
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_engine_reduces_its_pace_over_the_limit_and_returns(sim, tmp_path):
     events = run_engine(tmp_path / "run", sim.base_url, Curve([(0, 70.0), (2.0, 93.0), (5.0, 70.0)]))
     guard = [e for e in events if e["kind"] == "thermal_guard"]
@@ -333,6 +337,8 @@ def idle_ratios(events: list[dict], start: float, end: float) -> list[float]:
     return out
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_the_users_throttle_stays_the_ceiling(sim, tmp_path):
     curve = Curve([(0, 70.0), (1.5, 92.0), (4.0, 70.0)])
     events = run_engine(tmp_path / "run", sim.base_url, curve, throttle="40")
@@ -352,6 +358,8 @@ def slow_sim():
         yield handle
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_engine_pauses_without_cancelling_the_test_in_flight(slow_sim, tmp_path):
     # 70 °C, then 96 °C (limit 90 + margin 5) from just after a test starts, for 2 s
     curve = Curve([(0, 96.0), (2.0, 70.0)], on_test_after_s=1.0)
@@ -368,6 +376,8 @@ def test_engine_pauses_without_cancelling_the_test_in_flight(slow_sim, tmp_path)
     assert not any(e["kind"] == "paused" for e in events)  # the user's pause is a different thing
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_guard_off_never_decides(sim, tmp_path):
     events = run_engine(
         tmp_path / "run", sim.base_url, Curve([(0, 99.0)]), duration="3s", **{"thermal.enabled": "false"}

@@ -19,6 +19,8 @@ import pytest
 from soaktui.engine.control import ControlError, send_command
 from soaktui.log.reader import iter_events
 
+pytestmark = pytest.mark.e2e
+
 SESSION = "soaktui-e2e"
 
 

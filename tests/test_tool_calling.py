@@ -36,6 +36,8 @@ from tests.scenario_driver import run_tests
 from tests.test_soak import soak
 from tests.test_structured_output import binomial_interval
 
+pytestmark = pytest.mark.integration
+
 BANK = shipped_bank()
 CHAT = [p for p in default_personas() if p.is_chat]
 FORMATS = {"hermes": "hermes", "llama3": "llama3_json", "mistral": "mistral"}
@@ -89,6 +91,7 @@ def _run(
     return run
 
 
+@pytest.mark.slow
 def test_a_persona_without_mistakes_scores_every_prompt_in_both_modes():
     perfect = [
         Persona(id=f"sim-perfect-{style}", tool_style=style, tool_accuracy=1.0, context_length=32768)
@@ -121,6 +124,7 @@ def test_a_persona_without_mistakes_scores_every_prompt_in_both_modes():
                 assert (m["format"], m["trust"]) == (FORMATS[p.tool_style], 2)
 
 
+@pytest.mark.slow
 def test_measured_correct_rates_match_each_personas_configured_accuracy():
     run = _run(CHAT, lambda p: [(ToolCalling(), PER_MODEL)])
     for p in CHAT:
@@ -169,6 +173,7 @@ def test_a_model_without_tool_support_is_tested_in_prompted_mode_only():
     assert {r["tool_mode"] for r in run.requests} == {"prompted"}
 
 
+@pytest.mark.slow
 def test_a_run_writes_tool_call_events_and_tool_calling_log(tmp_path: Path):
     personas = [dataclasses.replace(p, loaded=True) for p in CHAT]
     with run_in_thread(SimConfig(flavor="lmstudio", seed=3, speed=50.0, personas=personas)) as sim:
@@ -218,6 +223,7 @@ ODD_TOOLS = [
 ]
 
 
+@pytest.mark.unit
 @hypothesis.settings(max_examples=150, deadline=None)
 @given(prompt=st.text(max_size=300), seed=st.integers(0, 2**32), native=st.booleans(), odd=st.booleans())
 def test_the_simulated_model_answers_any_prompt_and_any_tool_list(prompt, seed, native, odd):
@@ -244,6 +250,7 @@ def test_the_simulated_model_answers_any_prompt_and_any_tool_list(prompt, seed, 
         assert all(isinstance(name, str) and isinstance(args, dict) for name, args in got.calls)
 
 
+@pytest.mark.unit
 def test_a_tool_result_is_answered_with_its_values_in_both_shapes():
     result = {"city": "Oslo", "temperature_c": -3.5, "rows": [{"sum": 1}]}
     native = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "tool_calls": []},
@@ -256,6 +263,7 @@ def test_a_tool_result_is_answered_with_its_values_in_both_shapes():
     assert toolplay.tool_results([{"role": "user", "content": "no results here"}]) is None
 
 
+@pytest.mark.unit
 def test_tool_accuracy_is_validated():
     with pytest.raises(ValueError, match="tool_accuracy"):
         Persona(id="sim-bad", tool_accuracy=1.5)

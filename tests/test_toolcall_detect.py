@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from soaktui.toolcalls import FORMATS, Detection, detect, strip_think
 
+pytestmark = pytest.mark.unit
+
 CORPUS = json.loads((Path(__file__).parent / "data" / "toolcalls" / "corpus.json").read_text())
 CASES = CORPUS["cases"]
 

@@ -29,6 +29,8 @@ from soaktui.toolcalls.scoring import (
     value_matches,
 )
 
+pytestmark = pytest.mark.unit
+
 BANK = shipped_bank()
 
 

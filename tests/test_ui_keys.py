@@ -30,6 +30,8 @@ from soaktui.ui.screens.report import ReportScreen
 from soaktui.ui.widgets.errors import ErrorLog
 from soaktui.ui.widgets.header import RunHeader
 
+pytestmark = pytest.mark.e2e
+
 RECORDED = Path(__file__).parent / "data" / "ui" / "recorded_events.jsonl"
 ENGINE_ENV = {
     "SOAKTUI_QUIET_HOURS__ENABLED": "false",

@@ -23,6 +23,8 @@ from soaktui.ui.app import SoakApp, create_app
 from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.screens.report import ReportScreen
 
+pytestmark = pytest.mark.e2e
+
 RECORDED = Path(__file__).parent / "data" / "ui" / "recorded_events.jsonl"
 EVENTS, _ = read_all(RECORDED)
 STARTED_T = EVENTS[0]["t"]

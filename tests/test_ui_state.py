@@ -23,6 +23,8 @@ from soaktui.ui.controller import Controller, Reply
 from soaktui.ui.state import MAX_ERRORS, SERIES_POINTS, SPARK_POINTS, Downsampled, LiveState
 from soaktui.ui.themes import load_theme_file, resolve_theme, shipped_themes
 
+pytestmark = pytest.mark.unit
+
 RECORDED = Path(__file__).parent / "data" / "ui" / "recorded_events.jsonl"
 
 
@@ -207,6 +209,7 @@ def test_a_broken_theme_file_is_a_clear_setup_error(tmp_path, body, needle):
 # -- the controller --------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_controller_sends_in_order_probes_and_reports_an_absent_engine(tmp_path):
     seen: list[tuple[str, object]] = []
     state = {"throttle_pct": 50}

@@ -24,6 +24,8 @@ import pytest
 
 from soaktui.ui.app import HANGUP_EXIT
 
+pytestmark = pytest.mark.e2e
+
 RECORDED = Path(__file__).parent / "data" / "ui" / "recorded_events.jsonl"
 VIEWER = """
 import fcntl, sys, termios

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from soaktui.log.reader import read_all
 from soaktui.ui.app import SoakApp, create_app
@@ -21,6 +22,8 @@ from soaktui.ui.state import CPU_POINTS, LiveState
 from soaktui.ui.widgets.header import RunHeader
 from soaktui.ui.widgets.thermal import ThermalPane
 from tests.test_ui_snapshots import _deterministic, stub_engine  # noqa: F401 - fixtures: TZ=UTC, HOME, a stub engine
+
+pytestmark = pytest.mark.e2e
 
 RECORDED = Path(__file__).parent / "data" / "ui" / "recorded_events.jsonl"
 EVENTS, _ = read_all(RECORDED)
@@ -100,6 +103,7 @@ def guard_event(state: str, t: float, cap: int | None, duty: int, reason: str) -
 # -- the live state ------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_live_state_keeps_short_histories_and_never_invents_a_reading():
     live = LiveState()
     for i in range(CPU_POINTS + 30):
@@ -118,6 +122,7 @@ def test_live_state_keeps_short_histories_and_never_invents_a_reading():
     assert live.versions["telemetry"] == version + 1
 
 
+@pytest.mark.unit
 def test_live_state_follows_the_guard():
     live = LiveState()
     header, pane = live.versions["header"], live.versions["telemetry"]

@@ -91,8 +91,8 @@ class EventBus:
                 sink.handle(event)
             except Exception as exc:  # a sink must never take the run down
                 failed.append((sink, exc))
-        for sink, exc in failed:
-            self._detach(sink, exc)
+        for sink, err in failed:
+            self._detach(sink, err)
         return event
 
     def _detach(self, sink: Sink, exc: BaseException) -> None:

@@ -22,9 +22,10 @@ Every rate is `stats.rate` (counts and a Wilson 95% interval) plus `small_sample
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from soaktui import errors
+from soaktui.report.folds.common import model_key
 from soaktui.stats import SMALL_SAMPLE, bounded_inc, bounded_tally, rate
 
 TOOL_SCENARIO = "tool_calling"
@@ -257,8 +258,18 @@ class _Model:
 class CapabilityReducer:
     """Fed by RunAggregate: capability scenarios' results and `tool_call` events, per model key."""
 
+    KINDS: ClassVar[dict[str, str]] = {"scenario_result": "feed_result", "tool_call": "feed_tool_call"}
+
     def __init__(self) -> None:
         self._models: dict[str, _Model] = {}
+
+    def feed_result(self, ev: dict[str, Any]) -> None:
+        scenario = ev.get("scenario")
+        if scenario in SCENARIOS and ev.get("error_class") != "cancelled":
+            self.on_result(model_key(ev.get("provider"), ev.get("model")), scenario, ev)
+
+    def feed_tool_call(self, ev: dict[str, Any]) -> None:
+        self.on_tool_call(model_key(ev.get("provider"), ev.get("model")))
 
     def _model(self, key: str) -> _Model:
         m = self._models.get(key)

@@ -193,9 +193,11 @@ def estimate_load_ms(result: RequestResult) -> float | None:
 
 
 class Scenario:
-    """Base class: subclasses set `name`, `success_rule` and implement `run`."""
+    """Base class: subclasses set `name`, `weight`, `success_rule` and implement `run`."""
 
     name: ClassVar[str] = ""
+    # The default relative weight in the random choice of the next test (config [weights]; 0 = off).
+    weight: ClassVar[float]
     success_rule: ClassVar[str] = ""
 
     def applicable(self, model: ModelInfo, providers: list[Provider]) -> bool:

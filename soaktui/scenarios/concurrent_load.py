@@ -22,6 +22,7 @@ BATCH_MAX_TOKENS = 128
 
 class ConcurrentLoad(Scenario):
     name = "concurrent_load"
+    weight = 1.5
     success_rule = "every request of the batch returned a complete streamed answer"
 
     @staticmethod

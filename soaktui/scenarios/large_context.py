@@ -30,6 +30,7 @@ def plan_tokens(ctx: ScenarioContext) -> tuple[int, bool]:
 
 class LargeContext(Scenario):
     name = "large_context"
+    weight = 0.5
     success_rule = "a streamed answer to a question over the long prompt (no overflow, no error)"
 
     async def run(self, ctx: ScenarioContext) -> Outcome:

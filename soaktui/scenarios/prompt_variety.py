@@ -8,6 +8,7 @@ from soaktui.scenarios.checks import run_checks
 
 class PromptVariety(Scenario):
     name = "prompt_variety"
+    weight = 3.0
     success_rule = "a complete answer that passes the prompt's checks (code fence, SQL, item count, JSON)"
 
     async def run(self, ctx: ScenarioContext) -> Outcome:

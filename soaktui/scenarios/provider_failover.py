@@ -55,6 +55,7 @@ async def unload(provider: Provider, model: ModelInfo) -> bool:
 
 class ProviderFailover(Scenario):
     name = "provider_failover"
+    weight = 0.5
     success_rule = "service answers: directly, through another provider, or again within the recovery budget"
 
     def planned_requests(self, ctx: ScenarioContext) -> int | None:

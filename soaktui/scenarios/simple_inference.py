@@ -25,6 +25,7 @@ def target_tokens(ctx: ScenarioContext) -> int:
 
 class SimpleInference(Scenario):
     name = "simple_inference"
+    weight = 3.0
     success_rule = "HTTP 2xx with a non-empty answer that ended with a finish reason"
 
     async def run(self, ctx: ScenarioContext) -> Outcome:

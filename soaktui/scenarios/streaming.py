@@ -13,6 +13,7 @@ from soaktui.scenarios.corpus import TOPICS
 
 class Streaming(Scenario):
     name = "streaming"
+    weight = 2.0
     success_rule = "a streamed answer with at least one content chunk that ended with a finish reason"
 
     async def run(self, ctx: ScenarioContext) -> Outcome:

@@ -95,6 +95,7 @@ def messages(task: SchemaTask, wire: str | None) -> list[dict[str, str]]:
 
 class StructuredOutput(Scenario):
     name = "structured_output"
+    weight = 1.0
     success_rule = "the answer holds JSON that validates against the task's JSON Schema"
 
     def __init__(self, tasks: list[SchemaTask] | None = None) -> None:

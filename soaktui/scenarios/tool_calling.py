@@ -107,6 +107,7 @@ def _text_follow_up(r: RequestResult, score: Score, prompt: ToolPrompt) -> list[
 
 class ToolCalling(Scenario):
     name = "tool_calling"
+    weight = 2.0
     success_rule = (
         "the right call(s) with accepted argument values, or no call when no tool applies; "
         "multi-turn: the final answer uses the tool result"

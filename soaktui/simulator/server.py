@@ -18,15 +18,17 @@ Each flavor answers like its real server of the release `SimConfig.server_versio
 in versions.py): what it does with a prompt that does not fit (context.py), its stream wire format
 and the way it writes an error inside a stream, llama.cpp's slots, prompt cache and `timings`. Every
 behaviour cites its source in a comment; docs/servers.md gathers them.
+
+This module is the server: connections, routing, and what each chat request gets (its checks,
+the plan, the fault, llama.cpp's slot). How the answer is paced and written is delivery.py; a
+server on a thread of the caller's process (the tests) is threaded.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import random
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,7 +39,6 @@ import orjson
 from soaktui.simulator import context, httpio, textgen
 from soaktui.simulator import llamacpp as lcpp
 from soaktui.simulator import versions as ver
-from soaktui.simulator import vllm as vl
 from soaktui.simulator.completion import (
     LLAMACPP_STYLE,
     OLLAMA_NEW_STYLE,
@@ -50,17 +51,8 @@ from soaktui.simulator.completion import (
     plan_completion,
     read_max_tokens,
 )
-from soaktui.simulator.faults import (
-    DROP,
-    MALFORMED,
-    MID_STREAM,
-    STALL,
-    STREAM_ERROR,
-    Fault,
-    FaultPlan,
-    decide,
-    fault_rng,
-)
+from soaktui.simulator.delivery import Delivery, Timing
+from soaktui.simulator.faults import STALL, Fault, FaultPlan, decide, fault_rng
 from soaktui.simulator.flavors import (
     FLAVORS,
     LLAMACPP,
@@ -76,7 +68,6 @@ from soaktui.simulator.personas import Persona, default_personas
 from soaktui.simulator.reqlog import Record, RequestLog
 
 OUTAGE_MODES = ("503", "close", "refuse")
-BATCH = 256  # most chunks written between two awaits when tokens are due faster than we can sleep
 DEFAULT_LOG_MAX = 100_000
 
 
@@ -571,7 +562,8 @@ class SimServer:
                 processed,
                 cached,
             )
-            slot.max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else -1
+            asked = body.get("max_tokens")
+            slot.max_tokens = asked if isinstance(asked, int) else -1
             slot.stream, slot.n_decoded = stream, 0
         prompt_ns = int((persona.ttft_ms / 1e3 + processed / persona.prompt_tps) * 1e9 / speed)
         interval_ns = int(1e9 / (persona.tps * speed))
@@ -595,11 +587,12 @@ class SimServer:
         if vc is not None:
             vc.running += 1
             vc.running_tokens += fit.reported + n_out
-        timing = _Timing(
+        timing = Timing(
             recv_ns=req.recv_ns,
             ttft_ns=max(load_ns, waited_ns) + prompt_ns,
             interval_ns=interval_ns,
         )
+        delivery = Delivery(conn.writer, req.keep_alive, api, record, plan, fault, rng, timing)
         created = int(time.time())
         model = body["model"]
         ok = False
@@ -608,9 +601,7 @@ class SimServer:
                 opts = body.get("stream_options")
                 include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
                 enc = self._encoder(record, created, model, include_usage)
-                ok = await self._stream(
-                    conn, req, record, plan, fault, rng, enc, include_usage, timing, usage, extra
-                )
+                ok = await delivery.stream(enc, include_usage, usage, extra)
                 return ok
             payload = orjson.dumps(
                 completion_body(
@@ -624,7 +615,7 @@ class SimServer:
                     fingerprint=api.build_info or None,
                 )
             )
-            ok = await self._complete(conn, req, record, plan, fault, rng, payload, timing)
+            ok = await delivery.whole(payload)
             return ok
         finally:
             sent = record.completion_tokens or 0
@@ -649,263 +640,11 @@ class SimServer:
                 )
                 srv.release(slot, cached_text)
 
-    async def _complete(
-        self,
-        conn: _Conn,
-        req: httpio.Request,
-        record: Record,
-        plan: Completion,
-        fault: Fault | None,
-        rng: random.Random,
-        payload: bytes,
-        timing: _Timing,
-    ) -> bool:
-        """A non-streamed answer: sent whole when the last token would have been generated."""
-        n_tokens = plan.completion_tokens
-        kind = fault.kind if fault else None
-        if fault is not None and kind == DROP:
-            await _sleep_until(timing.token_due(fault.position(rng, n_tokens) - 1))
-            conn.writer.transport.abort()
-            return False
-        await _sleep_until(timing.token_due(n_tokens - 1))
-        if fault is not None and kind == STALL:
-            await asyncio.sleep(fault.stall_s)
-        if kind == STREAM_ERROR:
-            status, err = self.api.stream_error_body()
-            record.status = status
-            return await self._send_json(conn, req, status, err)
-        if kind == MALFORMED:
-            payload = payload[: len(payload) // 2]
-        conn.writer.write(httpio.raw_response(200, payload, keep_alive=req.keep_alive))
-        await conn.writer.drain()
-        record.status = 200
-        record.end_ns = time.perf_counter_ns()
-        record.completion_tokens = n_tokens
-        record.finish_reason = plan.finish_reason
-        return True
-
-    def _stream_error(self, enc: ChunkEncoder, record: Record) -> bytes:
-        """The bytes a failure after the first tokens writes, per server (then the body ends)."""
-        api = self.api
-        msg = "simulated error during generation"
-        if api.flavor == OLLAMA:
-            return api.ollama_stream_error(record.id, int(time.time()))
-        if api.flavor == LLAMACPP:
-            err = {"code": 500, "message": msg, "type": "server_error"}
-            framed = context.llamacpp_stream_error(api.version[0], err, first=False)
-            assert framed is not None
-            data, done = framed
-            return data + (enc.DONE if done else b"")
-        if api.flavor == VLLM:
-            return vl.stream_error(api.version, msg)
-        return b"data: " + orjson.dumps(error_body(msg, "server_error", code=500)) + b"\n\n"
-
-    def _tail(
-        self,
-        enc: ChunkEncoder,
-        plan: Completion,
-        include_usage: bool,
-        usage: dict[str, Any],
-        extra: dict[str, Any] | None,
-        sent_any: bool,
-    ) -> bytes:
-        """The finish chunk, the usage chunk and [DONE]; `extra` (llama.cpp's timings) on the last."""
-        finish = plan.finish_reason
-        if self.api.flavor == LLAMACPP:
-            build = self.api.version[0]
-            if build < ver.LCPP_USAGE_CHUNK:  # usage always, inside the finish chunk, with timings
-                return enc.finish(finish, {"usage": usage, **(extra or {})}) + enc.DONE
-            if build < ver.LCPP_USAGE_OPT_IN or include_usage:  # a trailing `choices: []` chunk
-                return enc.finish(finish) + enc.usage(usage, extra) + enc.DONE
-            return enc.finish(finish, extra) + enc.DONE  # to_json_oaicompat_chat_stream: deltas.back()
-        parts = [
-            enc.finish(finish)
-            if sent_any or enc.style != OPENAI_STYLE
-            else enc.delta({"role": "assistant", "content": None if plan.tool_answer else ""}, finish)
-        ]
-        if include_usage:
-            parts.append(enc.usage(usage))
-        parts.append(enc.DONE)
-        return b"".join(parts)
-
-    async def _stream(
-        self,
-        conn: _Conn,
-        req: httpio.Request,
-        record: Record,
-        plan: Completion,
-        fault: Fault | None,
-        rng: random.Random,
-        enc: ChunkEncoder,
-        include_usage: bool,
-        timing: _Timing,
-        usage: dict[str, Any],
-        extra: dict[str, Any] | None = None,
-    ) -> bool:
-        """A streamed answer: headers now, the first token at TTFT, then one token per interval."""
-        writer = conn.writer
-        deltas = plan.deltas
-        n = len(deltas)
-        record.status = 200
-        record.completion_tokens = 0
-        writer.write(httpio.response_head(200, "text/event-stream", length=None, keep_alive=req.keep_alive))
-        role = enc.role(plan.tool_answer)
-        fault_at = fault.position(rng, n) if fault is not None and fault.kind in MID_STREAM else None
-        interval_ns = timing.interval_ns
-        base_ns = timing.recv_ns + timing.ttft_ns
-        sent = 0
-
-        async def emit_until(stop: int) -> None:
-            nonlocal sent
-            while sent < stop:
-                due = base_ns + sent * interval_ns
-                now = time.perf_counter_ns()
-                slept = False
-                if due > now:
-                    await asyncio.sleep((due - now) / 1e9)
-                    now = time.perf_counter_ns()
-                    slept = True
-                ready = stop if interval_ns <= 0 else (now - base_ns) // interval_ns + 1
-                end = min(stop, max(sent + 1, ready), sent + BATCH)
-                parts = [role] if sent == 0 else []
-                parts.extend(enc.encode(deltas[i]) for i in range(sent, end))
-                writer.write(httpio.frame(b"".join(parts)))
-                if sent == 0:
-                    record.first_token_ns = time.perf_counter_ns()
-                sent = end
-                record.completion_tokens = sent
-                await writer.drain()
-                if not slept:
-                    await asyncio.sleep(0)
-
-        try:
-            await writer.drain()
-            if fault_at is not None and fault is not None:
-                await emit_until(fault_at)
-                if fault.kind == DROP:
-                    writer.transport.abort()
-                    return False
-                if fault.kind == STREAM_ERROR:
-                    writer.write(httpio.frame(self._stream_error(enc, record)) + httpio.LAST_CHUNK)
-                    await writer.drain()
-                    return True
-                if fault.kind == STALL:
-                    await asyncio.sleep(fault.stall_s)
-                    base_ns += int(fault.stall_s * 1e9)
-                elif fault.kind == MALFORMED:
-                    writer.write(httpio.frame(enc.malformed()))
-            await emit_until(n)
-            if n == 0:  # nothing to stream (an empty answer): the tail waits for the first token's time
-                await _sleep_until(base_ns)
-            writer.write(
-                httpio.frame(self._tail(enc, plan, include_usage, usage, extra, n > 0)) + httpio.LAST_CHUNK
-            )
-            await writer.drain()
-            record.finish_reason = plan.finish_reason
-            return True
-        except ConnectionError:
-            record.client_closed = True
-            return False
-        finally:
-            record.end_ns = time.perf_counter_ns()
-
-
-@dataclass(frozen=True)
-class _Timing:
-    """When a request's tokens are due, on the perf_counter_ns clock."""
-
-    recv_ns: int
-    ttft_ns: int
-    interval_ns: int
-
-    def token_due(self, index: int) -> int:
-        return self.recv_ns + self.ttft_ns + max(index, 0) * self.interval_ns
-
 
 def _short(value: Any) -> str | None:
     """A client-sent model name as logged: strings only, bounded."""
     return value[:200] if isinstance(value, str) else None
 
 
-async def _sleep_until(deadline_ns: int) -> None:
-    delay = deadline_ns - time.perf_counter_ns()
-    if delay > 0:
-        await asyncio.sleep(delay / 1e9)
-
-
 def _bad_json() -> dict[str, Any]:
     return error_body("We could not parse the JSON body of your request.", "invalid_request_error")
-
-
-# -- a simulator on its own thread ----------------------------------------------------------------
-
-
-class SimHandle:
-    """A simulator running on its own event loop in a daemon thread (tests, `--demo`)."""
-
-    def __init__(self, config: SimConfig, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = SimServer(config)
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(host, port), name="soaktui-sim", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            self._thread.join()
-            raise self._error
-
-    def _run(self, host: str, port: int) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self.server.start(host, port))
-        except BaseException as exc:  # reported to the starting thread
-            self._error = exc
-            self._ready.set()
-            self._loop.close()
-            return
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.run_until_complete(self.server.stop())
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        async def run() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
-
-    def requests_log(self, last: int | None = None) -> list[dict[str, Any]]:
-        """A copy of the request log, taken on the simulator's own thread."""
-        return self._call(lambda: self.server.requests_log(last))
-
-    def set_outage(self, down_for_s: float, mode: str = "503") -> None:
-        self._call(lambda: self.server.set_outage(down_for_s, mode))
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> SimHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def run_in_thread(config: SimConfig | None = None, port: int = 0, host: str = "127.0.0.1") -> SimHandle:
-    """Start a simulator on a daemon thread; returns once it listens. Use as a context manager."""
-    return SimHandle(config or SimConfig(), host, port)

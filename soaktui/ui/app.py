@@ -16,6 +16,10 @@ like `soaktui watch` does, whether it started the engine itself (`engine` given)
 Quitting while a run is active asks first, sends `stop`, waits for `run_finished` and for the report
 (the engine child's exit, or report.json), then exits 0. `d` detaches and prints how to re-attach.
 A lost terminal (SSH drop: SIGHUP, or a tty that stops being one) ends the viewer, not the run.
+
+This module is the top of the viewer: the screens and panes never import it. Each screen is
+handed the app as the narrow view it reads (ui/view.py: DashboardFeed, ReportSource, StopSource),
+and the threads' messages live in ui/messages.py.
 """
 
 from __future__ import annotations
@@ -31,11 +35,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from rich.text import Text
 from textual.app import App
-from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.worker import get_current_worker
@@ -44,53 +47,22 @@ from soaktui.log import rundir
 from soaktui.log.follow import LogFollower
 from soaktui.report.aggregate import RunAggregate
 from soaktui.ui.commands import KEYS, SoakCommands, bindings
-from soaktui.ui.controller import Controller, Reply
+from soaktui.ui.controller import Controller
 from soaktui.ui.format import display_path
+from soaktui.ui.messages import ControlReply, FollowError, LogProgress
 from soaktui.ui.screens.confirm import QuitConfirm, StoppingScreen
 from soaktui.ui.screens.dashboard import DashboardScreen
 from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.screens.report import ReportScreen
 from soaktui.ui.state import LiveState
 from soaktui.ui.themes import DEFAULT_THEME, resolve_theme, shipped_themes
+from soaktui.ui.view import EngineProcess
 from soaktui.ui.widgets.pane import BAD, GOOD, WARN
 
 POLL_S = 0.1  # how often the follower looks for new bytes once it has caught up
 FEEDBACK_S = 4.0  # how long the header shows a key's outcome
 HANGUP_EXIT = 129  # 128 + SIGHUP: the terminal went away
 TERMINAL_CHECK_S = 1.0
-
-
-@runtime_checkable
-class EngineProcess(Protocol):
-    """The engine child this viewer started (subprocess.Popen fits); None when attached to a run."""
-
-    def poll(self) -> int | None: ...
-
-    def wait(self, timeout: float | None = None) -> int | None: ...
-
-
-class LogProgress(Message):
-    """The follower's progress; a newer one replaces a queued one (a burst costs one redraw)."""
-
-    def __init__(self, loaded: bool, pct: int | None) -> None:
-        super().__init__()
-        self.loaded = loaded
-        self.pct = pct
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, LogProgress)
-
-
-class FollowError(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-
-class ControlReply(Message):
-    def __init__(self, reply: Reply) -> None:
-        super().__init__()
-        self.reply = reply
 
 
 class SoakApp(App[int]):
@@ -144,7 +116,7 @@ class SoakApp(App[int]):
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
-        return DashboardScreen()
+        return DashboardScreen(self)
 
     def on_mount(self) -> None:
         self._follow_log()
@@ -254,6 +226,13 @@ class SoakApp(App[int]):
         self.redraw_header()
 
     # -- what the run is doing ---------------------------------------------------------------------
+    def report_snapshot(self) -> dict[str, Any]:
+        """The report of everything folded so far, with the log's statistics (the report screen's)."""
+        with self.lock:
+            snap = self.aggregate.snapshot()
+            snap["log"] = self.follower.stats.as_dict()
+        return snap
+
     @property
     def engine_code(self) -> int | None:
         return None if self.engine is None else self.engine.poll()
@@ -357,7 +336,7 @@ class SoakApp(App[int]):
         if isinstance(self.screen, ReportScreen):
             self.pop_screen()
         elif not self._modal_open():
-            self.push_screen(ReportScreen())
+            self.push_screen(ReportScreen(self))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -401,7 +380,7 @@ class SoakApp(App[int]):
         self.stopping = True
         self.controller.submit("stop")
         self._pending.append("stop")
-        self.push_screen(StoppingScreen())
+        self.push_screen(StoppingScreen(self))
         self.redraw_header()
 
     def _stop_failed(self) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.color import Color, ColorParseError
 from textual.theme import BUILTIN_THEMES, Theme
@@ -24,6 +24,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 DEFAULT_THEME = "dark"
 _COLOR_KEYS = (
@@ -107,6 +110,23 @@ def theme_color(theme: Theme, name: str, fallback: str) -> Color:
     return Color.parse(value)
 
 
+PALETTE = ("primary", "accent", "success", "secondary", "warning", "error")
+
+
+def theme_colors(app: App[Any]) -> list[tuple[int, int, int]]:
+    """The colours of plot lines (the throughput pane, the report's charts): the app's current theme's."""
+    var = app.theme_variables
+    out = []
+    for name in PALETTE:
+        value = var.get(name)
+        if value:
+            try:
+                out.append(Color.parse(value).rgb)
+            except Exception:
+                continue
+    return out or [Color.parse(app.current_theme.primary).rgb]
+
+
 __all__ = [
     "DEFAULT_THEME",
     "known_theme_names",
@@ -114,4 +134,5 @@ __all__ = [
     "resolve_theme",
     "shipped_themes",
     "theme_color",
+    "theme_colors",
 ]

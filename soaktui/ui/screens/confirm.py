@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,7 +21,7 @@ from textual.widgets import Static
 from soaktui.ui.format import display_path
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
+    from soaktui.ui.view import StopSource
 
 SLOW_STOP_S = 30.0  # after this, the stopping dialog says the report is late and how to leave
 
@@ -62,6 +62,10 @@ class QuitConfirm(ModalScreen[str | None]):
 class StoppingScreen(ModalScreen[None]):
     BINDINGS = [Binding("d", "leave", "leave now")]
 
+    def __init__(self, source: StopSource) -> None:
+        super().__init__()
+        self.source = source
+
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(
@@ -74,18 +78,14 @@ class StoppingScreen(ModalScreen[None]):
         self.set_interval(0.1, self._check)
         self._check()
 
-    @property
-    def soak(self) -> SoakApp:
-        return cast("SoakApp", self.app)
-
     def _check(self) -> None:
-        app = self.soak
-        if app.stop_complete():
-            app.leave(detached=False)
+        source = self.source
+        if source.stop_complete():
+            source.leave(detached=False)
             return
-        if app.live.finished is None:
+        if source.live.finished is None:
             step = "waiting for the test in flight and run_finished"
-        elif app.engine is not None:
+        elif source.engine is not None:
             step = "run finished; waiting for the engine to write the report and exit"
         else:
             step = "run finished; waiting for report.json"
@@ -100,4 +100,4 @@ class StoppingScreen(ModalScreen[None]):
         )
 
     def action_leave(self) -> None:
-        self.soak.leave(detached=True)
+        self.source.leave(detached=True)

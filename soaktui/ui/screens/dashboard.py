@@ -4,6 +4,7 @@ At 120+ columns and 34+ rows the panes sit in a 3x2 grid; narrower terminals get
 short ones (80x24) hide the throughput plot and the tool-call feed and keep rotation, scenarios,
 machine and errors. The screen's tick (4 Hz) redraws only panes that are displayed and whose data
 or size changed; the header also follows the clock (once a second while the run is live).
+The screen reads the app through a DashboardFeed (ui/view.py), the panes only the live state.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from soaktui.ui.widgets.throughput import ThroughputPane
 from soaktui.ui.widgets.toolcalls import ToolCallPane
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
+    from soaktui.ui.view import DashboardFeed
 
 TICK_S = 0.25
 PANE_IDS = ("rotation", "scenarios", "throughput", "thermal", "toolcalls", "errors")
@@ -36,8 +37,9 @@ class DashboardScreen(Screen):
     # a glance at the dashboard does not need (and which costs the viewer CPU on every new error).
     AUTO_FOCUS = ""
 
-    def __init__(self) -> None:
+    def __init__(self, feed: DashboardFeed) -> None:
         super().__init__()
+        self.feed = feed
         self._panes: list[Redraws] = []
 
     def compose(self) -> ComposeResult:
@@ -50,10 +52,6 @@ class DashboardScreen(Screen):
             yield ToolCallPane(id="toolcalls")
             yield ErrorLog(id="errors")
         yield Footer(compact=True)
-
-    @property
-    def soak(self) -> SoakApp:
-        return cast("SoakApp", self.app)
 
     def on_mount(self) -> None:
         self._panes: list[Redraws] = [cast(Redraws, self.query_one(f"#{p}")) for p in PANE_IDS]
@@ -78,22 +76,23 @@ class DashboardScreen(Screen):
     def tick(self, force: bool = False) -> None:
         if not self.is_mounted or not self.visible():
             return
-        app = self.soak
-        now = app.clock()
-        slow = not app.loaded  # catching up with a long log: the fold gets the CPU, panes fill slowly
-        with app.lock:
-            live = app.live
-            self.query_one(RunHeader).draw(app, live, now)
+        feed = self.feed
+        now = feed.clock()
+        slow = not feed.loaded  # catching up with a long log: the fold gets the CPU, panes fill slowly
+        theme = self.app.theme
+        with feed.lock:
+            live = feed.live
+            self.query_one(RunHeader).draw(feed, live, now)
             for pane in self._panes:
                 if pane.display:
-                    pane.maybe_draw(app, live, now, force=force, slow=slow)
+                    pane.maybe_draw(live, now, theme, force=force, slow=slow)
 
     def draw_header(self) -> None:
         if not self.is_mounted or not self.visible():
             return
-        app = self.soak
-        with app.lock:
-            self.query_one(RunHeader).draw(app, app.live, app.clock())
+        feed = self.feed
+        with feed.lock:
+            self.query_one(RunHeader).draw(feed, feed.live, feed.clock())
 
     def focus_errors(self) -> None:
         self.query_one(ErrorLog).focus()

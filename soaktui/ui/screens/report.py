@@ -9,14 +9,13 @@ writer as the end of a run and `soaktui report`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
@@ -33,10 +32,11 @@ from soaktui.report.hardware_markdown import (
 from soaktui.report.markdown import CAPABILITY_HEADERS, SPEED_HEADERS, capability_cells, speed_cells
 from soaktui.stats import compact_rate, format_rate
 from soaktui.ui.format import display_path, short_model
-from soaktui.ui.widgets.throughput import theme_colors
+from soaktui.ui.messages import ReportReady
+from soaktui.ui.themes import theme_colors
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
+    from soaktui.ui.view import ReportSource
 
 REFRESH_S = 2.0
 
@@ -56,12 +56,6 @@ def model_labels(keys: Any) -> dict[str, str]:
     for v in short.values():
         counts[v] = counts.get(v, 0) + 1
     return {k: v if counts[v] == 1 else k for k, v in short.items()}
-
-
-class ReportReady(Message):
-    def __init__(self, snap: dict[str, Any]) -> None:
-        super().__init__()
-        self.snap = snap
 
 
 TABLES: dict[str, tuple[str, ...]] = {
@@ -117,8 +111,9 @@ class ReportScreen(Screen):
         Binding("escape", "back", "dashboard"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, source: ReportSource) -> None:
         super().__init__()
+        self.source = source
         self._seen_generation = -1
         self._computing = False
         self.snap: dict[str, Any] | None = None
@@ -126,10 +121,6 @@ class ReportScreen(Screen):
 
     def model_label(self, key: str) -> str:
         return self.names.get(key) or short_model(key)
-
-    @property
-    def soak(self) -> SoakApp:
-        return cast("SoakApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="report-head")
@@ -180,20 +171,16 @@ class ReportScreen(Screen):
 
     # -- data --------------------------------------------------------------------------------------
     def refresh_snapshot(self) -> None:
-        app = self.soak
-        if self._computing or app.generation == self._seen_generation or self.app.screen is not self:
+        source = self.source
+        if self._computing or source.generation == self._seen_generation or self.app.screen is not self:
             return
         self._computing = True
-        self._seen_generation = app.generation
+        self._seen_generation = source.generation
         self._compute()
 
     @work(thread=True, exclusive=True, group="report", exit_on_error=False, description="fold the report")
     def _compute(self) -> None:
-        app = self.soak
-        with app.lock:
-            snap = app.aggregate.snapshot()
-            snap["log"] = app.follower.stats.as_dict()
-        self.post_message(ReportReady(snap))
+        self.post_message(ReportReady(self.source.report_snapshot()))
 
     def on_report_ready(self, msg: ReportReady) -> None:
         self._computing = False
@@ -208,12 +195,10 @@ class ReportScreen(Screen):
         thread=True, exclusive=True, group="report-write", exit_on_error=False, description="write the report"
     )
     def _write(self) -> None:
-        app = self.soak
-        with app.lock:
-            snap = app.aggregate.snapshot()
-            snap["log"] = app.follower.stats.as_dict()
+        app, source = self.app, self.source
+        snap = source.report_snapshot()
         try:
-            paths = write_report_files(app.run_dir, snap)
+            paths = write_report_files(source.run_dir, snap)
         except OSError as exc:
             app.call_from_thread(
                 app.notify, f"could not write the report: {exc.strerror or exc}", severity="error", timeout=8
@@ -229,10 +214,9 @@ class ReportScreen(Screen):
     def show(self, snap: dict[str, Any]) -> None:
         run, totals = snap["run"], snap["totals"]
         self.names = model_labels(snap["models"])
-        app = self.soak
         if run["finished"]:
             state = ("final report", "bold $text-success")
-        elif app.phase in ("live", "stopping", "connecting", "waiting"):
+        elif self.source.phase in ("live", "stopping", "connecting", "waiting"):
             state = ("the report so far (the run goes on)", "bold $text-warning")
         else:
             state = ("the run ended without finishing: a report of what was logged", "bold $text-error")
@@ -377,7 +361,7 @@ class ReportScreen(Screen):
                 [b[0] for b in bars],
                 [b[1] for b in bars],
                 orientation="horizontal",
-                color=theme_colors(self.soak)[0],
+                color=theme_colors(self.app)[0],
                 width=0.4,
             )
             plt.title("median output tokens/s (generation phase, successful streamed requests)")
@@ -443,7 +427,7 @@ class ReportScreen(Screen):
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
-        colors = theme_colors(self.soak)
+        colors = theme_colors(self.app)
         drawn = 0
         for key, levels in conc.items():
             pts = [
@@ -599,7 +583,7 @@ class ReportScreen(Screen):
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
-        colors = theme_colors(self.soak)
+        colors = theme_colors(self.app)
         series = [(label, x, ys, "left") for label, ys in lines]
         series.append(("output tok/s (right)", x, s.get("gen_tps") or [], "right"))
         plot_series(plt, series, lambda i: {"color": colors[i % len(colors)], "marker": "braille"})

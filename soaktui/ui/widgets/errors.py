@@ -24,7 +24,6 @@ from soaktui.ui.widgets.pane import ACCENT, BAD, MUTED, Redraws, line
 MESSAGE_CHARS = 160  # a line of the log; the whole message is in errors.log
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
     from soaktui.ui.state import LiveState
 
 
@@ -52,7 +51,7 @@ class ErrorLog(Redraws, VerticalScroll):
         """The log as plain text (what the tests read)."""
         return str(self.query_one("#errors-text", Static).render())
 
-    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
+    def draw(self, live: LiveState, now: float) -> None:
         total = live.errors_total
         self.border_title = f"Errors · {total:,}, newest first" if total else "Errors"
         body = self.query_one("#errors-text", Static)

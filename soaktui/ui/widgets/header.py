@@ -21,8 +21,8 @@ from soaktui.ui import format as fmt
 from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, block, line
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
     from soaktui.ui.state import LiveState
+    from soaktui.ui.view import RunStatus
 
 
 def quiet_active(live: LiveState, now: float) -> bool | None:
@@ -48,20 +48,20 @@ class RunHeader(Static):
         """The header as plain text (what the tests read)."""
         return "" if self._drawn is None else self._drawn.plain
 
-    def draw(self, app: SoakApp, live: LiveState, now: float) -> bool:
+    def draw(self, run: RunStatus, live: LiveState, now: float) -> bool:
         """Redraw if the text changed (the clock moves it once a second while live)."""
-        content = self.build(app, live, now)
+        content = self.build(run, live, now)
         if self._drawn is not None and self._drawn.is_same(content):
             return False
         self._drawn = content
         self.update(content, layout=False)  # fixed height: no layout pass for a new header
         return True
 
-    def build(self, app: SoakApp, live: LiveState, now: float) -> Content:
-        phase = app.phase
+    def build(self, run: RunStatus, live: LiveState, now: float) -> Content:
+        phase = run.phase
         is_live = phase in ("live", "stopping")
         width = max(20, self.size.width or 80)
-        state = self._state(app, live, phase)
+        state = self._state(run, live, phase)
         elapsed = live.elapsed_s(now, is_live)
         remaining = live.remaining_s(now, is_live)
         if live.started_t is None:
@@ -74,13 +74,13 @@ class RunHeader(Static):
             times = ["  ran ", fmt.duration(elapsed)]
         l1 = line(
             ("soaktui ", "bold " + ACCENT),
-            (live.run_id or app.run_dir.name, "bold"),
+            (live.run_id or run.run_dir.name, "bold"),
             "  ",
             state,
             *(self._thermal(live) if is_live else ()),
             *times,
         )
-        action = app.action_feedback()
+        action = run.action_feedback()
         if action:
             l1 = l1.append("  ").append(Content.styled(action[0], action[1]))
 
@@ -131,7 +131,7 @@ class RunHeader(Static):
             "  ",
             hint,
             "  ",
-            (fmt.display_path(app.run_dir), MUTED),
+            (fmt.display_path(run.run_dir), MUTED),
         )
         return block([l1, l2, l3], width)
 
@@ -149,9 +149,9 @@ class RunHeader(Static):
         return ["  ", (text, "bold reverse " + BAD)]
 
     @staticmethod
-    def _state(app: SoakApp, live: LiveState, phase: str) -> tuple[str, str]:
+    def _state(run: RunStatus, live: LiveState, phase: str) -> tuple[str, str]:
         if phase == "loading":
-            pct = app.load_pct
+            pct = run.load_pct
             return (f"loading {pct:.0f}%" if pct is not None else "loading", "bold " + WARN)
         if phase == "waiting":
             return ("waiting for the run to start", "bold " + WARN)
@@ -167,5 +167,5 @@ class RunHeader(Static):
             reason = (live.finished or {}).get("reason") or "?"
             return (f"■ finished ({reason})", "bold " + ACCENT)
         if phase == "engine_exited":
-            return (f"engine exited (code {app.engine_code}) without finishing", "bold " + BAD)
+            return (f"engine exited (code {run.engine_code}) without finishing", "bold " + BAD)
         return ("ended without finishing", "bold " + BAD)

@@ -2,6 +2,8 @@
 
 A pane names the LiveState section it draws (`section`); the dashboard's tick calls `maybe_draw`
 for visible panes only, and a pane whose section version and size are unchanged does nothing.
+A pane draws from the live state and the clock alone (`draw(live, now)`), never from the app: what
+else the header needs comes as a narrow view (ui/view.py).
 Text is built as Textual `Content` with theme-variable styles ($primary, $error ...), so a theme
 switch restyles it without a redraw and no colour is written here.
 """
@@ -16,7 +18,6 @@ from textual.content import Content
 from textual.widgets import Static
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
     from soaktui.ui.state import LiveState
 
 Part = str | tuple[str, str]
@@ -62,11 +63,11 @@ class Redraws:
     _drawn_at: float = 0.0
 
     def maybe_draw(
-        self, app: SoakApp, live: LiveState, now: float, *, force: bool = False, slow: bool = False
+        self, live: LiveState, now: float, theme: str, *, force: bool = False, slow: bool = False
     ) -> bool:
-        """Redraw if due; True when it drew."""
+        """Redraw if due (`theme`: the app's theme name now); True when it drew."""
         size = self.size  # type: ignore[attr-defined]
-        key = (live.versions[self.section], size.width, size.height, app.theme)
+        key = (live.versions[self.section], size.width, size.height, theme)
         old = self._drawn_key
         if not force and key == old:
             return False
@@ -76,10 +77,10 @@ class Redraws:
         if not force and not look_changed and t - self._drawn_at < interval:
             return False
         self._drawn_key, self._drawn_at = key, t
-        self.draw(app, live, now)
+        self.draw(live, now)
         return True
 
-    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
+    def draw(self, live: LiveState, now: float) -> None:
         raise NotImplementedError
 
 

@@ -16,7 +16,6 @@ from soaktui.ui.state import MODEL_TPS_WINDOW
 from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, block, cell, line
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
     from soaktui.ui.state import LiveState, ModelLine
 
 
@@ -32,7 +31,7 @@ class RotationPane(Pane):
     min_interval = 1.0
     title = "Model rotation"
 
-    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
+    def draw(self, live: LiveState, now: float) -> None:
         width, height = self.inner_width, self.inner_height
         out: list[Content] = []
         if live.current is None:

@@ -16,7 +16,6 @@ from soaktui.ui.state import SPARK_POINTS
 from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, block, cell, line
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
     from soaktui.ui.state import LiveState, ScenarioLine
 
 
@@ -36,7 +35,7 @@ class ScenarioPane(Pane):
     min_interval = 1.0
     title = "Scenarios"
 
-    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
+    def draw(self, live: LiveState, now: float) -> None:
         width = self.inner_width
         out: list[Content] = []
         if not live.scenarios:

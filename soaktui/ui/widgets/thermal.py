@@ -20,7 +20,6 @@ from soaktui.ui import format as fmt
 from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, block, line
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
     from soaktui.ui.state import LiveState
 
 UNAVAILABLE = ("unavailable", MUTED)
@@ -114,7 +113,7 @@ class ThermalPane(Pane):
     section = "telemetry"
     title = "Thermal & fans"
 
-    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
+    def draw(self, live: LiveState, now: float) -> None:
         width = self.inner_width
         t = live.telemetry
         if t is None:

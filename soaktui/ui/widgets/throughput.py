@@ -21,26 +21,11 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from soaktui.ui import format as fmt
+from soaktui.ui.themes import theme_colors
 from soaktui.ui.widgets.pane import Redraws
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
     from soaktui.ui.state import LiveState
-
-PALETTE = ("primary", "accent", "success", "secondary", "warning", "error")
-
-
-def theme_colors(app: SoakApp) -> list[tuple[int, int, int]]:
-    var = app.theme_variables
-    out = []
-    for name in PALETTE:
-        value = var.get(name)
-        if value:
-            try:
-                out.append(Color.parse(value).rgb)
-            except Exception:
-                continue
-    return out or [Color.parse(app.current_theme.primary).rgb]
 
 
 class CachedPlot(PlotextPlot):
@@ -100,12 +85,12 @@ class ThroughputPane(Redraws, Vertical):
         yield CachedPlot(id="throughput-plot")
         yield Static("", id="throughput-legend", markup=False)
 
-    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
+    def draw(self, live: LiveState, now: float) -> None:
         chart = self.query_one(CachedPlot)
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
-        colors = theme_colors(app)
+        colors = theme_colors(self.app)
         series = [(k, s) for k in live.model_order() if (s := live.throughput.get(k)) is not None and len(s)]
         longest = max((s.points()[-1][0] for _, s in series), default=0.0)
         minutes = longest >= 180

@@ -15,7 +15,6 @@ from soaktui.ui import format as fmt
 from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, Pane, block, line
 
 if TYPE_CHECKING:
-    from soaktui.ui.app import SoakApp
     from soaktui.ui.state import LiveState
 
 
@@ -32,7 +31,7 @@ class ToolCallPane(Pane):
     min_interval = 1.0
     title = "Tool calls"
 
-    def draw(self, app: SoakApp, live: LiveState, now: float) -> None:
+    def draw(self, live: LiveState, now: float) -> None:
         width, height = self.inner_width, self.inner_height
         if not live.toolcalls:
             self.show(  # wrapped, not cut: the pane is narrow at 120 columns

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 from soaktui.config import Thermal
 from soaktui.thermal import OK, STATE_RANK, THERMAL_PRESSURE_LEVELS, judge, pressure_level
@@ -254,6 +254,14 @@ def _bounded_add(names: dict[str, Any], key: str, value: Any) -> None:
 
 class HardwareFold:
     """Feed events in log order through the on_* methods; `snapshot()` gives the section's data."""
+
+    KINDS: ClassVar[dict[str, str]] = {
+        "run_started": "on_run_started",
+        "telemetry": "on_telemetry",
+        "thermal_guard": "on_guard",
+        "request": "feed_request",
+        "scenario_result": "on_result",
+    }
 
     def __init__(self) -> None:
         self.limits, self.limits_source = Thermal(), "defaults (no run_started event)"
@@ -490,6 +498,12 @@ class HardwareFold:
             duty = min(1.0, busy / length)
             if self.best is None or duty > self.best[0]:
                 self.best = (duty, length)
+
+    def feed_request(self, ev: dict[str, Any]) -> None:
+        """A successful request's output tokens and streamed speed, for the energy figures."""
+        get = ev.get
+        if get("ok"):  # a cancelled request is never ok
+            self.on_request(get("test_id"), get("output_tokens"), get("gen_tps") if get("stream") else None)
 
     def on_request(self, test_id: Any, output_tokens: Any, stream_tps: Any) -> None:
         """A successful request (the aggregate passes what it already read): its output tokens and,

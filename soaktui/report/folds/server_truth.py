@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from typing import Any
+from typing import Any, ClassVar
 
 from soaktui.stats import describe, percentile_parts
 
@@ -64,6 +64,8 @@ class _ModelTruth:
 class ServerTruthFold:
     """Feed `request` and `model_context` events; `snapshot(warm_ttft)` gives the section."""
 
+    KINDS: ClassVar[dict[str, str]] = {"request": "feed_request", "model_context": "on_model_context"}
+
     def __init__(self) -> None:
         self._models: dict[str, _ModelTruth] = {}
         self._context: dict[str, dict[str, Any]] = {}
@@ -85,6 +87,10 @@ class ServerTruthFold:
             or ev.get("server_gen_tps") is not None
             or ev.get("server_prompt_tps") is not None
         )
+
+    def feed_request(self, ev: dict[str, Any]) -> None:
+        if ev.get("error_class") != "cancelled" and self.wanted(ev):
+            self.on_request(ev)
 
     def on_request(self, ev: dict[str, Any]) -> None:
         get = ev.get

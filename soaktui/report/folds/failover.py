@@ -1,0 +1,64 @@
+"""provider_failover tests per (model, mode): how fast a failure is noticed and service is back."""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any, ClassVar
+
+from soaktui.report.folds.common import is_num, model_key
+from soaktui.stats import describe, rate
+
+
+class _FailRow:
+    __slots__ = ("tests", "ok", "detect", "recover", "cold", "attempts")
+
+    def __init__(self) -> None:
+        self.tests = self.ok = 0
+        self.detect = array("d")
+        self.recover = array("d")
+        self.cold = array("d")
+        self.attempts = array("d")
+
+
+class FailoverFold:
+    KINDS: ClassVar[dict[str, str]] = {"scenario_result": "on_result"}
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[Any, Any, Any], _FailRow] = {}
+
+    def on_result(self, ev: dict[str, Any]) -> None:
+        get = ev.get
+        if get("scenario") != "provider_failover" or get("error_class") == "cancelled":
+            return
+        m = get("metrics")
+        if type(m) is not dict:
+            return
+        key = (get("provider"), get("model"), m.get("mode") or "unknown")
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = _FailRow()
+        row.tests += 1
+        row.ok += get("ok") is True
+        for name, arr in (
+            ("detect_ms", row.detect),
+            ("recover_ms", row.recover),
+            ("cold_load_ms", row.cold),
+            ("attempts", row.attempts),
+        ):
+            v = m.get(name)
+            if is_num(v):
+                arr.append(v)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for (prov, model, mode), row in sorted(self._rows.items(), key=lambda kv: str(kv[0])):
+            out.setdefault(model_key(prov, model), {})[str(mode)] = {
+                "tests": row.tests,
+                "ok_tests": row.ok,
+                "success": rate(row.ok, row.tests),
+                "detect_ms": describe(sorted(row.detect)),
+                "recover_ms": describe(sorted(row.recover)),
+                "cold_load_ms": describe(sorted(row.cold)),
+                "attempts": describe(sorted(row.attempts)),
+            }
+        return out

@@ -1,0 +1,392 @@
+"""Requests and tests per (provider, model, scenario): the counts and timings every section reads.
+
+State is compact: counters (distinct keys capped), and for the figures that need percentiles one
+`array('d')` per bucket per metric: 8 bytes a value, at most 48 bytes per successful request, no
+per-event objects. A snapshot sorts each bucket array in place (order means nothing) and reads
+percentiles over several buckets straight from the sorted arrays (stats.select), never building a
+merged copy. `on_request` runs once per request of the log and is written for speed: locals,
+dict.get, no per-event allocations (bench/report_1m.py folds a million request events in seconds).
+
+Rules the figures obey:
+- latency, TTFT, inter-token latency and tokens/s are taken over successful requests only, and
+  every figure carries the sample size it is over (`n`);
+- a request that waited for a cold model load counts as a success or a failure, but its TTFT,
+  latency and prompt speed are left out (report/folds/server_truth.py shows it apart);
+- a request or test cancelled by soaktui itself (skip, stop, end of run) is neither;
+- a figure that was never measured is None, never 0;
+- rates carry their counts and a Wilson 95% interval (see stats.py).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from soaktui.report.folds.common import is_num, model_key
+from soaktui.stats import bounded_inc, bounded_tally, describe_parts, rate, top
+
+MAX_REASONS = 50  # distinct failure reasons kept per bucket; later ones count as "(other)"
+MAX_CATEGORIES = 200  # distinct prompt categories kept per model
+EXAMPLE_CHARS = 300  # an example error message is cut to this
+TOP_REASONS = 5
+
+METRICS = ("e2e", "ttft", "itl50", "gen", "gen_ns", "ptps")
+# snapshot name -> bucket attribute
+METRIC_NAMES = {
+    "e2e_ms": "e2e",
+    "ttft_ms": "ttft",
+    "itl_p50_ms": "itl50",
+    "gen_tps": "gen",
+    "gen_tps_nonstream": "gen_ns",
+    "prompt_tps": "ptps",
+}
+
+
+class _Bucket:
+    """Everything known about one (provider, model, scenario)."""
+
+    __slots__ = (
+        "req_ok",
+        "req_failed",
+        "e2e",
+        "ttft",
+        "itl50",
+        "gen",
+        "gen_ns",
+        "ptps",
+        "out_tokens",
+        "src_usage",
+        "src_chunks",
+        "src_none",
+        "truncated",
+        "req_errors",
+        "tests",
+        "tests_ok",
+        "reasons",
+        "test_errors",
+        "categories",
+        "sorted_n",
+        "sums",
+    )
+
+    def __init__(self) -> None:
+        self.req_ok = 0
+        self.req_failed = 0
+        self.e2e = array("d")
+        self.ttft = array("d")
+        self.itl50 = array("d")
+        self.gen = array("d")
+        self.gen_ns = array("d")
+        self.ptps = array("d")
+        self.out_tokens = 0
+        self.src_usage = 0
+        self.src_chunks = 0
+        self.src_none = 0
+        self.truncated = 0
+        self.req_errors: dict[str, int] = {}
+        self.tests = 0
+        self.tests_ok = 0
+        self.reasons: dict[str, int] = {}
+        self.test_errors: dict[str, int] = {}
+        self.categories: dict[str, list[int]] = {}  # prompt_variety: category -> [tests, ok]
+        self.sorted_n = [0] * len(METRICS)  # length of each metric array when last sorted
+        self.sums = [0.0] * len(METRICS)  # math.fsum of each metric array when last sorted
+
+    def sort(self) -> None:
+        """Sort every metric array (in place, as far as a caller can tell) for percentiles.
+
+        Order inside a bucket means nothing to any figure, so the sorted array replaces the
+        original: no second copy is kept, and the next snapshot sorts a mostly sorted array.
+        """
+        done = self.sorted_n
+        for i, name in enumerate(METRICS):
+            arr = getattr(self, name)
+            if len(arr) != done[i]:
+                arr = array("d", sorted(arr))
+                setattr(self, name, arr)
+                done[i] = len(arr)
+                self.sums[i] = math.fsum(arr)
+
+
+def _describe(buckets: list[_Bucket], attr: str) -> dict[str, Any]:
+    i = METRICS.index(attr)
+    return describe_parts([getattr(b, attr) for b in buckets], [b.sums[i] for b in buckets])
+
+
+class RequestFold:
+    """Counts and timings of every request and test, per (provider, model, scenario) bucket."""
+
+    KINDS: ClassVar[dict[str, str]] = {"request": "on_request", "scenario_result": "on_result"}
+
+    def __init__(self) -> None:
+        # Cancelled by us (skip, stop, end of the run): neither a success nor a failure of the model.
+        self.cancelled_requests = 0
+        self.cancelled_tests = 0
+        self._buckets: dict[tuple[Any, Any, Any], _Bucket] = {}
+        self._last_key: tuple[Any, Any, Any] | None = None
+        self._last_bucket: _Bucket | None = None
+        self._examples: dict[str, str] = {}  # request error class -> first message
+
+    def _bucket_for(self, key: tuple[Any, Any, Any]) -> _Bucket:
+        b = self._buckets.get(key)
+        if b is None:
+            b = self._buckets[key] = _Bucket()
+        self._last_key = key
+        self._last_bucket = b
+        return b
+
+    def on_request(self, ev: dict[str, Any]) -> None:
+        get = ev.get
+        if get("error_class") == "cancelled":
+            self.cancelled_requests += 1
+            return
+        key = (get("provider"), get("model"), get("scenario"))
+        # consecutive events mostly share a bucket: skip the hash
+        b = self._last_bucket if key == self._last_key else self._bucket_for(key)
+        if get("ok"):
+            b.req_ok += 1
+            cold = get("cold")  # waited for a model load: no TTFT, latency or prompt speed
+            v = get("e2e_ms")
+            if v is not None and not cold:
+                b.e2e.append(v)
+            if get("stream"):
+                v = get("ttft_ms")
+                if v is not None and not cold:
+                    b.ttft.append(v)
+                v = get("itl_p50_ms")
+                if v is not None:
+                    b.itl50.append(v)
+                v = get("gen_tps")
+                if v is not None:
+                    b.gen.append(v)
+                v = get("prompt_tps")
+                if v is not None and not cold:
+                    b.ptps.append(v)
+            else:
+                v = get("gen_tps")
+                if v is not None:
+                    b.gen_ns.append(v)
+            v = get("output_tokens")
+            if v is not None:
+                b.out_tokens += v
+            v = get("token_source")
+            if v == "usage":
+                b.src_usage += 1
+            elif v == "chunks":
+                b.src_chunks += 1
+            else:
+                b.src_none += 1
+            if get("truncated"):
+                b.truncated += 1
+        else:
+            b.req_failed += 1
+            v = get("error_class") or "other"
+            errs = b.req_errors
+            if v in errs:
+                errs[v] += 1
+            else:
+                errs[v] = 1
+                if v not in self._examples and get("error"):
+                    self._examples[v] = str(get("error"))[:EXAMPLE_CHARS]
+
+    def on_result(self, ev: dict[str, Any]) -> None:
+        get = ev.get
+        if get("error_class") == "cancelled":
+            self.cancelled_tests += 1
+            return
+        scenario = get("scenario")
+        key = (get("provider"), get("model"), scenario)
+        b = self._last_bucket if key == self._last_key else self._bucket_for(key)
+        b.tests += 1
+        ok = get("ok") is True
+        if ok:
+            b.tests_ok += 1
+        else:
+            bounded_inc(b.reasons, str(get("reason") or "(no reason given)"), MAX_REASONS)
+            cls = get("error_class") or "other"
+            b.test_errors[cls] = b.test_errors.get(cls, 0) + 1
+        if scenario == "prompt_variety":
+            m = get("metrics")
+            cat = m.get("category") if type(m) is dict else None
+            cat = "(uncategorised)" if cat is None else str(cat)
+            bounded_tally(b.categories, cat, ok, MAX_CATEGORIES)
+
+    # -- reading -------------------------------------------------------------------------------
+    def counts(self) -> tuple[int, int, int, int]:
+        """(tests, ok tests, ok requests, failed requests) so far: cheap, no snapshot needed."""
+        tests = ok_tests = req_ok = req_failed = 0
+        for b in self._buckets.values():
+            tests += b.tests
+            ok_tests += b.tests_ok
+            req_ok += b.req_ok
+            req_failed += b.req_failed
+        return tests, ok_tests, req_ok, req_failed
+
+    def sort(self) -> None:
+        """Sort every bucket's arrays: before any snapshot part that reads percentiles."""
+        for b in self._buckets.values():
+            b.sort()
+
+    def totals(self) -> dict[str, Any]:
+        tests, ok_tests, req_ok, req_failed = self.counts()
+        return {
+            "tests": tests,
+            "ok_tests": ok_tests,
+            "success": rate(ok_tests, tests),
+            "requests": req_ok + req_failed,
+            "requests_ok": req_ok,
+            "requests_failed": req_failed,
+            "requests_success": rate(req_ok, req_ok + req_failed),
+            "cancelled_tests": self.cancelled_tests,
+            "cancelled_requests": self.cancelled_requests,
+        }
+
+    def models(
+        self,
+        order: Callable[[Any], list[str]],
+        selected: set[str],
+        info_of: Callable[[str], dict[str, Any] | None],
+        context_of: Callable[[str, dict[str, Any] | None], Any],
+        turns: dict[str, int],
+    ) -> dict[str, Any]:
+        """Each model's profile, in `order`: counts, rates, errors and the timing figures."""
+        groups: dict[str, list[_Bucket]] = {}
+        scen_of: dict[str, dict[Any, _Bucket]] = {}
+        for (prov, model, scen), b in self._buckets.items():
+            k = model_key(prov, model)
+            groups.setdefault(k, []).append(b)
+            scen_of.setdefault(k, {})[scen] = b
+        out: dict[str, Any] = {}
+        for key in order(groups):
+            bs = groups.get(key, [])
+            tests = sum(b.tests for b in bs)
+            tests_ok = sum(b.tests_ok for b in bs)
+            req_ok = sum(b.req_ok for b in bs)
+            req_failed = sum(b.req_failed for b in bs)
+            errors: dict[str, int] = {}
+            cats: dict[str, list[int]] = {}
+            for b in bs:
+                for cls, n in b.req_errors.items():
+                    errors[cls] = errors.get(cls, 0) + n
+                for cat, (n, k) in b.categories.items():
+                    row = cats.setdefault(cat, [0, 0])
+                    row[0] += n
+                    row[1] += k
+            counted = sum(b.src_usage + b.src_chunks for b in bs)  # requests with a token count
+            info = info_of(key)
+            size = info.get("size_bytes") if info else None
+            prof: dict[str, Any] = {
+                "key": key,
+                "selected": key in selected,
+                "turns": turns.get(key, 0),
+                "info": info,
+                "size_gb": round(size / 1e9, 2) if is_num(size) else None,
+                "size_estimated": info.get("size_estimated") if info else None,
+                "context_length": context_of(key, info),
+                "context_trained": info.get("context_trained") if info else None,
+                "tests": tests,
+                "ok_tests": tests_ok,
+                "success": rate(tests_ok, tests),
+                "requests_ok": req_ok,
+                "requests_failed": req_failed,
+                "requests_success": rate(req_ok, req_ok + req_failed),
+                "output_tokens": sum(b.out_tokens for b in bs) if counted else None,
+                "truncated": sum(b.truncated for b in bs),
+                "token_source": {
+                    "usage": sum(b.src_usage for b in bs),
+                    "chunks": sum(b.src_chunks for b in bs),
+                    "unknown": sum(b.src_none for b in bs),
+                },
+                "scenarios": {
+                    str(s): {
+                        "tests": b.tests,
+                        "ok_tests": b.tests_ok,
+                        "requests_ok": b.req_ok,
+                        "requests_failed": b.req_failed,
+                    }
+                    for s, b in sorted(scen_of.get(key, {}).items(), key=lambda kv: str(kv[0]))
+                },
+                "prompt_categories": {
+                    c: {"tests": n, "ok": k, "success": rate(k, n)} for c, (n, k) in sorted(cats.items())
+                },
+                "errors": dict(sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))),
+            }
+            for name, attr in METRIC_NAMES.items():
+                prof[name] = _describe(bs, attr)
+            out[key] = prof
+        return out
+
+    def scenarios(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        by_scen: dict[Any, list[tuple[str, _Bucket]]] = {}
+        for (prov, model, scen), b in self._buckets.items():
+            by_scen.setdefault(scen, []).append((model_key(prov, model), b))
+        for scen in sorted(by_scen, key=str):
+            pairs = by_scen[scen]
+            bs = [b for _, b in pairs]
+            tests = sum(b.tests for b in bs)
+            ok = sum(b.tests_ok for b in bs)
+            reasons: dict[str, int] = {}
+            classes: dict[str, int] = {}
+            for b in bs:
+                for r, n in b.reasons.items():
+                    reasons[r] = reasons.get(r, 0) + n
+                for c, n in b.test_errors.items():
+                    classes[c] = classes.get(c, 0) + n
+            req_ok = sum(b.req_ok for b in bs)
+            req_failed = sum(b.req_failed for b in bs)
+            out[str(scen)] = {
+                "tests": tests,
+                "ok_tests": ok,
+                "success": rate(ok, tests),
+                "requests_ok": req_ok,
+                "requests_failed": req_failed,
+                "requests_success": rate(req_ok, req_ok + req_failed),
+                "failure_reasons": top(reasons, TOP_REASONS),
+                "distinct_failure_reasons": len(reasons),
+                "failure_classes": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "models": sorted({k for k, b in pairs if b.tests or b.req_ok or b.req_failed}),
+                "e2e_ms": _describe(bs, "e2e"),
+                "ttft_ms": _describe(bs, "ttft"),
+                "gen_tps": _describe(bs, "gen"),
+            }
+        return out
+
+    def errors_by_class(self) -> dict[str, Any]:
+        """Failed requests and tests by error class, with their models and one example each."""
+        by_class: dict[str, dict[str, Any]] = {}
+        for (prov, model, _scen), b in self._buckets.items():
+            key = model_key(prov, model)
+            for cls, n in b.req_errors.items():
+                rec = by_class.setdefault(cls, {"requests": 0, "tests": 0, "per_model": {}, "example": None})
+                rec["requests"] += n
+                rec["per_model"][key] = rec["per_model"].get(key, 0) + n
+            for cls, n in b.test_errors.items():
+                rec = by_class.setdefault(cls, {"requests": 0, "tests": 0, "per_model": {}, "example": None})
+                rec["tests"] += n
+                if cls not in b.req_errors:
+                    # a test-level failure (e.g. check_failed) with no failed request behind it
+                    rec["per_model"][key] = rec["per_model"].get(key, 0) + n
+        for cls, rec in by_class.items():
+            rec["example"] = self._examples.get(cls)
+            if rec["example"] is None:
+                rec["example"] = self._reason_example(cls)
+            rec["per_model"] = dict(sorted(rec["per_model"].items(), key=lambda kv: (-kv[1], kv[0])))
+        return dict(sorted(by_class.items(), key=lambda kv: (-(kv[1]["requests"] + kv[1]["tests"]), kv[0])))
+
+    def _reason_example(self, cls: str) -> str | None:
+        """A failure reason from a test of this class, when no request message exists."""
+        for b in self._buckets.values():
+            if cls in b.test_errors and b.reasons:
+                return next(iter(b.reasons))
+        return None
+
+    def streaming_ttft(self) -> dict[str, dict[str, Any]]:
+        """TTFT of each model's successful streaming-scenario requests (buckets sorted already)."""
+        return {
+            model_key(prov, model): _describe([b], "ttft")
+            for (prov, model, scen), b in self._buckets.items()
+            if scen == "streaming"
+        }
