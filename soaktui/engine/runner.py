@@ -35,6 +35,11 @@ from soaktui.thermal import PAUSED
 GUARD_STALE_S = 10.0  # a reading older than this (or 5 sampling intervals) is no reading for the guard
 
 
+def model_tags(m: ModelInfo) -> dict[str, str]:
+    """The fields that name a model in every event about it."""
+    return {"provider": m.provider, "model": m.id, "key": m.key}
+
+
 def _rss_bytes() -> int | None:
     try:
         import psutil
@@ -122,12 +127,9 @@ class Engine:
         self.bus.emit(ev.REQUEST, **fields)
 
     def _emit_switch(self, turn: Turn) -> None:
-        m = turn.model
         self.bus.emit(
             ev.MODEL_SWITCHED,
-            provider=m.provider,
-            model=m.id,
-            key=m.key,
+            **model_tags(turn.model),
             reason=turn.reason,
             planned_tests=turn.planned_tests,
             position=turn.position,
@@ -336,9 +338,7 @@ class Engine:
             m.source["context_length"] = f"{found.source} (runtime)"
             self.bus.emit(
                 ev.MODEL_CONTEXT,
-                provider=m.provider,
-                model=m.id,
-                key=m.key,
+                **model_tags(m),
                 context_length=m.context_length,
                 previous=previous,
                 context_trained=m.context_trained,
@@ -447,13 +447,7 @@ class Engine:
                 ctx = self._context(test_id, name)
                 turn = self.rotation.turn
                 await self._check_loaded(ctx)
-                tags = {
-                    "test_id": test_id,
-                    "scenario": name,
-                    "provider": ctx.model.provider,
-                    "model": ctx.model.id,
-                    "key": ctx.model.key,
-                }
+                tags = {"test_id": test_id, "scenario": name, **model_tags(ctx.model)}
                 self.bus.emit(
                     ev.TEST_STARTED,
                     **tags,
