@@ -272,6 +272,11 @@ def test_parse_ollama_payloads():
     assert code.loaded is False and code.context_trained == 16384 and code.context_length == 4096
     assert code.source["context_trained"] == "/api/show model_info.llama.context_length"
     assert code.source["context_length"] == "Ollama 0.12.6 default (OLLAMA_CONTEXT_LENGTH unset)"
+    assert not code.context_is_floor
+    # From 0.15.5 the default follows the GPU's memory: only its floor (4096) is known until loaded.
+    later = {m.id: m for m in native.parse_ollama(tags, "ollama@h:2", shows, ps, "0.16.0")}
+    assert later["codellama:13b"].context_is_floor and later["codellama:13b"].context_length == 4096
+    assert not later["llama3:latest"].context_is_floor  # loaded: /api/ps says the real one
     emb = models["nomic-embed-text:latest"]
     # The Modelfile's num_ctx 8192, capped at the 2048 training window as Ollama >= 0.9.3 does.
     assert emb.type == "embedding" and emb.context_length == 2048

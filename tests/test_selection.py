@@ -235,7 +235,7 @@ def test_context_column_shows_trained_and_runtime():
     m = model("llama3.1:8b", context_length=4096)
     m.context_trained = 131072
     assert format_context(m) == "128k/4k"
-    m.source["context_length"] = "Ollama 0.16.0 VRAM-based default, at least 4096 (exact once loaded: /api/ps)"
+    m.context_is_floor = True  # e.g. Ollama 0.15.5+'s VRAM-tier default, before the model is loaded
     assert format_context(m) == "128k/>=4k"
     same = model("x", context_length=8192)
     same.context_trained = 8192

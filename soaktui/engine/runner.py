@@ -335,6 +335,7 @@ class Engine:
         if found.runtime_context and found.runtime_context != m.context_length:
             previous = m.context_length
             m.context_length = found.runtime_context
+            m.context_is_floor = False
             m.source["context_length"] = f"{found.source} (runtime)"
             self.bus.emit(
                 ev.MODEL_CONTEXT,

@@ -229,9 +229,18 @@ def ollama_default_context(version: str | None) -> tuple[int | None, str]:
         return 2048, "Ollama default (version unknown: the smallest default, 2048)"
     if v < (0, 6, 7):
         return 2048, f"Ollama {version} default (OLLAMA_CONTEXT_LENGTH unset)"
-    if v < (0, 15, 5):
+    if v < OLLAMA_VRAM_TIERS_FROM:
         return 4096, f"Ollama {version} default (OLLAMA_CONTEXT_LENGTH unset)"
     return 4096, f"Ollama {version} VRAM-based default, at least 4096 (exact once loaded: /api/ps)"
+
+
+OLLAMA_VRAM_TIERS_FROM = (0, 15, 5)  # from here the default context is only known as a floor
+
+
+def ollama_context_is_floor(version: str | None) -> bool:
+    """True when ollama_default_context() gives only the floor of the real default (VRAM tiers)."""
+    v = parse_version(version)
+    return v is not None and v >= OLLAMA_VRAM_TIERS_FROM
 
 
 def ollama_is_cloud(item: dict) -> bool:
@@ -321,8 +330,10 @@ def parse_ollama(
                 usable, src = int(hit.group(1)), "/api/show parameters num_ctx"
             else:
                 usable, src = ollama_default_context(version)
+                m.context_is_floor = ollama_context_is_floor(version)
             if usable and m.context_trained and usable > m.context_trained:
                 usable, src = m.context_trained, f"{src}, capped at the training window"
+                m.context_is_floor = False  # the training window caps it: exact
             _set(m, "context_length", usable, src)
         out.append(fill_estimates(m))
     return out

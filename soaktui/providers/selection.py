@@ -358,7 +358,7 @@ def format_context(model: ModelInfo) -> str:
     can use, which servers such as Ollama set far lower. `>=` marks a runtime context known only as a
     floor until the model is loaded; one figure when the two are the same or only one is known."""
     run = _tokens(model.context_length)
-    if model.context_length and "at least" in model.source.get("context_length", ""):
+    if model.context_length and model.context_is_floor:
         run = ">=" + run
     if model.context_trained and model.context_trained != model.context_length:
         return f"{_tokens(model.context_trained)}/{run}"

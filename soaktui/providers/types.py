@@ -42,6 +42,7 @@ class ModelInfo:
     quant_bits: float | None = None  # bits per weight used for estimates
     context_length: int | None = None  # the context a request can use (runtime, when known)
     context_trained: int | None = None  # the model's training window, when the server tells it apart
+    context_is_floor: bool = False  # context_length is only a floor until the model is loaded
     loaded: bool | None = None
     cloud: bool = False  # listed by a local server but run remotely (Ollama cloud models)
     tool_use: bool | None = None  # the server says the model was trained for / supports tools

@@ -126,10 +126,11 @@ class ScenarioContext:
         tags: dict[str, Any] = {"test_id": self.test_id, "scenario": self.scenario, "provider": provider.name}
         if fields:
             tags.update(fields)
-        if own_model and self.cold_pending:
-            tags.setdefault("cold", True)
+        # Cold: the caller says so (provider_failover's unload probe), or the server said the model
+        # was not loaded just before this test and nothing has come back from it yet.
+        cold = bool(tags.get("cold")) or (own_model and self.cold_pending)
+        if cold:
             tags.setdefault("cold_source", self.cold_source)
-        cold = bool(tags.get("cold"))
         tags["cold"] = cold
         chars = prompt_chars(messages)
 
@@ -199,9 +200,6 @@ class Scenario:
     # The default relative weight in the random choice of the next test (config [weights]; 0 = off).
     weight: ClassVar[float]
     success_rule: ClassVar[str] = ""
-
-    def applicable(self, model: ModelInfo, providers: list[Provider]) -> bool:
-        return True
 
     def planned_requests(self, ctx: ScenarioContext) -> int | None:
         """How many requests this test will send at most (None: open-ended), for `test_started`."""
