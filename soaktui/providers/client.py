@@ -394,7 +394,6 @@ class ChatClient:
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
             if fresh or result.first_byte_ns is not None:
                 raise
-        fresh = False
         result.connection_retries += 1
         result.submit_ns = result.sent_ns = time.perf_counter_ns()
         return await self._http.send(build(), stream=True)
