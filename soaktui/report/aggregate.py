@@ -189,9 +189,12 @@ class RunAggregate:
         context = self._in_order(self.context.snapshot())
         capabilities = self.capabilities.matrix(models, self.requests.streaming_ttft(), context)
         header = run.header(
-            first_t=self._first_t, last_t=self._last_t, elapsed_s=self.elapsed_s(), max_rss=self.control.max_rss
+            run_id=self.run_id,
+            first_t=self._first_t,
+            last_t=self._last_t,
+            elapsed_s=self.elapsed_s(),
+            max_rss=self.control.max_rss,
         )
-        header["run_id"] = self.run_id
         totals = {"events": self.events, "malformed_events": self.malformed, "kinds": self.kinds()}
         totals.update(self.requests.totals())
         snap: dict[str, Any] = {

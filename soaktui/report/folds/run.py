@@ -70,8 +70,10 @@ class RunFold:
         return selected + sorted(k for k in keys if k not in selected)
 
     def header(
-        self, *, first_t: Any, last_t: Any, elapsed_s: float | None, max_rss: Any
+        self, *, run_id: str | None, first_t: Any, last_t: Any, elapsed_s: float | None, max_rss: Any
     ) -> dict[str, Any]:
+        """The run section. The other arguments come from events this fold does not read: `run_id`
+        (run_started's, else the first event's), the first and last event times, the peak RSS."""
         st = self.started or {}
         fin = self.finished
         start_t = st.get("t", first_t)
@@ -82,7 +84,7 @@ class RunFold:
             duration, source = elapsed_s, "first to last event"
         disc = self.discovered or {}
         return {
-            "run_id": self.run_id,
+            "run_id": run_id,
             "version": st.get("version"),
             "started_at": iso(start_t),
             "ended_at": iso(end_t),
