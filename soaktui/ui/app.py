@@ -440,13 +440,26 @@ class SoakApp(App[int]):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.hang_up)
         self.set_interval(TERMINAL_CHECK_S, self._check_terminal)
 
-    def _check_terminal(self) -> None:
+    def _terminal_gone(self) -> bool:
+        """The terminal the viewer started on is no longer one (its other side closed)."""
+        if self._tty_fd is None:
+            return False
         try:
-            ok = self._tty_fd is not None and os.isatty(self._tty_fd)
+            return not os.isatty(self._tty_fd)
         except OSError:
-            ok = False
-        if not ok:
+            return True
+
+    def _check_terminal(self) -> None:
+        if self._tty_fd is None or self._terminal_gone():
             self.hang_up()
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the viewer. When the terminal vanishes, Textual's output can fail before the
+        watchdog's next look: an error exit with the terminal gone is that hang-up, not a crash."""
+        code = super().run(*args, **kwargs)
+        if code not in (None, 0, HANGUP_EXIT) and self._terminal_gone():
+            return HANGUP_EXIT
+        return code
 
     def hang_up(self) -> None:
         """The terminal is gone: exit at once (the run, in its own process, is not affected)."""
