@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -67,11 +67,32 @@ def percentile_parts(parts: Sequence[Sequence[float]], q: float) -> float | None
     return float(a + (b - a) * (pos - lo))
 
 
+class Describe(TypedDict):
+    """A distribution: its size and figures, each None when n is 0 (never 0)."""
+
+    n: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    min: float | None
+    max: float | None
+
+
+class Rate(TypedDict):
+    """A success rate with its evidence: k of n, the rate (None when n is 0), a Wilson 95% interval."""
+
+    k: int
+    n: int
+    rate: float | None
+    ci95: list[float] | None
+
+
 def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(x, nd)
 
 
-def describe_parts(parts: Sequence[Sequence[float]], sums: Sequence[float] | None = None) -> dict[str, Any]:
+def describe_parts(parts: Sequence[Sequence[float]], sums: Sequence[float] | None = None) -> Describe:
     """n, mean, p50/p95/p99, min, max over the union of sorted parts; figures None when n is 0.
 
     `sums` (one per part, e.g. cached `math.fsum` of each) saves a pass over the data.
@@ -94,7 +115,7 @@ def describe_parts(parts: Sequence[Sequence[float]], sums: Sequence[float] | Non
     }
 
 
-def describe(sorted_values: Sequence[float]) -> dict[str, Any]:
+def describe(sorted_values: Sequence[float]) -> Describe:
     """n, mean, p50/p95/p99, min, max of one sorted sample; every figure None when n is 0."""
     return describe_parts([sorted_values])
 
@@ -115,7 +136,7 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def rate(k: int, n: int) -> dict[str, Any]:
+def rate(k: int, n: int) -> Rate:
     """A success rate with its evidence: {k, n, rate, ci95: [lo, hi]}; rate None when n is 0."""
     ci = wilson(k, n)
     return {
@@ -126,9 +147,9 @@ def rate(k: int, n: int) -> dict[str, Any]:
     }
 
 
-def format_rate(r: dict[str, Any] | None, unit: str = "") -> str:
+def format_rate(r: Rate | None, unit: str = "") -> str:
     """'3/3 (100%; 95% CI 44-100%)'; 'n/a (0 tests)' when nothing was counted. Never a bare %."""
-    if not r or not r.get("n"):
+    if not r or not r.get("n") or r["ci95"] is None or r["rate"] is None:  # n > 0 sets both
         return f"n/a (0{' ' + unit if unit else ''})"
     lo, hi = r["ci95"]
     return f"{r['k']}/{r['n']} ({100 * r['rate']:.0f}%; 95% CI {100 * lo:.0f}-{100 * hi:.0f}%)"
@@ -137,10 +158,10 @@ def format_rate(r: dict[str, Any] | None, unit: str = "") -> str:
 SMALL_SAMPLE = 10  # below this many trials a rate is shown as counts and interval only
 
 
-def compact_rate(r: dict[str, Any] | None) -> str:
+def compact_rate(r: Rate | None) -> str:
     """A rate for a table cell: '3/3 (44–100%)' below SMALL_SAMPLE trials (no bare point estimate
     on a small sample), '95/100 95% (89–98%)' from there on; 'n/a' when nothing was counted."""
-    if not r or not r.get("n"):
+    if not r or not r.get("n") or r["ci95"] is None or r["rate"] is None:  # n > 0 sets both
         return NA
     lo, hi = r["ci95"]
     ci = f"({100 * lo:.0f}–{100 * hi:.0f}%)"
@@ -149,9 +170,10 @@ def compact_rate(r: dict[str, Any] | None) -> str:
     return f"{r['k']}/{r['n']} {100 * r['rate']:.0f}% {ci}"
 
 
-def lower_bound(r: dict[str, Any] | None) -> float | None:
+def lower_bound(r: Rate | None) -> float | None:
     """The lower end of a rate's Wilson 95% interval (what rankings sort by), None when n is 0."""
-    return r["ci95"][0] if r and r.get("ci95") else None
+    ci = r["ci95"] if r else None
+    return ci[0] if ci else None
 
 
 def top(counts: dict[str, int], limit: int) -> list[list[Any]]:
@@ -162,14 +184,17 @@ def top(counts: dict[str, int], limit: int) -> list[list[Any]]:
 def bounded_tally(
     pairs: dict[str, list[int]], key: str, ok: bool, cap: int, overflow: str = "(other)"
 ) -> None:
-    """pairs[key] += [1 trial, ok], at most `cap` distinct keys: later newcomers go to `overflow`."""
+    """pairs[key] += [ok, 1 trial], at most `cap` distinct keys: later newcomers go to `overflow`.
+
+    Every tally of successes is a [k, n] pair, in the order of `rate(k, n)` and of the model
+    database (profiles/capdb.py), which stores the same pairs."""
     row = pairs.get(key)
     if row is None:
         if len(pairs) >= cap:
             key = overflow
         row = pairs.setdefault(key, [0, 0])
-    row[0] += 1
-    row[1] += ok
+    row[0] += ok
+    row[1] += 1
 
 
 def bounded_inc(counts: dict[str, int], key: str, cap: int, overflow: str = "(other)") -> None:

@@ -15,12 +15,18 @@ from typing import Any, Protocol
 class Limits(Protocol):
     """The `[thermal]` limits a reading is judged against (config.Thermal has these fields)."""
 
-    cpu_temp_limit_c: float
-    gpu_temp_limit_c: float
-    pause_margin_c: float
-    hysteresis_c: float
-    pressure_limit: str
-    gpu_throttle_reasons: Sequence[str]
+    @property
+    def cpu_temp_limit_c(self) -> float: ...
+    @property
+    def gpu_temp_limit_c(self) -> float: ...
+    @property
+    def pause_margin_c(self) -> float: ...
+    @property
+    def hysteresis_c(self) -> float: ...
+    @property
+    def pressure_limit(self) -> str: ...
+    @property
+    def gpu_throttle_reasons(self) -> Sequence[str]: ...
 
 # macOS thermal pressure levels, mildest first (the telemetry contract's names).
 THERMAL_PRESSURE_LEVELS = ("nominal", "moderate", "heavy", "trapping", "sleeping")

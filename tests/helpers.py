@@ -7,15 +7,22 @@ runs' logs are read with soaktui.log.reader, percentiles come from soaktui.stats
 child is soaktui.simulator.launcher.SimulatorProcess: those live in the package already.
 
 bench/_common.py imports this module (it puts the repository root on sys.path), so it needs
-nothing but the standard library: no pytest.
+nothing but the standard library and soaktui itself: no pytest.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from soaktui.log.reader import iter_events
+
+WAIT_S = 30.0  # a bound for conditions that normally hold within a second; never a timing assertion
 
 
 def host_setting(name: str) -> bool:
@@ -48,3 +55,28 @@ def stop_process(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a server to start on, or to be refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_events(
+    log: Path, predicate: Callable[[list[dict[str, Any]]], bool], timeout_s: float = WAIT_S
+) -> list[dict[str, Any]]:
+    """Poll an events.jsonl until `predicate(events)` holds; the events then. Raises AssertionError
+    (naming the last kinds seen) when it never does within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    events: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        events = list(iter_events(log)) if log.exists() else []
+        if predicate(events):
+            return events
+        time.sleep(0.05)
+    raise AssertionError(
+        f"{log}: events never matched within {timeout_s:g} s; last kinds: {[e.get('kind') for e in events][-10:]}"
+    )

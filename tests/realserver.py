@@ -23,7 +23,6 @@ import importlib.util
 import json
 import os
 import random
-import socket
 import subprocess
 import threading
 import time
@@ -34,6 +33,7 @@ import httpx
 import pytest
 
 from soaktui.scenarios.corpus import long_document
+from tests.helpers import free_port
 
 TEMPLATE = Path(__file__).parent / "data" / "templates" / "chatml_tools.jinja"
 SLOTS = 2
@@ -75,12 +75,6 @@ def server_binary() -> tuple[Path | None, str]:
     if not os.access(path, os.X_OK):
         return None, f"{path} is not executable"
     return path, ""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LlamaServer:

@@ -24,6 +24,7 @@ from soaktui.log.reader import iter_events
 from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
 from soaktui.simulator.personas import default_personas
 from soaktui.sinks.textlogs import FILES
+from tests.helpers import wait_for_events
 
 pytestmark = pytest.mark.e2e
 
@@ -206,17 +207,6 @@ def test_same_seed_same_sequence(sim, tmp_path):
     assert n >= 3 and a[:n] == b[:n]
 
 
-def _wait_for(predicate, path: Path, timeout: float = 30.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            events = list(iter_events(path))
-            if predicate(events):
-                return events
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def _start(run_dir: Path, base_url: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -250,7 +240,7 @@ def test_commands_reach_the_engine_and_become_events(sim, tmp_path):
     proc = _start(run_dir, sim.base_url, "--duration", "2m")
     try:
         log = run_dir / "events.jsonl"
-        _wait_for(lambda ev: any(e["kind"] == "scenario_result" for e in ev), log)
+        wait_for_events(log, lambda ev: any(e["kind"] == "scenario_result" for e in ev))
         assert send_command(run_dir, "throttle", 50)["ok"]
         assert send_command(run_dir, "throttle", "-10")["state"]["throttle_pct"] == 40
         assert send_command(run_dir, "pause")["state"]["paused"] is True
@@ -289,7 +279,7 @@ def test_sigkill_leaves_a_log_that_report_reads_exactly(sim, tmp_path):
     run_dir = tmp_path / "run"
     proc = _start(run_dir, sim.base_url, "--duration", "2m")
     try:
-        _wait_for(lambda ev: sum(e["kind"] == "scenario_result" for e in ev) >= 3, run_dir / "events.jsonl")
+        wait_for_events(run_dir / "events.jsonl", lambda ev: sum(e["kind"] == "scenario_result" for e in ev) >= 3)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -307,7 +297,7 @@ def test_sigint_stops_gracefully_with_a_report(sim, tmp_path):
     run_dir = tmp_path / "run"
     proc = _start(run_dir, sim.base_url, "--duration", "2m")
     try:
-        _wait_for(lambda ev: any(e["kind"] == "scenario_result" for e in ev), run_dir / "events.jsonl")
+        wait_for_events(run_dir / "events.jsonl", lambda ev: any(e["kind"] == "scenario_result" for e in ev))
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -485,7 +475,7 @@ def test_second_sigint_stops_at_once_and_the_log_still_makes_a_report(tmp_path):
         proc_env_note = "timeouts.grace 10s by default: only a second SIGINT ends the run this fast"
         try:
             log = run_dir / "events.jsonl"
-            _wait_for(lambda ev: any(e["kind"] == "model_switched" for e in ev), log)
+            wait_for_events(log, lambda ev: any(e["kind"] == "model_switched" for e in ev))
             time.sleep(1.0)  # a request is now stalled in flight
             proc.send_signal(signal.SIGINT)
             time.sleep(0.5)

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from soaktui.telemetry.server_procs import NO_SERVER, ServerProcessSampler, clas
 from soaktui.telemetry.servers import ServerReader
 from soaktui.telemetry.sysfs import SysfsReader, temp_kind
 from soaktui.telemetry.system import SystemSampler
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.unit
 
@@ -868,16 +868,10 @@ def test_the_simulators_native_endpoints(flavor):
     assert "unavailable" not in row and row["source"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.integration
 def test_unreachable_and_refusing_servers_say_why(served):
     locked = served({"/metrics": (401, b'{"error":"unauthorized"}', "application/json")})
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     reader = ServerReader(
         [
             Provider("vllm@locked", VLLM, locked.base_url),

@@ -29,6 +29,7 @@ from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.screens.report import ReportScreen
 from soaktui.ui.widgets.errors import ErrorLog
 from soaktui.ui.widgets.header import RunHeader
+from tests.helpers import WAIT_S, stop_process, wait_for_events
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +44,6 @@ ENGINE_ENV = {
     "SOAKTUI_ROTATION__MIN_TESTS": "50",
     "SOAKTUI_ROTATION__MAX_TESTS": "60",
 }
-WAIT_S = 30.0  # a bound for conditions that normally hold within a second; never a timing assertion
 
 
 @pytest.fixture(scope="module")
@@ -74,28 +74,8 @@ def start_engine(run_dir: Path, base_url: str) -> subprocess.Popen:
     )
 
 
-def stop_engine(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def events(run_dir: Path) -> list[dict]:
     return read_all(run_dir / "events.jsonl")[0] if (run_dir / "events.jsonl").exists() else []
-
-
-def wait_for_events(run_dir: Path, predicate: Callable[[list[dict]], bool]) -> list[dict]:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        evs = events(run_dir)
-        if predicate(evs):
-            return evs
-        time.sleep(0.05)
-    raise AssertionError(f"events never matched; last kinds: {[e['kind'] for e in events(run_dir)][-10:]}")
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +84,10 @@ def engine_run(sim, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("live") / "run"
     proc = start_engine(run_dir, sim.base_url)
     try:
-        wait_for_events(run_dir, lambda ev: any(e["kind"] == "scenario_result" for e in ev))
+        wait_for_events(run_dir / "events.jsonl", lambda ev: any(e["kind"] == "scenario_result" for e in ev))
         yield run_dir
     finally:
-        stop_engine(proc)
+        stop_process(proc)
 
 
 async def until(pilot, condition: Callable[[], bool], what: str) -> None:
@@ -146,14 +126,12 @@ def test_steering_keys_reach_the_engine_and_show_in_the_header(engine_run):
             await pilot.pause()  # one trip through the event loop: the key shows (pending or answered)
             assert "→ throttle +10…" in header(app) or f"throttle {start + 10}%" in header(app)
             await until(pilot, lambda: f"throttle {start + 10}%" in header(app), "throttle up in the header")
-            wait_for_events(
-                run_dir,
+            wait_for_events(run_dir / "events.jsonl",
                 lambda ev: any(e["kind"] == "throttle_changed" and e.get("pct") == start + 10 for e in ev),
             )
             await pilot.press("minus")
             await until(pilot, lambda: f"throttle {start}%" in header(app), "throttle down in the header")
-            wait_for_events(
-                run_dir,
+            wait_for_events(run_dir / "events.jsonl",
                 lambda ev: (
                     [e["pct"] for e in ev if e["kind"] == "throttle_changed" and e["source"] == "command"][
                         -1:
@@ -167,21 +145,19 @@ def test_steering_keys_reach_the_engine_and_show_in_the_header(engine_run):
             await until(pilot, lambda: app.live.current not in (None, before), "skip moved the current model")
             new_model = app.live.current.rsplit("/", 1)[-1]
             await until(pilot, lambda: f"model {new_model}" in header(app), "new model in the header")
-            wait_for_events(
-                run_dir, lambda ev: any(e["kind"] == "model_skipped" and e["key"] == before for e in ev)
+            wait_for_events(run_dir / "events.jsonl", lambda ev: any(e["kind"] == "model_skipped" and e["key"] == before for e in ev)
             )
 
             await pilot.press("p")
             await until(pilot, lambda: "paused" in header(app), "paused in the header")
-            wait_for_events(run_dir, lambda ev: any(e["kind"] == "paused" for e in ev))
+            wait_for_events(run_dir / "events.jsonl", lambda ev: any(e["kind"] == "paused" for e in ev))
             await pilot.press("p")
             await until(pilot, lambda: "● running" in header(app), "running again")
-            wait_for_events(run_dir, lambda ev: any(e["kind"] == "resumed" for e in ev))
+            wait_for_events(run_dir / "events.jsonl", lambda ev: any(e["kind"] == "resumed" for e in ev))
 
             await pilot.press("n")
             await until(pilot, lambda: "quiet hours on" in header(app), "quiet hours on in the header")
-            wait_for_events(
-                run_dir, lambda ev: any(e["kind"] == "quiet_hours_changed" and e["enabled"] for e in ev)
+            wait_for_events(run_dir / "events.jsonl", lambda ev: any(e["kind"] == "quiet_hours_changed" and e["enabled"] for e in ev)
             )
             await pilot.press("n")
             await until(pilot, lambda: "quiet hours off" in header(app), "quiet hours off again")
@@ -193,7 +169,7 @@ def test_steering_keys_reach_the_engine_and_show_in_the_header(engine_run):
             await pilot.press(*"skip model")
             await pilot.pause(0.3)
             await pilot.press("enter")
-            wait_for_events(run_dir, lambda ev: sum(e["kind"] == "model_skipped" for e in ev) > skips)
+            wait_for_events(run_dir / "events.jsonl", lambda ev: sum(e["kind"] == "model_skipped" for e in ev) > skips)
 
     run(main())
 
@@ -258,7 +234,7 @@ def test_quit_stops_the_run_and_waits_for_the_report(sim, tmp_path, with_handle)
     run_dir = tmp_path / "run"
     proc = start_engine(run_dir, sim.base_url)
     try:
-        wait_for_events(run_dir, lambda ev: any(e["kind"] == "scenario_result" for e in ev))
+        wait_for_events(run_dir / "events.jsonl", lambda ev: any(e["kind"] == "scenario_result" for e in ev))
 
         async def main():
             app = create_app(run_dir, engine=proc if with_handle else None)
@@ -288,7 +264,7 @@ def test_quit_stops_the_run_and_waits_for_the_report(sim, tmp_path, with_handle)
         assert (run_dir / "report.json").exists() and (run_dir / "final_report.md").exists()
         assert proc.wait(30) == 0
     finally:
-        stop_engine(proc)
+        stop_process(proc)
 
 
 def test_a_finished_run_is_read_only(tmp_path):
@@ -349,7 +325,7 @@ def test_a_killed_engine_reads_as_exited_without_finishing_only_after_its_log_is
     follower polls: with a slow poll the window is wide open)."""
     run_dir = tmp_path / "run"
     proc = start_engine(run_dir, sim.base_url)
-    wait_for_events(run_dir, lambda ev: any(e["kind"] == "scenario_result" for e in ev))
+    wait_for_events(run_dir / "events.jsonl", lambda ev: any(e["kind"] == "scenario_result" for e in ev))
     proc.kill()
     proc.wait(timeout=10)
 
@@ -366,7 +342,7 @@ def test_a_killed_engine_reads_as_exited_without_finishing_only_after_its_log_is
     monkeypatch.setattr(app_module, "POLL_S", 1.5)
     clean_dir = tmp_path / "clean"
     clean = start_engine(clean_dir, sim.base_url)
-    wait_for_events(clean_dir, lambda ev: any(e["kind"] == "scenario_result" for e in ev))
+    wait_for_events(clean_dir / "events.jsonl", lambda ev: any(e["kind"] == "scenario_result" for e in ev))
 
     async def seen() -> list[str]:
         app = create_app(clean_dir, engine=clean)
@@ -384,6 +360,6 @@ def test_a_killed_engine_reads_as_exited_without_finishing_only_after_its_log_is
     try:
         shown = run(seen())
     finally:
-        stop_engine(clean)
+        stop_process(clean)
     assert not any("without finishing" in h for h in shown), [h for h in shown if "without" in h][:1]
     assert "finished" in shown[-1]

@@ -20,7 +20,7 @@ from soaktui.log.follow import LogFollower
 from soaktui.log.reader import read_all
 from soaktui.report.aggregate import RunAggregate
 from soaktui.ui.controller import Controller, Reply
-from soaktui.ui.state import MAX_ERRORS, SERIES_POINTS, SPARK_POINTS, Downsampled, LiveState
+from soaktui.ui.state import MAX_ERRORS, NO_COUNTS, SERIES_POINTS, SPARK_POINTS, Downsampled, LiveState
 from soaktui.ui.themes import load_theme_file, resolve_theme, shipped_themes
 
 pytestmark = pytest.mark.unit
@@ -87,10 +87,14 @@ def test_live_state_agrees_with_the_report_on_the_recorded_run():
     t = snap["totals"]
     assert (live.tests, live.ok_tests) == (t["tests"], t["ok_tests"])
     assert (live.requests, live.failed_requests) == (t["requests"], t["requests_failed"])
+    by_model, by_scen = live.model_counts(), live.scenario_counts()
     for key, m in snap["models"].items():
-        assert (live.models[key].tests, live.models[key].ok_tests) == (m["tests"], m["ok_tests"])
+        assert key in live.models
+        c = by_model.get(key, NO_COUNTS)  # a selected model that never ran has no counts
+        assert (c.tests, c.ok_tests) == (m["tests"], m["ok_tests"])
     for name, s in snap["scenarios"].items():
-        assert (live.scenarios[name].tests, live.scenarios[name].ok_tests) == (s["tests"], s["ok_tests"])
+        assert name in live.scenarios
+        assert (by_scen[name].tests, by_scen[name].ok_tests) == (s["tests"], s["ok_tests"])
     switches = [e for e in events if e["kind"] == "model_switched"]
     assert live.current == switches[-1]["key"] and live.upcoming == switches[-1]["upcoming"]
     skipped = next(e["key"] for e in events if e["kind"] == "model_skipped")
@@ -101,6 +105,30 @@ def test_live_state_agrees_with_the_report_on_the_recorded_run():
     assert [e.t for e in live.errors] == sorted(e.t for e in live.errors)  # drawn newest first
     assert live.telemetry is not None and "cpu_pct" in live.telemetry
     assert all(len(s) for s in live.throughput.values())
+
+
+def test_the_viewer_counts_once_from_the_reports_fold():
+    """Fed side by side as the viewer feeds them, the live state counts nothing twice, and a
+    cancelled request or test (a skip, a stop) is neither a success nor a failure on either."""
+    agg = RunAggregate()
+    live = LiveState(counts=agg.requests)
+    base = {"provider": "p", "model": "m", "scenario": "streaming", "stream": True}
+    events = [
+        {"kind": "request", "t": 1.0, **base, "ok": True, "e2e_ms": 5.0},
+        {"kind": "request", "t": 2.0, **base, "ok": False, "error_class": "http_status", "error": "HTTP 500"},
+        {"kind": "request", "t": 3.0, **base, "ok": False, "error_class": "cancelled", "error": "skip"},
+        {"kind": "scenario_result", "t": 3.0, **base, "ok": False, "error_class": "cancelled"},
+        {"kind": "scenario_result", "t": 4.0, **base, "ok": True},
+    ]
+    for ev in events:
+        agg.feed(ev)
+        live.feed(ev)
+    t = agg.snapshot()["totals"]
+    assert (live.tests, live.ok_tests, live.requests, live.failed_requests) == (1, 1, 2, 1)
+    assert (t["tests"], t["ok_tests"], t["requests"], t["requests_failed"]) == (1, 1, 2, 1)
+    assert (live.cancelled_tests, live.cancelled_requests) == (t["cancelled_tests"], t["cancelled_requests"]) == (1, 1)
+    assert live.model_counts()["p/m"].requests == 2
+    assert live.errors_total == 1  # the cancelled request is not shown as an error
 
 
 def test_live_state_stays_bounded():

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ import orjson
 
 from soaktui.errors import SetupError
 from soaktui.locations import data_dir
-from soaktui.report.capabilities import KINDS, SO_MODES, TOOL_MODES, cap_rate
+from soaktui.report.capabilities import KINDS, SO_MODES, TOOL_MODES, cap_rate, rates
+from soaktui.report.snapshot import CapabilityRow, SampledRate, Snapshot
 
 DB_FILE = "capabilities.sqlite3"
 SCHEMA_VERSION = 1
@@ -114,11 +115,11 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 # -- one run's figures, as counts ------------------------------------------------------------------
-def _pairs(rates: dict[str, dict[str, Any]]) -> dict[str, list[int]]:
+def _pairs(rates: dict[str, SampledRate]) -> dict[str, list[int]]:
     return {name: [r["k"], r["n"]] for name, r in rates.items() if r["n"]}
 
 
-def run_figures(row: dict[str, Any]) -> dict[str, Any]:
+def run_figures(row: CapabilityRow) -> dict[str, Any]:
     """The counts of one capability-matrix row (report.capabilities) that a profile is built from."""
     tc, so, pc = row["tool_calling"], row["structured_output"], row["prompt_checks"]
     rel = row["reliability"]
@@ -158,7 +159,7 @@ def profile_key(key: str, kinds: Mapping[str, str] | None = None) -> str:
     return f"{kind}/{model_id}"
 
 
-def record_snapshot(snap: dict[str, Any], path: Path | None = None) -> str | None:
+def record_snapshot(snap: Snapshot, path: Path | None = None) -> str | None:
     """Add (or replace) this run's rows; returns a warning line on failure, None when recorded.
 
     Only models that were tested get a row. Never raises for a database problem.
@@ -248,12 +249,6 @@ def _add(into: dict[str, list[int]], pairs: dict[str, list[int]] | None) -> None
         row[1] += n
 
 
-def _rates(pairs: dict[str, list[int]], order: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
-    order = list(order)
-    names = [n for n in order if n in pairs] + sorted(n for n in pairs if n not in order)
-    return {n: cap_rate(*pairs[n]) for n in names}
-
-
 def _spread(values: list[tuple[float, int]]) -> dict[str, Any] | None:
     """Per-run medians (value, n) -> their range over runs; None when no run measured it."""
     if not values:
@@ -330,8 +325,8 @@ def profile(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "request_errors": cap_rate(*main.get("request_errors", [0, 0])),
         "tool_calling": {
             "overall": cap_rate(*sums["tool"]["overall"]),
-            "by_kind": _rates(sums["tool_kind"], KINDS),
-            "by_mode": _rates(sums["tool_mode"], TOOL_MODES),
+            "by_kind": rates(sums["tool_kind"], KINDS),
+            "by_mode": rates(sums["tool_mode"], TOOL_MODES),
             "request_failed": tool_req_failed,
         }
         if measured["tool"]
@@ -339,7 +334,7 @@ def profile(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "structured_output": {
             "parsed": cap_rate(*sums["so"]["parsed"]),
             "schema_valid": cap_rate(*sums["so"]["schema_valid"]),
-            "by_mode": _rates(sums["so_mode"], SO_MODES),
+            "by_mode": rates(sums["so_mode"], SO_MODES),
             "failures": dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))),
             "request_failed": so_req_failed,
         }

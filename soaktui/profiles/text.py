@@ -12,6 +12,7 @@ from typing import Any
 
 from soaktui.report.capabilities import KIND_LABELS
 from soaktui.report.cells import NA, num
+from soaktui.report.snapshot import SampledRate
 from soaktui.stats import compact_rate
 
 MAX_RUN_IDS = 6  # run ids listed per model in the overview (all of them with MODEL or --json)
@@ -110,7 +111,7 @@ def format_list(profiles: dict[str, dict[str, Any]], path: Path) -> str:
     return "\n".join(lines)
 
 
-def _by(rates: dict[str, dict[str, Any]], labels: dict[str, str] | None = None) -> str:
+def _by(rates: dict[str, SampledRate], labels: dict[str, str] | None = None) -> str:
     return ", ".join(f"{(labels or {}).get(k, k)} {compact_rate(r)}" for k, r in rates.items())
 
 

@@ -51,7 +51,7 @@ _CONTEXT_OVERFLOW = re.compile(
 
 def is_context_overflow(text: str | None) -> bool:
     """True when a server's error text says the request does not fit the context window."""
-    return bool(text) and _CONTEXT_OVERFLOW.search(text) is not None
+    return text is not None and _CONTEXT_OVERFLOW.search(text) is not None
 
 
 def _error_class(message: str | None) -> str:

@@ -43,6 +43,11 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object as it is; anything else (missing, null, a list) as an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _dicts(value: Any) -> list[dict]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
@@ -115,7 +120,7 @@ def parse_lmstudio_v1(items: list[dict], provider: str) -> list[ModelInfo]:
             _set(m, "loaded", bool(instances), f"{src} loaded_instances")
         loaded_ctx = None
         for inst in instances:
-            cfg = inst.get("config") if isinstance(inst.get("config"), dict) else {}
+            cfg = _obj(inst.get("config"))
             loaded_ctx = _int(cfg.get("context_length"))
             if loaded_ctx:
                 break
@@ -272,14 +277,14 @@ def parse_ollama(
             continue
         m = ModelInfo(id=name, provider=provider)
         _set(m, "size_bytes", _int(it.get("size")), "/api/tags size")
-        details = it.get("details") if isinstance(it.get("details"), dict) else {}
-        show = shows.get(name) if isinstance(shows.get(name), dict) else {}
+        details = _obj(it.get("details"))
+        show = _obj(shows.get(name))
         if isinstance(show.get("details"), dict):
             details = {**details, **{k: v for k, v in show["details"].items() if v not in (None, "")}}
             dsrc = "/api/show details"
         else:
             dsrc = "/api/tags details"
-        info = show.get("model_info") if isinstance(show.get("model_info"), dict) else {}
+        info = _obj(show.get("model_info"))
         count = _int(info.get("general.parameter_count"))
         if count:
             _set(m, "params_b", round(count / 1e9, 3), "/api/show model_info.general.parameter_count")
@@ -326,6 +331,7 @@ def parse_ollama(
         elif not m.cloud:  # a cloud model runs at ollama.com's context, not this server's default
             params_text = show.get("parameters")
             hit = _NUM_CTX_RE.search(params_text) if isinstance(params_text, str) else None
+            usable: int | None
             if hit:
                 usable, src = int(hit.group(1)), "/api/show parameters num_ctx"
             else:
@@ -388,8 +394,8 @@ def parse_llamacpp(
         mine = mine if isinstance(mine, dict) else {}
         psrc = "/props?model=" if props_by_id and mid in props_by_id else "/props"
         n_ctx = llamacpp_props_facts(mine).get("n_ctx")
-        caps = mine.get("chat_template_caps") if isinstance(mine.get("chat_template_caps"), dict) else {}
-        modalities = mine.get("modalities") if isinstance(mine.get("modalities"), dict) else {}
+        caps = _obj(mine.get("chat_template_caps"))
+        modalities = _obj(mine.get("modalities"))
         m = ModelInfo(id=mid, provider=provider, type="unknown")
         meta = it.get("meta") if isinstance(it.get("meta"), dict) else None
         if meta is not None:
@@ -415,7 +421,7 @@ def parse_llamacpp(
             _set(m, "loaded", state == "loaded", f"{src} status")
         elif meta is not None:
             _set(m, "loaded", True, f"{src} meta (present once the model is loaded)")
-        arch = it.get("architecture") if isinstance(it.get("architecture"), dict) else {}
+        arch = _obj(it.get("architecture"))
         inputs = arch.get("input_modalities")
         if isinstance(inputs, list) and "image" in inputs:
             m.type = "vlm"

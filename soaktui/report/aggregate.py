@@ -11,7 +11,7 @@ whose fields have the wrong types is counted as malformed and skipped; unknown k
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from soaktui.report import rankings
 from soaktui.report.capabilities import CapabilityReducer
@@ -24,6 +24,9 @@ from soaktui.report.folds.requests import RequestFold
 from soaktui.report.folds.run import RunFold
 from soaktui.report.folds.scaling import CONTEXT_ORDER, ConcurrencyFold, ContextFold
 from soaktui.report.folds.server_truth import ServerTruthFold
+from soaktui.report.snapshot import Snapshot, Totals
+
+T = TypeVar("T")
 
 DEFINITIONS = {
     "e2e_ms": "request sent -> response complete, successful requests only",
@@ -176,10 +179,10 @@ class RunAggregate:
             return learned["context_length"]
         return info.get("context_length") if info else None
 
-    def _in_order(self, by_model: dict[str, Any]) -> dict[str, Any]:
+    def _in_order(self, by_model: dict[str, T]) -> dict[str, T]:
         return {k: by_model[k] for k in self.run.order(by_model) if k in by_model}
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         """The report data: plain dicts, lists, numbers and strings (JSON-able)."""
         self.requests.sort()
         run = self.run
@@ -195,9 +198,19 @@ class RunAggregate:
             elapsed_s=self.elapsed_s(),
             max_rss=self.control.max_rss,
         )
-        totals = {"events": self.events, "malformed_events": self.malformed, "kinds": self.kinds()}
-        totals.update(self.requests.totals())
-        snap: dict[str, Any] = {
+        totals: Totals = {
+            **self.requests.totals(),
+            "events": self.events,
+            "malformed_events": self.malformed,
+            "kinds": self.kinds(),
+        }
+        ranks, recommendations = rankings.rank(
+            models,
+            min_requests=self.min_requests,
+            min_tests=self.min_tests,
+            capabilities=capabilities["models"],
+        )
+        return {
             "schema": 1,
             "run": header,
             "totals": totals,
@@ -209,16 +222,11 @@ class RunAggregate:
             "failover": self.failover.snapshot(),
             "control": self.control.snapshot(self._last_mono, self._last_t),
             "hardware": self.hardware.snapshot((run.finished or {}).get("t", self._last_t)),
-            "server_truth": self.truth.snapshot({k: (m.get("ttft_ms") or {}).get("p50") for k, m in models.items()}),
+            "server_truth": self.truth.snapshot({k: m["ttft_ms"]["p50"] for k, m in models.items()}),
             "definitions": dict(DEFINITIONS),
+            "rankings": ranks,
+            "recommendations": recommendations,
         }
-        snap["rankings"], snap["recommendations"] = rankings.rank(
-            models,
-            min_requests=self.min_requests,
-            min_tests=self.min_tests,
-            capabilities=capabilities["models"],
-        )
-        return snap
 
 
 def fold(events: Iterable[dict[str, Any]], **kwargs: Any) -> RunAggregate:

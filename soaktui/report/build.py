@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from soaktui.log import rundir
 from soaktui.log.reader import ReadStats, iter_events
@@ -15,9 +14,10 @@ from soaktui.report.aggregate import RunAggregate
 from soaktui.report.atomic import atomic_write_bytes
 from soaktui.report.jsonout import render_json
 from soaktui.report.markdown import render_markdown
+from soaktui.report.snapshot import Snapshot, log_stats
 
 
-def build_report(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], ReadStats]:
+def build_report(run_dir: str | os.PathLike[str]) -> tuple[Snapshot, ReadStats]:
     """Fold `run_dir/events.jsonl` into a snapshot; the read statistics go into snapshot["log"] too.
 
     Raises FileNotFoundError when the run directory has no event log.
@@ -28,11 +28,11 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], ReadS
     for ev in iter_events(Path(run_dir) / rundir.EVENTS, stats):
         feed(ev)
     snap = agg.snapshot()
-    snap["log"] = stats.as_dict()
+    snap["log"] = log_stats(stats)
     return snap, stats
 
 
-def write_report_files(run_dir: str | os.PathLike[str], snap: dict[str, Any]) -> list[Path]:
+def write_report_files(run_dir: str | os.PathLike[str], snap: Snapshot) -> list[Path]:
     """Write final_report.md and report.json for `snap` into `run_dir`, each atomically."""
     run_dir = Path(run_dir)
     return [

@@ -25,8 +25,19 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from soaktui import errors
-from soaktui.report.folds.common import model_key
-from soaktui.stats import SMALL_SAMPLE, bounded_inc, bounded_tally, rate
+from soaktui.report.folds.common import is_cancelled, model_key
+from soaktui.report.snapshot import (
+    Capabilities,
+    CapabilityRow,
+    ContextRow,
+    LargeContextCapability,
+    ModelProfile,
+    PromptChecks,
+    SampledRate,
+    StructuredOutput,
+    ToolCalling,
+)
+from soaktui.stats import SMALL_SAMPLE, Describe, bounded_inc, bounded_tally, rate
 
 TOOL_SCENARIO = "tool_calling"
 SO_SCENARIO = "structured_output"
@@ -64,21 +75,20 @@ DEFINITIONS = {
 }
 
 
-def cap_rate(k: int, n: int) -> dict[str, Any]:
+def cap_rate(k: int, n: int) -> SampledRate:
     """`stats.rate` marked as a small sample when 0 < n < SMALL_SAMPLE."""
-    r = rate(k, n)
-    r["small_sample"] = 0 < n < SMALL_SAMPLE
-    return r
+    return {**rate(k, n), "small_sample": 0 < n < SMALL_SAMPLE}
 
 
 def _tally(pairs: dict[str, list[int]], name: str, ok: bool) -> None:
     bounded_tally(pairs, name, ok, MAX_NAMES)
 
 
-def _rates(pairs: dict[str, list[int]], order: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """{name: cap_rate} with the names of `order` first, then the rest sorted."""
+def rates(pairs: dict[str, list[int]], order: tuple[str, ...] = ()) -> dict[str, SampledRate]:
+    """{name: cap_rate} of [k, n] tallies, the names of `order` first, then the rest sorted (the
+    model database rates its summed tallies the same way)."""
     names = [n for n in order if n in pairs] + sorted(n for n in pairs if n not in order)
-    return {n: cap_rate(pairs[n][1], pairs[n][0]) for n in names}
+    return {n: cap_rate(*pairs[n]) for n in names}
 
 
 def _ordered(counts: dict[str, int]) -> dict[str, int]:
@@ -109,7 +119,7 @@ class _Tools:
 
     def __init__(self) -> None:
         self.tests = self.request_failed = self.unscored = self.events = 0
-        self.overall = [0, 0]
+        self.overall = [0, 0]  # [correct, scored]
         self.kinds: dict[str, list[int]] = {}
         self.modes: dict[str, list[int]] = {}
         self.checks: dict[str, list[int]] = {}
@@ -128,8 +138,8 @@ class _Tools:
                 self.unscored += 1
                 return
             correct = verdict == "correct"
-        self.overall[0] += 1
-        self.overall[1] += correct
+        self.overall[0] += correct
+        self.overall[1] += 1
         _tally(self.kinds, str(m.get("prompt_kind") or "(unknown)"), correct)
         _tally(self.modes, str(m.get("mode") or "(unknown)"), correct)
         bounded_inc(self.verdicts, str(verdict or ("correct" if correct else "(no verdict)")), MAX_NAMES)
@@ -140,16 +150,16 @@ class _Tools:
                 if type(passed) is bool:
                     _tally(self.checks, str(name), passed)
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> ToolCalling:
         return {
             "tests": self.tests,
-            "scored": self.overall[0],
+            "scored": self.overall[1],
             "request_failed": self.request_failed,
             "unscored": self.unscored,
-            "overall": cap_rate(self.overall[1], self.overall[0]),
-            "by_kind": _rates(self.kinds, KINDS),
-            "by_mode": _rates(self.modes, TOOL_MODES),
-            "checks": _rates(self.checks),
+            "overall": cap_rate(*self.overall),
+            "by_kind": rates(self.kinds, KINDS),
+            "by_mode": rates(self.modes, TOOL_MODES),
+            "checks": rates(self.checks),
             "verdicts": _ordered(self.verdicts),
             "formats": _ordered(self.formats),
             "tool_call_events": self.events,
@@ -196,7 +206,7 @@ class _Structured:
             if path and len(self.examples) < MAX_EXAMPLES and path not in self.examples:
                 self.examples.append(path)
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> StructuredOutput:
         return {
             "tests": self.tests,
             "scored": self.scored,
@@ -204,7 +214,7 @@ class _Structured:
             "unscored": self.unscored,
             "parsed": cap_rate(self.parsed, self.scored),
             "schema_valid": cap_rate(self.valid, self.scored),
-            "by_mode": _rates(self.modes, SO_MODES),
+            "by_mode": rates(self.modes, SO_MODES),
             "failures": _ordered(self.failures),
             "error_examples": list(self.examples),
         }
@@ -215,7 +225,7 @@ class _Checks:
 
     def __init__(self) -> None:
         self.tests = self.request_failed = self.no_checks = 0
-        self.passed = [0, 0]
+        self.passed = [0, 0]  # [passed every check, had checks]
         self.by_check: dict[str, list[int]] = {}
 
     def add(self, m: dict[str, Any], error_class: Any) -> None:
@@ -232,17 +242,17 @@ class _Checks:
             ok = passed is True
             all_ok = all_ok and ok
             _tally(self.by_check, str(name), ok)
-        self.passed[0] += 1
-        self.passed[1] += all_ok
+        self.passed[0] += all_ok
+        self.passed[1] += 1
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> PromptChecks:
         return {
             "tests": self.tests,
-            "with_checks": self.passed[0],
+            "with_checks": self.passed[1],
             "without_checks": self.no_checks,
             "request_failed": self.request_failed,
-            "passed": cap_rate(self.passed[1], self.passed[0]),
-            "by_check": _rates(self.by_check),
+            "passed": cap_rate(*self.passed),
+            "by_check": rates(self.by_check),
         }
 
 
@@ -265,7 +275,7 @@ class CapabilityReducer:
 
     def feed_result(self, ev: dict[str, Any]) -> None:
         scenario = ev.get("scenario")
-        if scenario in SCENARIOS and ev.get("error_class") != "cancelled":
+        if scenario in SCENARIOS and not is_cancelled(ev):
             self.on_result(model_key(ev.get("provider"), ev.get("model")), scenario, ev)
 
     def feed_tool_call(self, ev: dict[str, Any]) -> None:
@@ -305,17 +315,17 @@ class CapabilityReducer:
 
     def matrix(
         self,
-        models: dict[str, dict[str, Any]],
-        streaming_ttft: dict[str, dict[str, Any]],
-        context: dict[str, list[dict[str, Any]]],
-    ) -> dict[str, Any]:
+        models: dict[str, ModelProfile],
+        streaming_ttft: dict[str, Describe],
+        context: dict[str, list[ContextRow]],
+    ) -> Capabilities:
         """The capability matrix of the models that were tested, in `models` order.
 
         `models` is RunAggregate's per-model profiles, `streaming_ttft` its TTFT description of each
         model's streaming-scenario requests, `context` its large_context rows (scaling.context).
         A capability that was not measured for a model is None, never 0.
         """
-        rows: dict[str, Any] = {}
+        rows: dict[str, CapabilityRow] = {}
         for key, prof in models.items():
             req_total = prof["requests_ok"] + prof["requests_failed"]
             if not (prof["tests"] or req_total):
@@ -327,7 +337,7 @@ class CapabilityReducer:
                 "tool_calling": c.tools.figures() if c.tools is not None else None,
                 "structured_output": c.structured.figures() if c.structured is not None else None,
                 "prompt_checks": c.checks.figures() if c.checks is not None else None,
-                "streaming_ttft_ms": {k: ttft[k] for k in ("n", "p50", "p95")}
+                "streaming_ttft_ms": {"n": ttft["n"], "p50": ttft["p50"], "p95": ttft["p95"]}
                 if ttft and ttft["n"]
                 else None,
                 "gen_tps": {"n": gen["n"], "p50": gen["p50"]} if gen["n"] else None,
@@ -340,12 +350,12 @@ class CapabilityReducer:
         return {"models": rows, "definitions": dict(DEFINITIONS), "small_sample_below": SMALL_SAMPLE}
 
 
-def context_reached(rows: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+def context_reached(rows: list[ContextRow] | None) -> LargeContextCapability | None:
     """From one model's large_context rows (in bucket order): how far it got, and the evidence."""
     if not rows:
         return None
     reached = [r for r in rows if r["requests_ok"] and r["bucket"] != "unknown"]
-    tokens = [r["max_prompt_tokens_ok"] for r in rows if r.get("max_prompt_tokens_ok") is not None]
+    tokens = [t for r in rows if (t := r["max_prompt_tokens_ok"]) is not None]
     return {
         "max_prompt_tokens": max(tokens) if tokens else None,
         "bucket": reached[-1]["bucket"] if reached else None,
@@ -355,4 +365,4 @@ def context_reached(rows: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     }
 
 
-__all__ = ["KINDS", "KIND_LABELS", "SCENARIOS", "CapabilityReducer", "cap_rate", "context_reached"]
+__all__ = ["KINDS", "KIND_LABELS", "SCENARIOS", "CapabilityReducer", "cap_rate", "context_reached", "rates"]

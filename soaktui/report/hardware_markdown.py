@@ -14,6 +14,7 @@ from typing import Any
 
 from soaktui.report.cells import NA, num, table
 from soaktui.report.cells import duration as _dur
+from soaktui.report.snapshot import Hardware, ModelEnergy
 
 CHART_W, CHART_H = 100, 18
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -36,7 +37,7 @@ def _times(n: int) -> str:
     return "once" if n == 1 else f"{n:,} times"
 
 
-def unavailable_text(hw: dict[str, Any], family: str) -> str:
+def unavailable_text(hw: Hardware, family: str) -> str:
     """ "unavailable (why)", or a plain "not reported" when the sampler gave no reason."""
     why = hw["families"][family]["unavailable"]
     return f"unavailable ({why})" if why else "not reported by the sampler"
@@ -69,7 +70,9 @@ def text_chart(
 
     side is "left" or "right" (a second y axis). None when no series has two points.
     """
-    from plotext._figure import _figure_class as Figure  # a private figure: no global plotext state
+    from plotext._figure import (  # type: ignore[import-untyped]  # plotext ships no types
+        _figure_class as Figure,  # a private figure: no global plotext state
+    )
 
     fig = Figure()
     fig.plot_size(width, height)
@@ -83,7 +86,7 @@ def text_chart(
     return "\n".join(line.rstrip() for line in text.splitlines())
 
 
-def _charts(hw: dict[str, Any]) -> list[str]:
+def _charts(hw: Hardware) -> list[str]:
     s = hw.get("series")
     if not s or not s["minutes"]:
         return []
@@ -123,7 +126,7 @@ def _charts(hw: dict[str, Any]) -> list[str]:
     return out
 
 
-def _readings(hw: dict[str, Any]) -> list[str]:
+def _readings(hw: Hardware) -> list[str]:
     rows = []
     for fam, label in FAMILY_LABELS.items():
         f = hw["families"][fam]
@@ -143,7 +146,7 @@ def _readings(hw: dict[str, Any]) -> list[str]:
     return [head + ".", ""] + table(["reading", "what the machine gave"], rows)
 
 
-def _limits(hw: dict[str, Any]) -> list[str]:
+def _limits(hw: Hardware) -> list[str]:
     lim, temps, sus = hw["limits"], hw["temperatures"], hw["sustained"]
     out = ["### Thermal limits for continuous operation", ""]
     if not sus["readings_known"]:
@@ -155,7 +158,7 @@ def _limits(hw: dict[str, Any]) -> list[str]:
         ]
     else:
         out += [verdict(hw), ""]
-    rows = []
+    rows: list[list[Any]] = []
     for fam, label in (("cpu", "CPU"), ("gpu", "GPU")):
         d = temps[fam]
         if not d["n"]:
@@ -191,25 +194,24 @@ def _limits(hw: dict[str, Any]) -> list[str]:
     if pr["time_s"]:
         out += [f"Thermal pressure (limit {pr['limit']}):", ""]
         out += table(["level", "time"], [[k, _dur(v)] for k, v in pr["time_s"].items()])
-    rows = []
-    for key, label, unit, family, nd in (
-        ("power_w", "power", " W", "power", 1),
-        ("fan_rpm", "fan", " rpm", "fans", 0),
+    readings: list[list[Any]] = []
+    for hist, label, unit, family, nd in (
+        (hw["power_w"], "power", " W", "power", 1),
+        (hw["fan_rpm"], "fan", " rpm", "fans", 0),
     ):
-        d = hw[key]
-        if d["n"]:
-            rows.append(
+        if hist["n"]:
+            readings.append(
                 [
                     label,
-                    _num(d["peak"], nd, unit),
-                    _num(d["p95"], nd, unit),
-                    _num(d["mean"], nd, unit),
-                    num(d["n"]),
+                    _num(hist["peak"], nd, unit),
+                    _num(hist["p95"], nd, unit),
+                    _num(hist["mean"], nd, unit),
+                    num(hist["n"]),
                 ]
             )
         else:
-            rows.append([label, unavailable_text(hw, family), "", "", 0])
-    out += table(["reading", "peak", "p95", "mean", "readings"], rows)
+            readings.append([label, unavailable_text(hw, family), "", "", 0])
+    out += table(["reading", "peak", "p95", "mean", "readings"], readings)
     out += [
         f"Limits ({hw['limits_source']}): CPU {lim['cpu_temp_limit_c']:g} °C, GPU {lim['gpu_temp_limit_c']:g} °C, "
         f"pause at limit + {lim['pause_margin_c']:g} °C, back under limit - {lim['hysteresis_c']:g} °C, "
@@ -220,7 +222,7 @@ def _limits(hw: dict[str, Any]) -> list[str]:
     return out
 
 
-def verdict(hw: dict[str, Any], bold: str = "**") -> str:
+def verdict(hw: Hardware, bold: str = "**") -> str:
     """How the machine held up over the run, in one sentence (`bold` marks the key figures)."""
     sus, guard = hw["sustained"], hw["guard"]
     duty = sus["run_duty_pct"]
@@ -255,7 +257,7 @@ def verdict(hw: dict[str, Any], bold: str = "**") -> str:
     return "; ".join(parts) + "."
 
 
-def _guard(hw: dict[str, Any]) -> list[str]:
+def _guard(hw: Hardware) -> list[str]:
     g = hw["guard"]
     out = ["### Thermal guard", ""]
     if not g["enabled"]:
@@ -289,7 +291,7 @@ def _clock(t: Any) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
-def _throttling(hw: dict[str, Any]) -> list[str]:
+def _throttling(hw: Hardware) -> list[str]:
     out = ["### Throttling", ""]
     gt = hw["gpu_throttle"]
     if gt:
@@ -317,7 +319,7 @@ def _throttling(hw: dict[str, Any]) -> list[str]:
     return out
 
 
-def _energy(hw: dict[str, Any]) -> list[str]:
+def _energy(hw: Hardware) -> list[str]:
     e = hw["energy"]
     out = ["### Energy per output token", "", f"Method: {hw['methods']['energy']}.", ""]
     if e["total_j"] is None:
@@ -343,7 +345,7 @@ def _energy(hw: dict[str, Any]) -> list[str]:
     return out
 
 
-def energy_cells(label: str, m: dict[str, Any]) -> list[str]:
+def energy_cells(label: str, m: ModelEnergy) -> list[str]:
     """One model's energy row: Wh, output tokens, J per token, mean W, tests with power / all."""
     return [
         label,
@@ -355,7 +357,7 @@ def energy_cells(label: str, m: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_hardware(hw: dict[str, Any] | None) -> list[str]:
+def render_hardware(hw: Hardware | None) -> list[str]:
     """The `## Hardware` section as Markdown lines."""
     out = ["## Hardware", ""]
     if not hw:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
+from soaktui.report.snapshot import Snapshot
 
-def render_json(snap: dict[str, Any]) -> bytes:
+
+def render_json(snap: Snapshot) -> bytes:
     """Pretty, key-sorted JSON bytes (ends with a newline). Non-string keys become strings."""
     return orjson.dumps(
         snap,

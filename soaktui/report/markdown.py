@@ -7,26 +7,28 @@ sample it is over (n=...), every rate with its counts and Wilson 95% interval.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from soaktui.report.aggregate import DEFINITIONS
 from soaktui.report.capabilities import KIND_LABELS, KINDS
 from soaktui.report.cells import NA, duration, num, table
 from soaktui.report.hardware_markdown import render_hardware
-from soaktui.stats import compact_rate
+from soaktui.report.snapshot import CapabilityRow, LargeContextCapability, ModelProfile, Run, Snapshot
+from soaktui.stats import Describe, compact_rate
 from soaktui.stats import format_rate as rate
 
 
-def _stat_row(label: str, over: str, d: dict[str, Any], nd: int = 1) -> list[Any]:
+def _stat_row(label: str, over: str, d: Describe, nd: int = 1) -> list[Any]:
     return [label, over, d["n"], num(d["mean"], nd), num(d["p50"], nd), num(d["p95"], nd), num(d["p99"], nd)]
 
 
 _STAT_HEADERS = ["figure", "over", "n", "mean", "p50", "p95", "p99"]
 
 
-def _header(snap: dict[str, Any]) -> list[str]:
+def _header(snap: Snapshot) -> list[str]:
     run = snap["run"]
-    log = snap.get("log") or {}
+    log = snap.get("log")
     out = [f"# soaktui report: {run['run_id'] or 'unknown run'}", ""]
     if run["ended_without_finishing"]:
         out += [
@@ -54,7 +56,7 @@ def _header(snap: dict[str, Any]) -> list[str]:
             )
         if log.get("torn_tail"):
             log_s += ", torn last line skipped"
-    rows = [
+    rows: list[list[Any]] = [
         ["Run id", run["run_id"]],
         ["Started", run["started_at"]],
         [
@@ -91,33 +93,34 @@ def _header(snap: dict[str, Any]) -> list[str]:
     if run["selected"]:
         out += ["### Models selected (rotation order)", ""]
         models = snap["models"]
-        rows = []
+        picked: list[list[Any]] = []
         for key in run["selected"]:
-            m = models.get(key, {})
-            rows.append(
-                [key, _size(m), num(m.get("context_trained")), num(m.get("context_length")), m.get("tests", 0)]
-            )
-        out += table(["model", "size", "trained context (tokens)", "runtime context (tokens)", "tests"], rows)
+            m = models.get(key)
+            if m is None:
+                picked.append([key, "unknown", NA, NA, 0])
+                continue
+            picked.append([key, _size(m), num(m["context_trained"]), num(m["context_length"]), m["tests"]])
+        out += table(["model", "size", "trained context (tokens)", "runtime context (tokens)", "tests"], picked)
     if run["excluded"]:
         out += ["### Models excluded", ""]
         out += table(["model", "reason"], [[e.get("model"), e.get("reason")] for e in run["excluded"]])
     return out
 
 
-def _planned(run: dict[str, Any]) -> str | None:
+def _planned(run: Run) -> str | None:
     if not run["run_started_seen"]:
         return None
     return duration(run["planned_duration_s"]) if run["planned_duration_s"] else "until stopped"
 
 
-def _size(m: dict[str, Any]) -> str:
+def _size(m: ModelProfile) -> str:
     gb = m.get("size_gb")
     if gb is None:
         return "unknown"
     return f"{gb:.2f} GB" + (" (estimated)" if m.get("size_estimated") else "")
 
 
-def _summary(snap: dict[str, Any]) -> list[str]:
+def _summary(snap: Snapshot) -> list[str]:
     t = snap["totals"]
     out = ["## Summary", ""]
     out += table(
@@ -165,7 +168,7 @@ SPEED_HEADERS = [
 ]
 
 
-def capability_cells(key: str, row: dict[str, Any]) -> list[str]:
+def capability_cells(key: str, row: CapabilityRow) -> list[str]:
     """One model's capability-table cells (CAPABILITY_HEADERS); the dashboard shows the same."""
     tc, so, pc = row["tool_calling"], row["structured_output"], row["prompt_checks"]
     kinds = tc["by_kind"] if tc else {}
@@ -182,7 +185,7 @@ def capability_cells(key: str, row: dict[str, Any]) -> list[str]:
     ]
 
 
-def speed_cells(key: str, row: dict[str, Any]) -> list[str]:
+def speed_cells(key: str, row: CapabilityRow) -> list[str]:
     """One model's speed / context / reliability cells (SPEED_HEADERS)."""
     t, g, rel = row["streaming_ttft_ms"], row["gen_tps"], row["reliability"]
     return [
@@ -195,7 +198,7 @@ def speed_cells(key: str, row: dict[str, Any]) -> list[str]:
     ]
 
 
-def _context_cell(c: dict[str, Any] | None) -> str:
+def _context_cell(c: LargeContextCapability | None) -> str:
     if c is None:
         return NA
     total = c["requests_ok"] + c["requests_failed"]
@@ -205,7 +208,7 @@ def _context_cell(c: dict[str, Any] | None) -> str:
     return f"{size} ({c['bucket'] or 'bucket unknown'}; {c['requests_ok']}/{total} ok)"
 
 
-def _capabilities(snap: dict[str, Any]) -> list[str]:
+def _capabilities(snap: Snapshot) -> list[str]:
     caps = snap["capabilities"]
     rows = caps["models"]
     out = ["## Capability matrix", ""]
@@ -258,7 +261,7 @@ def _capabilities(snap: dict[str, Any]) -> list[str]:
     return out
 
 
-def _rankings(snap: dict[str, Any]) -> list[str]:
+def _rankings(snap: Snapshot) -> list[str]:
     rk = snap["rankings"]
     mins = rk["min_samples"]
     out = ["## Rankings", ""]
@@ -334,17 +337,21 @@ def _rankings(snap: dict[str, Any]) -> list[str]:
     return out
 
 
-_PROFILE_FIGURES = [
-    ("end-to-end latency (ms)", "e2e_ms", "successful requests"),
-    ("time to first token (ms)", "ttft_ms", "successful streamed requests"),
-    ("inter-token latency (ms)", "itl_p50_ms", "median of per-request ITL p50, successful streamed requests"),
-    ("output tokens/s (generation phase)", "gen_tps", "successful streamed requests"),
-    ("output tokens/s (output / e2e)", "gen_tps_nonstream", "successful non-streamed requests"),
-    ("prompt tokens/s", "prompt_tps", "successful streamed requests with known prompt tokens"),
+_PROFILE_FIGURES: list[tuple[str, Callable[[ModelProfile], Describe], str]] = [
+    ("end-to-end latency (ms)", lambda m: m["e2e_ms"], "successful requests"),
+    ("time to first token (ms)", lambda m: m["ttft_ms"], "successful streamed requests"),
+    (
+        "inter-token latency (ms)",
+        lambda m: m["itl_p50_ms"],
+        "median of per-request ITL p50, successful streamed requests",
+    ),
+    ("output tokens/s (generation phase)", lambda m: m["gen_tps"], "successful streamed requests"),
+    ("output tokens/s (output / e2e)", lambda m: m["gen_tps_nonstream"], "successful non-streamed requests"),
+    ("prompt tokens/s", lambda m: m["prompt_tps"], "successful streamed requests with known prompt tokens"),
 ]
 
 
-def _profiles(snap: dict[str, Any]) -> list[str]:
+def _profiles(snap: Snapshot) -> list[str]:
     out = ["## Model profiles", ""]
     if not snap["models"]:
         return out + ["No model was tested.", ""]
@@ -360,7 +367,7 @@ def _profiles(snap: dict[str, Any]) -> list[str]:
         src = m["token_source"]
         info = m.get("info") or {}
         scen = ", ".join(f"{s} ({v['tests']})" for s, v in m["scenarios"].items() if v["tests"]) or None
-        rows = [
+        rows: list[list[Any]] = [
             ["Size", _size(m)],
             ["Parameters", f"{info['params_b']} B" if info.get("params_b") is not None else None],
             ["Quantization", info.get("quantization")],
@@ -380,7 +387,7 @@ def _profiles(snap: dict[str, Any]) -> list[str]:
         if m["errors"]:
             rows.append(["Failed requests by class", ", ".join(f"{c} {n}" for c, n in m["errors"].items())])
         out += table(["", ""], rows)
-        fig_rows = [_stat_row(label, over, m[name]) for label, name, over in _PROFILE_FIGURES if m[name]["n"]]
+        fig_rows = [_stat_row(label, over, d) for label, of, over in _PROFILE_FIGURES if (d := of(m))["n"]]
         if fig_rows:
             out += table(_STAT_HEADERS, fig_rows)
         else:
@@ -394,7 +401,7 @@ def _profiles(snap: dict[str, Any]) -> list[str]:
     return out
 
 
-def _scenarios(snap: dict[str, Any]) -> list[str]:
+def _scenarios(snap: Snapshot) -> list[str]:
     out = ["## Scenarios", ""]
     if not snap["scenarios"]:
         return out + ["No scenario ran.", ""]
@@ -430,7 +437,7 @@ def _scenarios(snap: dict[str, Any]) -> list[str]:
     return out
 
 
-def _errors(snap: dict[str, Any]) -> list[str]:
+def _errors(snap: Snapshot) -> list[str]:
     err = snap["errors"]
     out = ["## Errors by class", ""]
     if err["by_class"]:
@@ -458,7 +465,7 @@ def _errors(snap: dict[str, Any]) -> list[str]:
     return out
 
 
-def _ms_cell(d: dict[str, Any] | None) -> str:
+def _ms_cell(d: Describe | None) -> str:
     """p50 (max) in ms, or n/a."""
     if not d or not d.get("n"):
         return NA
@@ -471,7 +478,7 @@ def _clock(t: Any) -> str:
     return NA if t is None else datetime.fromtimestamp(float(t)).strftime("%H:%M:%S")
 
 
-def _server_truth(snap: dict[str, Any]) -> list[str]:
+def _server_truth(snap: Snapshot) -> list[str]:
     truth = snap.get("server_truth") or {}
     out = ["## What the servers hid", ""]
     out += [
@@ -524,18 +531,18 @@ def _server_truth(snap: dict[str, Any]) -> list[str]:
         ],
         rows,
     )
-    events = []
+    events: list[tuple[float, str]] = []
     for key, t in truth.items():
         for ex in t["stalls"]["examples"]:
             gap = ex.get("max_gap_ms")
             gap_s = NA if gap is None else f"{gap / 1000:.1f} s"
             events.append((ex.get("t") or 0, f"{_clock(ex.get('t'))} {key}: stream stalled {gap_s} ({ex.get('scenario')})"))
-        for ex in t["prompt_truncated"]["examples"]:
+        for cut_ex in t["prompt_truncated"]["examples"]:
             events.append(
                 (
-                    ex.get("t") or 0,
-                    f"{_clock(ex.get('t'))} {key}: prompt cut to {num(ex.get('prompt_tokens'))} tokens "
-                    f"(at least {num(ex.get('prompt_tokens_floor'))} sent; {ex.get('scenario')})",
+                    cut_ex.get("t") or 0,
+                    f"{_clock(cut_ex.get('t'))} {key}: prompt cut to {num(cut_ex.get('prompt_tokens'))} tokens "
+                    f"(at least {num(cut_ex.get('prompt_tokens_floor'))} sent; {cut_ex.get('scenario')})",
                 )
             )
     if events:
@@ -545,7 +552,7 @@ def _server_truth(snap: dict[str, Any]) -> list[str]:
     return out
 
 
-def _scaling(snap: dict[str, Any]) -> list[str]:
+def _scaling(snap: Snapshot) -> list[str]:
     out = ["## Scaling", ""]
     conc = snap["scaling"]["concurrency"]
     out += ["### Concurrency (concurrent_load)", "", DEFINITIONS["concurrency"] + ".", ""]
@@ -578,7 +585,7 @@ def _scaling(snap: dict[str, Any]) -> list[str]:
     out += ["### Context size (large_context)", "", DEFINITIONS["context"] + ".", ""]
     if not ctx:
         out += ["No large_context request ran.", ""]
-    for key, rows in ctx.items():
+    for key, buckets in ctx.items():
         out += [f"**{key}**", ""]
         out += table(
             [
@@ -597,13 +604,13 @@ def _scaling(snap: dict[str, Any]) -> list[str]:
                     f"{num(r['ttft_ms']['p50'])} (n={r['ttft_ms']['n']})",
                     f"{num(r['prompt_tps']['p50'])} (n={r['prompt_tps']['n']})",
                 ]
-                for r in rows
+                for r in buckets
             ],
         )
     return out
 
 
-def _failover(snap: dict[str, Any]) -> list[str]:
+def _failover(snap: Snapshot) -> list[str]:
     out = ["## Failover and recovery", ""]
     fo = snap["failover"]
     if not fo:
@@ -637,10 +644,10 @@ def _failover(snap: dict[str, Any]) -> list[str]:
     return out
 
 
-def _control(snap: dict[str, Any]) -> list[str]:
+def _control(snap: Snapshot) -> list[str]:
     c = snap["control"]
     last = c["throttle_last"]
-    rows = [
+    rows: list[list[Any]] = [
         ["Throttle at start", f"{c['throttle_start_pct']}%" if c["throttle_start_pct"] is not None else None],
         ["Throttle changes", c["throttle_changes"]],
         [
@@ -658,18 +665,18 @@ def _control(snap: dict[str, Any]) -> list[str]:
     return ["## Throttle, pauses and commands", ""] + table(["", ""], rows)
 
 
-def _hardware(snap: dict[str, Any]) -> list[str]:
+def _hardware(snap: Snapshot) -> list[str]:
     return render_hardware(snap.get("hardware"))
 
 
-def _definitions(snap: dict[str, Any]) -> list[str]:
+def _definitions(snap: Snapshot) -> list[str]:
     out = ["## Definitions", ""]
     out += [f"- `{k}`: {v}." for k, v in snap["definitions"].items()]
     out += ["- n/a: not measured (never shown as 0).", ""]
     return out
 
 
-def render_markdown(snap: dict[str, Any]) -> str:
+def render_markdown(snap: Snapshot) -> str:
     """The whole report as Markdown text."""
     parts = (
         _header,

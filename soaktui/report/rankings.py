@@ -21,16 +21,41 @@ short of a capability ranking, and a model never tested for a capability is not 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
 
 from soaktui.report.capabilities import KIND_LABELS
+from soaktui.report.snapshot import (
+    BalancePick,
+    CapabilityPick,
+    CapabilityRanking,
+    CapabilityRow,
+    Insufficient,
+    ModelProfile,
+    Rankings,
+    Recommendation,
+    ReliabilityPick,
+    SampledRate,
+    ThroughputPick,
+)
 from soaktui.stats import format_rate, lower_bound
 
 # capability name -> (label, which rate of the matrix row, what the rate counts)
-RATE_CAPABILITIES = {
-    "tool_calling": ("tool calling", ("tool_calling", "overall"), "tool calls correct"),
-    "structured_output": ("structured output", ("structured_output", "schema_valid"), "schema-valid answers"),
-    "prompt_checks": ("prompt checks", ("prompt_checks", "passed"), "prompts passing their checks"),
+RATE_CAPABILITIES: dict[str, tuple[str, Callable[[CapabilityRow], SampledRate | None], str]] = {
+    "tool_calling": (
+        "tool calling",
+        lambda row: tc["overall"] if (tc := row["tool_calling"]) else None,
+        "tool calls correct",
+    ),
+    "structured_output": (
+        "structured output",
+        lambda row: so["schema_valid"] if (so := row["structured_output"]) else None,
+        "schema-valid answers",
+    ),
+    "prompt_checks": (
+        "prompt checks",
+        lambda row: pc["passed"] if (pc := row["prompt_checks"]) else None,
+        "prompts passing their checks",
+    ),
 }
 BALANCE_RULE = (
     "geometric mean of speed (median tokens/s / best median tokens/s), reliability (Wilson 95% lower "
@@ -40,26 +65,27 @@ BALANCE_RULE = (
 )
 
 
-def _rate_of(row: dict[str, Any] | None, path: tuple[str, str]) -> dict[str, Any] | None:
-    part = (row or {}).get(path[0])
-    return part.get(path[1]) if part else None
+def _rate_of(row: CapabilityRow | None, name: str) -> SampledRate | None:
+    return RATE_CAPABILITIES[name][1](row) if row is not None else None
 
 
 def _capability_rankings(
-    caps: dict[str, dict[str, Any]], *, min_requests: int, min_tests: int
-) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name, (label, path, counts) in RATE_CAPABILITIES.items():
-        ranked, short = [], []
+    caps: dict[str, CapabilityRow], *, min_requests: int, min_tests: int
+) -> dict[str, CapabilityRanking]:
+    out: dict[str, CapabilityRanking] = {}
+    for name, (label, _, counts) in RATE_CAPABILITIES.items():
+        scored: list[tuple[float, int, str, SampledRate]] = []
+        short: list[Insufficient] = []
         for key, row in caps.items():
-            r = _rate_of(row, path)
+            r = _rate_of(row, name)
             if not r or not r["n"]:
                 continue
             if r["n"] >= min_tests:
-                ranked.append({"model": key, "rate": r, "score": lower_bound(r)})
+                scored.append((lower_bound(r) or 0.0, r["n"], key, r))  # n > 0: the bound exists
             else:
                 short.append({"model": key, "n": r["n"]})
-        ranked.sort(key=lambda e: (-e["score"], -e["rate"]["n"], e["model"]))
+        scored.sort(key=lambda e: (-e[0], -e[1], e[2]))
+        ranked: list[CapabilityPick] = [{"model": key, "rate": r, "score": lb} for lb, _, key, r in scored]
         out[name] = {
             "title": label.capitalize(),
             "rule": f"lower bound of the Wilson 95% interval of {counts}",
@@ -68,16 +94,17 @@ def _capability_rankings(
             "ranked": ranked,
             "insufficient": short,
         }
-    ttft, ttft_short = [], []
+    ttft: list[CapabilityPick] = []
+    ttft_short: list[Insufficient] = []
     for key, row in caps.items():
-        t = row.get("streaming_ttft_ms")
+        t = row["streaming_ttft_ms"]
         if not t:
             continue
         if t["n"] >= min_requests:
             ttft.append({"model": key, "p50_ms": t["p50"], "p95_ms": t["p95"], "n": t["n"]})
         else:
             ttft_short.append({"model": key, "n": t["n"]})
-    ttft.sort(key=lambda e: (e["p50_ms"], e["model"]))
+    ttft.sort(key=lambda e: (e.get("p50_ms") or 0.0, e["model"]))  # n > 0: p50 exists
     out["streaming_ttft"] = {
         "title": "Streaming TTFT",
         "rule": "median TTFT of successful streaming-scenario requests, lower first",
@@ -86,14 +113,14 @@ def _capability_rankings(
         "ranked": ttft,
         "insufficient": ttft_short,
     }
-    ctx = []
+    ctx: list[CapabilityPick] = []
     for key, row in caps.items():
-        c = row.get("large_context")
+        c = row["large_context"]
         if c and c["max_prompt_tokens"] is not None:
             ctx.append(
                 {"model": key, "max_prompt_tokens": c["max_prompt_tokens"], "requests_ok": c["requests_ok"]}
             )
-    ctx.sort(key=lambda e: (-e["max_prompt_tokens"], e["model"]))
+    ctx.sort(key=lambda e: (-e.get("max_prompt_tokens", 0), e["model"]))
     out["large_context"] = {
         "title": "Large context",
         "rule": "largest prompt (server-reported tokens) answered successfully",
@@ -105,8 +132,10 @@ def _capability_rankings(
     return out
 
 
-def _tool_evidence(row: dict[str, Any]) -> str:
+def _tool_evidence(row: CapabilityRow) -> str:
     tc = row["tool_calling"]
+    if tc is None:
+        return "no tool_calling test"
     parts = [f"tool calls correct {format_rate(tc['overall'])}"]
     kinds = ", ".join(f"{KIND_LABELS.get(k, k)} {r['k']}/{r['n']}" for k, r in tc["by_kind"].items())
     modes = ", ".join(f"{m} {r['k']}/{r['n']}" for m, r in tc["by_mode"].items())
@@ -118,11 +147,11 @@ def _tool_evidence(row: dict[str, Any]) -> str:
 
 
 def _balance(
-    thr: list[dict[str, Any]],
-    rel: list[dict[str, Any]],
-    cap_ranks: dict[str, dict[str, Any]],
-    caps: dict[str, dict[str, Any]],
-) -> list[dict[str, Any]]:
+    thr: list[ThroughputPick],
+    rel: list[ReliabilityPick],
+    cap_ranks: dict[str, CapabilityRanking],
+    caps: dict[str, CapabilityRow],
+) -> list[BalancePick]:
     """Every qualifying model's balance score with its parts, best first (see the module docstring)."""
     if not thr or not thr[0]["median_gen_tps"]:
         return []
@@ -130,12 +159,15 @@ def _balance(
     rel_by = {r["model"]: r for r in rel}
     # the capability parts the score uses: those that ranked at least one model in this run
     used = [name for name in RATE_CAPABILITIES if cap_ranks[name]["ranked"]]
-    out = []
+    out: list[BalancePick] = []
     for r in thr:
         key = r["model"]
         q = rel_by.get(key)
-        rates = {name: _rate_of(caps.get(key), RATE_CAPABILITIES[name][1]) for name in used}
-        if q is None or any(not x or not x["n"] for x in rates.values()):
+        rates = {name: _rate_of(caps.get(key), name) for name in used}
+        if q is None:
+            continue
+        present = {name: x for name, x in rates.items() if x and x["n"]}
+        if len(present) < len(rates):
             continue
         speed = r["median_gen_tps"] / top_tps
         parts = {"speed": round(speed, 4), "reliability": q["score"]}
@@ -143,7 +175,7 @@ def _balance(
             f"speed {speed:.2f} (median {r['median_gen_tps']:.1f} tokens/s, n={r['n']})",
             f"reliability {q['score']:.2f} (tests {q['success']['k']}/{q['success']['n']})",
         ]
-        for name, x in rates.items():
+        for name, x in present.items():
             lb = lower_bound(x) or 0.0
             parts[name] = lb
             words.append(f"{RATE_CAPABILITIES[name][0]} {lb:.2f} ({x['k']}/{x['n']})")
@@ -154,15 +186,18 @@ def _balance(
 
 
 def rank(
-    models: dict[str, dict[str, Any]],
+    models: dict[str, ModelProfile],
     *,
     min_requests: int,
     min_tests: int,
-    capabilities: dict[str, dict[str, Any]] | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    capabilities: dict[str, CapabilityRow] | None = None,
+) -> tuple[Rankings, list[Recommendation]]:
     """(rankings, recommendations) from the per-model profiles and capability matrix of a snapshot."""
     caps = capabilities or {}
-    thr, thr_short, rel, rel_short = [], [], [], []
+    thr: list[ThroughputPick] = []
+    rel: list[ReliabilityPick] = []
+    thr_short: list[Insufficient] = []
+    rel_short: list[Insufficient] = []
     for key, m in models.items():
         g = m["gen_tps"]
         if g["n"] >= min_requests and g["p50"] is not None:
@@ -171,14 +206,14 @@ def rank(
             thr_short.append({"model": key, "n": g["n"]})
         s = m["success"]
         if s["n"] >= min_tests:
-            rel.append({"model": key, "success": s, "score": s["ci95"][0]})
+            rel.append({"model": key, "success": s, "score": lower_bound(s) or 0.0})  # n > 0: it exists
         elif m["tests"] or m["requests_ok"] or m["requests_failed"]:
             rel_short.append({"model": key, "n": s["n"]})
     thr.sort(key=lambda r: (-r["median_gen_tps"], r["model"]))
     rel.sort(key=lambda r: (-r["score"], -r["success"]["n"], r["model"]))
     cap_ranks = _capability_rankings(caps, min_requests=min_requests, min_tests=min_tests)
     balance = _balance(thr, rel, cap_ranks, caps)
-    rankings = {
+    rankings: Rankings = {
         "min_samples": {"throughput_requests": min_requests, "reliability_tests": min_tests},
         "throughput": thr,
         "reliability": rel,
@@ -191,19 +226,19 @@ def rank(
             "balance": BALANCE_RULE,
         },
     }
-    recs: list[dict[str, Any]] = []
+    recs: list[Recommendation] = []
     tools = cap_ranks["tool_calling"]["ranked"]
     if tools:
-        best = tools[0]
+        best_tools = tools[0]
         recs.append(
             {
                 "title": "best for tool calling",
-                "model": best["model"],
-                "evidence": _tool_evidence(caps[best["model"]]),
+                "model": best_tools["model"],
+                "evidence": _tool_evidence(caps[best_tools["model"]]),
             }
         )
     else:
-        measured = any(row.get("tool_calling") for row in caps.values())
+        measured = any(row["tool_calling"] for row in caps.values())
         recs.append(
             {
                 "title": "best for tool calling",
@@ -214,13 +249,13 @@ def rank(
             }
         )
     if thr:
-        best = thr[0]
+        fastest = thr[0]
         recs.append(
             {
                 "title": "fastest",
-                "model": best["model"],
-                "evidence": f"median {best['median_gen_tps']:.1f} output tokens/s over "
-                f"{best['n']} successful streamed requests",
+                "model": fastest["model"],
+                "evidence": f"median {fastest['median_gen_tps']:.1f} output tokens/s over "
+                f"{fastest['n']} successful streamed requests",
             }
         )
     else:
@@ -232,12 +267,12 @@ def rank(
             }
         )
     if rel:
-        best = rel[0]
+        steadiest = rel[0]
         recs.append(
             {
                 "title": "most reliable",
-                "model": best["model"],
-                "evidence": f"tests succeeded {format_rate(best['success'])}",
+                "model": steadiest["model"],
+                "evidence": f"tests succeeded {format_rate(steadiest['success'])}",
             }
         )
     else:
@@ -249,13 +284,13 @@ def rank(
             }
         )
     if balance:
-        best = balance[0]
+        balanced = balance[0]
         recs.append(
             {
                 "title": "best balance",
-                "model": best["model"],
-                "score": best["score"],
-                "evidence": f"score {best['score']:.2f} = geometric mean of {best['evidence']}",
+                "model": balanced["model"],
+                "score": balanced["score"],
+                "evidence": f"score {balanced['score']:.2f} = geometric mean of {balanced['evidence']}",
             }
         )
     else:

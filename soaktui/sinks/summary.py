@@ -22,12 +22,11 @@ from soaktui.log import rundir
 from soaktui.log.events import Event
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.atomic import atomic_write_bytes
+from soaktui.stats import Describe
 
-_STAT_KEYS = ("n", "mean", "p50", "p95")
 
-
-def _trim_stat(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: d[k] for k in _STAT_KEYS}
+def _trim_stat(d: Describe) -> dict[str, Any]:
+    return {"n": d["n"], "mean": d["mean"], "p50": d["p50"], "p95": d["p95"]}
 
 
 def trimmed_summary(agg: RunAggregate, *, now: float | None = None) -> dict[str, Any]:

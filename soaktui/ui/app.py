@@ -46,6 +46,7 @@ from textual.worker import get_current_worker
 from soaktui.log import rundir
 from soaktui.log.follow import LogFollower
 from soaktui.report.aggregate import RunAggregate
+from soaktui.report.snapshot import Snapshot, log_stats
 from soaktui.ui.commands import KEYS, SoakCommands, bindings
 from soaktui.ui.controller import Controller
 from soaktui.ui.format import display_path
@@ -93,8 +94,8 @@ class SoakApp(App[int]):
         self.engine = engine
         self.clock: Callable[[], float] = clock or time.time
         self.lock = threading.Lock()  # guards live + aggregate (the follower thread feeds them)
-        self.live = LiveState()
         self.aggregate = RunAggregate()
+        self.live = LiveState(counts=self.aggregate.requests)  # counts read from the report's fold
         self.follower = LogFollower(self.run_dir / rundir.EVENTS)
         self.generation = 0  # batches folded so far
         self.feed_errors = 0  # events a reducer choked on (skipped)
@@ -226,11 +227,11 @@ class SoakApp(App[int]):
         self.redraw_header()
 
     # -- what the run is doing ---------------------------------------------------------------------
-    def report_snapshot(self) -> dict[str, Any]:
+    def report_snapshot(self) -> Snapshot:
         """The report of everything folded so far, with the log's statistics (the report screen's)."""
         with self.lock:
             snap = self.aggregate.snapshot()
-            snap["log"] = self.follower.stats.as_dict()
+            snap["log"] = log_stats(self.follower.stats)
         return snap
 
     @property

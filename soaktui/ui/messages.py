@@ -8,11 +8,12 @@ screens so that whoever posts a message needs only this module (and nothing of u
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from soaktui.report.snapshot import Snapshot
     from soaktui.ui.controller import Reply
 
 
@@ -47,7 +48,7 @@ class ControlReply(Message):
 class ReportReady(Message):
     """A report snapshot folded on a thread worker, for the report screen to show."""
 
-    def __init__(self, snap: dict[str, Any]) -> None:
+    def __init__(self, snap: Snapshot) -> None:
         super().__init__()
         self.snap = snap
 

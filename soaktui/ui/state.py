@@ -1,10 +1,13 @@
 """The dashboard's live state: a light fold of the events into what the panes draw.
 
-The report figures come from `RunAggregate` (the same fold as `soaktui report`); this reducer only
-keeps what the panes need *now*: counters, the rotation, short recent histories for sparklines, the
-latest telemetry, the newest errors. Everything is bounded (deques with maxlen, a throughput series
+The report figures come from `RunAggregate` (the same fold as `soaktui report`), and so do the
+counts of tests and requests: the live state reads them from the report's request fold
+(report/folds/requests.py, shared with the app's aggregate or its own when it stands alone), so a
+rule such as "a cancelled test is not a failure" exists once. This reducer only keeps what else the
+panes need *now*: the rotation, short recent histories for sparklines, the
+latest telemetry, the newest errors. Everything it keeps is bounded (deques with maxlen, a throughput series
 that halves its resolution instead of growing), so an eight-hour run costs what a five-minute one
-does. Each pane's section has a version number that moves when its data changes, so the viewer
+does; the counts' fold is the report's, which the viewer holds for the report screen anyway. Each pane's section has a version number that moves when its data changes, so the viewer
 redraws only panes that changed.
 
 Steering keys are answered by the control socket with the engine's state; `apply_status` shows that
@@ -21,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from soaktui.report.folds.common import is_cancelled
+from soaktui.report.folds.requests import Counts, RequestFold
 from soaktui.stats import percentile
 
 SPARK_POINTS = 60  # per-scenario sparkline: latest successful requests
@@ -35,6 +40,8 @@ HISTORY_KEYS = ("cpu_temp_c", "gpu_temp_c", "power_w", "fan_rpm")
 MAX_MODELS = 200  # distinct models tracked (discovery selects far fewer)
 MAX_SCENARIOS = 50
 MAX_CLASSES = 50
+
+NO_COUNTS = Counts()  # a model or scenario with nothing counted yet
 
 SECTIONS = ("header", "rotation", "scenarios", "toolcalls", "telemetry", "errors", "throughput")
 
@@ -98,10 +105,6 @@ class ModelLine:
     key: str
     provider: str | None = None
     model: str | None = None
-    tests: int = 0
-    ok_tests: int = 0
-    requests: int = 0
-    failed_requests: int = 0
     recent_tps: deque[float] = field(default_factory=lambda: deque(maxlen=MODEL_TPS_WINDOW))
     skipped: int = 0
 
@@ -112,8 +115,6 @@ class ModelLine:
 @dataclass
 class ScenarioLine:
     name: str
-    tests: int = 0
-    ok_tests: int = 0
     latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
 
 
@@ -127,9 +128,15 @@ class ErrorLine:
 
 
 class LiveState:
-    """Feed events in log order (`feed`); read the fields to draw. Not thread-safe: callers lock."""
+    """Feed events in log order (`feed`); read the fields to draw. Not thread-safe: callers lock.
 
-    def __init__(self) -> None:
+    `counts`: the request fold of a `RunAggregate` fed the same events (the viewer's), read for
+    every count; without it the live state keeps and feeds a fold of its own.
+    """
+
+    def __init__(self, counts: RequestFold | None = None) -> None:
+        self._own_counts = counts is None
+        self.counts = RequestFold() if counts is None else counts
         self.versions = dict.fromkeys(SECTIONS, 0)
         self.events = 0
         self.run_id: str | None = None
@@ -144,12 +151,6 @@ class LiveState:
         self.quiet_pct: int | None = None
         self.quiet_active_event: bool | None = None  # from the last quiet_hours_changed
         self.finished: dict[str, Any] | None = None
-        self.tests = 0
-        self.ok_tests = 0
-        self.requests = 0  # cancelled ones aside (as in the report: a skip or a stop is not a failure)
-        self.failed_requests = 0
-        self.cancelled_tests = 0
-        self.cancelled_requests = 0
         # Steerable fields: (value, time set). An event only overrides a newer control reply.
         self._stamped: dict[str, tuple[Any, float]] = {}
         # rotation
@@ -356,12 +357,11 @@ class LiveState:
         """The hot path (most events are requests): locals, dict.get, no per-event helper calls."""
         get = ev.get
         versions = self.versions
-        if get("error_class") == "cancelled":
-            self.cancelled_requests += 1
-            versions["header"] += 1
-            return
-        self.requests += 1
+        if self._own_counts:
+            self.counts.on_request(ev)
         versions["header"] += 1
+        if is_cancelled(ev):
+            return
         pm = (get("provider"), get("model"))
         if pm == self._last_pm:
             key = self._last_key
@@ -369,12 +369,7 @@ class LiveState:
             key = model_key(*pm)
             self._last_pm, self._last_key = pm, key
         line = self.models.get(key) or self._model(key)
-        if line is not None:
-            line.requests += 1
-        if get("ok") is not True:
-            self.failed_requests += 1
-            if line is not None:
-                line.failed_requests += 1
+        if not get("ok"):
             self._error(
                 ev,
                 str(get("error_class") or "other"),
@@ -415,22 +410,15 @@ class LiveState:
 
     def _on_result(self, ev: dict[str, Any]) -> None:
         get = ev.get
-        if get("error_class") == "cancelled":
-            self.cancelled_tests += 1
+        if self._own_counts:
+            self.counts.on_result(ev)
+        if is_cancelled(ev):
             self._touch("header")
             return
         ok = get("ok") is True
-        self.tests += 1
-        self.ok_tests += ok
-        scen = self._scenario(get("scenario"))
-        if scen is not None:
-            scen.tests += 1
-            scen.ok_tests += ok
+        self._scenario(get("scenario"))
         key = get("key") or model_key(get("provider"), get("model"))
-        line = self._model(key)
-        if line is not None:
-            line.tests += 1
-            line.ok_tests += ok
+        self._model(key)
         if key == self.current:
             self.turn_tests += 1
         if not ok and get("error_class") == "check_failed":
@@ -519,6 +507,40 @@ class LiveState:
         self._touch("header", "rotation")
 
     # -- reading -----------------------------------------------------------------------------------------
+    @property
+    def tests(self) -> int:
+        return self.counts.counts()[0]
+
+    @property
+    def ok_tests(self) -> int:
+        return self.counts.counts()[1]
+
+    @property
+    def requests(self) -> int:
+        """Requests that succeeded or failed (cancelled ones aside)."""
+        _, _, ok, failed = self.counts.counts()
+        return ok + failed
+
+    @property
+    def failed_requests(self) -> int:
+        return self.counts.counts()[3]
+
+    @property
+    def cancelled_tests(self) -> int:
+        return self.counts.cancelled_tests
+
+    @property
+    def cancelled_requests(self) -> int:
+        return self.counts.cancelled_requests
+
+    def model_counts(self) -> dict[str, Counts]:
+        """Tests and requests per model key (a model with none has no entry)."""
+        return self.counts.counts_by_model()
+
+    def scenario_counts(self) -> dict[str, Counts]:
+        """Tests and requests per scenario (a scenario with none has no entry)."""
+        return self.counts.counts_by_scenario()
+
     def elapsed_s(self, now: float | None, live: bool) -> float | None:
         """Seconds since the run started: run_finished's figure, the clock while live, else the last event."""
         if self.finished is not None and isinstance(self.finished.get("elapsed_s"), (int, float)):
@@ -551,5 +573,7 @@ __all__ = [
     "LiveState",
     "ModelLine",
     "ScenarioLine",
+    "Counts",
+    "NO_COUNTS",
     "model_key",
 ]

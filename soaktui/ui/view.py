@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from soaktui.report.snapshot import Snapshot
     from soaktui.ui.state import LiveState
 
 
@@ -85,7 +86,7 @@ class ReportSource(RunPhase, Protocol):
         """Batches folded so far: a new snapshot is worth computing only when this moved."""
         ...
 
-    def report_snapshot(self) -> dict[str, Any]:
+    def report_snapshot(self) -> Snapshot:
         """RunAggregate.snapshot() with the log's statistics, taken under the lock (a thread calls it)."""
         ...
 

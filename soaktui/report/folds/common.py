@@ -1,9 +1,11 @@
-"""Small helpers every fold shares: model keys, number tests, times."""
+"""Small helpers every fold shares: model keys, the cancelled rule, number tests, times."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
+
+from soaktui.errors import CANCELLED
 
 
 def model_key(provider: Any, model: Any) -> str:
@@ -11,9 +13,20 @@ def model_key(provider: Any, model: Any) -> str:
     return f"{provider}/{model}" if provider else str(model)
 
 
-def is_num(v: Any) -> bool:
+def is_cancelled(ev: dict[str, Any]) -> bool:
+    """Cancelled by soaktui itself (skip, stop, end of run): counted apart, neither a success nor a
+    failure of the model, in every section and on the dashboard."""
+    return ev.get("error_class") == CANCELLED
+
+
+def is_num(v: Any) -> TypeGuard[float]:
     """A real number (bools are not)."""
     return v is not None and type(v) is not bool and isinstance(v, (int, float))
+
+
+def is_int(v: Any) -> TypeGuard[int]:
+    """A whole number as the engine writes counts and nanoseconds (bools are not)."""
+    return type(v) is int
 
 
 def iso(t: float | None) -> str | None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, ClassVar
 
-from soaktui.report.folds.common import is_num, model_key
+from soaktui.report.folds.common import is_int, is_num, model_key
+from soaktui.report.snapshot import Control, Skip, ThrottleChange
 from soaktui.stats import bounded_inc
 
 MAX_HISTORY = 100  # throttle changes / skips kept verbatim (all are counted)
@@ -29,11 +30,11 @@ class ControlFold:
     def __init__(self) -> None:
         self.throttle_start: Any = None
         self.turns: dict[str, int] = {}  # model key -> turns in the rotation
-        self._skips: deque[dict[str, Any]] = deque(maxlen=MAX_HISTORY)
+        self._skips: deque[Skip] = deque(maxlen=MAX_HISTORY)
         self._skip_count = 0
-        self._throttle_hist: deque[dict[str, Any]] = deque(maxlen=MAX_HISTORY)
+        self._throttle_hist: deque[ThrottleChange] = deque(maxlen=MAX_HISTORY)
         self._throttle_changes = 0
-        self._throttle_last: dict[str, Any] | None = None
+        self._throttle_last: ThrottleChange | None = None
         self._quiet_changes = 0
         self._pauses = 0
         self._paused_ns = 0
@@ -55,7 +56,7 @@ class ControlFold:
 
     def on_throttle(self, ev: dict[str, Any]) -> None:
         self._throttle_changes += 1
-        rec = {
+        rec: ThrottleChange = {
             "t": ev.get("t"),
             "pct": ev.get("pct"),
             "effective_pct": ev.get("effective_pct"),
@@ -81,7 +82,7 @@ class ControlFold:
     def _pause_ns(since: tuple[int | None, float | None], mono: Any, t: Any) -> int:
         """A pause's length: on the monotonic clock when both ends have it, else on the wall clock."""
         m0, t0 = since
-        if is_num(m0) and is_num(mono):
+        if is_int(m0) and is_int(mono):
             return max(0, mono - m0)
         if is_num(t0) and is_num(t):
             return int(max(0.0, t - t0) * 1e9)
@@ -93,10 +94,10 @@ class ControlFold:
     def on_status(self, ev: dict[str, Any]) -> None:
         self._last_status = {k: v for k, v in ev.items() if k not in ("kind", "run_id", "v")}
         rss = ev.get("rss_bytes")
-        if is_num(rss) and (self.max_rss is None or rss > self.max_rss):
+        if is_int(rss) and (self.max_rss is None or rss > self.max_rss):
             self.max_rss = rss
 
-    def snapshot(self, last_mono: Any, last_t: Any) -> dict[str, Any]:
+    def snapshot(self, last_mono: Any, last_t: Any) -> Control:
         """`last_mono`, `last_t`: the newest event's clocks (a pause still open runs until then)."""
         paused_ns = self._paused_ns
         if self._paused_since is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from soaktui.report.snapshot import EngineError
+
 MAX_ENGINE_ERRORS = 100  # distinct (class, where) pairs; later ones count as ("other", "(more)")
 EXAMPLE_CHARS = 300  # an example message is cut to this
 
@@ -28,7 +30,7 @@ class EngineErrorFold:
         if rec[1] is None and ev.get("message"):
             rec[1] = str(ev.get("message"))[:EXAMPLE_CHARS]
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[EngineError]:
         return [
             {"error_class": cls, "where": where, "count": n, "example": ex}
             for (cls, where), (n, ex) in sorted(self._errors.items(), key=lambda kv: -kv[1][0])

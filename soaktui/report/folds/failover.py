@@ -5,7 +5,8 @@ from __future__ import annotations
 from array import array
 from typing import Any, ClassVar
 
-from soaktui.report.folds.common import is_num, model_key
+from soaktui.report.folds.common import is_cancelled, is_num, model_key
+from soaktui.report.snapshot import FailoverMode
 from soaktui.stats import describe, rate
 
 
@@ -28,7 +29,7 @@ class FailoverFold:
 
     def on_result(self, ev: dict[str, Any]) -> None:
         get = ev.get
-        if get("scenario") != "provider_failover" or get("error_class") == "cancelled":
+        if get("scenario") != "provider_failover" or is_cancelled(ev):
             return
         m = get("metrics")
         if type(m) is not dict:
@@ -49,8 +50,8 @@ class FailoverFold:
             if is_num(v):
                 arr.append(v)
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
+    def snapshot(self) -> dict[str, dict[str, FailoverMode]]:
+        out: dict[str, dict[str, FailoverMode]] = {}
         for (prov, model, mode), row in sorted(self._rows.items(), key=lambda kv: str(kv[0])):
             out.setdefault(model_key(prov, model), {})[str(mode)] = {
                 "tests": row.tests,

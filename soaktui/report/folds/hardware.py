@@ -26,9 +26,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from soaktui.config import Thermal
+from soaktui.report.snapshot import Family, Hardware, Histogram, ModelEnergy, Series, Temperature
 from soaktui.thermal import OK, STATE_RANK, THERMAL_PRESSURE_LEVELS, judge, pressure_level
 
 BUCKETS = 240  # timeline buckets, however long the run
@@ -177,27 +179,44 @@ class Timeline:
                     c = self.cells[i] = _Cell()
                 c.busy_s += hi - lo
 
-    def points(self, started_t: float) -> dict[str, Any]:
+    def points(self, started_t: float) -> Series:
         """Per non-empty bucket: minutes since `started_t` and each series' mean (None = no reading)."""
-        out: dict[str, list[Any]] = {"minutes": [], "duty_pct": [], "output_tps": [], "over": [], "guard": []}
-        for name in SERIES:
-            out[name] = []
-        out["cpu_temp_max_c"] = []
-        out["gpu_temp_max_c"] = []
+        minutes: list[float] = []
+        duty: list[float | None] = []
+        output_tps: list[float | None] = []
+        over: list[bool] = []
+        guard: list[str | None] = []
+        means: list[list[float | None]] = [[] for _ in SERIES]
+        cpu_max: list[float | None] = []
+        gpu_max: list[float | None] = []
         w = self.width
         for i, c in enumerate(self.cells):
             if c is None:
                 continue
-            out["minutes"].append(round((self.origin + (i + 0.5) * w - started_t) / 60, 3))
-            for k, name in enumerate(SERIES):
-                out[name].append(round(c.sums[k] / c.counts[k], 1) if c.counts[k] else None)
-            out["cpu_temp_max_c"].append(c.maxes[_CPU] if c.counts[_CPU] else None)
-            out["gpu_temp_max_c"].append(c.maxes[_GPU] if c.counts[_GPU] else None)
-            out["duty_pct"].append(round(100 * min(1.0, c.busy_s / w), 1))
-            out["output_tps"].append(round(c.tokens / w, 1))
-            out["over"].append(c.over)
-            out["guard"].append([k for k, r in STATE_RANK.items() if r == c.guard][0])
-        return {"bucket_s": w, **out}
+            minutes.append(round((self.origin + (i + 0.5) * w - started_t) / 60, 3))
+            for k, column in enumerate(means):
+                column.append(round(c.sums[k] / c.counts[k], 1) if c.counts[k] else None)
+            cpu_max.append(c.maxes[_CPU] if c.counts[_CPU] else None)
+            gpu_max.append(c.maxes[_GPU] if c.counts[_GPU] else None)
+            duty.append(round(100 * min(1.0, c.busy_s / w), 1))
+            output_tps.append(round(c.tokens / w, 1))
+            over.append(c.over)
+            guard.append([k for k, r in STATE_RANK.items() if r == c.guard][0])
+        return {
+            "bucket_s": w,
+            "minutes": minutes,
+            "duty_pct": duty,
+            "output_tps": output_tps,
+            "over": over,
+            "guard": guard,
+            "cpu_temp_c": means[_CPU],
+            "gpu_temp_c": means[_GPU],
+            "power_w": means[_POWER],
+            "fan_rpm": means[_FAN],
+            "gen_tps": means[_TPS],
+            "cpu_temp_max_c": cpu_max,
+            "gpu_temp_max_c": gpu_max,
+        }
 
 
 class _Hist:
@@ -227,7 +246,7 @@ class _Hist:
                 merged[j] = merged.get(j, 0) + n
             self.counts = merged
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Histogram:
         if not self.n:
             return {"n": 0, "mean": None, "p95": None, "peak": None, "resolution": self.res}
         rank = math.ceil(0.95 * self.n)  # nearest rank
@@ -531,7 +550,7 @@ class HardwareFold:
         so written for speed: a log has about one result per two requests)."""
         if not self.sensing:
             return
-        get = ev.get
+        get: Callable[[str], Any] = ev.get
         pending = self._pending.pop(get("test_id"), None)
         try:
             t = float(get("t"))
@@ -626,7 +645,7 @@ class HardwareFold:
         )
 
     # -- reading ---------------------------------------------------------------------------------------
-    def snapshot(self, end_t: float | None = None) -> dict[str, Any]:
+    def snapshot(self, end_t: float | None = None) -> Hardware:
         """The section's data (JSON-able); `end_t` is the run's end (the last event by default)."""
         end = end_t if end_t is not None else self._last_t
         started = self._started_t if self._started_t is not None else self._origin
@@ -636,7 +655,7 @@ class HardwareFold:
         if self._guard_since is not None and end is not None:
             guard_time[self.guard_state] += max(0.0, end - self._guard_since)
         run_s = (end - started) if end is not None and started is not None else None
-        families = {}
+        families: dict[str, Family] = {}
         for fam in FAMILIES:
             n = self.family_readings[fam]
             families[fam] = {
@@ -645,7 +664,7 @@ class HardwareFold:
                 "unavailable": self.unavailable.get(fam),
             }
         lim = self.limits
-        temps = {}
+        temps: dict[str, Temperature] = {}
         for fam, key, limit in (
             ("cpu", "cpu_temp_c", lim.cpu_temp_limit_c),
             ("gpu", "gpu_temp_c", lim.gpu_temp_limit_c),
@@ -656,7 +675,7 @@ class HardwareFold:
                 "time_over_s": _r(self.time_over[fam]),
                 "time_known_s": _r(self.time_known[fam]),
             }
-        models = {
+        models: dict[str, ModelEnergy] = {
             key: {
                 "energy_j": _r(j),
                 "energy_wh": _r(j / 3600, 3),
@@ -683,12 +702,13 @@ class HardwareFold:
         known = any(v > 0 for v in self.time_known.values()) or any(
             self.family_readings[f] for f in ("temps", "thermal_pressure")
         )
+        first_read, last_read = self._first_reading_t, self._last_reading_t
         return {
             "readings": self.readings,
             "first_reading_t": self._first_reading_t,
             "last_reading_t": self._last_reading_t,
-            "mean_interval_s": _r((self._last_reading_t - self._first_reading_t) / (self.readings - 1), 2)
-            if self.readings > 1
+            "mean_interval_s": _r((last_read - first_read) / (self.readings - 1), 2)
+            if self.readings > 1 and first_read is not None and last_read is not None
             else None,
             "families": families,
             "limits": {**dataclasses.asdict(lim), "gpu_throttle_reasons": list(lim.gpu_throttle_reasons)},

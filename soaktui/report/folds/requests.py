@@ -13,6 +13,10 @@ Rules the figures obey:
 - a request that waited for a cold model load counts as a success or a failure, but its TTFT,
   latency and prompt speed are left out (report/folds/server_truth.py shows it apart);
 - a request or test cancelled by soaktui itself (skip, stop, end of run) is neither;
+- a request succeeded when its `ok` is true, a test only when its `ok` is exactly True.
+
+These counting rules exist here only: the dashboard's live state (ui/state.py) reads its counts from
+this fold (`counts`, `counts_by_model`, `counts_by_scenario`) instead of counting again.
 - a figure that was never measured is None, never 0;
 - rates carry their counts and a Wilson 95% interval (see stats.py).
 """
@@ -22,10 +26,12 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
+from soaktui.errors import CANCELLED
 from soaktui.report.folds.common import is_num, model_key
-from soaktui.stats import bounded_inc, bounded_tally, describe_parts, rate, top
+from soaktui.report.snapshot import ErrorClass, ModelProfile, RequestTotals, ScenarioSummary
+from soaktui.stats import Describe, bounded_inc, bounded_tally, describe_parts, rate, top
 
 MAX_REASONS = 50  # distinct failure reasons kept per bucket; later ones count as "(other)"
 MAX_CATEGORIES = 200  # distinct prompt categories kept per model
@@ -33,15 +39,19 @@ EXAMPLE_CHARS = 300  # an example error message is cut to this
 TOP_REASONS = 5
 
 METRICS = ("e2e", "ttft", "itl50", "gen", "gen_ns", "ptps")
-# snapshot name -> bucket attribute
-METRIC_NAMES = {
-    "e2e_ms": "e2e",
-    "ttft_ms": "ttft",
-    "itl_p50_ms": "itl50",
-    "gen_tps": "gen",
-    "gen_tps_nonstream": "gen_ns",
-    "prompt_tps": "ptps",
-}
+
+
+class Counts(NamedTuple):
+    """Tests and requests of a model or a scenario, cancelled ones aside."""
+
+    tests: int = 0
+    ok_tests: int = 0
+    requests_ok: int = 0
+    requests_failed: int = 0
+
+    @property
+    def requests(self) -> int:
+        return self.requests_ok + self.requests_failed
 
 
 class _Bucket:
@@ -90,7 +100,7 @@ class _Bucket:
         self.tests_ok = 0
         self.reasons: dict[str, int] = {}
         self.test_errors: dict[str, int] = {}
-        self.categories: dict[str, list[int]] = {}  # prompt_variety: category -> [tests, ok]
+        self.categories: dict[str, list[int]] = {}  # prompt_variety: category -> [ok, tests]
         self.sorted_n = [0] * len(METRICS)  # length of each metric array when last sorted
         self.sums = [0.0] * len(METRICS)  # math.fsum of each metric array when last sorted
 
@@ -110,7 +120,7 @@ class _Bucket:
                 self.sums[i] = math.fsum(arr)
 
 
-def _describe(buckets: list[_Bucket], attr: str) -> dict[str, Any]:
+def _describe(buckets: list[_Bucket], attr: str) -> Describe:
     i = METRICS.index(attr)
     return describe_parts([getattr(b, attr) for b in buckets], [b.sums[i] for b in buckets])
 
@@ -139,12 +149,14 @@ class RequestFold:
 
     def on_request(self, ev: dict[str, Any]) -> None:
         get = ev.get
-        if get("error_class") == "cancelled":
+        if get("error_class") == CANCELLED:
             self.cancelled_requests += 1
             return
         key = (get("provider"), get("model"), get("scenario"))
         # consecutive events mostly share a bucket: skip the hash
-        b = self._last_bucket if key == self._last_key else self._bucket_for(key)
+        b = self._last_bucket
+        if b is None or key != self._last_key:
+            b = self._bucket_for(key)
         if get("ok"):
             b.req_ok += 1
             cold = get("cold")  # waited for a model load: no TTFT, latency or prompt speed
@@ -193,12 +205,14 @@ class RequestFold:
 
     def on_result(self, ev: dict[str, Any]) -> None:
         get = ev.get
-        if get("error_class") == "cancelled":
+        if get("error_class") == CANCELLED:
             self.cancelled_tests += 1
             return
         scenario = get("scenario")
         key = (get("provider"), get("model"), scenario)
-        b = self._last_bucket if key == self._last_key else self._bucket_for(key)
+        b = self._last_bucket
+        if b is None or key != self._last_key:
+            b = self._bucket_for(key)
         b.tests += 1
         ok = get("ok") is True
         if ok:
@@ -224,12 +238,32 @@ class RequestFold:
             req_failed += b.req_failed
         return tests, ok_tests, req_ok, req_failed
 
+    def counts_by_model(self) -> dict[str, Counts]:
+        """Counts per model key (`provider/model`): cheap, no snapshot needed."""
+        return self._counts_by(lambda prov, model, _scen: model_key(prov, model))
+
+    def counts_by_scenario(self) -> dict[str, Counts]:
+        """Counts per scenario name: cheap, no snapshot needed."""
+        return self._counts_by(lambda _prov, _model, scen: str(scen))
+
+    def _counts_by(self, key_of: Callable[[Any, Any, Any], str]) -> dict[str, Counts]:
+        sums: dict[str, list[int]] = {}
+        for (prov, model, scen), b in self._buckets.items():
+            row = sums.get(k := key_of(prov, model, scen))
+            if row is None:
+                row = sums[k] = [0, 0, 0, 0]
+            row[0] += b.tests
+            row[1] += b.tests_ok
+            row[2] += b.req_ok
+            row[3] += b.req_failed
+        return {k: Counts(*row) for k, row in sums.items()}
+
     def sort(self) -> None:
         """Sort every bucket's arrays: before any snapshot part that reads percentiles."""
         for b in self._buckets.values():
             b.sort()
 
-    def totals(self) -> dict[str, Any]:
+    def totals(self) -> RequestTotals:
         tests, ok_tests, req_ok, req_failed = self.counts()
         return {
             "tests": tests,
@@ -258,7 +292,7 @@ class RequestFold:
             k = model_key(prov, model)
             groups.setdefault(k, []).append(b)
             scen_of.setdefault(k, {})[scen] = b
-        out: dict[str, Any] = {}
+        out: dict[str, ModelProfile] = {}
         for key in order(groups):
             bs = groups.get(key, [])
             tests = sum(b.tests for b in bs)
@@ -270,14 +304,14 @@ class RequestFold:
             for b in bs:
                 for cls, n in b.req_errors.items():
                     errors[cls] = errors.get(cls, 0) + n
-                for cat, (n, k) in b.categories.items():
+                for cat, (k_ok, n) in b.categories.items():
                     row = cats.setdefault(cat, [0, 0])
-                    row[0] += n
-                    row[1] += k
+                    row[0] += k_ok
+                    row[1] += n
             counted = sum(b.src_usage + b.src_chunks for b in bs)  # requests with a token count
             info = info_of(key)
             size = info.get("size_bytes") if info else None
-            prof: dict[str, Any] = {
+            prof: ModelProfile = {
                 "key": key,
                 "selected": key in selected,
                 "turns": turns.get(key, 0),
@@ -309,17 +343,21 @@ class RequestFold:
                     for s, b in sorted(scen_of.get(key, {}).items(), key=lambda kv: str(kv[0]))
                 },
                 "prompt_categories": {
-                    c: {"tests": n, "ok": k, "success": rate(k, n)} for c, (n, k) in sorted(cats.items())
+                    c: {"tests": n, "ok": k, "success": rate(k, n)} for c, (k, n) in sorted(cats.items())
                 },
                 "errors": dict(sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "e2e_ms": _describe(bs, "e2e"),
+                "ttft_ms": _describe(bs, "ttft"),
+                "itl_p50_ms": _describe(bs, "itl50"),
+                "gen_tps": _describe(bs, "gen"),
+                "gen_tps_nonstream": _describe(bs, "gen_ns"),
+                "prompt_tps": _describe(bs, "ptps"),
             }
-            for name, attr in METRIC_NAMES.items():
-                prof[name] = _describe(bs, attr)
             out[key] = prof
         return out
 
-    def scenarios(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def scenarios(self) -> dict[str, ScenarioSummary]:
+        out: dict[str, ScenarioSummary] = {}
         by_scen: dict[Any, list[tuple[str, _Bucket]]] = {}
         for (prov, model, scen), b in self._buckets.items():
             by_scen.setdefault(scen, []).append((model_key(prov, model), b))
@@ -354,9 +392,9 @@ class RequestFold:
             }
         return out
 
-    def errors_by_class(self) -> dict[str, Any]:
+    def errors_by_class(self) -> dict[str, ErrorClass]:
         """Failed requests and tests by error class, with their models and one example each."""
-        by_class: dict[str, dict[str, Any]] = {}
+        by_class: dict[str, ErrorClass] = {}
         for (prov, model, _scen), b in self._buckets.items():
             key = model_key(prov, model)
             for cls, n in b.req_errors.items():
@@ -383,7 +421,7 @@ class RequestFold:
                 return next(iter(b.reasons))
         return None
 
-    def streaming_ttft(self) -> dict[str, dict[str, Any]]:
+    def streaming_ttft(self) -> dict[str, Describe]:
         """TTFT of each model's successful streaming-scenario requests (buckets sorted already)."""
         return {
             model_key(prov, model): _describe([b], "ttft")

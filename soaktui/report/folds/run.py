@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from soaktui.report.folds.common import is_num, iso, model_key
+from soaktui.report.snapshot import Run
 
 # The discovery facts of a model the report keeps (providers_discovered models; docs/events.md).
 MODEL_FACTS = (
@@ -71,7 +72,7 @@ class RunFold:
 
     def header(
         self, *, run_id: str | None, first_t: Any, last_t: Any, elapsed_s: float | None, max_rss: Any
-    ) -> dict[str, Any]:
+    ) -> Run:
         """The run section. The other arguments come from events this fold does not read: `run_id`
         (run_started's, else the first event's), the first and last event times, the peak RSS."""
         st = self.started or {}
@@ -111,5 +112,7 @@ class RunFold:
             "probed": disc.get("probed", []),
             "unreachable": disc.get("unreachable", {}),
             "max_rss_bytes": max_rss,
-            "final": {k: fin.get(k) for k in ("tests", "ok_tests", "requests")} if fin else None,
+            "final": {"tests": fin.get("tests"), "ok_tests": fin.get("ok_tests"), "requests": fin.get("requests")}
+            if fin
+            else None,
         }

@@ -5,7 +5,8 @@ from __future__ import annotations
 from array import array
 from typing import Any, ClassVar
 
-from soaktui.report.folds.common import is_num, model_key
+from soaktui.report.folds.common import is_cancelled, is_int, is_num, model_key
+from soaktui.report.snapshot import ConcurrencyRow, ContextRow
 from soaktui.stats import describe
 
 # Context-size buckets for large_context (prompt tokens; k = 1024 tokens).
@@ -43,7 +44,7 @@ class ConcurrencyFold:
 
     def on_result(self, ev: dict[str, Any]) -> None:
         get = ev.get
-        if get("scenario") != "concurrent_load" or get("error_class") == "cancelled":
+        if get("scenario") != "concurrent_load" or is_cancelled(ev):
             return
         m = get("metrics")
         if type(m) is not dict:
@@ -55,7 +56,7 @@ class ConcurrencyFold:
             row = self._rows[key] = _ConcRow()
         row.batches += 1
         succeeded, failed = m.get("succeeded"), m.get("failed")
-        if is_num(succeeded) and is_num(failed):
+        if is_int(succeeded) and is_int(failed):
             row.ok += succeeded
             row.failed += failed
             full = succeeded > 0 and failed == 0
@@ -77,8 +78,8 @@ class ConcurrencyFold:
         if m.get("saturated"):
             row.saturated += 1
 
-    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
+    def snapshot(self) -> dict[str, list[ConcurrencyRow]]:
+        out: dict[str, list[ConcurrencyRow]] = {}
         for (prov, model, conc), row in self._rows.items():
             out.setdefault(model_key(prov, model), []).append(
                 {
@@ -121,7 +122,7 @@ class ContextFold:
 
     def on_request(self, ev: dict[str, Any]) -> None:
         get = ev.get
-        if get("scenario") != "large_context" or get("error_class") == "cancelled":
+        if get("scenario") != "large_context" or is_cancelled(ev):
             return
         tokens = get("prompt_tokens")
         by_target = False
@@ -136,7 +137,7 @@ class ContextFold:
         row.by_target += by_target
         if get("ok"):
             row.ok += 1
-            if not by_target and (row.max_ok is None or tokens > row.max_ok):
+            if not by_target and is_num(tokens) and (row.max_ok is None or tokens > row.max_ok):
                 row.max_ok = tokens
             v = get("ttft_ms")
             if v is not None:
@@ -149,8 +150,8 @@ class ContextFold:
             if get("error_class") == "context_overflow":
                 row.overflow += 1
 
-    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
+    def snapshot(self) -> dict[str, list[ContextRow]]:
+        out: dict[str, list[ContextRow]] = {}
         order = {label: i for i, label in enumerate([*CONTEXT_ORDER, "unknown"])}
         for (prov, model, label), row in self._rows.items():
             out.setdefault(model_key(prov, model), []).append(

@@ -22,14 +22,12 @@ from array import array
 from collections import deque
 from typing import Any, ClassVar
 
+from soaktui.report.folds.common import is_cancelled, is_num
+from soaktui.report.snapshot import ServerTruth
 from soaktui.stats import describe, percentile_parts
 
 MAX_EXAMPLES = 20  # stall and truncation examples kept per model (all are counted)
 SPEED_DISAGREEMENT = 0.25  # |soaktui / server - 1| above this is flagged
-
-
-def _num(v: Any) -> bool:
-    return v is not None and type(v) is not bool and isinstance(v, (int, float))
 
 
 class _ModelTruth:
@@ -89,7 +87,7 @@ class ServerTruthFold:
         )
 
     def feed_request(self, ev: dict[str, Any]) -> None:
-        if ev.get("error_class") != "cancelled" and self.wanted(ev):
+        if not is_cancelled(ev) and self.wanted(ev):
             self.on_request(ev)
 
     def on_request(self, ev: dict[str, Any]) -> None:
@@ -98,14 +96,15 @@ class ServerTruthFold:
         if get("cold"):
             row.cold += 1
             wait = get("ttft_ms") if get("stream") else get("e2e_ms")
-            if _num(wait):
+            if is_num(wait):
                 row.cold_wait.append(wait)
-            if _num(get("load_ms")):
-                row.load_server.append(get("load_ms"))
+            load = get("load_ms")
+            if is_num(load):
+                row.load_server.append(load)
         if get("stalled"):
             row.stalls += 1
             gap = get("max_gap_ms")
-            if _num(gap) and (row.max_gap is None or gap > row.max_gap):
+            if is_num(gap) and (row.max_gap is None or gap > row.max_gap):
                 row.max_gap = gap
             row.stall_examples.append(
                 {"t": get("t"), "scenario": get("scenario"), "max_gap_ms": gap, "test_id": get("test_id")}
@@ -123,11 +122,12 @@ class ServerTruthFold:
             )
         if get("ok") and get("stream") and not get("cold"):
             client, server = get("gen_tps"), get("server_gen_tps")
-            if _num(client) and _num(server) and server > 0:
+            if is_num(client) and is_num(server) and server > 0:
                 row.gen_pairs_client.append(client)
                 row.gen_pairs_server.append(server)
-            if _num(get("server_prompt_tps")):
-                row.prompt_server.append(get("server_prompt_tps"))
+            server_prompt = get("server_prompt_tps")
+            if is_num(server_prompt):
+                row.prompt_server.append(server_prompt)
 
     def on_model_context(self, ev: dict[str, Any]) -> None:
         key = ev.get("key") or f"{ev.get('provider')}/{ev.get('model')}"
@@ -142,7 +142,7 @@ class ServerTruthFold:
     def runtime_context(self, key: str) -> dict[str, Any] | None:
         return self._context.get(key)
 
-    def snapshot(self, warm_ttft_p50: dict[str, float | None]) -> dict[str, Any]:
+    def snapshot(self, warm_ttft_p50: dict[str, float | None]) -> dict[str, ServerTruth]:
         """Per model: cold loads, stalls, truncations, speed second opinion, learned context.
         `warm_ttft_p50`: each model's TTFT p50 over warm successful requests (for load estimates)."""
         out: dict[str, Any] = {}
@@ -150,7 +150,7 @@ class ServerTruthFold:
             row = self._models.get(key) or _ModelTruth()
             waits = sorted(row.cold_wait)
             warm = warm_ttft_p50.get(key)
-            estimated = sorted(max(0.0, w - warm) for w in waits) if waits and _num(warm) else []
+            estimated = sorted(max(0.0, w - warm) for w in waits) if waits and is_num(warm) else []
             client = sorted(row.gen_pairs_client)
             server = sorted(row.gen_pairs_server)
             c50, s50 = percentile_parts([client], 50), percentile_parts([server], 50)

@@ -30,7 +30,8 @@ from soaktui.report.hardware_markdown import (
     verdict,
 )
 from soaktui.report.markdown import CAPABILITY_HEADERS, SPEED_HEADERS, capability_cells, speed_cells
-from soaktui.stats import compact_rate, format_rate
+from soaktui.report.snapshot import Hardware, Snapshot
+from soaktui.stats import Describe, compact_rate, format_rate
 from soaktui.ui.format import display_path, short_model
 from soaktui.ui.messages import ReportReady
 from soaktui.ui.themes import theme_colors
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 REFRESH_S = 2.0
 
 
-def p(d: dict[str, Any], key: str = "p50", nd: int = 1) -> str:
+def p(d: Describe | None, key: str = "p50", nd: int = 1) -> str:
     return num(d.get(key), nd) if d and d.get("n") else NA
 
 
@@ -116,7 +117,7 @@ class ReportScreen(Screen):
         self.source = source
         self._seen_generation = -1
         self._computing = False
-        self.snap: dict[str, Any] | None = None
+        self.snap: Snapshot | None = None
         self.names: dict[str, str] = {}
 
     def model_label(self, key: str) -> str:
@@ -211,7 +212,7 @@ class ReportScreen(Screen):
         self.app.pop_screen()
 
     # -- drawing -----------------------------------------------------------------------------------
-    def show(self, snap: dict[str, Any]) -> None:
+    def show(self, snap: Snapshot) -> None:
         run, totals = snap["run"], snap["totals"]
         self.names = model_labels(snap["models"])
         if run["finished"]:
@@ -253,7 +254,7 @@ class ReportScreen(Screen):
         note.display = not rows
         note.update(Content.styled(empty, "$text-muted"))
 
-    def _summary(self, snap: dict[str, Any]) -> None:
+    def _summary(self, snap: Snapshot) -> None:
         run, t = snap["run"], snap["totals"]
         lines = [
             Content.assemble(
@@ -281,7 +282,7 @@ class ReportScreen(Screen):
             )
         self.query_one("#summary", Static).update(Content("\n").join(lines))
 
-    def _capabilities(self, snap: dict[str, Any]) -> None:
+    def _capabilities(self, snap: Snapshot) -> None:
         """The capability matrix: the report's cells (rates as passes/trials with their interval)."""
         rows = snap["capabilities"]["models"]
         self._table(
@@ -295,7 +296,7 @@ class ReportScreen(Screen):
             "no model was tested yet",
         )
 
-    def _rankings(self, snap: dict[str, Any]) -> None:
+    def _rankings(self, snap: Snapshot) -> None:
         rk = snap["rankings"]
         self._table(
             "rank-throughput",
@@ -324,7 +325,7 @@ class ReportScreen(Screen):
             notes.append("Insufficient data: " + ", ".join(names))
         self.query_one("#rank-notes", Static).update(Content.styled("\n".join(notes), "$text-muted"))
 
-    def _profiles(self, snap: dict[str, Any]) -> None:
+    def _profiles(self, snap: Snapshot) -> None:
         rows = []
         bars: list[tuple[str, float]] = []
         for key, m in snap["models"].items():
@@ -369,7 +370,7 @@ class ReportScreen(Screen):
             plt.title("no successful streamed request yet")
         chart.refresh()
 
-    def _scenarios(self, snap: dict[str, Any]) -> None:
+    def _scenarios(self, snap: Snapshot) -> None:
         rows = []
         for name, s in snap["scenarios"].items():
             e = s["e2e_ms"]
@@ -388,7 +389,7 @@ class ReportScreen(Screen):
             )
         self._table("scenarios", rows, "no scenario ran yet")
 
-    def _errors(self, snap: dict[str, Any]) -> None:
+    def _errors(self, snap: Snapshot) -> None:
         err = snap["errors"]
         rows: list[tuple[Any, ...]] = [
             (
@@ -406,7 +407,7 @@ class ReportScreen(Screen):
         ]
         self._table("errors", rows, "no request or test failed")
 
-    def _scaling(self, snap: dict[str, Any]) -> None:
+    def _scaling(self, snap: Snapshot) -> None:
         conc = snap["scaling"]["concurrency"]
         rows = []
         for key, levels in conc.items():
@@ -453,20 +454,20 @@ class ReportScreen(Screen):
         chart.refresh()
         ctx_rows = []
         for key, buckets in snap["scaling"]["context"].items():
-            for r in buckets:
+            for row in buckets:
                 ctx_rows.append(
                     (
                         self.model_label(key),
-                        r["bucket"],
-                        ok_total(r["requests_ok"], r["requests_failed"]),
-                        r["context_overflow"],
-                        p(r["ttft_ms"]),
-                        p(r["prompt_tps"]),
+                        row["bucket"],
+                        ok_total(row["requests_ok"], row["requests_failed"]),
+                        row["context_overflow"],
+                        p(row["ttft_ms"]),
+                        p(row["prompt_tps"]),
                     )
                 )
         self._table("context", ctx_rows, "no large_context request ran yet")
 
-    def _failover(self, snap: dict[str, Any]) -> None:
+    def _failover(self, snap: Snapshot) -> None:
         rows = []
         for key, modes in snap["failover"].items():
             for mode, r in modes.items():
@@ -482,7 +483,7 @@ class ReportScreen(Screen):
                 )
         self._table("failover", rows, "no provider_failover test ran yet")
 
-    def _control(self, snap: dict[str, Any]) -> None:
+    def _control(self, snap: Snapshot) -> None:
         c = snap["control"]
         last = c["throttle_last"]
         parts = [
@@ -496,7 +497,7 @@ class ReportScreen(Screen):
             parts.append("commands: " + ", ".join(f"{k} {n}" for k, n in c["commands"].items()))
         self.query_one("#control", Static).update(Content.styled("\n".join(parts), "$text-muted"))
 
-    def _hardware(self, snap: dict[str, Any]) -> None:
+    def _hardware(self, snap: Snapshot) -> None:
         """The report's hardware section: readings or why they are unavailable, guard, energy, a chart."""
         hw = snap.get("hardware")
         note = self.query_one("#hw-verdict", Static)
@@ -533,10 +534,9 @@ class ReportScreen(Screen):
                         f"over it {duration(d['time_over_s'])} of {duration(d['time_known_s'])}",
                     )
                 )
-        for key, label, unit, nd in (("power_w", "power", "W", 1), ("fan_rpm", "fan", "rpm", 0)):
-            d = hw[key]
-            if d["n"]:
-                figures = f"peak {num(d['peak'], nd)}, p95 {num(d['p95'], nd)}, mean {num(d['mean'], nd)}"
+        for hist, label, unit, nd in ((hw["power_w"], "power", "W", 1), (hw["fan_rpm"], "fan", "rpm", 0)):
+            if hist["n"]:
+                figures = f"peak {num(hist['peak'], nd)}, p95 {num(hist['p95'], nd)}, mean {num(hist['mean'], nd)}"
                 rows.append((f"{label} {unit}", figures))
         g = hw["guard"]
         e = g["entries"]
@@ -569,12 +569,15 @@ class ReportScreen(Screen):
         )
         self._hardware_chart(chart, hw)
 
-    def _hardware_chart(self, chart: PlotextPlot, hw: dict[str, Any]) -> None:
-        s = hw.get("series") or {}
-        x = s.get("minutes") or []
+    def _hardware_chart(self, chart: PlotextPlot, hw: Hardware) -> None:
+        s = hw["series"]
+        if s is None:
+            chart.display = False
+            return
+        x = s["minutes"]
         lines = [
             (label, ys)
-            for label, ys in (("cpu °C", s.get("cpu_temp_c")), ("gpu °C", s.get("gpu_temp_c")))
+            for label, ys in (("cpu °C", s["cpu_temp_c"]), ("gpu °C", s["gpu_temp_c"]))
             if ys and sum(v is not None for v in ys) >= 2
         ]
         chart.display = bool(lines)
@@ -585,7 +588,7 @@ class ReportScreen(Screen):
         plt.clear_figure()
         colors = theme_colors(self.app)
         series = [(label, x, ys, "left") for label, ys in lines]
-        series.append(("output tok/s (right)", x, s.get("gen_tps") or [], "right"))
+        series.append(("output tok/s (right)", x, s["gen_tps"], "right"))
         plot_series(plt, series, lambda i: {"color": colors[i % len(colors)], "marker": "braille"})
         plt.xlabel("minutes")
         plt.title("temperature (°C) against output tokens/s (right axis), mean per time bucket")

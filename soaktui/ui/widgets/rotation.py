@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 
 from soaktui.ui import format as fmt
-from soaktui.ui.state import MODEL_TPS_WINDOW
+from soaktui.ui.state import MODEL_TPS_WINDOW, NO_COUNTS
 from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, block, cell, line
 
 if TYPE_CHECKING:
-    from soaktui.ui.state import LiveState, ModelLine
+    from soaktui.ui.state import Counts, LiveState
 
 
-def _rate_style(m: ModelLine) -> str:
+def _rate_style(m: Counts) -> str:
     if not m.tests:
         return MUTED
     r = m.ok_tests / m.tests
@@ -69,13 +69,15 @@ class RotationPane(Pane):
             i = order.index(live.current) if live.current in order else 0
             start = min(max(0, i - room // 2), len(order) - room)
             order = order[start : start + room]
+        counts = live.model_counts()
         for key in order:
             m = live.models[key]
             is_cur = key == live.current
             label = fmt.short_model(key, m.model)
             if m.skipped:
                 label += " ⏭" if m.skipped == 1 else f" ⏭{m.skipped}"
-            rate = fmt.percent(m.ok_tests, m.tests)
+            c = counts.get(key) or NO_COUNTS
+            rate = fmt.percent(c.ok_tests, c.tests)
             tps = m.median_tps()
             out.append(
                 line(
@@ -83,8 +85,8 @@ class RotationPane(Pane):
                     (cell(label, w_name), ("bold " + ACCENT) if is_cur else ""),
                     " ",
                     (
-                        cell(f"{m.ok_tests}/{m.tests} {rate}" if m.tests else "0", w_rate, right=True),
-                        _rate_style(m),
+                        cell(f"{c.ok_tests}/{c.tests} {rate}" if c.tests else "0", w_rate, right=True),
+                        _rate_style(c),
                     ),
                     " ",
                     (cell(fmt.num(tps), w_tps, right=True), "" if tps is not None else MUTED),

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 
 from soaktui.ui import format as fmt
-from soaktui.ui.state import SPARK_POINTS
+from soaktui.ui.state import NO_COUNTS, SPARK_POINTS
 from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, block, cell, line
 
 if TYPE_CHECKING:
-    from soaktui.ui.state import LiveState, ScenarioLine
+    from soaktui.ui.state import Counts, LiveState
 
 
-def _style(s: ScenarioLine) -> str:
+def _style(s: Counts) -> str:
     if not s.tests:
         return MUTED
     r = s.ok_tests / s.tests
@@ -46,9 +46,10 @@ class ScenarioPane(Pane):
         w_rate = 12
         w_range = 14 if width >= 60 else 0  # the min-max column only where there is room
         w_spark = max(4, width - w_name - w_rate - w_range - (3 if w_range else 2))
+        counts = live.scenario_counts()
         for name in sorted(live.scenarios):
-            s = live.scenarios[name]
-            lat = list(s.latency)
+            lat = list(live.scenarios[name].latency)
+            s = counts.get(name) or NO_COUNTS
             spark = fmt.sparkline(lat, w_spark) if lat else ""
             span = f"{_ms(min(lat[-w_spark:]))}-{_ms(max(lat[-w_spark:]))}" if lat else fmt.NA
             rate = f"{s.ok_tests}/{s.tests} {fmt.percent(s.ok_tests, s.tests)}" if s.tests else "0 tests"
