@@ -29,6 +29,7 @@ subcommands:
   soaktui ctl RUN_DIR COMMAND [ARG]  steer a running soak: pause, resume, skip, throttle N|+N|-N,
                                      quiet on|off|toggle, stop, status
   soaktui config                     print a commented example config file
+  soaktui detect FILE|- [--tools ...] what the tool-call detector sees in one raw model answer
 """
 
 
@@ -277,6 +278,32 @@ def _cmd_config(argv: list[str]) -> int:
     return 0
 
 
+def _cmd_detect(argv: list[str]) -> int:
+    from soaktui.toolcalls.explain import default_tools, detection_dict, explain
+
+    p = argparse.ArgumentParser(
+        prog="soaktui detect",
+        description="Show the tool calls soaktui finds in a raw model answer: the message text, or a "
+        "saved chat-completion response (OpenAI or Ollama JSON).",
+    )
+    p.add_argument("file", help="the answer's file, or - for stdin")
+    p.add_argument("--tools", type=_csv, default=None, help="offered tool names (default: the bank's tools)")
+    p.add_argument("--json", action="store_true", help="print the detection as JSON")
+    args = p.parse_args(argv)
+    try:
+        raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SetupError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    detection, lines = explain(raw, args.tools if args.tools is not None else default_tools())
+    if args.json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(detection_dict(detection), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print("\n".join(lines))
+    return 0
+
+
 COMMANDS = {
     "run": _cmd_run,
     "report": _cmd_report,
@@ -286,6 +313,7 @@ COMMANDS = {
     "ctl": _cmd_ctl,
     "watch": _cmd_watch,
     "config": _cmd_config,
+    "detect": _cmd_detect,
 }
 
 

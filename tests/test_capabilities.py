@@ -336,3 +336,47 @@ def test_matrix_of_a_real_run_matches_its_events(tmp_path: Path) -> None:
             assert kn(prof["structured_output"]["schema_valid"]) == kn(
                 row["structured_output"]["schema_valid"]
             )
+
+
+def test_calls_soaktui_cannot_read_are_shown_per_model_not_scored_as_refusals() -> None:
+    """Metrics built by the real detector and scorer, folded as the report folds them."""
+    from soaktui.toolcalls import catalog, detect
+    from soaktui.toolcalls.prompts import shipped_bank
+    from soaktui.toolcalls.scoring import score_calls
+
+    bank = shipped_bank()
+    answer = '@@invoke get_weather(city="Oslo")@@'  # call-shaped, in no family's syntax
+    events = []
+    for i, prompt in enumerate(p for p in bank.prompts if p.kind in ("irrelevant", "explicit")):
+        d = detect(answer, None, catalog.TOOL_NAMES)
+        s = score_calls(d, prompt)
+        metrics = {"prompt_id": prompt.id, "prompt_kind": prompt.kind, "mode": "prompted", "format": d.format,
+                   "checks": s.checks, "verdict": s.verdict, "correct": s.correct, "detail": s.detail}  # fmt: skip
+        events.append({**_result("tool_calling", metrics, ok=s.correct, error_class="check_failed"), "seq": i})
+    snap = fold(events).snapshot()
+    tc = snap["capabilities"]["models"]["p/m"]["tool_calling"]
+    assert tc["overall"]["k"] == 0 and tc["overall"]["n"] == len(events)
+    assert tc["by_kind"]["irrelevant"]["k"] == 0 and tc["by_kind"]["irrelevant"]["n"] > 0
+    assert tc["verdicts"] == {"unparsed_call": len(events)} and tc["formats"] == {"unparsed": len(events)}
+    assert tc["unparsed_examples"] == [answer]  # one distinct excerpt, quoted without the detail's prefix
+    md = render_markdown(snap)
+    assert "### Tool calls soaktui could not read" in md
+    assert f"- p/m: {len(events)} test(s), e.g. `{answer}`" in md
+
+
+def test_no_pick_crowns_a_zero() -> None:
+    """Two models that never made a correct tool call, with plenty of trials: ranked (0/n each),
+    but neither is recommended, and the pick says why."""
+    events = []
+    for i in range(40):
+        for model in ("m", "n"):
+            metrics = {"prompt_kind": "explicit", "mode": "native", "format": "none", "verdict": "missed_call",
+                       "correct": False, "checks": {"decision": False}}  # fmt: skip
+            events.append({**_result("tool_calling", metrics), "model": model, "seq": 2 * i + (model == "n")})
+    snap = fold(events).snapshot()
+    ranked = snap["rankings"]["capabilities"]["tool_calling"]["ranked"]
+    assert [e["rate"]["k"] for e in ranked] == [0, 0] and all(e["rate"]["n"] == 40 for e in ranked)
+    rec = next(r for r in snap["recommendations"] if r["title"] == "best for tool calling")
+    assert rec["model"] is None and "no model made a correct tool call (80 scored tests" in rec["evidence"]
+    rel = next(r for r in snap["recommendations"] if r["title"] == "most reliable")
+    assert rel["model"] is None and rel["evidence"].startswith("no pick: no model passed a test")

@@ -25,6 +25,7 @@ from soaktui import errors
 from soaktui.config import load_settings
 from soaktui.providers.client import ChatClient
 from soaktui.providers.types import OPENAI, ModelInfo, Provider
+from soaktui.report import fold
 from soaktui.scenarios.base import Outcome
 from soaktui.scenarios.tool_calling import MODES, ToolCalling
 from soaktui.simulator import FaultPlan, SimConfig, run_in_thread, toolplay
@@ -291,3 +292,25 @@ def test_a_server_that_refuses_tools_gets_the_prompted_mode_from_then_on():
     assert (refused.error_class, refused.metrics["verdict"]) == (errors.HTTP_STATUS, "request_failed")
     assert "does not support tools" in refused.reason
     assert all(o.metrics["mode"] == "prompted" for o in run.outcomes[phi.id][first_native + 1 :])
+
+
+def test_a_tool_list_too_long_for_the_context_is_retried_shorter_and_remembered():
+    """llama.cpp refuses a prompt over the slot's context (HTTP 400). A 2048-token model offered the
+    whole catalog: the attempt is asked again with fewer tools, that refused request is logged as
+    `tools_did_not_fit` and counted by no reliability figure, and the model's later attempts start
+    from the shorter list."""
+    persona = dataclasses.replace(CHAT[0], context_length=2048, tool_accuracy=1.0)
+    run = _run([persona], lambda p: [(ToolCalling("prompted"), 6)], flavor="llamacpp")
+    refused = [r for r in run.requests if r["error_class"] == errors.TOOLS_DID_NOT_FIT]
+    assert refused and all(r["tools_offered"] == 10 and r["http_status"] == 400 for r in refused[:1])
+    first_turns = [r for r in run.requests if r.get("turn") == 1]
+    assert first_turns[0]["tools_offered"] == 10 and first_turns[0]["error_class"] == errors.TOOLS_DID_NOT_FIT
+    answered = [r for r in first_turns if r["ok"]]
+    assert answered and all(r["tools_offered"] < 10 for r in answered)
+    # once learned, no attempt starts from the whole catalog again
+    starts = [first_turns[0]] + [r for i, r in enumerate(first_turns[1:], 1) if first_turns[i - 1]["ok"]]
+    assert all(r["tools_offered"] < 10 for r in starts[1:])
+    assert all(o.metrics["verdict"] != "request_failed" for o in run.outcomes[persona.id])
+    snap = fold({**r, "kind": "request"} for r in run.requests).snapshot()
+    assert snap["totals"]["tools_did_not_fit"] == len(refused)
+    assert snap["totals"]["requests_failed"] == 0 and snap["totals"]["requests"] == len(run.requests) - len(refused)

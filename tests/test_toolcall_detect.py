@@ -157,3 +157,11 @@ def test_100kb_of_adversarial_text_completes(unit):
     check(
         detect("intro " + text + '<tool_call>{"name": "get_time", "arguments": {}}</tool_call>', None, NAMES)
     )
+
+
+def test_every_format_name_is_documented():
+    """docs/events.md and docs/toolcalls.md name every format the detector can answer."""
+    root = Path(__file__).parent.parent / "docs"
+    events, table = (root / "events.md").read_text(), (root / "toolcalls.md").read_text()
+    assert [f for f in FORMATS if f"`{f}`" not in events] == []
+    assert [f for f in FORMATS if f"`{f}`" not in table] == []

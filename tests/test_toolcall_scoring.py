@@ -342,3 +342,53 @@ def test_a_failed_request_keeps_only_what_was_measured():
     s = request_failed("read timeout", before=first)
     assert (s.verdict, s.correct, s.detail) == ("request_failed", False, "read timeout")
     assert s.checks["values"] is True and s.checks["uses_result"] is None
+
+
+# -- calls soaktui cannot read -------------------------------------------------------------------------
+
+UNKNOWN_SYNTAX = '@@invoke get_weather(city="Oslo", units="metric")@@'  # no family writes this
+
+
+def test_a_model_calling_in_an_unknown_syntax_gets_nothing_right_on_any_prompt_kind():
+    """The issue's case: call-shaped text in a syntax no finder reads is never a correct refusal
+    (before the `unparsed` stage it scored 100% on irrelevance prompts) and never a correct call."""
+    verdicts = {judge(prompt, UNKNOWN_SYNTAX).verdict for prompt in BANK.prompts}
+    assert verdicts == {"unparsed_call"}
+    assert {p.kind for p in BANK.prompts} >= {"irrelevant", "explicit", "implicit", "parallel"}
+    s = judge(IRRELEVANT, UNKNOWN_SYNTAX)
+    assert s.correct is False and all(v is None for v in s.checks.values())
+    assert "get_weather(city=" in s.detail  # the detail quotes what the model wrote
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<|action_start|><|plugin|>\nget_weather city=Oslo<|action_end|>",  # InternLM markers, no JSON
+        '<minimax:tool_call>\n<invoke name="get_weather">\n<parameter nome="city">Oslo',  # markers, bad body
+        'get_weather{"city": "Oslo"}',  # Mistral v11 with its [TOOL_CALLS] token stripped
+        'get_weather[ARGS]{"city": "Oslo"}',
+        "I will now run get_weather({'city': 'Oslo'}) for you.",
+        'Calling: {"name": "get_weather", "arguments": {city: Oslo}}',  # a name key, arguments not JSON
+    ],
+)
+def test_call_shaped_text_no_finder_reads_is_unparsed_with_an_excerpt(text):
+    d = detect(text, None, NAMES)
+    assert (d.format, d.calls) == ("unparsed", []), d
+    assert d.excerpt and ("get_weather" in d.excerpt or "<" in d.excerpt)
+    assert judge(WEATHER, text).verdict == judge(IRRELEVANT, text).verdict == "unparsed_call"
+
+
+@pytest.mark.parametrize(
+    "text, fmt",
+    [
+        ("You could call get_weather with Oslo.", "prose_mention"),
+        ("The get_weather() function returns the forecast as JSON.", "prose_mention"),
+        ('Here is a sample record: {"name": "Alice", "age": 31, "tags": ["a", "b"]}', "none"),
+        ("To compute f(x=2), substitute x.", "none"),
+        ('<think>I could call get_weather(city="Oslo")</think>Canberra is the capital.', "none"),
+    ],
+)
+def test_non_calls_stay_non_calls(text, fmt):
+    d = detect(text, None, NAMES)
+    assert (d.format, d.calls) == (fmt, [])
+    assert judge(IRRELEVANT, text).correct

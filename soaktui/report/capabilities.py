@@ -38,6 +38,7 @@ from soaktui.report.snapshot import (
     ToolCalling,
 )
 from soaktui.stats import SMALL_SAMPLE, Describe, bounded_inc, bounded_tally, rate
+from soaktui.toolcalls.calls import UNPARSED_PREFIX
 
 TOOL_SCENARIO = "tool_calling"
 SO_SCENARIO = "structured_output"
@@ -56,7 +57,7 @@ TOOL_MODES = ("native", "prompted")
 SO_MODES = ("json_schema", "instruction")
 REQUEST_FAILED = "request_failed"
 MAX_NAMES = 50  # distinct verdicts / formats / failure kinds / check names kept per model
-MAX_EXAMPLES = 3  # distinct schema error paths kept per model
+MAX_EXAMPLES = 3  # distinct schema error paths (unparsed call excerpts) kept per model
 EXAMPLE_CHARS = 200
 
 DEFINITIONS = {
@@ -115,10 +116,12 @@ class _Tools:
         "verdicts",
         "formats",
         "events",
+        "unparsed",
     )
 
     def __init__(self) -> None:
         self.tests = self.request_failed = self.unscored = self.events = 0
+        self.unparsed: list[str] = []  # excerpts of calls written in a syntax soaktui cannot read
         self.overall = [0, 0]  # [correct, scored]
         self.kinds: dict[str, list[int]] = {}
         self.modes: dict[str, list[int]] = {}
@@ -144,6 +147,10 @@ class _Tools:
         _tally(self.modes, str(m.get("mode") or "(unknown)"), correct)
         bounded_inc(self.verdicts, str(verdict or ("correct" if correct else "(no verdict)")), MAX_NAMES)
         bounded_inc(self.formats, str(m.get("format") or "(unknown)"), MAX_NAMES)
+        if verdict == "unparsed_call" and len(self.unparsed) < MAX_EXAMPLES:
+            excerpt = str(m.get("detail") or "").removeprefix(UNPARSED_PREFIX)[:EXAMPLE_CHARS]
+            if excerpt and excerpt not in self.unparsed:
+                self.unparsed.append(excerpt)
         checks = m.get("checks")
         if type(checks) is dict:
             for name, passed in checks.items():
@@ -163,6 +170,7 @@ class _Tools:
             "verdicts": _ordered(self.verdicts),
             "formats": _ordered(self.formats),
             "tool_call_events": self.events,
+            "unparsed_examples": list(self.unparsed),
         }
 
 

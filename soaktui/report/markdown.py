@@ -14,7 +14,14 @@ from soaktui.report.aggregate import DEFINITIONS
 from soaktui.report.capabilities import KIND_LABELS, KINDS
 from soaktui.report.cells import NA, duration, num, table
 from soaktui.report.hardware_markdown import render_hardware
-from soaktui.report.snapshot import CapabilityRow, LargeContextCapability, ModelProfile, Run, Snapshot
+from soaktui.report.snapshot import (
+    CapabilityRow,
+    LargeContextCapability,
+    ModelProfile,
+    Run,
+    SampledRate,
+    Snapshot,
+)
 from soaktui.stats import Describe, compact_rate
 from soaktui.stats import format_rate as rate
 
@@ -133,6 +140,16 @@ def _summary(snap: Snapshot) -> list[str]:
                 "Cancelled by soaktui (skip, stop, end of run; not counted above)",
                 f"{t['cancelled_tests']} tests, {t['cancelled_requests']} requests",
             ],
+            *(
+                [
+                    [
+                        "Tool lists too long for a model's context (retried with fewer tools; not counted above)",
+                        f"{t['tools_did_not_fit']} requests",
+                    ]
+                ]
+                if t["tools_did_not_fit"]
+                else []
+            ),
             [
                 "Events",
                 f"{t['events']:,}"
@@ -168,6 +185,13 @@ SPEED_HEADERS = [
 ]
 
 
+def _attempted(r: SampledRate, request_failed: int) -> str:
+    """A capability rate; when every attempt failed at the request, say so rather than n/a."""
+    if not r["n"] and request_failed:
+        return f"0 scored, {request_failed} failed"
+    return compact_rate(r)
+
+
 def capability_cells(key: str, row: CapabilityRow) -> list[str]:
     """One model's capability-table cells (CAPABILITY_HEADERS); the dashboard shows the same."""
     tc, so, pc = row["tool_calling"], row["structured_output"], row["prompt_checks"]
@@ -175,13 +199,13 @@ def capability_cells(key: str, row: CapabilityRow) -> list[str]:
     modes = tc["by_mode"] if tc else {}
     return [
         key,
-        compact_rate(tc["overall"]) if tc else NA,
+        _attempted(tc["overall"], tc["request_failed"]) if tc else NA,
         *(compact_rate(kinds.get(k)) for k in KINDS),
         compact_rate(modes.get("native")),
         compact_rate(modes.get("prompted")),
-        compact_rate(so["schema_valid"]) if so else NA,
-        compact_rate(so["parsed"]) if so else NA,
-        compact_rate(pc["passed"]) if pc else NA,
+        _attempted(so["schema_valid"], so["request_failed"]) if so else NA,
+        _attempted(so["parsed"], so["request_failed"]) if so else NA,
+        _attempted(pc["passed"], pc["request_failed"]) if pc else NA,
     ]
 
 
@@ -244,6 +268,20 @@ def _capabilities(snap: Snapshot) -> list[str]:
                     so["request_failed"],
                 ]
             )
+    unread = [(k, tc) for k, r in rows.items() if (tc := r["tool_calling"]) and tc["unparsed_examples"]]
+    if unread:
+        out += ["### Tool calls soaktui could not read", ""]
+        out += [
+            "These answers look like tool calls in a syntax soaktui does not parse. They are scored "
+            "`unparsed_call`: neither a correct call nor a correct refusal. `soaktui detect FILE` shows "
+            "what the detector sees in a raw answer.",
+            "",
+        ]
+        for key, tc in unread:
+            n = tc["verdicts"].get("unparsed_call", 0)
+            shown = "; ".join(f"`{ex.replace('`', chr(39))}`" for ex in tc["unparsed_examples"])
+            out.append(f"- {key}: {n} test(s), e.g. {shown}")
+        out.append("")
     if detail:
         out += ["### Verdicts and failure kinds", ""]
         out += table(

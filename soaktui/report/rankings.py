@@ -6,7 +6,8 @@ Reliability ranks by the lower bound of the Wilson 95% interval of the test succ
 prompt checks passed) rank the same way, by their interval's lower bound; streaming TTFT ranks by
 its median (lower first) and large context by the largest prompt answered. A model below the
 minimum sample (tests for rates, successful requests for speed) is listed as "insufficient data"
-instead of being ranked.
+instead of being ranked. A recommendation also needs at least one success: when every ranked model
+scored zero (0/1210 tool calls correct), the pick says so and names nobody.
 
 "Best balance" is the geometric mean of: speed (the model's median tokens/s divided by the best
 ranked median), reliability (the lower bound above) and, for each capability rate that ranked at
@@ -227,7 +228,9 @@ def rank(
         },
     }
     recs: list[Recommendation] = []
-    tools = cap_ranks["tool_calling"]["ranked"]
+    # A pick needs at least one success: a ranking of zeros crowns nobody (0/1210 is not "best").
+    ranked_tools = cap_ranks["tool_calling"]["ranked"]
+    tools = [e for e in ranked_tools if e.get("rate", {}).get("k", 0) > 0]
     if tools:
         best_tools = tools[0]
         recs.append(
@@ -239,11 +242,15 @@ def rank(
         )
     else:
         measured = any(row["tool_calling"] for row in caps.values())
+        scored = sum(e.get("rate", {}).get("n", 0) for e in ranked_tools)
         recs.append(
             {
                 "title": "best for tool calling",
                 "model": None,
-                "evidence": f"insufficient data (no model has {min_tests} scored tool-calling tests)"
+                "evidence": f"no pick: no model made a correct tool call ({scored} scored tests by "
+                f"{len(ranked_tools)} ranked model(s))"
+                if ranked_tools
+                else f"insufficient data (no model has {min_tests} scored tool-calling tests)"
                 if measured
                 else "insufficient data (no tool_calling test ran)",
             }
@@ -266,8 +273,9 @@ def rank(
                 "evidence": f"insufficient data (no model has {min_requests} successful streamed requests)",
             }
         )
-    if rel:
-        steadiest = rel[0]
+    reliable = [e for e in rel if e["success"]["k"] > 0]
+    if reliable:
+        steadiest = reliable[0]
         recs.append(
             {
                 "title": "most reliable",
@@ -280,11 +288,14 @@ def rank(
             {
                 "title": "most reliable",
                 "model": None,
-                "evidence": f"insufficient data (no model has {min_tests} tests)",
+                "evidence": f"no pick: no model passed a test ({sum(e['success']['n'] for e in rel)} tests)"
+                if rel
+                else f"insufficient data (no model has {min_tests} tests)",
             }
         )
-    if balance:
-        balanced = balance[0]
+    balanced_picks = [e for e in balance if e["score"] > 0]
+    if balanced_picks:
+        balanced = balanced_picks[0]
         recs.append(
             {
                 "title": "best balance",
@@ -298,7 +309,10 @@ def rank(
             {
                 "title": "best balance",
                 "model": None,
-                "evidence": "insufficient data (no model is ranked for speed and reliability and tried on "
+                "evidence": "no pick: every qualifying model has a zero part (no success at one of "
+                "the capabilities the score uses)"
+                if balance
+                else "insufficient data (no model is ranked for speed and reliability and tried on "
                 "every capability the score uses)",
             }
         )

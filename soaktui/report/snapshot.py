@@ -107,6 +107,7 @@ class RequestTotals(TypedDict):
     requests_success: Rate
     cancelled_tests: int
     cancelled_requests: int
+    tools_did_not_fit: int  # requests whose tool list overflowed the context, retried with fewer tools
 
 
 class Totals(RequestTotals):
@@ -251,6 +252,7 @@ class ToolCalling(TypedDict):
     verdicts: dict[str, int]
     formats: dict[str, int]
     tool_call_events: int
+    unparsed_examples: list[str]  # answers shaped like calls in a syntax soaktui cannot read
 
 
 class StructuredOutput(TypedDict):

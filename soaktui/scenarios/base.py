@@ -115,10 +115,13 @@ class ScenarioContext:
         extra: dict[str, Any] | None = None,
         fields: dict[str, Any] | None = None,
         uniform_text: bool = False,
+        overflow_is_ours: bool = False,
     ) -> RequestResult:
         """Send one chat request, emit its `request` event, return the result (never raises but on
         cancel). `uniform_text`: the prompt comes from one text generator, so the model's
-        characters-per-token ratio learned from earlier ones applies (request_checks.PromptRatios)."""
+        characters-per-token ratio learned from earlier ones applies (request_checks.PromptRatios).
+        `overflow_is_ours`: a context overflow would be soaktui's own doing (a tool list the caller
+        will shrink and retry): the event says `tools_did_not_fit`, which no reliability counts."""
         own_model = (model is None or model is self.model) and (provider is None or provider is self.provider)
         model = model or self.model
         provider = provider or self.provider
@@ -169,6 +172,8 @@ class ScenarioContext:
                 countable=not (extra and extra.get("tools")),  # tool schemas count as prompt tokens too
             )
         )
+        if overflow_is_ours and (tags.get("error_class") or result.error_class) == errors.CONTEXT_OVERFLOW:
+            tags["error_class"] = errors.TOOLS_DID_NOT_FIT
         record(result)
         return result
 

@@ -105,6 +105,28 @@ def _text_follow_up(r: RequestResult, score: Score, prompt: ToolPrompt) -> list[
     ]
 
 
+def fitted_tools(prompt: ToolPrompt, cap: int | None) -> tuple[str, ...]:
+    """The prompt's tools cut to `cap` (None: all of them): the tools its expected calls need
+    first (never dropped), then the others in catalog order; at least one tool is always offered."""
+    if cap is None or cap >= len(prompt.tools):
+        return prompt.tools
+    needed = [n for n in prompt.tools if any(c.name == n for c in prompt.calls)]
+    others = [n for n in prompt.tools if n not in needed]
+    keep = max(cap, len(needed), 1)
+    return tuple(needed + others[: keep - len(needed)])
+
+
+def _request(prompt: ToolPrompt, mode: str, names: tuple[str, ...]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The first turn's messages, and the request's extra fields (`tools` in native mode)."""
+    tools = catalog.tools(names)
+    if mode == "native":
+        return [{"role": "user", "content": prompt.prompt}], {"tools": tools, "tool_choice": "auto"}
+    return [
+        {"role": "system", "content": prompted.system_prompt(tools)},
+        {"role": "user", "content": prompt.prompt},
+    ], None
+
+
 class ToolCalling(Scenario):
     name = "tool_calling"
     weight = 2.0
@@ -142,35 +164,37 @@ class ToolCalling(Scenario):
 
     async def attempt(self, ctx: ScenarioContext, prompt: ToolPrompt, mode: str) -> Outcome:
         """One attempt at `prompt` in `mode`: request(s), detection, scoring, the event, the outcome."""
-        tools = catalog.tools(prompt.tools)
-        if mode == "native":
-            messages: list[dict[str, Any]] = [{"role": "user", "content": prompt.prompt}]
-            extra: dict[str, Any] | None = {"tools": tools, "tool_choice": "auto"}
-        else:
-            messages = [
-                {"role": "system", "content": prompted.system_prompt(tools)},
-                {"role": "user", "content": prompt.prompt},
-            ]
-            extra = None
+        state = ctx.state.setdefault(STATE_KEY, {})
+        names = fitted_tools(prompt, state.get("tools_cap"))
         fields = {"prompt_id": prompt.id, "tool_mode": mode}
         max_tokens = _max_tokens(ctx)
-        r = await ctx.chat(
-            messages,
-            stream=False,
-            max_tokens=max_tokens,
-            temperature=TEMPERATURE,
-            extra=extra,
-            fields={**fields, "turn": 1},
-        )
+        while True:
+            messages, extra = _request(prompt, mode, names)
+            floor = len(fitted_tools(prompt, 0))
+            r = await ctx.chat(
+                messages,
+                stream=False,
+                max_tokens=max_tokens,
+                temperature=TEMPERATURE,
+                extra=extra,
+                fields={**fields, "turn": 1, "tools_offered": len(names)},
+                overflow_is_ours=len(names) > floor,
+            )
+            if r.error_class != errors.CONTEXT_OVERFLOW or len(names) <= floor:
+                break
+            # Our tool list did not fit this model's context: remember a smaller one for the model
+            # (its later attempts start there) and ask again; the failed request counts nowhere.
+            state["tools_cap"] = max(floor, len(names) // 2)
+            names = fitted_tools(prompt, state["tools_cap"])
         detection = Detection()
         failed: RequestResult | None = None
-        if not r.ok:
+        if not r.ok and r.error_class != errors.EMPTY_RESPONSE:  # an empty answer is scored: no call
             failed = r
             score = request_failed(r.error or r.error_class)
             if mode == "native" and r.error_class == errors.HTTP_STATUS and r.http_status in REJECTED:
                 ctx.state.setdefault(STATE_KEY, {})["native_rejected"] = r.http_status
         else:
-            detection = detect(r.content, r.tool_calls, prompt.tools)
+            detection = detect(r.content, r.tool_calls, names)
             score = score_calls(detection, prompt, answer_cut=r.truncated)
             if prompt.kind == "multi_turn" and score.correct:
                 native_calls = mode == "native" and detection.format == "native"
@@ -181,7 +205,7 @@ class ToolCalling(Scenario):
                     max_tokens=max_tokens,
                     temperature=TEMPERATURE,
                     extra=extra,
-                    fields={**fields, "turn": 2},
+                    fields={**fields, "turn": 2, "tools_offered": len(names)},
                 )
                 if not r2.ok:
                     failed = r2
@@ -192,6 +216,7 @@ class ToolCalling(Scenario):
             "prompt_id": prompt.id,
             "prompt_kind": prompt.kind,
             "mode": mode,
+            "tools_offered": len(names),
             "format": detection.format,
             "trust": detection.trust,
             "checks": score.checks,

@@ -15,11 +15,13 @@ from typing import Any
 
 TRUST_NATIVE = 3  # the server returned structured `tool_calls`
 TRUST_TEXT = 2  # a call written as text in the content, in a recognised format
+TRUST_UNPARSED = 1  # text shaped like a call that no finder could read: not a call, not a refusal
 TRUST_PROSE = 1  # a known tool named in prose: intent only, no call
 TRUST_NONE = 0
 
 MAX_NAME = 256  # a longer "name" is not a function name
 TRUNCATED = "truncated"  # parse_error for arguments cut off by the end of the text
+UNPARSED_PREFIX = "a call soaktui cannot read: "  # an unparsed_call's detail; the report quotes the rest
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Detection:
     format: str = "none"
     trust: int = TRUST_NONE
     truncated: bool = False  # a call started but did not complete
+    excerpt: str | None = None  # format "unparsed": the call-shaped text, for people to see
 
 
 _DECODER = json.JSONDecoder()

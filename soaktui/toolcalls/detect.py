@@ -3,8 +3,15 @@
 A soak run has to say whether a model called a tool, not only whether the server returned OpenAI
 `tool_calls`: many local models write the call as text in one of a dozen wrappings, and some only
 talk about the tool. `detect` answers in order of trust: native `tool_calls` (3), then a call
-written as text in a recognised format (2), then a known tool named in prose (1, intent only, no
+written as text in a recognised format (2), then call-shaped text that no finder can read (1:
+`unparsed`, neither a call nor a refusal), then a known tool named in prose (1, intent only, no
 calls), then nothing (0). `<think>` blocks are reasoning, not answers, and are removed first.
+
+`unparsed` exists so that a model calling tools in a syntax soaktui does not know is never scored
+as refusing them: it is the markers of a known family's call syntax whose body did not parse, or
+an offered tool's name directly followed by argument-like structure (`name(key=`, `name({"`,
+`name{"key":`, `name[ARGS]`, `"name": "tool"`). A tool merely named in a sentence stays
+`prose_mention`.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from soaktui.toolcalls.calls import (
     TRUST_NATIVE,
     TRUST_NONE,
     TRUST_PROSE,
+    TRUST_UNPARSED,
     DetectedCall,
     Detection,
     decode_arguments,
@@ -26,6 +34,7 @@ from soaktui.toolcalls.calls import (
 from soaktui.toolcalls.formats import FINDERS
 
 MAX_TEXT = 1_000_000  # characters of content examined; beyond this a call would not be found
+EXCERPT_CHARS = 120  # of call-shaped text no finder read, kept for the report and the feed
 
 FORMATS = (
     "native",
@@ -44,10 +53,32 @@ FORMATS = (
     "kimi_k2",
     "harmony",
     "lmstudio_request",
+    "gemma4",
+    "functiongemma",
+    "minimax_xml",
+    "seed_oss",
+    "olmo3",
+    "cohere_action",
+    "command_r_action",
+    "toolcall_tag",
+    "lfm2",
+    "apertus",
+    "functools",
     "generic_json",
     "fenced_json",
+    "unparsed",
     "prose_mention",
     "none",
+)
+
+# The opening markers of the call syntaxes of local model families (the finders' sources are cited
+# in formats.py; docs/toolcalls.md lists them): seen with no call parsed, the text is `unparsed`.
+_CALL_MARKERS = re.compile(
+    r"<\|?tool_calls?\b|<\|?tool_call\|?>|\[TOOL_CALLS\]|<function[=\s_]|<invoke\b|<\|python_tag\|>"
+    r"|\bfunctools\s*\[|<TOOLCALL>|<\|START_ACTION\|>|\bto=functions\.|<｜tool|<\|tool_calls?_section"
+    r"|<minimax:tool_call>|<function_calls>|<\|tools_prefix\|>|<start_function_call>|<seed:tool_call>"
+    r"|<\|action_start\|>|DSML｜|<\|tool_call_start\|>|<longcat_tool_call>|<\|function_call\|>"
+    r"|<\|tool_call>|\bcall:[A-Za-z_][\w.\-]*\{|<\|open\|>tools|\]<\]minimax\[>\[|<steptml:invoke"
 )
 
 _THINK_TAGS = (("<think>", "</think>"), ("<thinking>", "</thinking>"))
@@ -98,6 +129,37 @@ def _native_call(item: Any) -> DetectedCall | None:
 
 
 @lru_cache(maxsize=64)
+def _call_shape_re(names: frozenset[str]) -> re.Pattern[str] | None:
+    """An offered tool's name followed by argument-like structure, or as the value of a name key."""
+    words = sorted((n for n in names if n.strip()), key=len, reverse=True)
+    if not words:
+        return None
+    alt = "|".join(re.escape(w) for w in words)
+    return re.compile(
+        r"(?<![\w.])(?:" + alt + r")(?:\s*\(\s*(?:[A-Za-z_]\w*\s*=|[\"'{\[])"  # name(key=  name("  name({
+        r"|\s*\{\s*[\"']?[A-Za-z_]\w*[\"']?\s*:"  # name{"key":  name{key:
+        r"|\s*\[ARGS\])"  # Mistral v11 without its [TOOL_CALLS] token
+        r"|[\"']name[\"']\s*:\s*[\"'](?:" + alt + r")[\"']"  # {"name": "tool", ... that did not decode
+    )
+
+
+def _excerpt(text: str, start: int) -> str:
+    chunk = " ".join(text[max(0, start - 20) : start + EXCERPT_CHARS].split())
+    return chunk[:EXCERPT_CHARS] + ("…" if len(chunk) > EXCERPT_CHARS else "")
+
+
+def find_unparsed(text: str, names: frozenset[str]) -> Detection | None:
+    """Call-shaped text that no finder read (see the module docstring), with an excerpt."""
+    hit = _CALL_MARKERS.search(text)
+    if hit is None:
+        pattern = _call_shape_re(names) if names else None
+        hit = pattern.search(text) if pattern is not None else None
+    if hit is None:
+        return None
+    return Detection([], "unparsed", TRUST_UNPARSED, False, _excerpt(text, hit.start()))
+
+
+@lru_cache(maxsize=64)
 def _mention_re(names: frozenset[str]) -> re.Pattern[str] | None:
     words = sorted((n for n in names if n.strip()), key=len, reverse=True)
     if not words:
@@ -126,6 +188,9 @@ def detect(
         found = finder(text, names)
         if found is not None:
             return found
+    unparsed = find_unparsed(text, names)
+    if unparsed is not None:
+        return unparsed
     pattern = _mention_re(names) if names else None
     if pattern is not None and pattern.search(text):
         return Detection([], "prose_mention", TRUST_PROSE, False)

@@ -16,6 +16,11 @@ expected calls, stage by stage, and the first stage that fails names the verdict
 
 A check is None when it does not apply or was not reached. A failure caused by the answer being cut
 off (a call that runs off the end, or `finish_reason: length` before any call) is `truncated`.
+
+Text shaped like a call that soaktui cannot read (detection format `unparsed`) is `unparsed_call`
+on every prompt kind: not a call, so never correct where one was expected, and not a refusal, so
+never correct where no tool applies either. Its detail quotes the text, so the report and the feed
+say "calls tools in a format soaktui does not read" instead of "refuses".
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 import jsonschema
 
 from soaktui.toolcalls import catalog
-from soaktui.toolcalls.calls import TRUNCATED, DetectedCall, Detection
+from soaktui.toolcalls.calls import TRUNCATED, UNPARSED_PREFIX, DetectedCall, Detection
 from soaktui.toolcalls.detect import strip_think
 from soaktui.toolcalls.prompts import ExpectedCall, ToolPrompt, is_regex
 
@@ -48,6 +53,7 @@ VERDICTS = (
     "wrong_count",
     "no_result_use",
     "truncated",
+    "unparsed_call",
     "request_failed",
 )
 _FAILS = {
@@ -248,6 +254,8 @@ def score_calls(detection: Detection, prompt: ToolPrompt, answer_cut: bool = Fal
     checks = _blank()
     should, made = bool(prompt.calls), list(detection.calls)
     cut = detection.truncated or answer_cut
+    if detection.format == "unparsed":  # the decision cannot be judged: no check is set
+        return Score(checks, "unparsed_call", _short(UNPARSED_PREFIX + (detection.excerpt or "")))
     checks["decision"] = should == bool(made)
     if not checks["decision"]:
         if should:

@@ -12,7 +12,9 @@ Rules the figures obey:
   every figure carries the sample size it is over (`n`);
 - a request that waited for a cold model load counts as a success or a failure, but its TTFT,
   latency and prompt speed are left out (report/folds/server_truth.py shows it apart);
-- a request or test cancelled by soaktui itself (skip, stop, end of run) is neither;
+- a request or test cancelled by soaktui itself (skip, stop, end of run) is neither, and so is a
+  request whose tool list (soaktui's own prompt) did not fit the model's context
+  (`tools_did_not_fit`: the scenario retried it with fewer tools);
 - a request succeeded when its `ok` is true, a test only when its `ok` is exactly True.
 
 These counting rules exist here only: the dashboard's live state (ui/state.py) reads its counts from
@@ -28,7 +30,7 @@ from array import array
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
-from soaktui.errors import CANCELLED
+from soaktui.errors import CANCELLED, TOOLS_DID_NOT_FIT
 from soaktui.report.folds.common import is_num, model_key
 from soaktui.report.snapshot import ErrorClass, ModelProfile, RequestTotals, ScenarioSummary
 from soaktui.stats import Describe, bounded_inc, bounded_tally, describe_parts, rate, top
@@ -134,6 +136,7 @@ class RequestFold:
         # Cancelled by us (skip, stop, end of the run): neither a success nor a failure of the model.
         self.cancelled_requests = 0
         self.cancelled_tests = 0
+        self.refitted_requests = 0  # tools_did_not_fit: soaktui's tool list, retried smaller
         self._buckets: dict[tuple[Any, Any, Any], _Bucket] = {}
         self._last_key: tuple[Any, Any, Any] | None = None
         self._last_bucket: _Bucket | None = None
@@ -149,8 +152,12 @@ class RequestFold:
 
     def on_request(self, ev: dict[str, Any]) -> None:
         get = ev.get
-        if get("error_class") == CANCELLED:
-            self.cancelled_requests += 1
+        cls = get("error_class")
+        if cls is not None and cls in (CANCELLED, TOOLS_DID_NOT_FIT):
+            if cls == CANCELLED:
+                self.cancelled_requests += 1
+            else:
+                self.refitted_requests += 1
             return
         key = (get("provider"), get("model"), get("scenario"))
         # consecutive events mostly share a bucket: skip the hash
@@ -275,6 +282,7 @@ class RequestFold:
             "requests_success": rate(req_ok, req_ok + req_failed),
             "cancelled_tests": self.cancelled_tests,
             "cancelled_requests": self.cancelled_requests,
+            "tools_did_not_fit": self.refitted_requests,
         }
 
     def models(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from textual.content import Content
 
 from soaktui.ui import format as fmt
-from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, Pane, block, line
+from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, WARN, Pane, block, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
@@ -65,4 +65,7 @@ class ToolCallPane(Pane):
                     (verdict, GOOD if good else BAD),
                 )
             )
+            if verdict == "unparsed_call" and ev.get("detail") and len(out) < height:
+                # a call in a syntax soaktui cannot read: show what the model wrote, not a refusal
+                out.append(line(("  " + str(ev["detail"]), WARN)))
         self.show(block(out, width))
