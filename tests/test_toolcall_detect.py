@@ -165,3 +165,70 @@ def test_every_format_name_is_documented():
     events, table = (root / "events.md").read_text(), (root / "toolcalls.md").read_text()
     assert [f for f in FORMATS if f"`{f}`" not in events] == []
     assert [f for f in FORMATS if f"`{f}`" not in table] == []
+
+
+# -- the reference parsers' readings that the finders once missed (vLLM 0.34 / llama.cpp b7376) --------
+
+NAMES = ["get_weather", "get_time", "python"]
+
+
+@pytest.mark.parametrize(
+    "text, fmt, calls",
+    [
+        # Qwen3-Coder: two <function=…> in one <tool_call> are two calls (vLLM qwen3coder parser)
+        (
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nZürich\n</parameter>\n</function>\n"
+            "<function=get_time>\n<parameter=timezone>\nEurope/Zurich\n</parameter>\n</function>\n</tool_call>",
+            "qwen3_xml",
+            [("get_weather", {"city": "Zürich"}), ("get_time", {"timezone": "Europe/Zurich"})],
+        ),
+        # a missing </parameter>: the value ends at the next parameter or at </function>
+        (
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n<parameter=days>\n3\n</function>\n</tool_call>",
+            "qwen3_xml",
+            [("get_weather", {"city": "Paris", "days": 3})],
+        ),
+        # GLM-4.5: a call without arguments is the bare name
+        ("<tool_call>get_time\n</tool_call>", "glm", [("get_time", {})]),
+        # Mistral v11 without [ARGS]
+        (
+            '[TOOL_CALLS]get_weather{"city": "Paris", "tags": ["a", "ü"]}',
+            "mistral_args",
+            [("get_weather", {"city": "Paris", "tags": ["a", "ü"]})],
+        ),
+        # Llama 3.1: code after <|python_tag|> is the code interpreter's
+        (
+            "<|python_tag|>import math\nprint(math.pi)<|eom_id|>",
+            "python_tag",
+            [("python", {"code": "import math\nprint(math.pi)"})],
+        ),
+        # Functionary v3.2: the first >>> is in the prompt; later ones follow with no newline
+        (
+            'get_weather\n{"city": "Paris"}>>>get_time\n{"timezone": "UTC"}',
+            "functionary",
+            [("get_weather", {"city": "Paris"}), ("get_time", {"timezone": "UTC"})],
+        ),
+    ],
+)
+def test_what_the_reference_parsers_read(text, fmt, calls):
+    got = detect(text, None, NAMES)
+    assert (got.format, [(c.name, c.arguments) for c in got.calls]) == (fmt, calls)
+    assert not got.truncated and all(c.parse_error is None for c in got.calls)
+
+
+def test_a_kimi_call_index_alone_is_no_tool_name():
+    text = (
+        "<|tool_calls_section_begin|><|tool_call_begin|>0<|tool_call_argument_begin|>"
+        '{"city": "Paris"}<|tool_call_end|><|tool_calls_section_end|>'
+    )
+    (call,) = detect(text, None, NAMES).calls
+    assert call.name == "" and call.parse_error == "call id without a function name"
+
+
+@pytest.mark.parametrize(
+    "open_tag, close_tag",
+    [("<seed:think>", "</seed:think>"), ("[THINK]", "[/THINK]"), ("<|START_THINKING|>", "<|END_THINKING|>")],
+)
+def test_calls_inside_other_families_reasoning_are_thinking(open_tag, close_tag):
+    text = f'{open_tag}maybe <tool_call>{{"name": "get_weather", "arguments": {{"city": "Oslo"}}}}</tool_call>{close_tag}It is sunny.'
+    assert detect(text, None, NAMES).format == "none"

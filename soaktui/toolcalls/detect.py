@@ -81,7 +81,14 @@ _CALL_MARKERS = re.compile(
     r"|<\|tool_call>|\bcall:[A-Za-z_][\w.\-]*\{|<\|open\|>tools|\]<\]minimax\[>\[|<steptml:invoke"
 )
 
-_THINK_TAGS = (("<think>", "</think>"), ("<thinking>", "</thinking>"))
+# Reasoning blocks: DeepSeek-R1 / Qwen3 / most, Claude-style, Seed-OSS, Magistral, Command A reasoning.
+_THINK_TAGS = (
+    ("<think>", "</think>"),
+    ("<thinking>", "</thinking>"),
+    ("<seed:think>", "</seed:think>"),
+    ("[THINK]", "[/THINK]"),
+    ("<|START_THINKING|>", "<|END_THINKING|>"),
+)
 
 
 def strip_think(text: str) -> str:

@@ -251,7 +251,6 @@ def find_minimax_xml(text: str, names: tp.Names) -> Detection | None:
     return tp.found(calls, "minimax_xml", truncated)
 
 
-_XML_FUNCTION_ANY = re.compile(r"<function=([^>\s]{1,256})>")
 
 
 def find_seed_oss(text: str, names: tp.Names) -> Detection | None:
@@ -263,10 +262,10 @@ def find_seed_oss(text: str, names: tp.Names) -> Detection | None:
     calls: list[DetectedCall] = []
     truncated = False
     for body, closed in tp.blocks(text, "<seed:tool_call>", ("</seed:tool_call>",)):
-        funcs = list(islice(_XML_FUNCTION_ANY.finditer(body), tp.MAX_BLOCKS))
-        if funcs and body[: funcs[0].start()].strip():
-            continue  # the block does not open with `<function=`: prose about the tags, not a call
-        if not funcs:
+        got_xml = tp.xml_functions(body, closed)
+        if got_xml is None:
+            if "<function=" in body:
+                continue  # the block does not open with `<function=`: prose about the tags, not a call
             if body.lstrip()[:1] in ("{", "["):
                 got, cut = tp.json_calls(body, closed)
                 calls.extend(got)
@@ -277,16 +276,8 @@ def find_seed_oss(text: str, names: tp.Names) -> Detection | None:
                     not closed and (not rest or rest.startswith("<f") and " " not in rest)
                 )
             continue
-        for i, m in enumerate(funcs):
-            stop = funcs[i + 1].start() if i + 1 < len(funcs) else len(body)
-            seg = body[m.end() : stop]
-            end = seg.find("</function>")
-            seg_closed = closed or stop < len(body) or end >= 0
-            call = tp.xml_params(
-                seg if end < 0 else seg[:end], m.group(1), seg_closed, tp.XML_PARAM, "</parameter>"
-            )
-            calls.append(call)
-            truncated = truncated or not seg_closed or call.parse_error == TRUNCATED
+        calls.extend(got_xml[0])
+        truncated = truncated or got_xml[1]
     return tp.found(calls, "seed_oss", truncated)
 
 

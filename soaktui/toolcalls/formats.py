@@ -8,8 +8,10 @@ how many candidates it tries: the detector runs on arbitrary model output, up to
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from itertools import islice
 
 from soaktui.toolcalls import textparse as tp
 from soaktui.toolcalls.calls import (
@@ -66,6 +68,9 @@ def find_deepseek_or_kimi(text: str, names: tp.Names) -> Detection | None:
             head, _, args = body.partition("<|tool_call_argument_begin|>")
             m = _KIMI_ID.match(head.strip())
             name = tp.clean_name(m.group(1)) if m else None
+            if name is not None and name.isdigit():  # a bare call index (`0`): the name is unknown
+                calls.append(DetectedCall("", None, args.strip(), "call id without a function name"))
+                continue
         elif "<|tool_sep|>" in body:
             left, _, right = body.partition("<|tool_sep|>")
             if left.strip() in ("function", ""):
@@ -103,11 +108,15 @@ def find_harmony(text: str, names: tp.Names) -> Detection | None:
     return tp.found(calls, "harmony", truncated)
 
 
-_MISTRAL_NAME = re.compile(r"\s*([A-Za-z0-9_.\-]{1,256})(?:\[CALL_ID\][A-Za-z0-9]{0,64})?\[ARGS\]")
+# name[ARGS]{…}; `[ARGS]` may be missing (vLLM 0.34 parser/mistral.py accepts `name{…}` too)
+_MISTRAL_NAME = re.compile(
+    r"\s*([A-Za-z0-9_.\-]{1,256})(?:\[CALL_ID\][A-Za-z0-9]{0,64})?(?:\[ARGS\]|(?=\s*\{))"
+)
 
 
 def find_mistral(text: str, names: tp.Names) -> Detection | None:
-    """Mistral `[TOOL_CALLS] [{"name", "arguments"}, ...]` and the newer `[TOOL_CALLS]name[ARGS]{...}`."""
+    """Mistral `[TOOL_CALLS] [{"name", "arguments"}, ...]` and the newer `[TOOL_CALLS]name[ARGS]{...}`
+    (v11+; `[ARGS]` sometimes absent)."""
     if "[TOOL_CALLS]" not in text:
         return None
     calls: list[DetectedCall] = []
@@ -141,9 +150,13 @@ def find_mistral(text: str, names: tp.Names) -> Detection | None:
     return tp.found(calls, fmt, truncated)
 
 
+_BUILTIN_CALL = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*\.call\s*\(")
+
+
 def find_python_tag(text: str, names: tp.Names) -> Detection | None:
-    """Llama 3.1/3.2 `<|python_tag|>{"name", "parameters"}` (several, `;`-separated) or a builtin
-    `<|python_tag|>brave_search.call(query="...")`."""
+    """Llama 3.1/3.2 `<|python_tag|>{"name", "parameters"}` (several, `;`-separated), a builtin
+    `<|python_tag|>brave_search.call(query="...")`, or any other text after the tag: code for the
+    code interpreter, a call of `python` with {"code": …}, as llama.cpp reads it."""
     if "<|python_tag|>" not in text:
         return None
     calls: list[DetectedCall] = []
@@ -151,8 +164,14 @@ def find_python_tag(text: str, names: tp.Names) -> Detection | None:
     for body, closed in tp.blocks(text, "<|python_tag|>", ("<|eom_id|>", "<|eot_id|>")):
         if body.lstrip()[:1] in ("{", "[", ""):
             got, cut = tp.json_calls(body, closed)
-        else:
+        elif _BUILTIN_CALL.match(body):
             got, cut = tp.pythonic(body.strip(), single=True)
+        else:  # raw code for the code interpreter (llama.cpp b7376 common_chat_parse_llama_3_1)
+            code = body.strip()
+            got, cut = (
+                [DetectedCall("python", {"code": code}, json.dumps({"code": code}, ensure_ascii=False))],
+                False,
+            )
         calls.extend(got)
         truncated = truncated or cut
     return tp.found(calls, "python_tag", truncated)
@@ -175,6 +194,9 @@ def find_lmstudio(text: str, names: tp.Names) -> Detection | None:
     return tp.tagged_json(text, "[TOOL_REQUEST]", ("[END_TOOL_REQUEST]",), "lmstudio_request")
 
 
+_GLM_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,255}")
+
+
 def find_hermes(text: str, names: tp.Names) -> Detection | None:
     """Hermes / Qwen 2.5 `<tool_call>{json}</tool_call>`; inside the same tags, Qwen3-Coder's
     `<function=name><parameter=k>v</parameter></function>` and GLM-4.5's `name<arg_key>k</arg_key>...`."""
@@ -184,11 +206,18 @@ def find_hermes(text: str, names: tp.Names) -> Detection | None:
     truncated = False
     fmt = "hermes"
     for body, closed in tp.blocks(text, "<tool_call>", ("</tool_call>",)):
-        m = tp.XML_FUNCTION.match(body)
-        if m is not None:
+        got_xml = tp.xml_functions(body, closed)
+        if got_xml is not None:  # Qwen3-Coder: one or more <function=…> in the block
             fmt = "qwen3_xml"
-            call = tp.xml_params(body[m.end() :], m.group(1), closed, tp.XML_PARAM, "</parameter>")
-        elif "<arg_key>" in body and body.lstrip()[:1] not in "{[":
+            calls.extend(got_xml[0])
+            truncated = truncated or got_xml[1]
+            continue
+        bare = body.strip()
+        if closed and _GLM_BARE_NAME.fullmatch(bare) and (not names or bare in names):
+            fmt = "glm"  # GLM-4.5 `<tool_call>name</tool_call>`: a call without arguments
+            calls.append(DetectedCall(bare, {}, "{}", None))
+            continue
+        if "<arg_key>" in body and body.lstrip()[:1] not in "{[":
             fmt = "glm"
             name = tp.clean_name(body.lstrip().split("<", 1)[0])
             if name is None:
@@ -204,7 +233,11 @@ def find_hermes(text: str, names: tp.Names) -> Detection | None:
     return tp.found(calls, fmt, truncated)
 
 
-_FUNCTIONARY_V3 = re.compile(r"(?:^|\n)>>>[ \t]*([A-Za-z0-9_.\-]{1,256})[ \t]*\n")
+# Functionary v3.2: `>>>name\n{json}`, anywhere (calls follow each other with no newline between);
+# the first call's `>>>` is part of the prompt, so a message may open with `name\n{json}` directly
+# (llama.cpp b7376 common_chat_parse_functionary_v3_2).
+_FUNCTIONARY_V3 = re.compile(r">>>[ \t]*([A-Za-z0-9_.\-]{1,256})[ \t]*\n(?=\s*\{)|>>>[ \t]*(all)[ \t]*\n")
+_FUNCTIONARY_FIRST = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.\-]{0,255})[ \t]*\n(?=\s*\{)")
 
 
 def find_functionary(text: str, names: tp.Names) -> Detection | None:
@@ -224,13 +257,18 @@ def find_functionary(text: str, names: tp.Names) -> Detection | None:
                 call = tp.args_call(name, args, closed)
             calls.append(call)
             truncated = truncated or call.parse_error == TRUNCATED
-    if not calls and ">>>" in text:
-        matches = list(_FUNCTIONARY_V3.finditer(text))[: tp.MAX_BLOCKS]
-        for i, m in enumerate(matches):
-            if m.group(1) == "all":  # >>>all is the assistant talking, not a call
+    first = _FUNCTIONARY_FIRST.match(text) if names else None
+    if first is not None and first.group(1) not in names:
+        first = None
+    if not calls and (">>>" in text or first is not None):
+        matches: list[tuple[str, int, int]] = [(first.group(1), first.start(), first.end())] if first else []
+        for m in islice(_FUNCTIONARY_V3.finditer(text), tp.MAX_BLOCKS):
+            matches.append((m.group(1) or m.group(2), m.start(), m.end()))
+        for i, (name, _, body_start) in enumerate(matches):
+            if name == "all":  # >>>all is the assistant talking, not a call
                 continue
-            end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-            body = text[m.end() : end]
+            end = matches[i + 1][1] if i + 1 < len(matches) else len(text)
+            body = text[body_start:end]
             start = tp.skip_seps(body, 0, len(body))
             try:
                 value, _ = decode_at(body, start)
@@ -238,11 +276,11 @@ def find_functionary(text: str, names: tp.Names) -> Detection | None:
                 cut = runs_off_end(exc, body)
                 truncated = truncated or cut
                 calls.append(
-                    DetectedCall(m.group(1), None, body.strip(), TRUNCATED if cut else f"invalid JSON: {exc}")
+                    DetectedCall(name, None, body.strip(), TRUNCATED if cut else f"invalid JSON: {exc}")
                 )
                 continue
             arguments, raw, error = decode_arguments(value)
-            calls.append(DetectedCall(m.group(1), arguments, raw, error))
+            calls.append(DetectedCall(name, arguments, raw, error))
     return tp.found(calls, "functionary", truncated)
 
 

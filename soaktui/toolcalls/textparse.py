@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from itertools import islice
 from typing import Any
 
 from soaktui.toolcalls.calls import (
@@ -143,6 +144,9 @@ def xml_value(raw: str) -> Any:
 
 
 def xml_params(body: str, name: str, closed: bool, tag_re: re.Pattern[str], close: str) -> DetectedCall:
+    """A call's `<parameter=k>v</parameter>`-style arguments (`tag_re` opens one, `close` ends it).
+    A missing closing tag ends the value at the next parameter, or at the end of a closed body, as
+    vLLM's Qwen3-Coder parser accepts; only a body that stops mid-value is truncated."""
     args: dict[str, Any] = {}
     pos = 0
     while len(args) < MAX_BLOCKS:
@@ -150,11 +154,40 @@ def xml_params(body: str, name: str, closed: bool, tag_re: re.Pattern[str], clos
         if m is None:
             break
         end = body.find(close, m.end())
-        if end < 0:
-            return DetectedCall(name, None, body.strip(), TRUNCATED if not closed else f"unclosed {close}")
+        nxt = tag_re.search(body, m.end())
+        if end < 0 or (nxt is not None and nxt.start() < end):
+            if nxt is None and not closed:
+                return DetectedCall(name, None, body.strip(), TRUNCATED)
+            stop = nxt.start() if nxt is not None else len(body)
+            args[m.group(1).strip()] = xml_value(body[m.end() : stop])
+            pos = stop
+            continue
         args[m.group(1).strip()] = xml_value(body[m.end() : end])
         pos = end + len(close)
     return DetectedCall(name, args, json.dumps(args, ensure_ascii=False), None)
+
+
+XML_FUNCTION_ANY = re.compile(r"<function=([^>\s]{1,256})>")
+
+
+def xml_functions(body: str, closed: bool) -> tuple[list[DetectedCall], bool] | None:
+    """Qwen3-Coder-style `<function=name>…</function>` calls making up a block's body, several per
+    block (as vLLM's parser reads them); (calls, truncated), or None when the body does not open
+    with `<function=` (prose about the tags, not a call)."""
+    funcs = list(islice(XML_FUNCTION_ANY.finditer(body), MAX_BLOCKS))
+    if not funcs or body[: funcs[0].start()].strip():
+        return None
+    calls: list[DetectedCall] = []
+    truncated = False
+    for i, m in enumerate(funcs):
+        stop = funcs[i + 1].start() if i + 1 < len(funcs) else len(body)
+        seg = body[m.end() : stop]
+        end = seg.find("</function>")
+        seg_closed = closed or stop < len(body) or end >= 0
+        call = xml_params(seg if end < 0 else seg[:end], m.group(1), seg_closed, XML_PARAM, "</parameter>")
+        calls.append(call)
+        truncated = truncated or not seg_closed or call.parse_error == TRUNCATED
+    return calls, truncated
 
 
 def wrapped_calls(obj: Any) -> list[DetectedCall] | None:
