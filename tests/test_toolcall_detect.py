@@ -232,3 +232,41 @@ def test_a_kimi_call_index_alone_is_no_tool_name():
 def test_calls_inside_other_families_reasoning_are_thinking(open_tag, close_tag):
     text = f'{open_tag}maybe <tool_call>{{"name": "get_weather", "arguments": {{"city": "Oslo"}}}}</tool_call>{close_tag}It is sunny.'
     assert detect(text, None, NAMES).format == "none"
+
+
+# -- found checking the detector from outside (raw answers from vLLM's and llama.cpp's own tests) -------
+
+
+def test_llama4_python_start_list_with_nested_values():
+    text = '<|python_start|>[get_weather(city="Oslo", days=[1, 2]), get_time(opts={"utc": true, "tz": null})]<|python_end|>'
+    got = detect(text, None, NAMES)
+    assert (got.format, got.truncated) == ("pythonic", False)
+    assert [(c.name, c.arguments) for c in got.calls] == [
+        ("get_weather", {"city": "Oslo", "days": [1, 2]}),
+        ("get_time", {"opts": {"utc": True, "tz": None}}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a tool's definition quoted in an answer: its parameters are a JSON Schema
+        'The tool is {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}.',
+        '```json\n{"type": "function", "function": {"name": "get_weather", "description": "Weather", '
+        '"parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}\n```',
+        "A header like `to=functions.NAME` marks a call.",
+        # code that uses a function, in a fenced sample
+        "Example:\n\n```python\nresult = get_weather(city='Paris')\nprint(result)\n```",
+    ],
+)
+def test_quoted_definitions_markers_and_code_samples_are_not_calls(text):
+    got = detect(text, None, NAMES)
+    assert got.calls == [] and not got.truncated and got.format in ("none", "prose_mention"), got
+
+
+def test_a_marker_named_in_prose_is_not_a_call_cut_off():
+    """Bare markers in a sentence are call-shaped text (unparsed: a known limitation, docs/toolcalls.md),
+    but never a call the answer stopped in the middle of."""
+    got = detect("It starts with <｜tool▁calls▁begin｜> and ends with the matching end token.", None, NAMES)
+    assert (got.calls, got.truncated, got.format) == ([], False, "unparsed")
+    assert detect("<｜tool▁calls▁begin｜>", None, NAMES).truncated  # the answer stopped right there

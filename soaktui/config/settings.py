@@ -89,7 +89,12 @@ class QuietHours:
 @dataclass(frozen=True)
 class Timeouts:  # seconds
     connect: float = setting(5, c.SECONDS, "TCP connect.")
-    read: float = setting(120, c.SECONDS, "Longest silence while a response streams.")
+    read: float = setting(
+        120,
+        c.SECONDS,
+        "Longest silence while a response streams (a whole, non-streamed answer gets longer: its "
+        "size at the model's measured speed, up to the request limit).",
+    )
     request: float = setting(600, c.SECONDS, "Whole request.")
     discovery: float = setting(2, c.SECONDS, "Each probe while looking for servers.")
     grace: float = setting(10, c.SECONDS, "In-flight requests get this long after a stop.")

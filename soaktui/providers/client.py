@@ -287,9 +287,12 @@ class ChatClient:
         total_timeout_s: float = 600.0,
         extra: dict[str, Any] | None = None,
         on_cancel: Callable[[RequestResult], None] | None = None,
+        read_timeout_s: float | None = None,
     ) -> RequestResult:
-        """Send one chat completion; return its observations. Never raises except CancelledError."""
-        result = RequestResult(model=model, stream=stream, max_tokens=max_tokens)
+        """Send one chat completion; return its observations. Never raises except CancelledError.
+        `read_timeout_s`: this request's longest silence, when not the client's (a whole, non-streamed
+        answer is silent until it is complete)."""
+        result = RequestResult(model=model, stream=stream, max_tokens=max_tokens, read_timeout_s=read_timeout_s)
         body: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
         if stream:
             body["stream_options"] = {"include_usage": True}
@@ -324,7 +327,7 @@ class ChatClient:
         except httpx.PoolTimeout:
             self._fail(result, errors.CONNECT_TIMEOUT, "no free connection in the client pool")
         except httpx.ReadTimeout:
-            self._fail(result, errors.READ_TIMEOUT, self._silence_message())
+            self._fail(result, errors.READ_TIMEOUT, self._silence_message(result))
         except httpx.WriteTimeout:
             self._fail(result, errors.READ_TIMEOUT, "timed out sending the request (server not reading)")
         except httpx.ConnectError as exc:
@@ -344,8 +347,8 @@ class ChatClient:
         acc.close(_body_was_read(result))  # no-op when the success path already closed it
         return result
 
-    def _silence_message(self) -> str:
-        read = self._http.timeout.read
+    def _silence_message(self, result: RequestResult) -> str:
+        read = result.read_timeout_s or self._http.timeout.read
         return f"server sent nothing for {read:g} s (read timeout)"
 
     @staticmethod
@@ -379,6 +382,12 @@ class ChatClient:
             elif event.startswith("connection.connect_tcp"):
                 fresh = True  # a new connection, not one from the pool
 
+        timeout = (
+            httpx.Timeout(self._http.timeout.connect, read=result.read_timeout_s, write=result.read_timeout_s, pool=None)
+            if result.read_timeout_s
+            else httpx.USE_CLIENT_DEFAULT
+        )
+
         def build() -> httpx.Request:
             return self._http.build_request(
                 "POST",
@@ -386,6 +395,7 @@ class ChatClient:
                 content=payload,
                 headers={"Content-Type": "application/json", "Accept": accept},
                 extensions={"trace": on_wire},
+                timeout=timeout,
             )
 
         result.submit_ns = result.sent_ns = time.perf_counter_ns()  # fallback if no trace event comes

@@ -96,6 +96,7 @@ class RequestResult:
     server_timings: dict[str, float] | None = None  # llama.cpp `timings` (see server_timings())
     cold: bool = False  # set by the scenario layer: this request waited for its model to load
     connection_retries: int = 0  # sent again once: a pooled connection the server had closed
+    read_timeout_s: float | None = None  # this request's silence limit when not the client's default
 
     # -- derived -------------------------------------------------------------------------------
     @property
@@ -215,4 +216,5 @@ class RequestResult:
             "server_prompt_tps": self.server_prompt_tps,
             "server_gen_tps": self.server_gen_tps,
             "connection_retries": self.connection_retries,
+            "read_timeout_s": self.read_timeout_s,
         }

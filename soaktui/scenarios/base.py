@@ -10,6 +10,7 @@ in `success_rule` and gives a reason when a test fails.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -20,6 +21,13 @@ from soaktui.providers.client import ChatClient
 from soaktui.providers.result import RequestResult
 from soaktui.providers.types import ModelInfo, Provider
 from soaktui.scenarios.request_checks import PromptRatios, judge_request, prompt_chars
+
+# The silence limit of a whole (non-streamed) answer follows the model's speed (whole_answer_timeout_s).
+SPEED_KEY = "gen_tps_recent"  # model state: generation tokens/s of its last successful requests
+SPEED_WINDOW = 20
+SLOW_TPS = 5.0  # tokens/s assumed before the model's speed is measured: a slow CPU-only model
+WHOLE_ANSWER_MARGIN = 1.5
+WHOLE_ANSWER_FIXED_S = 30.0  # the prompt's processing and the queue, on top of the generation
 
 
 @dataclass
@@ -103,6 +111,21 @@ class ScenarioContext:
     def remaining_s(self) -> float | None:
         return self._remaining()
 
+    def whole_answer_timeout_s(self, max_tokens: int | None) -> float | None:
+        """The silence limit for a non-streamed answer of up to `max_tokens`: nothing arrives until
+        the whole answer is written, so a slow model would hit the streaming limit (timeouts.read)
+        while still working. It is the time `max_tokens` take at the model's measured generation
+        speed (the median of its last successful requests; SLOW_TPS before any), times
+        WHOLE_ANSWER_MARGIN, plus WHOLE_ANSWER_FIXED_S for the prompt; never below timeouts.read and
+        never above timeouts.request. None (the client's default) without a max_tokens."""
+        if not max_tokens:
+            return None
+        speeds = sorted(self.state.get(SPEED_KEY) or ())
+        tps = speeds[len(speeds) // 2] if speeds else SLOW_TPS
+        need = max_tokens / max(tps, 0.1) * WHOLE_ANSWER_MARGIN + WHOLE_ANSWER_FIXED_S
+        t = self.settings.timeouts
+        return round(min(t.request, max(t.read, need)), 1)
+
     async def chat(
         self,
         messages: list[dict[str, Any]],
@@ -154,8 +177,12 @@ class ScenarioContext:
             total_timeout_s=self.timeout_s(),
             extra=extra,
             on_cancel=record,
+            read_timeout_s=None if stream else self.whole_answer_timeout_s(max_tokens),
         )
         result.cold = cold
+        if own_model and result.ok and not cold and result.gen_tps:
+            speeds = self.state.setdefault(SPEED_KEY, deque(maxlen=SPEED_WINDOW))
+            speeds.append(result.gen_tps)
         if own_model:
             self.cold_pending = False  # the model has answered (or failed): it is no longer loading
         # The model's learned characters-per-token (request_checks.PromptRatios), for its own prompts.

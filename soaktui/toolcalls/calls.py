@@ -116,8 +116,15 @@ def call_from_obj(obj: Any, require_args: bool) -> DetectedCall | None:
     arg_key = next((k for k in ARG_KEYS if k in obj), None)
     if arg_key is None and require_args:
         return None
+    if arg_key is not None and is_schema(obj.get(arg_key)):
+        return None  # a tool's definition (its arguments' JSON Schema), quoted: not a call
     arguments, raw, error = decode_arguments(obj.get(arg_key) if arg_key else None)
     return DetectedCall(name, arguments, raw, error)
+
+
+def is_schema(value: Any) -> bool:
+    """A JSON Schema for an object's arguments ({"type": "object", "properties": {...}})."""
+    return isinstance(value, dict) and value.get("type") == "object" and isinstance(value.get("properties"), dict)
 
 
 def calls_from_value(value: Any, require_args: bool) -> list[DetectedCall] | None:

@@ -10,8 +10,9 @@ calls), then nothing (0). `<think>` blocks are reasoning, not answers, and are r
 `unparsed` exists so that a model calling tools in a syntax soaktui does not know is never scored
 as refusing them: it is the markers of a known family's call syntax whose body did not parse, or
 an offered tool's name directly followed by argument-like structure (`name(key=`, `name({"`,
-`name{"key":`, `name[ARGS]`, `"name": "tool"`). A tool merely named in a sentence stays
-`prose_mention`.
+`name{"key":`, `name[ARGS]`, `"name": "tool", "arguments"`). A tool merely named in a sentence
+stays `prose_mention`, and so does a call-shaped mention inside inline code (`like this`), which is
+how answers explain a syntax rather than use it.
 """
 
 from __future__ import annotations
@@ -146,7 +147,10 @@ def _call_shape_re(names: frozenset[str]) -> re.Pattern[str] | None:
         r"(?<![\w.])(?:" + alt + r")(?:\s*\(\s*(?:[A-Za-z_]\w*\s*=|[\"'{\[])"  # name(key=  name("  name({
         r"|\s*\{\s*[\"']?[A-Za-z_]\w*[\"']?\s*:"  # name{"key":  name{key:
         r"|\s*\[ARGS\])"  # Mistral v11 without its [TOOL_CALLS] token
-        r"|[\"']name[\"']\s*:\s*[\"'](?:" + alt + r")[\"']"  # {"name": "tool", ... that did not decode
+        # {"name": "tool", "arguments": … that did not decode (a quoted tool definition, with its
+        # "description" between, is not a call)
+        r"|[\"']name[\"']\s*:\s*[\"'](?:" + alt + r")[\"']\s*,\s*[\"'](?:arguments|parameters|args)[\"']"
+        r"(?!\s*:\s*\{\s*[\"']type[\"']\s*:\s*[\"']object)"  # …but not a JSON Schema: a tool definition
     )
 
 
@@ -155,12 +159,27 @@ def _excerpt(text: str, start: int) -> str:
     return chunk[:EXCERPT_CHARS] + ("…" if len(chunk) > EXCERPT_CHARS else "")
 
 
+_INLINE_CODE = re.compile(r"(?<!`)`[^`\n]{1,200}`(?!`)")
+# A fenced sample in a programming language shows code that uses a function; it is not a tool call.
+_CODE_FENCE = re.compile(
+    r"```[ \t]*(?:python|py|js|javascript|ts|typescript|bash|sh|shell|console|go|rust|java|c|cpp|ruby|php)"
+    r"[ \t]*\n.*?(?:```|\Z)",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
 def find_unparsed(text: str, names: frozenset[str]) -> Detection | None:
     """Call-shaped text that no finder read (see the module docstring), with an excerpt."""
-    hit = _CALL_MARKERS.search(text)
-    if hit is None:
-        pattern = _call_shape_re(names) if names else None
-        hit = pattern.search(text) if pattern is not None else None
+    if "`" in text:  # inline code explains a syntax: blanked, same length (the excerpt's positions hold)
+        searched = _INLINE_CODE.sub(lambda m: " " * len(m.group(0)), text)
+    else:
+        searched = text
+    hit = _CALL_MARKERS.search(searched)
+    if hit is None and names:
+        if "```" in searched:
+            searched = _CODE_FENCE.sub(lambda m: " " * len(m.group(0)), searched)
+        pattern = _call_shape_re(names)
+        hit = pattern.search(searched) if pattern is not None else None
     if hit is None:
         return None
     return Detection([], "unparsed", TRUST_UNPARSED, False, _excerpt(text, hit.start()))

@@ -54,10 +54,15 @@ def find_deepseek_or_kimi(text: str, names: tp.Names) -> Detection | None:
         return None
     t = text.translate(_FULLWIDTH)  # same length; also accepts the ASCII spellings models slip into
     if "<|tool_call_begin|>" not in t:
-        if "<|tool_calls_begin|>" in t or "<|tool_calls_section_begin|>" in t:
-            kimi = "<|tool_calls_section_begin|>" in t
-            return Detection([], "kimi_k2" if kimi else "deepseek", TRUST_TEXT, truncated=True)
-        return None
+        for opener, fmt in (
+            ("<|tool_calls_section_begin|>", "kimi_k2"),
+            ("<|tool_calls_begin|>", "deepseek"),
+        ):
+            at = t.rfind(opener)
+            rest = t[at + len(opener) :].strip() if at >= 0 else "x"
+            if not rest or rest.startswith("<"):  # the answer stops just after it (or mid-token)
+                return Detection([], fmt, TRUST_TEXT, truncated=True)
+        return None  # the marker named in prose (the unparsed stage still sees it)
     calls: list[DetectedCall] = []
     truncated = False
     fmt = "deepseek"
@@ -97,8 +102,8 @@ def find_harmony(text: str, names: tp.Names) -> Detection | None:
     truncated = False
     for m in list(_HARMONY_TO.finditer(text))[: tp.MAX_BLOCKS]:
         msg = text.find("<|message|>", m.end(), m.end() + 200)
-        if msg < 0:
-            truncated = truncated or len(text) - m.end() < 200  # the text stopped before the message
+        if msg < 0:  # the text stopped before the message, or `to=functions.x` is named in prose
+            truncated = truncated or (len(text) - m.end() < 200 and (not names or m.group(1) in names))
             continue
         start = msg + len("<|message|>")
         ends = [e for e in (text.find(t, start) for t in ("<|call|>", "<|end|>", "<|start|>")) if e >= 0]
@@ -376,7 +381,10 @@ def find_bare_json(text: str, names: tp.Names) -> Detection | None:
 
 def find_pythonic(text: str, names: tp.Names) -> Detection | None:
     """Pythonic call lists `[get_weather(city="Paris"), ...]` (Llama 3.2/4, ToolACE): the whole
-    message, or, with known names, a list inside prose. Parsed with `ast`; arguments must be literals."""
+    message, or, with known names, a list inside prose. Parsed with `ast`; arguments must be literals.
+    Llama 4 may wrap the list in `<|python_start|>` … `<|python_end|>` (vLLM llama4_pythonic parser)."""
+    if "<|python_" in text:
+        text = text.replace("<|python_start|>", "").replace("<|python_end|>", "")
     stripped = text.strip()
     if tp.PY_START.match(stripped):
         calls, cut = tp.pythonic(stripped)
@@ -399,8 +407,8 @@ def find_pythonic(text: str, names: tp.Names) -> Detection | None:
                 break
             tries += 1
             calls, _ = tp.pythonic(text[m.start() : end + 1])
-            if calls and tp.known(calls, names):
-                return tp.found(calls, "pythonic", False)
+            if calls and tp.known(calls, names) and all(c.parse_error != TRUNCATED for c in calls):
+                return tp.found(calls, "pythonic", False)  # else: that `]` was inside an argument
             end += 1
         if tries >= MAX_PY_TRIES:
             break

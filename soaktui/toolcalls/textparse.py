@@ -235,9 +235,20 @@ JSONISH = {"true": True, "false": False, "null": None}
 
 
 def literal(node: ast.expr) -> Any:
+    """A Python literal, with JSON's true / false / null accepted at any depth (LFM2, OLMo 3 and
+    Llama 4 models write them inside dicts and lists too)."""
+    return ast.literal_eval(_jsonish(node))  # literals only: never eval
+
+
+def _jsonish(node: ast.expr) -> ast.expr:
     if isinstance(node, ast.Name) and node.id in JSONISH:
-        return JSONISH[node.id]
-    return ast.literal_eval(node)  # literals only: never eval
+        return ast.Constant(JSONISH[node.id])
+    if isinstance(node, ast.Dict):
+        keys = [None if k is None else _jsonish(k) for k in node.keys]
+        return ast.Dict(keys=keys, values=[_jsonish(v) for v in node.values])
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return type(node)(elts=[_jsonish(e) for e in node.elts], ctx=ast.Load())
+    return node
 
 
 def dotted(node: ast.expr) -> str | None:
