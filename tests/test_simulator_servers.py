@@ -434,7 +434,7 @@ def test_llamacpp_slots_and_deferred_requests(start_sim: Callable[..., Any]) -> 
 
 def test_llamacpp_metrics_names_and_counters(start_sim: Callable[..., Any]) -> None:
     sim = start_sim(flavor="llamacpp")
-    recorded = Path("/work/notes/recorded/llamacpp_b11434_metrics.txt")
+    recorded = Path(__file__).parent / "data" / "replays" / "llamacpp_b11434_metrics.txt"  # real llama-server
     with client(sim) as c:
         r1 = c.post("/v1/chat/completions", json=chat(QWEN, "Write 7 tokens.")).json()
         r2 = c.post("/v1/chat/completions", json=chat(QWEN, "Write 7 tokens.")).json()
@@ -442,9 +442,8 @@ def test_llamacpp_metrics_names_and_counters(start_sim: Callable[..., Any]) -> N
     assert r.status_code == 200 and r.headers["content-type"] == "text/plain; version=0.0.4"
     ours = prometheus.parse(r.text)
     names = {line.split()[2] for line in r.text.splitlines() if line.startswith("# TYPE")}
-    if recorded.exists():
-        real = {line.split()[2] for line in recorded.read_text().splitlines() if line.startswith("# TYPE")}
-        assert names == real
+    real = {line.split()[2] for line in recorded.read_text().splitlines() if line.startswith("# TYPE")}
+    assert names == real
     cached = r2["usage"]["prompt_tokens_details"]["cached_tokens"]
     assert prometheus.total(ours, "llamacpp:prompt_tokens_total") == 2 * r1["usage"]["prompt_tokens"] - cached
     assert prometheus.total(ours, "llamacpp:prompt_tokens_cached_total") == cached > 0

@@ -270,3 +270,62 @@ def test_a_marker_named_in_prose_is_not_a_call_cut_off():
     got = detect("It starts with <｜tool▁calls▁begin｜> and ends with the matching end token.", None, NAMES)
     assert (got.calls, got.truncated, got.format) == ([], False, "unparsed")
     assert detect("<｜tool▁calls▁begin｜>", None, NAMES).truncated  # the answer stopped right there
+
+
+# -- every long-standing format with nested, quoted and non-ASCII arguments -----------------------------
+
+RICH = {"city": "Zürich", "note": 'He said "hi"', "opts": {"unit": "c", "days": 3}, "tags": ["東京", "a"]}
+RICH_JSON = json.dumps(RICH, ensure_ascii=False)
+PY_RICH = "city='Zürich', note='He said \"hi\"', opts={'unit': 'c', 'days': 3}, tags=['東京', 'a']"
+
+
+@pytest.mark.parametrize(
+    "fmt, text",
+    [
+        ("hermes", f'<tool_call>\n{{"name": "get_weather", "arguments": {RICH_JSON}}}\n</tool_call>'),
+        ("mistral", f'[TOOL_CALLS][{{"name": "get_weather", "arguments": {RICH_JSON}}}]'),
+        ("mistral_args", f"[TOOL_CALLS]get_weather[ARGS]{RICH_JSON}"),
+        ("llama3_json", f'{{"name": "get_weather", "parameters": {RICH_JSON}}}'),
+        ("python_tag", f'<|python_tag|>{{"name": "get_weather", "parameters": {RICH_JSON}}}<|eom_id|>'),
+        ("pythonic", f"[get_weather({PY_RICH})]"),
+        ("functionary", f"<function=get_weather>{RICH_JSON}</function>"),
+        ("tool_call_tag", f'<|tool_call|>[{{"name": "get_weather", "arguments": {RICH_JSON}}}]'),
+        ("jamba", f'<tool_calls>[{{"name": "get_weather", "arguments": {RICH_JSON}}}]</tool_calls>'),
+        (
+            "deepseek",
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
+            f"{RICH_JSON}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+        ),
+        (
+            "kimi_k2",
+            "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>"
+            f"{RICH_JSON}<|tool_call_end|><|tool_calls_section_end|>",
+        ),
+        (
+            "harmony",
+            f"<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{RICH_JSON}<|call|>",
+        ),
+        (
+            "lmstudio_request",
+            f'[TOOL_REQUEST]{{"name": "get_weather", "arguments": {RICH_JSON}}}[END_TOOL_REQUEST]',
+        ),
+        ("generic_json", f'{{"tool_call": {{"name": "get_weather", "arguments": {RICH_JSON}}}}}'),
+        ("fenced_json", f'```json\n{{"name": "get_weather", "arguments": {RICH_JSON}}}\n```'),
+        (
+            "qwen3_xml",
+            "<tool_call>\n<function=get_weather>\n<parameter=city>\nZürich\n</parameter>\n<parameter=note>\n"
+            'He said "hi"\n</parameter>\n<parameter=opts>\n{"unit": "c", "days": 3}\n</parameter>\n'
+            '<parameter=tags>\n["東京", "a"]\n</parameter>\n</function>\n</tool_call>',
+        ),
+        (
+            "glm",
+            "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Zürich</arg_value>\n<arg_key>note</arg_key>\n"
+            '<arg_value>He said "hi"</arg_value>\n<arg_key>opts</arg_key>\n<arg_value>{"unit": "c", "days": 3}'
+            '</arg_value>\n<arg_key>tags</arg_key>\n<arg_value>["東京", "a"]</arg_value>\n</tool_call>',
+        ),
+    ],
+)
+def test_every_format_keeps_nested_quoted_and_unicode_arguments(fmt, text):
+    got = detect(text, None, ["get_weather"])
+    assert got.format == fmt
+    assert [(c.name, c.arguments, c.parse_error) for c in got.calls] == [("get_weather", RICH, None)]

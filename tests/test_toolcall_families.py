@@ -33,7 +33,7 @@ RICH = {"city": "Zürich", "note": 'He said "hi"', "opts": {"unit": "c", "days":
 G4 = '<|"|>'  # Gemma 4's string delimiter token
 FG = "<escape>"  # FunctionGemma's
 
-# (format, text, expected [(name, arguments)]); examples from /work/notes/toolformats.md, which quotes
+# (format, text, expected [(name, arguments)]); examples from the research notes behind docs/toolcalls.md, which quote
 # the vLLM / llama.cpp templates, parsers and tests.
 CASES = [
     # -- Gemma 4 (vLLM 0.34 parser/gemma4.py, gemma4_utils.py; llama.cpp b11434 parsers/gemma4.cpp)

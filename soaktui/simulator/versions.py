@@ -51,7 +51,7 @@ def parse(flavor: str, version: str) -> tuple[int, ...]:
     return tuple(int(g or 0) for g in m.groups())
 
 
-# -- llama.cpp builds (tools/server; build dates and brackets in /work/notes, llamacpp_vllm.md) ------
+# -- llama.cpp builds (tools/server; build dates and brackets: docs/servers.md) ---------------------
 # Context shift off by default: PR #15416 (2025-08-19); llama-cpp-python 0.3.16's vendor (~b61xx) has
 # `bool ctx_shift = true`, b6628 `false` (common/common.h). Before it an over-long prompt was
 # truncated (keep n_keep + the tail) instead of refused, and generation shifted instead of stopping.
