@@ -74,13 +74,36 @@ FORMATS = (
 
 # The opening markers of the call syntaxes of local model families (the finders' sources are cited
 # in formats.py; docs/toolcalls.md lists them): seen with no call parsed, the text is `unparsed`.
-_CALL_MARKERS = re.compile(
-    r"<\|?tool_calls?\b|<\|?tool_call\|?>|\[TOOL_CALLS\]|<function[=\s_]|<invoke\b|<\|python_tag\|>"
-    r"|\bfunctools\s*\[|<TOOLCALL>|<\|START_ACTION\|>|\bto=functions\.|<｜tool|<\|tool_calls?_section"
-    r"|<minimax:tool_call>|<function_calls>|<\|tools_prefix\|>|<start_function_call>|<seed:tool_call>"
-    r"|<\|action_start\|>|DSML｜|<\|tool_call_start\|>|<longcat_tool_call>|<\|function_call\|>"
-    r"|<\|tool_call>|\bcall:[A-Za-z_][\w.\-]*\{|<\|open\|>tools|\]<\]minimax\[>\[|<steptml:invoke"
+# Most open with `<`, which the regex engine finds fast (a literal first character); the few others
+# are tested with `in` first. Either way the scan stays linear and cheap on long prose.
+_ANGLE_MARKERS = re.compile(
+    r"<(?:\|?tool_calls?\b|\|?tool_call\|?>|function[=\s_]|invoke\b|\|python_tag\||TOOLCALL>"
+    r"|\|START_ACTION\||｜tool|\|tool_calls?_section|minimax:tool_call>|function_calls>|\|tools_prefix\|"
+    r"|start_function_call>|seed:tool_call>|\|action_start\||\|tool_call_start\||longcat_tool_call>"
+    r"|\|function_call\||\|tool_call>|\|open\|>tools|steptml:invoke)"
 )
+_OTHER_MARKERS = (
+    ("[TOOL_CALLS]", re.compile(r"\[TOOL_CALLS\]")),
+    ("functools", re.compile(r"\bfunctools\s*\[")),
+    ("to=functions.", re.compile(r"\bto=functions\.")),
+    ("DSML｜", re.compile(r"DSML｜")),
+    ("call:", re.compile(r"\bcall:[A-Za-z_][\w.\-]*\{")),
+    ("]<]minimax[>[", re.compile(r"\]<\]minimax\[>\[")),
+)
+MAX_SHAPE_CHECKS = 4096  # name occurrences checked for argument-like structure, per answer
+
+
+def _marker(text: str) -> int | None:
+    """Where the first call marker of a known family is, if any."""
+    hits = []
+    m = _ANGLE_MARKERS.search(text) if "<" in text else None
+    if m is not None:
+        hits.append(m.start())
+    for literal, pattern in _OTHER_MARKERS:
+        if literal in text and (m := pattern.search(text)) is not None:
+            hits.append(m.start())
+    return min(hits) if hits else None
+
 
 # Reasoning blocks: DeepSeek-R1 / Qwen3 / most, Claude-style, Seed-OSS, Magistral, Command A reasoning.
 _THINK_TAGS = (
@@ -136,22 +159,47 @@ def _native_call(item: Any) -> DetectedCall | None:
     return DetectedCall(name.strip(), arguments, raw, error)
 
 
+# After an offered tool's name: argument-like structure (name(key=  name("  name({  name{"key":
+# name{key:  name[ARGS], the last a Mistral v11 call without its [TOOL_CALLS] token).
+_ARGS_AFTER = re.compile(
+    r"\s*\(\s*(?:[A-Za-z_]\w*\s*=|[\"'{\[])|\s*\{\s*[\"']?[A-Za-z_]\w*[\"']?\s*:|\s*\[ARGS\]"
+)
+# {"name": "tool", "arguments": … that did not decode; not a tool's definition (a JSON Schema).
+_NAME_KEY = re.compile(
+    r"[\"']name[\"']\s*:\s*[\"']([^\"'\n]{1,256})[\"']\s*,\s*[\"'](?:arguments|parameters|args)[\"']"
+    r"(?!\s*:\s*\{\s*[\"']type[\"']\s*:\s*[\"']object)"
+)
+
+
 @lru_cache(maxsize=64)
-def _call_shape_re(names: frozenset[str]) -> re.Pattern[str] | None:
-    """An offered tool's name followed by argument-like structure, or as the value of a name key."""
+def _name_then_bracket(names: frozenset[str]) -> re.Pattern[str] | None:
+    """An offered tool's name followed by an opening bracket: the candidates _ARGS_AFTER checks."""
     words = sorted((n for n in names if n.strip()), key=len, reverse=True)
     if not words:
         return None
-    alt = "|".join(re.escape(w) for w in words)
-    return re.compile(
-        r"(?<![\w.])(?:" + alt + r")(?:\s*\(\s*(?:[A-Za-z_]\w*\s*=|[\"'{\[])"  # name(key=  name("  name({
-        r"|\s*\{\s*[\"']?[A-Za-z_]\w*[\"']?\s*:"  # name{"key":  name{key:
-        r"|\s*\[ARGS\])"  # Mistral v11 without its [TOOL_CALLS] token
-        # {"name": "tool", "arguments": … that did not decode (a quoted tool definition, with its
-        # "description" between, is not a call)
-        r"|[\"']name[\"']\s*:\s*[\"'](?:" + alt + r")[\"']\s*,\s*[\"'](?:arguments|parameters|args)[\"']"
-        r"(?!\s*:\s*\{\s*[\"']type[\"']\s*:\s*[\"']object)"  # …but not a JSON Schema: a tool definition
-    )
+    return re.compile("(?:" + "|".join(re.escape(w) for w in words) + r")(?=\s*[({\[])")
+
+
+def _call_shape(text: str, names: frozenset[str]) -> int | None:
+    """Where an offered tool's name is followed by argument-like structure, or is the value of a
+    name key next to arguments, if anywhere (at most MAX_SHAPE_CHECKS candidates are checked)."""
+    best: int | None = None
+    pattern = _name_then_bracket(names) if "(" in text or "{" in text or "[" in text else None
+    if pattern is not None:
+        for checks, m in enumerate(pattern.finditer(text)):
+            pos = m.start()
+            before = text[pos - 1] if pos else " "
+            if not (before.isalnum() or before in "_.") and _ARGS_AFTER.match(text, m.end()):
+                best = pos
+                break
+            if checks >= MAX_SHAPE_CHECKS:
+                break
+    if '"name"' in text or "'name'" in text:
+        for m in _NAME_KEY.finditer(text):
+            if m.group(1) in names:
+                best = m.start() if best is None else min(best, m.start())
+                break
+    return best
 
 
 def _excerpt(text: str, start: int) -> str:
@@ -174,15 +222,14 @@ def find_unparsed(text: str, names: frozenset[str]) -> Detection | None:
         searched = _INLINE_CODE.sub(lambda m: " " * len(m.group(0)), text)
     else:
         searched = text
-    hit = _CALL_MARKERS.search(searched)
+    hit = _marker(searched)
     if hit is None and names:
         if "```" in searched:
             searched = _CODE_FENCE.sub(lambda m: " " * len(m.group(0)), searched)
-        pattern = _call_shape_re(names)
-        hit = pattern.search(searched) if pattern is not None else None
+        hit = _call_shape(searched, names)
     if hit is None:
         return None
-    return Detection([], "unparsed", TRUST_UNPARSED, False, _excerpt(text, hit.start()))
+    return Detection([], "unparsed", TRUST_UNPARSED, False, _excerpt(text, hit))
 
 
 @lru_cache(maxsize=64)
