@@ -154,6 +154,8 @@ def _cmd_report(argv: list[str]) -> int:
     if not snap["run"].get("finished"):
         note.append("the run ended without finishing (killed or still running): a report of what was logged")
     sys.stderr.write(f"read {stats.lines_ok} events from {log}" + "".join(f"; {n}" for n in note) + "\n")
+    for line in snap["verdict"]["lines"]:
+        sys.stderr.write(line.replace("**", "") + "\n")
     for path in paths:
         print(path)
     return 0

@@ -120,6 +120,20 @@ def describe(sorted_values: Sequence[float]) -> Describe:
     return describe_parts([sorted_values])
 
 
+def median_ci(parts: Sequence[Sequence[float]], z: float = Z95) -> list[float] | None:
+    """A distribution-free 95% confidence interval of the median of the union of sorted `parts`:
+    the order statistics at ranks n/2 -+ z*sqrt(n)/2 (the binomial(n, 1/2) normal approximation).
+    None below 6 values, where no such interval reaches 95%."""
+    n = sum(len(p) for p in parts)
+    if n < 6:
+        return None
+    half = z * math.sqrt(n) / 2
+    lo = max(0, math.floor(n / 2 - half))
+    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
+    live = [p for p in parts if len(p)]
+    return [round(float(select(live, lo)), 3), round(float(select(live, hi)), 3)]
+
+
 def median(sorted_values: Sequence[float]) -> float | None:
     return _r(percentile(sorted_values, 50))
 

@@ -407,19 +407,29 @@ def test_scenarios(snap: dict[str, Any]) -> None:
 
 def test_errors_by_class(snap: dict[str, Any]) -> None:
     e = snap["errors"]["by_class"]
+    failed = [
+        x for x in make_log().events if x["kind"] in ("request", "scenario_result") and x.get("ok") is False
+    ]
+    first_request = {x["error_class"]: x["t"] for x in reversed(failed) if x["kind"] == "request"}
     assert e["http_status"] == {
         "requests": 1,
         "tests": 1,
         "per_model": {"sim/alpha": 1},
         "example": "HTTP 503: busy",
+        "first_t": first_request["http_status"],  # the failed request, not the test it failed
+        "last_t": first_request["http_status"],
     }
     assert e["connection_dropped"]["per_model"] == {"sim/beta": 1}
+    check_t = next(x["t"] for x in failed if x["error_class"] == "check_failed")
     assert e["check_failed"] == {
         "requests": 0,
         "tests": 1,
         "per_model": {"sim/beta": 1},
         "example": "expected a code block",
+        "first_t": check_t,  # a test-level failure: no request marked it
+        "last_t": check_t,
     }
+    assert snap["models"]["sim/alpha"]["error_spans"]["read_timeout"] == [first_request["read_timeout"]] * 2
     assert e["read_timeout"]["example"] == "no bytes for 30 s"
     assert snap["errors"]["engine"] == [
         {
@@ -730,3 +740,24 @@ def test_cancelled_work_is_counted_apart_not_as_failure() -> None:
         0,
     )
     assert (totals["cancelled_tests"], totals["cancelled_requests"]) == (1, 1)
+
+
+def test_an_error_class_example_is_of_that_class() -> None:
+    """A model whose tests fail first for one reason (another class) and then for check_failed: the
+    check_failed example is a check_failed reason, never the other class's."""
+    base = {
+        "kind": "scenario_result",
+        "provider": "p",
+        "model": "m",
+        "scenario": "prompt_variety",
+        "ok": False,
+    }
+    events = [
+        {**base, "t": 1.0, "error_class": "http_status", "reason": "HTTP 500 from the server"},
+        {**base, "t": 2.0, "error_class": "check_failed", "reason": "checks failed: items"},
+        {**base, "t": 5.0, "error_class": "check_failed", "reason": "checks failed: json"},
+    ]
+    e = fold(events).snapshot()["errors"]["by_class"]
+    assert e["check_failed"]["example"] == "checks failed: items"
+    assert e["http_status"]["example"] == "HTTP 500 from the server"
+    assert (e["check_failed"]["first_t"], e["check_failed"]["last_t"]) == (2.0, 5.0)

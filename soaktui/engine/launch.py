@@ -263,6 +263,8 @@ async def run_soak(req: RunRequest) -> int:
     try:
         snap, _ = build_report(run_dir)
         paths = write_report_files(run_dir, snap)
+        for line in snap["verdict"]["lines"]:  # the morning answer, as the report opens with it
+            _say(line.replace("**", ""))
         _say("report: " + ", ".join(str(p) for p in paths))
     except OSError as exc:
         _say(

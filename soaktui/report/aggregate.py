@@ -24,7 +24,9 @@ from soaktui.report.folds.requests import RequestFold
 from soaktui.report.folds.run import RunFold
 from soaktui.report.folds.scaling import CONTEXT_ORDER, ConcurrencyFold, ContextFold
 from soaktui.report.folds.server_truth import ServerTruthFold
+from soaktui.report.names import short_names
 from soaktui.report.snapshot import Snapshot, Totals
+from soaktui.report.verdict import decide
 
 T = TypeVar("T")
 
@@ -210,13 +212,25 @@ class RunAggregate:
             min_tests=self.min_tests,
             capabilities=capabilities["models"],
         )
+        names = short_names(models)
+        by_class = self.requests.errors_by_class()
+        verdict = decide(
+            models,
+            capabilities["models"],
+            [(e["model"], e["score"], e["evidence"]) for e in ranks["balance"]],
+            by_class,
+            duration_s=header["duration_s"],
+            min_tests=self.min_tests,
+            min_requests=self.min_requests,
+            names=names,
+        )
         return {
             "schema": 1,
             "run": header,
             "totals": totals,
             "models": models,
             "scenarios": self.requests.scenarios(),
-            "errors": {"by_class": self.requests.errors_by_class(), "engine": self.engine_errors.snapshot()},
+            "errors": {"by_class": by_class, "engine": self.engine_errors.snapshot()},
             "scaling": {"concurrency": self._in_order(self.concurrency.snapshot()), "context": context},
             "capabilities": capabilities,
             "failover": self.failover.snapshot(),
@@ -226,6 +240,8 @@ class RunAggregate:
             "definitions": dict(DEFINITIONS),
             "rankings": ranks,
             "recommendations": recommendations,
+            "verdict": verdict,
+            "names": names,
         }
 
 

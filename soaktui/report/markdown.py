@@ -33,10 +33,24 @@ def _stat_row(label: str, over: str, d: Describe, nd: int = 1) -> list[Any]:
 _STAT_HEADERS = ["figure", "over", "n", "mean", "p50", "p95", "p99"]
 
 
+def _verdict(snap: Snapshot) -> list[str]:
+    """The verdict first (report/verdict.py: at most 8 lines), then the legend of the short names."""
+    v = snap["verdict"]
+    if not v["lines"]:
+        return ["No test finished: nothing to decide.", ""]
+    out = ["## Verdict", "", *v["lines"], ""]
+    names = snap["names"]
+    if any(short != key for key, short in names.items()):
+        out += ["Model names are short; in full:", ""]
+        out += table(["name", "model (server/model id)"], [[short, key] for key, short in names.items()])
+    return out
+
+
 def _header(snap: Snapshot) -> list[str]:
     run = snap["run"]
     log = snap.get("log")
     out = [f"# soaktui report: {run['run_id'] or 'unknown run'}", ""]
+    out += _verdict(snap)
     if run["ended_without_finishing"]:
         out += [
             "> **The run ended without finishing** (no `run_finished` event: killed or crashed). "

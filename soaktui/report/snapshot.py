@@ -159,6 +159,8 @@ class ModelProfile(TypedDict):
     scenarios: dict[str, ScenarioCounts]
     prompt_categories: dict[str, CategoryRate]
     errors: dict[str, int]
+    error_spans: dict[str, list[float]]  # error class -> [first, last] failure time (epoch seconds)
+    gen_tps_p50_ci95: list[float] | None  # distribution-free 95% interval of the median tokens/s
     e2e_ms: Describe
     ttft_ms: Describe
     itl_p50_ms: Describe
@@ -190,7 +192,9 @@ class ErrorClass(TypedDict):
     requests: int
     tests: int
     per_model: dict[str, int]
-    example: str | None
+    example: str | None  # a message of this class (a request's error, else a test's reason)
+    first_t: float | None  # when a request or test first failed with it (epoch seconds)
+    last_t: float | None
 
 
 class EngineError(TypedDict):
@@ -604,6 +608,24 @@ class Rankings(TypedDict):
     rules: dict[str, str]
 
 
+class Pick(TypedDict):
+    """One use's pick in the verdict (report/verdict.py)."""
+
+    use: str  # reliability | tool_calling | structured_output | speed | balance
+    model: str | None  # the model key; None when the data cannot decide
+    evidence: str
+    tied_with: list[str]  # model keys whose 95% interval overlaps the pick's
+    caveat: str | None
+    needs: str | None  # what more the run would need to decide, or to separate a tie
+
+
+class Verdict(TypedDict):
+    lines: list[str]  # what every surface opens with (at most 8, Markdown emphasis on names)
+    picks: list[Pick]
+    incidents: list[str]  # what went wrong during the run, and when
+    rules: dict[str, str]
+
+
 class Recommendation(TypedDict):
     title: str
     model: str | None
@@ -651,4 +673,6 @@ class Snapshot(TypedDict):
     definitions: dict[str, str]
     rankings: Rankings
     recommendations: list[Recommendation]
+    verdict: Verdict
+    names: dict[str, str]  # model key -> the short name every surface prints (report/names.py)
     log: NotRequired[LogStats]

@@ -33,9 +33,10 @@ from typing import Any, ClassVar, NamedTuple
 from soaktui.errors import CANCELLED, TOOLS_DID_NOT_FIT
 from soaktui.report.folds.common import is_num, model_key
 from soaktui.report.snapshot import ErrorClass, ModelProfile, RequestTotals, ScenarioSummary
-from soaktui.stats import Describe, bounded_inc, bounded_tally, describe_parts, rate, top
+from soaktui.stats import Describe, bounded_inc, bounded_tally, describe_parts, median_ci, rate, top
 
 MAX_REASONS = 50  # distinct failure reasons kept per bucket; later ones count as "(other)"
+MAX_SEEN = 2000  # (model, error class) pairs whose first and last failure times are kept
 MAX_CATEGORIES = 200  # distinct prompt categories kept per model
 EXAMPLE_CHARS = 300  # an example error message is cut to this
 TOP_REASONS = 5
@@ -127,6 +128,10 @@ def _describe(buckets: list[_Bucket], attr: str) -> Describe:
     return describe_parts([getattr(b, attr) for b in buckets], [b.sums[i] for b in buckets])
 
 
+def _new_class() -> ErrorClass:
+    return {"requests": 0, "tests": 0, "per_model": {}, "example": None, "first_t": None, "last_t": None}
+
+
 class RequestFold:
     """Counts and timings of every request and test, per (provider, model, scenario) bucket."""
 
@@ -141,6 +146,9 @@ class RequestFold:
         self._last_key: tuple[Any, Any, Any] | None = None
         self._last_bucket: _Bucket | None = None
         self._examples: dict[str, str] = {}  # request error class -> first message
+        self._test_examples: dict[str, str] = {}  # test error class -> its first reason
+        # (provider, model, error class) -> [first time, last time] a request or test failed so
+        self._seen: dict[tuple[Any, Any, str], list[float]] = {}
 
     def _bucket_for(self, key: tuple[Any, Any, Any]) -> _Bucket:
         b = self._buckets.get(key)
@@ -209,6 +217,7 @@ class RequestFold:
                 errs[v] = 1
                 if v not in self._examples and get("error"):
                     self._examples[v] = str(get("error"))[:EXAMPLE_CHARS]
+            self._saw(key[0], key[1], v, get("t"))
 
     def on_result(self, ev: dict[str, Any]) -> None:
         get = ev.get
@@ -225,14 +234,31 @@ class RequestFold:
         if ok:
             b.tests_ok += 1
         else:
-            bounded_inc(b.reasons, str(get("reason") or "(no reason given)"), MAX_REASONS)
+            reason = str(get("reason") or "(no reason given)")
+            bounded_inc(b.reasons, reason, MAX_REASONS)
             cls = get("error_class") or "other"
             b.test_errors[cls] = b.test_errors.get(cls, 0) + 1
+            if cls not in self._test_examples:
+                self._test_examples[cls] = reason[:EXAMPLE_CHARS]
+            if cls not in b.req_errors:  # a test-level failure (check_failed): no request marked it
+                self._saw(key[0], key[1], cls, get("t"))
         if scenario == "prompt_variety":
             m = get("metrics")
             cat = m.get("category") if type(m) is dict else None
             cat = "(uncategorised)" if cat is None else str(cat)
             bounded_tally(b.categories, cat, ok, MAX_CATEGORIES)
+
+    def _saw(self, provider: Any, model: Any, cls: str, t: Any) -> None:
+        if not is_num(t):
+            return
+        span = self._seen.get((provider, model, cls))
+        if span is None:
+            if len(self._seen) < MAX_SEEN:
+                self._seen[(provider, model, cls)] = [t, t]
+        elif t > span[1]:
+            span[1] = t
+        elif t < span[0]:
+            span[0] = t
 
     # -- reading -------------------------------------------------------------------------------
     def counts(self) -> tuple[int, int, int, int]:
@@ -354,6 +380,8 @@ class RequestFold:
                     c: {"tests": n, "ok": k, "success": rate(k, n)} for c, (k, n) in sorted(cats.items())
                 },
                 "errors": dict(sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "error_spans": self._spans_of(key),
+                "gen_tps_p50_ci95": median_ci([b.gen for b in bs]),
                 "e2e_ms": _describe(bs, "e2e"),
                 "ttft_ms": _describe(bs, "ttft"),
                 "itl_p50_ms": _describe(bs, "itl50"),
@@ -363,6 +391,14 @@ class RequestFold:
             }
             out[key] = prof
         return out
+
+    def _spans_of(self, key: str) -> dict[str, list[float]]:
+        """A model's error classes -> [first, last] time a request or test failed with it."""
+        return {
+            cls: list(span)
+            for (prov, model, cls), span in sorted(self._seen.items(), key=lambda kv: kv[1][0])
+            if model_key(prov, model) == key
+        }
 
     def scenarios(self) -> dict[str, ScenarioSummary]:
         out: dict[str, ScenarioSummary] = {}
@@ -406,28 +442,22 @@ class RequestFold:
         for (prov, model, _scen), b in self._buckets.items():
             key = model_key(prov, model)
             for cls, n in b.req_errors.items():
-                rec = by_class.setdefault(cls, {"requests": 0, "tests": 0, "per_model": {}, "example": None})
+                rec = by_class.setdefault(cls, _new_class())
                 rec["requests"] += n
                 rec["per_model"][key] = rec["per_model"].get(key, 0) + n
             for cls, n in b.test_errors.items():
-                rec = by_class.setdefault(cls, {"requests": 0, "tests": 0, "per_model": {}, "example": None})
+                rec = by_class.setdefault(cls, _new_class())
                 rec["tests"] += n
                 if cls not in b.req_errors:
                     # a test-level failure (e.g. check_failed) with no failed request behind it
                     rec["per_model"][key] = rec["per_model"].get(key, 0) + n
         for cls, rec in by_class.items():
-            rec["example"] = self._examples.get(cls)
-            if rec["example"] is None:
-                rec["example"] = self._reason_example(cls)
+            rec["example"] = self._examples.get(cls) or self._test_examples.get(cls)
             rec["per_model"] = dict(sorted(rec["per_model"].items(), key=lambda kv: (-kv[1], kv[0])))
+            spans = [span for (_, _, c), span in self._seen.items() if c == cls]
+            rec["first_t"] = min(s[0] for s in spans) if spans else None
+            rec["last_t"] = max(s[1] for s in spans) if spans else None
         return dict(sorted(by_class.items(), key=lambda kv: (-(kv[1]["requests"] + kv[1]["tests"]), kv[0])))
-
-    def _reason_example(self, cls: str) -> str | None:
-        """A failure reason from a test of this class, when no request message exists."""
-        for b in self._buckets.values():
-            if cls in b.test_errors and b.reasons:
-                return next(iter(b.reasons))
-        return None
 
     def streaming_ttft(self) -> dict[str, Describe]:
         """TTFT of each model's successful streaming-scenario requests (buckets sorted already)."""

@@ -46,17 +46,14 @@ def p(d: Describe | None, key: str = "p50", nd: int = 1) -> str:
     return num(d.get(key), nd) if d and d.get("n") else NA
 
 
+def verdict_line(line: str) -> Content:
+    """A verdict line (Markdown: the picked model in **bold**) as styled text."""
+    parts = line.split("**")
+    return Content.assemble(*((part, "bold $text-primary") if i % 2 else part for i, part in enumerate(parts)))
+
+
 def ok_total(ok: int, failed: int) -> str:
     return f"{ok:,}/{ok + failed:,}"
-
-
-def model_labels(keys: Any) -> dict[str, str]:
-    """Model keys without their provider prefix, unless two providers serve the same model id."""
-    short = {k: short_model(k) for k in keys}
-    counts: dict[str, int] = {}
-    for v in short.values():
-        counts[v] = counts.get(v, 0) + 1
-    return {k: v if counts[v] == 1 else k for k, v in short.items()}
 
 
 TABLES: dict[str, tuple[str, ...]] = {
@@ -214,7 +211,7 @@ class ReportScreen(Screen):
     # -- drawing -----------------------------------------------------------------------------------
     def show(self, snap: Snapshot) -> None:
         run, totals = snap["run"], snap["totals"]
-        self.names = model_labels(snap["models"])
+        self.names = snap["names"]  # the report's short names (report/names.py)
         if run["finished"]:
             state = ("final report", "bold $text-success")
         elif self.source.phase in ("live", "stopping", "connecting", "waiting"):
@@ -256,7 +253,8 @@ class ReportScreen(Screen):
 
     def _summary(self, snap: Snapshot) -> None:
         run, t = snap["run"], snap["totals"]
-        lines = [
+        lines = [verdict_line(line) for line in snap["verdict"]["lines"]]
+        lines += [
             Content.assemble(
                 ("Duration ", "$text-muted"),
                 f"{duration(run['duration_s'])} ({run['duration_source']})",
@@ -268,18 +266,6 @@ class ReportScreen(Screen):
                 ("Requests succeeded ", "$text-muted"), format_rate(t["requests_success"], "requests")
             ),
         ]
-        for r in snap["recommendations"]:
-            who = r["model"] or "none"
-            lines.append(
-                Content.assemble(
-                    (f"{r['title'].capitalize()}: ", "bold"),
-                    (
-                        self.model_label(who) if r["model"] else who,
-                        "bold $text-primary" if r["model"] else "$text-muted",
-                    ),
-                    (f" — {r['evidence']}", "$text-muted"),
-                )
-            )
         self.query_one("#summary", Static).update(Content("\n").join(lines))
 
     def _capabilities(self, snap: Snapshot) -> None:
