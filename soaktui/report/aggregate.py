@@ -24,6 +24,7 @@ from soaktui.report.folds.requests import RequestFold
 from soaktui.report.folds.run import RunFold
 from soaktui.report.folds.scaling import CONTEXT_ORDER, ConcurrencyFold, ContextFold
 from soaktui.report.folds.server_truth import ServerTruthFold
+from soaktui.report.folds.timeline import timeline as over_time
 from soaktui.report.names import short_names
 from soaktui.report.snapshot import Snapshot, Totals
 from soaktui.report.verdict import decide
@@ -213,12 +214,14 @@ class RunAggregate:
             capabilities=capabilities["models"],
         )
         names = short_names(models)
+        timeline = over_time(self.requests.time_cells(), header["started_t"], self._last_t)
         by_class = self.requests.errors_by_class()
         verdict = decide(
             models,
             capabilities["models"],
             [(e["model"], e["score"], e["evidence"]) for e in ranks["balance"]],
             by_class,
+            timeline["drift"],
             duration_s=header["duration_s"],
             min_tests=self.min_tests,
             min_requests=self.min_requests,
@@ -242,6 +245,7 @@ class RunAggregate:
             "recommendations": recommendations,
             "verdict": verdict,
             "names": names,
+            "timeline": timeline,
         }
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from soaktui.report.aggregate import DEFINITIONS
 from soaktui.report.capabilities import KIND_LABELS, KINDS
-from soaktui.report.cells import NA, duration, num, table
+from soaktui.report.cells import NA, clock_offset, duration, ms, num, pvalue, table
 from soaktui.report.hardware_markdown import render_hardware
 from soaktui.report.snapshot import (
     CapabilityRow,
+    Drift,
     LargeContextCapability,
     ModelProfile,
     Run,
@@ -121,7 +122,9 @@ def _header(snap: Snapshot) -> list[str]:
                 picked.append([key, "unknown", NA, NA, 0])
                 continue
             picked.append([key, _size(m), num(m["context_trained"]), num(m["context_length"]), m["tests"]])
-        out += table(["model", "size", "trained context (tokens)", "runtime context (tokens)", "tests"], picked)
+        out += table(
+            ["model", "size", "trained context (tokens)", "runtime context (tokens)", "tests"], picked
+        )
     if run["excluded"]:
         out += ["### Models excluded", ""]
         out += table(["model", "reason"], [[e.get("model"), e.get("reason")] for e in run["excluded"]])
@@ -588,7 +591,12 @@ def _server_truth(snap: Snapshot) -> list[str]:
         for ex in t["stalls"]["examples"]:
             gap = ex.get("max_gap_ms")
             gap_s = NA if gap is None else f"{gap / 1000:.1f} s"
-            events.append((ex.get("t") or 0, f"{_clock(ex.get('t'))} {key}: stream stalled {gap_s} ({ex.get('scenario')})"))
+            events.append(
+                (
+                    ex.get("t") or 0,
+                    f"{_clock(ex.get('t'))} {key}: stream stalled {gap_s} ({ex.get('scenario')})",
+                )
+            )
         for cut_ex in t["prompt_truncated"]["examples"]:
             events.append(
                 (
@@ -721,6 +729,65 @@ def _hardware(snap: Snapshot) -> list[str]:
     return render_hardware(snap.get("hardware"))
 
 
+def _over_time(snap: Snapshot) -> list[str]:
+    """Each model over the run (report/folds/timeline.py), its errors by class with their first and
+    last time, and the first-hour vs last-hour comparison."""
+    tl = snap["timeline"]
+    out = ["## Over time", ""]
+    if not tl["models"]:
+        return out + ["No request finished.", ""]
+    out += [
+        f"Buckets of {duration(tl['bucket_s'])} from the start of the run; tokens/s and TTFT over successful "
+        "streamed requests (cold loads left out).",
+        "",
+    ]
+    names = snap["names"]
+    for key, buckets in tl["models"].items():
+        out += [f"### {names.get(key, key)}", ""]
+        rows = [
+            [
+                clock_offset(b["start_s"]),
+                f"{b['requests_ok']}/{b['requests_ok'] + b['requests_failed']}",
+                NA if b["error_rate"] is None else f"{b['error_rate']:.0%}",
+                b["stalls"],
+                NA if b["gen_tps_p50"] is None else f"{b['gen_tps_p50']:.1f} (n={b['gen_tps_n']})",
+                f"{ms(b['ttft_p50_ms'])} / {ms(b['ttft_p95_ms'])}",
+            ]
+            for b in buckets
+        ]
+        out += table(
+            ["from start", "requests ok/total", "errors", "stalls", "tokens/s p50", "TTFT p50 / p95"], rows
+        )
+        spans = snap["models"][key]["error_spans"] if key in snap["models"] else {}
+        if spans:
+            counts = snap["models"][key]["errors"]
+            seen = ", ".join(
+                f"{cls} {counts.get(cls, '')} ({_clock(t0)}-{_clock(t1)})".replace("  ", " ")
+                for cls, (t0, t1) in spans.items()
+            )
+            out += [f"Failures by class (first-last seen): {seen}.", ""]
+        d = tl["drift"].get(key)
+        if d is not None:
+            out += [_drift_line(d), ""]
+    out += [f"First hour vs last hour: {tl['method']}.", ""]
+    return out
+
+
+def _drift_line(d: Drift) -> str:
+    if not d["compared"]:
+        return f"First vs last hour: not compared ({d['why']})."
+    parts = []
+    for label, test, fmt in (("tokens/s p50", d["gen_tps"], "{:.1f}"), ("TTFT p50", d["ttft_ms"], "{:.0f} ms"),
+                             ("error rate", d["error_rate"], "{:.1%}")):  # fmt: skip
+        if test is None or test["first"] is None or test["last"] is None:
+            continue
+        flag = " **degraded**" if test["degraded"] else ""
+        parts.append(f"{label} {fmt.format(test['first'])} -> {fmt.format(test['last'])} ({pvalue(test['p'])}){flag}")
+    return (
+        "First vs last hour: " + ("; ".join(parts) if parts else "too few requests in one of the hours") + "."
+    )
+
+
 def _definitions(snap: Snapshot) -> list[str]:
     out = ["## Definitions", ""]
     out += [f"- `{k}`: {v}." for k, v in snap["definitions"].items()]
@@ -739,6 +806,7 @@ def render_markdown(snap: Snapshot) -> str:
         _scenarios,
         _errors,
         _server_truth,
+        _over_time,
         _scaling,
         _failover,
         _control,

@@ -539,6 +539,50 @@ class ServerTruth(TypedDict):
     runtime_context: dict[str, Any] | None  # the model_context event the engine logged
 
 
+# -- over time (report/folds/timeline.py) -------------------------------------------------------------
+
+
+class TimeBucket(TypedDict):
+    start_s: float  # seconds from the run's start
+    requests_ok: int
+    requests_failed: int
+    error_rate: float | None  # failed / requests in the bucket (None: no request)
+    stalls: int
+    errors: dict[str, int]  # failed requests by class
+    gen_tps_p50: float | None  # successful warm streamed requests
+    gen_tps_n: int
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+
+
+class DriftTest(TypedDict):
+    first: float | None  # the first hour's median (error rate: its rate)
+    last: float | None
+    n_first: int
+    n_last: int
+    change: float | None  # relative (medians) or in points (error rate)
+    p: float | None  # the test's two-sided p-value
+    degraded: bool
+
+
+class Drift(TypedDict):
+    compared: bool
+    why: str | None  # why not compared
+    gen_tps: DriftTest | None
+    ttft_ms: DriftTest | None
+    error_rate: DriftTest | None
+    degraded: bool
+
+
+class Timeline(TypedDict):
+    bucket_s: float
+    origin_t: float | None  # the run's start (epoch seconds)
+    span_s: float
+    models: dict[str, list[TimeBucket]]
+    drift: dict[str, Drift]
+    method: str
+
+
 # -- rankings (report/rankings.py) ------------------------------------------------------------------------
 
 
@@ -674,5 +718,6 @@ class Snapshot(TypedDict):
     rankings: Rankings
     recommendations: list[Recommendation]
     verdict: Verdict
-    names: dict[str, str]  # model key -> the short name every surface prints (report/names.py)
+    names: dict[str, str]
+    timeline: Timeline  # model key -> the short name every surface prints (report/names.py)
     log: NotRequired[LogStats]

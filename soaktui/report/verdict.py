@@ -28,7 +28,8 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
-from soaktui.report.snapshot import CapabilityRow, ErrorClass, ModelProfile, Pick, Verdict
+from soaktui.report.cells import pvalue
+from soaktui.report.snapshot import CapabilityRow, Drift, ErrorClass, ModelProfile, Pick, Verdict
 from soaktui.stats import Z95, Rate, wilson
 
 CAVEAT_SHARE = 0.25  # a pick failing more than this share of its tests or checks gets a caveat
@@ -218,6 +219,7 @@ def decide(
     caps: dict[str, CapabilityRow],
     balance: list[tuple[str, float, str]],
     by_class: dict[str, ErrorClass],
+    drift: dict[str, Drift],
     *,
     duration_s: float | None,
     min_tests: int,
@@ -241,12 +243,29 @@ def decide(
         picks.append(Pick(use="balance", model=k, evidence=f"score {s:.2f}", tied_with=[],
                           caveat=_caveat(models[k], caps.get(k)) if k in models else None, needs=None))  # fmt: skip
     incidents = _incidents(by_class)
-    lines = [_line(p, ctx) for p in picks][: MAX_LINES - 1]
+    lines = [_line(p, ctx) for p in picks][: MAX_LINES - 2]
+    degraded = [_degraded(k, d, ctx) for k, d in drift.items() if d["degraded"]]
+    if degraded:
+        lines.append("- Degraded over the run: " + "; ".join(degraded))
     if incidents:
         lines.append("- Went wrong: " + "; ".join(incidents))
     elif models:
         lines.append("- Went wrong: no request failed for the server's or the connection's reasons")
     return Verdict(lines=lines[:MAX_LINES], picks=picks, incidents=incidents, rules=dict(RULES))
+
+
+def _degraded(key: str, d: Drift, ctx: _Context) -> str:
+    """What got worse between the model's first and last hour, with the evidence."""
+    parts = []
+    for label, test, unit in (("tokens/s", d["gen_tps"], ""), ("TTFT", d["ttft_ms"], " ms")):
+        if test and test["degraded"] and test["change"] is not None and test["p"] is not None:
+            parts.append(
+                f"{label} {test['first']:g}{unit} -> {test['last']:g}{unit} ({test['change']:+.0%}, {pvalue(test['p'])})"
+            )
+    e = d["error_rate"]
+    if e and e["degraded"] and e["first"] is not None and e["last"] is not None and e["p"] is not None:
+        parts.append(f"error rate {e['first']:.0%} -> {e['last']:.0%} ({pvalue(e['p'])})")
+    return f"{ctx.name(key)}: " + ", ".join(parts) + ", first hour vs last"
 
 
 def _capability(

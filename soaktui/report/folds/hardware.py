@@ -521,7 +521,7 @@ class HardwareFold:
     def feed_request(self, ev: dict[str, Any]) -> None:
         """A successful request's output tokens and streamed speed, for the energy figures."""
         get = ev.get
-        if get("ok"):  # a cancelled request is never ok
+        if self.sensing and get("ok"):  # a cancelled request is never ok; nothing to do before readings
             self.on_request(get("test_id"), get("output_tokens"), get("gen_tps") if get("stream") else None)
 
     def on_request(self, test_id: Any, output_tokens: Any, stream_tps: Any) -> None:

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from soaktui.errors import CANCELLED, TOOLS_DID_NOT_FIT
 from soaktui.report.folds.common import is_num, model_key
+from soaktui.report.folds.timeline import TimeCells
 from soaktui.report.snapshot import ErrorClass, ModelProfile, RequestTotals, ScenarioSummary
 from soaktui.stats import Describe, bounded_inc, bounded_tally, describe_parts, median_ci, rate, top
 
@@ -80,6 +81,7 @@ class _Bucket:
         "reasons",
         "test_errors",
         "categories",
+        "cells",
         "sorted_n",
         "sums",
     )
@@ -104,6 +106,7 @@ class _Bucket:
         self.reasons: dict[str, int] = {}
         self.test_errors: dict[str, int] = {}
         self.categories: dict[str, list[int]] = {}  # prompt_variety: category -> [ok, tests]
+        self.cells = _NO_CELLS  # its model's requests over time, shared by the model's buckets
         self.sorted_n = [0] * len(METRICS)  # length of each metric array when last sorted
         self.sums = [0.0] * len(METRICS)  # math.fsum of each metric array when last sorted
 
@@ -132,6 +135,9 @@ def _new_class() -> ErrorClass:
     return {"requests": 0, "tests": 0, "per_model": {}, "example": None, "first_t": None, "last_t": None}
 
 
+_NO_CELLS = TimeCells()  # a bucket's cells until it is registered (never read)
+
+
 class RequestFold:
     """Counts and timings of every request and test, per (provider, model, scenario) bucket."""
 
@@ -149,11 +155,15 @@ class RequestFold:
         self._test_examples: dict[str, str] = {}  # test error class -> its first reason
         # (provider, model, error class) -> [first time, last time] a request or test failed so
         self._seen: dict[tuple[Any, Any, str], list[float]] = {}
+        self._cells: dict[tuple[Any, Any], TimeCells] = {}  # (provider, model) -> its time cells
 
     def _bucket_for(self, key: tuple[Any, Any, Any]) -> _Bucket:
         b = self._buckets.get(key)
         if b is None:
             b = self._buckets[key] = _Bucket()
+            # one model's scenarios share its time cells: consecutive requests (one model at a time in
+            # the rotation) then mostly land in the cell of the request before
+            b.cells = self._cells.setdefault((key[0], key[1]), TimeCells())
         self._last_key = key
         self._last_bucket = b
         return b
@@ -172,8 +182,23 @@ class RequestFold:
         b = self._last_bucket
         if b is None or key != self._last_key:
             b = self._bucket_for(key)
+        # the request's time cell, inlined here (the timeline is read from these cells)
+        t = get("t")
+        tc = b.cells
+        if type(t) is float or type(t) is int:
+            i = int(t // tc.width)
+            if i == tc.last_i:
+                c = tc.last
+            else:
+                c = tc.cells.get(i) or tc.cell(i)  # tc.cell: a new cell (or a coarsening)
+                tc.last, tc.last_i = c, int(t // tc.width)
+        else:
+            c = tc.nowhere
+        if get("stalled"):
+            c.stalls += 1
         if get("ok"):
             b.req_ok += 1
+            c.ok += 1
             cold = get("cold")  # waited for a model load: no TTFT, latency or prompt speed
             v = get("e2e_ms")
             if v is not None and not cold:
@@ -182,12 +207,15 @@ class RequestFold:
                 v = get("ttft_ms")
                 if v is not None and not cold:
                     b.ttft.append(v)
+                    c.ttft.append(v)
                 v = get("itl_p50_ms")
                 if v is not None:
                     b.itl50.append(v)
                 v = get("gen_tps")
                 if v is not None:
                     b.gen.append(v)
+                    if not cold:
+                        c.tps.append(v)
                 v = get("prompt_tps")
                 if v is not None and not cold:
                     b.ptps.append(v)
@@ -209,7 +237,8 @@ class RequestFold:
                 b.truncated += 1
         else:
             b.req_failed += 1
-            v = get("error_class") or "other"
+            v = cls or "other"
+            c.fail(v)
             errs = b.req_errors
             if v in errs:
                 errs[v] += 1
@@ -270,6 +299,10 @@ class RequestFold:
             req_ok += b.req_ok
             req_failed += b.req_failed
         return tests, ok_tests, req_ok, req_failed
+
+    def time_cells(self) -> dict[str, list[TimeCells]]:
+        """Each model's requests over time (report/folds/timeline.py reads them)."""
+        return {model_key(prov, model): [tc] for (prov, model), tc in self._cells.items() if tc.cells}
 
     def counts_by_model(self) -> dict[str, Counts]:
         """Counts per model key (`provider/model`): cheap, no snapshot needed."""

@@ -87,7 +87,15 @@ class ServerTruthFold:
         )
 
     def feed_request(self, ev: dict[str, Any]) -> None:
-        if not is_cancelled(ev) and self.wanted(ev):
+        """The hot path (every request of the log): `wanted`, inlined."""
+        get = ev.get
+        if (
+            get("cold")
+            or get("stalled")
+            or get("prompt_truncated")
+            or get("server_gen_tps") is not None
+            or get("server_prompt_tps") is not None
+        ) and not is_cancelled(ev):
             self.on_request(ev)
 
     def on_request(self, ev: dict[str, Any]) -> None:
