@@ -761,3 +761,18 @@ def test_an_error_class_example_is_of_that_class() -> None:
     assert e["check_failed"]["example"] == "checks failed: items"
     assert e["http_status"]["example"] == "HTTP 500 from the server"
     assert (e["check_failed"]["first_t"], e["check_failed"]["last_t"]) == (2.0, 5.0)
+
+
+def test_the_duty_cycle_at_the_end_reads_the_later_quiet_hours_change() -> None:
+    """Throttle set to 90% during quiet hours (effective 30%), then quiet hours switched off
+    (effective 90%): the report gives the later word, not the throttle event's 30%."""
+    events = [
+        {"kind": "run_started", "t": 0.0, "run_id": "q", "throttle_pct": 100},
+        {"kind": "throttle_changed", "t": 10.0, "pct": 90, "effective_pct": 30, "source": "control"},
+        {"kind": "quiet_hours_changed", "t": 20.0, "enabled": False, "active": False, "effective_pct": 90},
+    ]
+    snap = fold(events).snapshot()
+    assert snap["control"]["pace_last"] == {"t": 20.0, "effective_pct": 90, "why": "quiet hours switched off"}
+    md = render_markdown(snap)
+    assert "| Duty cycle at the end | 90%: quiet hours switched off at " in md
+    assert "effective 30" not in md

@@ -47,14 +47,22 @@ def plot_series(
     fig: Any, series: list[tuple[str, list[Any], list[Any], str]], style: Callable[[int], dict[str, Any]]
 ) -> int:
     """Plot each (label, xs, ys, side) that has two known points on a plotext figure, None gaps
-    skipped; `style(i)` gives the i-th drawn line's marker and colour. Returns how many were drawn."""
+    skipped; `style(i)` gives the i-th drawn line's marker and colour. Returns how many were drawn.
+
+    Each y axis starts at 0 (every series here is a count, a rate, watts or degrees): an axis fitted
+    to the data's own span makes a flat line 0.1 wide look like a cliff."""
     drawn = 0
+    tops: dict[str, float] = {}
     for label, xs, ys, side in series:
         pts = [(x, y) for x, y in zip(xs, ys or (), strict=False) if x is not None and y is not None]
         if len(pts) < 2:
             continue
         fig.plot([x for x, _ in pts], [y for _, y in pts], label=label, yside=side, **style(drawn))
+        tops[side] = max(tops.get(side, 0.0), max(y for _, y in pts))
         drawn += 1
+    for side, top in tops.items():
+        if top > 0:
+            fig.ylim(0, top * 1.05, yside=side)
     return drawn
 
 

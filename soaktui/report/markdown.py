@@ -706,13 +706,14 @@ def _failover(snap: Snapshot) -> list[str]:
 
 def _control(snap: Snapshot) -> list[str]:
     c = snap["control"]
-    last = c["throttle_last"]
+    last, pace = c["throttle_last"], c["pace_last"]
     rows: list[list[Any]] = [
         ["Throttle at start", f"{c['throttle_start_pct']}%" if c["throttle_start_pct"] is not None else None],
         ["Throttle changes", c["throttle_changes"]],
+        ["Last throttle setting", f"{last['pct']}% ({last['source']})" if last else "unchanged"],
         [
-            "Last throttle",
-            f"{last['pct']}% (effective {last['effective_pct']}%, {last['source']})" if last else "unchanged",
+            "Duty cycle at the end",
+            f"{pace['effective_pct']}%: {pace['why']} at {_clock(pace['t'])}" if pace else "as set at the start",
         ],
         ["Quiet-hours changes", c["quiet_hours_changes"]],
         ["Pauses", c["pauses"]],

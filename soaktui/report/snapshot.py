@@ -340,6 +340,14 @@ class ThrottleChange(TypedDict):
     source: str | None
 
 
+class PaceChange(TypedDict):
+    """The duty cycle in force after the last change of the throttle or of quiet hours, and why."""
+
+    t: float | None
+    effective_pct: int | None
+    why: str
+
+
 class Skip(TypedDict):
     t: float | None
     model: str | None
@@ -350,6 +358,7 @@ class Control(TypedDict):
     throttle_start_pct: int | None
     throttle_changes: int
     throttle_last: ThrottleChange | None
+    pace_last: PaceChange | None
     throttle_history: list[ThrottleChange]
     quiet_hours_changes: int
     pauses: int

@@ -7,7 +7,7 @@ from collections import deque
 from typing import Any, ClassVar
 
 from soaktui.report.folds.common import is_int, is_num, model_key
-from soaktui.report.snapshot import Control, Skip, ThrottleChange
+from soaktui.report.snapshot import Control, PaceChange, Skip, ThrottleChange
 from soaktui.stats import bounded_inc
 
 MAX_HISTORY = 100  # throttle changes / skips kept verbatim (all are counted)
@@ -35,6 +35,7 @@ class ControlFold:
         self._throttle_hist: deque[ThrottleChange] = deque(maxlen=MAX_HISTORY)
         self._throttle_changes = 0
         self._throttle_last: ThrottleChange | None = None
+        self._pace_last: PaceChange | None = None
         self._quiet_changes = 0
         self._pauses = 0
         self._paused_ns = 0
@@ -64,9 +65,18 @@ class ControlFold:
         }
         self._throttle_last = rec
         self._throttle_hist.append(rec)
+        self._pace(ev, f"throttle set to {ev.get('pct')}% ({ev.get('source') or 'unknown'})")
 
     def on_quiet(self, ev: dict[str, Any]) -> None:
         self._quiet_changes += 1
+        state = "on" if ev.get("enabled") else "off"
+        self._pace(ev, f"quiet hours switched {state}" + (", in the quiet window" if ev.get("active") else ""))
+
+    def _pace(self, ev: dict[str, Any], why: str) -> None:
+        """The duty cycle in force after this event, and what set it (the last word wins: a later
+        quiet_hours_changed says what a throttle_changed before it no longer does)."""
+        if ev.get("effective_pct") is not None:
+            self._pace_last = {"t": ev.get("t"), "effective_pct": ev.get("effective_pct"), "why": why}
 
     def on_paused(self, ev: dict[str, Any]) -> None:
         if self._paused_since is None:
@@ -106,6 +116,7 @@ class ControlFold:
             "throttle_start_pct": self.throttle_start,
             "throttle_changes": self._throttle_changes,
             "throttle_last": self._throttle_last,
+            "pace_last": self._pace_last,
             "throttle_history": list(self._throttle_hist),
             "quiet_hours_changes": self._quiet_changes,
             "pauses": self._pauses,

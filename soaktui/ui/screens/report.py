@@ -343,7 +343,7 @@ class ReportScreen(Screen):
         plt = chart.plt
         plt.clear_data()
         plt.clear_figure()
-        if bars:
+        if len(bars) >= 2:
             plt.bar(
                 [b[0] for b in bars],
                 [b[1] for b in bars],
@@ -351,7 +351,10 @@ class ReportScreen(Screen):
                 color=theme_colors(self.app)[0],
                 width=0.4,
             )
+            plt.xlim(0, max(b[1] for b in bars) * 1.05)  # bars from 0: their lengths compare
             plt.title("median output tokens/s (generation phase, successful streamed requests)")
+        elif bars:  # one bar would fill the chart: a comparison needs two
+            plt.title(f"one model measured: {bars[0][0]}, median {bars[0][1]:,.1f} output tokens/s")
         else:
             plt.title("no successful streamed request yet")
         chart.refresh()
