@@ -201,18 +201,20 @@ def test_balance_uses_a_small_sample_through_its_lower_bound() -> None:
 def test_markdown_capability_matrix(snap: dict[str, Any]) -> None:
     md = render_markdown(snap)
     assert "## Capability matrix" in md and "### Verdicts and failure kinds" in md
-    row = next(line for line in md.splitlines() if line.startswith("| sim/alpha | 18/20"))
-    assert row.startswith(
-        "| sim/alpha | 18/20 90% (70–97%) | 6/6 (61–100%) | 3/4 (30–95%) | 4/4 (51–100%) | 2/3 (21–94%) "
-        "| 3/3 (44–100%) | 13/14 93% (69–99%) | 5/6 (44–97%) | 2/4 (15–85%) | 3/4 (30–95%) | 2/3 (21–94%) |"
-    )
-    assert "| sim/beta | 5/5 (57–100%) | 5/5 (57–100%) | n/a |" in md
+    # the matrix is wider than 100 columns: split into tables that each repeat the model column
+    rows = [line for line in md.splitlines() if line.startswith("| sim/alpha | ")]
     assert (
-        "| sim/alpha | 300 / 480 (n=5) | 30.0 (n=11) | 20,000 (16k-32k; 2/3 ok) | 30/37 81% (66–91%) |" in md
+        "| sim/alpha | 18/20 90% (70–97%) | 6/6 (61–100%) | 3/4 (30–95%) | 4/4 (51–100%) | 2/3 (21–94%) |"
+        in rows
     )
+    assert "| sim/alpha | 3/3 (44–100%) | 13/14 93% (69–99%) | 5/6 (44–97%) | 2/4 (15–85%) |" in rows
+    assert "| sim/alpha | 3/4 (30–95%) | 2/3 (21–94%) |" in rows
+    assert "| sim/beta | 5/5 (57–100%) | 5/5 (57–100%) | n/a |" in md
+    assert "| sim/alpha | 300 ms / 480 ms (n=5) | 30.0 tok/s (n=11) | 20,000 (16k-32k; 2/3 ok) |" in rows
+    assert all(len(line) <= 100 for line in md.splitlines() if line.startswith("|"))
     assert "- Best for tool calling: **sim/alpha**: tool calls correct 18/20" in md
     assert "Best balance: geometric mean of speed" in md
-    assert "### Balance (geometric mean of speed" in md and "| 1 | sim/beta | 0.75 | speed 1.00" in md
+    assert "### Balance (geometric mean of speed" in md and "| 1 | sim/beta | 0.75 |" in md and "- sim/beta: speed 1.00" in md
     assert (
         "### Tool calling (lower bound of the Wilson 95% interval of tool calls correct; at least 5 tests)"
         in md
@@ -352,7 +354,9 @@ def test_calls_soaktui_cannot_read_are_shown_per_model_not_scored_as_refusals() 
         s = score_calls(d, prompt)
         metrics = {"prompt_id": prompt.id, "prompt_kind": prompt.kind, "mode": "prompted", "format": d.format,
                    "checks": s.checks, "verdict": s.verdict, "correct": s.correct, "detail": s.detail}  # fmt: skip
-        events.append({**_result("tool_calling", metrics, ok=s.correct, error_class="check_failed"), "seq": i})
+        events.append(
+            {**_result("tool_calling", metrics, ok=s.correct, error_class="check_failed"), "seq": i}
+        )
     snap = fold(events).snapshot()
     tc = snap["capabilities"]["models"]["p/m"]["tool_calling"]
     assert tc["overall"]["k"] == 0 and tc["overall"]["n"] == len(events)

@@ -560,7 +560,7 @@ def test_failover_figures_and_unmeasured_stays_none() -> None:
     assert s["run"]["ended_without_finishing"] and s["run"]["started_at"] is not None
     md = render_markdown(s)
     assert "| Output tokens (successful requests with a count) | n/a |" in md
-    assert "| sim/gamma | recovery | 1/2 (50%; 95% CI 9-91%) | 4.0 (n=2) | 1,500.0 (n=1) | n/a (n=0) |" in md
+    assert "| sim/gamma | recovery | 1/2 (50%; 95% CI 9-91%) | 4.0 ms (n=2) | 1.5 s (n=1) | n/a (n=0) |" in md
     assert "| Size | unknown |" in md
 
 

@@ -9,18 +9,48 @@ from typing import Any
 from soaktui.durations import format_duration
 from soaktui.stats import NA
 
+WIDTH = 100  # a table line fits a terminal this wide: wider tables are split (see `table`)
+MAX_CELL = 80  # a longer text cell is cut (with …); the full text is in report.json
+
 
 def cell(x: Any) -> str:
-    """A Markdown table cell: n/a for None, pipes escaped, one line."""
+    """A Markdown table cell: n/a for None, pipes escaped, one line, at most MAX_CELL characters."""
     s = NA if x is None else str(x)
-    return s.replace("|", "\\|").replace("\n", " ")
+    s = s.replace("|", "\\|").replace("\n", " ")
+    return s if len(s) <= MAX_CELL else s[: MAX_CELL - 1] + "…"
 
 
-def table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    """A Markdown table (then a blank line) as lines."""
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    out.append("")
+def table(headers: list[str], rows: list[list[Any]], *, keep: int = 1) -> list[str]:
+    """A Markdown table (then a blank line) as lines. When its lines would be wider than WIDTH, the
+    columns are split over several tables, each repeating the first `keep` columns (the model)."""
+    cells = [[cell(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells if i < len(r)]) + 3 for i, h in enumerate(headers)]
+    groups: list[list[int]] = []
+    if sum(widths) + 1 <= WIDTH or len(headers) <= keep + 1:
+        groups = [list(range(len(headers)))]
+    else:
+        base = sum(widths[:keep]) + 1
+        current: list[int] = []
+        for i in range(keep, len(headers)):
+            if current and base + sum(widths[j] for j in current) + widths[i] > WIDTH:
+                groups.append(list(range(keep)) + current)
+                current = []
+            current.append(i)
+        groups.append(list(range(keep)) + current)
+    out: list[str] = []
+    for cols in groups:
+        over = sum(widths[i] for i in cols) + 1 - WIDTH
+        widest = max(cols, key=lambda i: widths[i])
+        cap = max(20, widths[widest] - 3 - over) if over > 0 else None  # text that cannot be split: cut
+        out.append("| " + " | ".join(headers[i] for i in cols) + " |")
+        out.append("|" + "|".join("---" for _ in cols) + "|")
+        for r in cells:
+            row = [r[i] if i < len(r) else "" for i in cols]
+            if cap is not None:
+                k = cols.index(widest)
+                row[k] = row[k] if len(row[k]) <= cap else row[k][: cap - 1] + "…"
+            out.append("| " + " | ".join(row) + " |")
+        out.append("")
     return out
 
 

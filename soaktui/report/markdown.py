@@ -8,7 +8,7 @@ sample it is over (n=...), every rate with its counts and Wilson 95% interval.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from soaktui.report.aggregate import DEFINITIONS
 from soaktui.report.capabilities import KIND_LABELS, KINDS
@@ -27,11 +27,15 @@ from soaktui.stats import Describe, compact_rate
 from soaktui.stats import format_rate as rate
 
 
-def _stat_row(label: str, over: str, d: Describe, nd: int = 1) -> list[Any]:
-    return [label, over, d["n"], num(d["mean"], nd), num(d["p50"], nd), num(d["p95"], nd), num(d["p99"], nd)]
+def _stat_row(label: str, d: Describe, fmt: Callable[[Any], str]) -> list[Any]:
+    return [label, d["n"], fmt(d["mean"]), fmt(d["p50"]), fmt(d["p95"]), fmt(d["p99"])]
 
 
-_STAT_HEADERS = ["figure", "over", "n", "mean", "p50", "p95", "p99"]
+def _tps(x: Any) -> str:
+    return NA if x is None else f"{x:,.1f} tok/s"
+
+
+_STAT_HEADERS = ["figure", "n", "mean", "p50", "p95", "p99"]
 
 
 def _verdict(snap: Snapshot) -> list[str]:
@@ -47,11 +51,10 @@ def _verdict(snap: Snapshot) -> list[str]:
     return out
 
 
-def _header(snap: Snapshot) -> list[str]:
+def _body_header(snap: Snapshot) -> list[str]:
     run = snap["run"]
     log = snap.get("log")
-    out = [f"# soaktui report: {run['run_id'] or 'unknown run'}", ""]
-    out += _verdict(snap)
+    out: list[str] = []
     if run["ended_without_finishing"]:
         out += [
             "> **The run ended without finishing** (no `run_finished` event: killed or crashed). "
@@ -194,7 +197,7 @@ CAPABILITY_HEADERS = [
 ]
 SPEED_HEADERS = [
     "model",
-    "streaming TTFT p50 / p95 ms (n)",
+    "streaming TTFT p50 / p95 (n)",
     "tokens/s p50 (n)",
     "largest prompt answered (tokens)",
     "tests succeeded",
@@ -231,8 +234,8 @@ def speed_cells(key: str, row: CapabilityRow) -> list[str]:
     t, g, rel = row["streaming_ttft_ms"], row["gen_tps"], row["reliability"]
     return [
         key,
-        f"{num(t['p50'], 0)} / {num(t['p95'], 0)} (n={t['n']})" if t else NA,
-        f"{num(g['p50'])} (n={g['n']})" if g else NA,
+        f"{ms(t['p50'])} / {ms(t['p95'])} (n={t['n']})" if t else NA,
+        f"{_tps(g['p50'])} (n={g['n']})" if g else NA,
         _context_cell(row["large_context"]),
         compact_rate(rel["tests"]),
         compact_rate(rel["request_errors"]),
@@ -310,6 +313,7 @@ def _capabilities(snap: Snapshot) -> list[str]:
                 "request failures (not scored)",
             ],
             detail,
+            keep=2,
         )
     out += [f"- {k}: {v}." for k, v in caps["definitions"].items()]
     out.append("")
@@ -328,6 +332,7 @@ def _rankings(snap: Snapshot) -> list[str]:
         out += table(
             ["rank", "model", "median output tokens/s", "n (requests)"],
             [[i + 1, r["model"], num(r["median_gen_tps"]), r["n"]] for i, r in enumerate(rk["throughput"])],
+            keep=2,
         )
     else:
         out += ["No model has enough data.", ""]
@@ -364,9 +369,9 @@ def _rankings(snap: Snapshot) -> list[str]:
             )
         elif "p50_ms" in c["ranked"][0]:
             out += table(
-                ["rank", "model", "TTFT p50 ms", "TTFT p95 ms", "n (requests)"],
+                ["rank", "model", "TTFT p50", "TTFT p95", "n (requests)"],
                 [
-                    [i + 1, e["model"], num(e["p50_ms"], 0), num(e["p95_ms"], 0), e["n"]]
+                    [i + 1, e["model"], ms(e["p50_ms"]), ms(e["p95_ms"]), e["n"]]
                     for i, e in enumerate(c["ranked"])
                 ],
             )
@@ -386,23 +391,36 @@ def _rankings(snap: Snapshot) -> list[str]:
     if rk["balance"]:
         out += [f"### Balance ({rk['rules']['balance']})", ""]
         out += table(
-            ["rank", "model", "score", "parts"],
-            [[i + 1, e["model"], f"{e['score']:.2f}", e["evidence"]] for i, e in enumerate(rk["balance"])],
+            ["rank", "model", "score"],
+            [[i + 1, e["model"], f"{e['score']:.2f}"] for i, e in enumerate(rk["balance"])],
         )
+        out += [f"- {e['model']}: {e['evidence']}" for e in rk["balance"]] + [""]
     return out
 
 
-_PROFILE_FIGURES: list[tuple[str, Callable[[ModelProfile], Describe], str]] = [
-    ("end-to-end latency (ms)", lambda m: m["e2e_ms"], "successful requests"),
-    ("time to first token (ms)", lambda m: m["ttft_ms"], "successful streamed requests"),
+# (label, figure, cell format, what it is over: printed under the table)
+_PROFILE_FIGURES: list[tuple[str, Callable[[ModelProfile], Describe], Callable[[Any], str], str]] = [
+    ("end-to-end latency", lambda m: m["e2e_ms"], ms, "successful requests"),
+    ("time to first token", lambda m: m["ttft_ms"], ms, "successful streamed requests"),
     (
-        "inter-token latency (ms)",
+        "inter-token latency",
         lambda m: m["itl_p50_ms"],
-        "median of per-request ITL p50, successful streamed requests",
+        ms,
+        "the median of each successful streamed request's ITL p50",
     ),
-    ("output tokens/s (generation phase)", lambda m: m["gen_tps"], "successful streamed requests"),
-    ("output tokens/s (output / e2e)", lambda m: m["gen_tps_nonstream"], "successful non-streamed requests"),
-    ("prompt tokens/s", lambda m: m["prompt_tps"], "successful streamed requests with known prompt tokens"),
+    ("output speed (generation)", lambda m: m["gen_tps"], _tps, "successful streamed requests"),
+    (
+        "output speed (output / e2e)",
+        lambda m: m["gen_tps_nonstream"],
+        _tps,
+        "successful non-streamed requests",
+    ),
+    (
+        "prompt speed",
+        lambda m: m["prompt_tps"],
+        _tps,
+        "successful streamed requests with known prompt tokens",
+    ),
 ]
 
 
@@ -442,9 +460,10 @@ def _profiles(snap: Snapshot) -> list[str]:
         if m["errors"]:
             rows.append(["Failed requests by class", ", ".join(f"{c} {n}" for c, n in m["errors"].items())])
         out += table(["", ""], rows)
-        fig_rows = [_stat_row(label, over, d) for label, of, over in _PROFILE_FIGURES if (d := of(m))["n"]]
-        if fig_rows:
-            out += table(_STAT_HEADERS, fig_rows)
+        shown = [(label, d, fmt, over) for label, of, fmt, over in _PROFILE_FIGURES if (d := of(m))["n"]]
+        if shown:
+            out += table(_STAT_HEADERS, [_stat_row(label, d, fmt) for label, d, fmt, _ in shown])
+            out += ["Over: " + "; ".join(f"{label}: {over}" for label, _, _, over in shown) + ".", ""]
         else:
             out += ["No successful request: latency and throughput n/a.", ""]
         if m["prompt_categories"]:
@@ -468,8 +487,8 @@ def _scenarios(snap: Snapshot) -> list[str]:
                 name,
                 rate(s["success"], "tests"),
                 f"{s['requests_ok']:,}/{s['requests_ok'] + s['requests_failed']:,}",
-                f"{num(e['p50'])} / {num(e['p95'])} / {num(e['p99'])} (n={e['n']})",
-                f"{num(f['p50'])} (n={f['n']})",
+                f"{ms(e['p50'])} / {ms(e['p95'])} / {ms(e['p99'])} (n={e['n']})",
+                f"{ms(f['p50'])} (n={f['n']})",
                 len(s["models"]),
             ]
         )
@@ -478,8 +497,8 @@ def _scenarios(snap: Snapshot) -> list[str]:
             "scenario",
             "tests succeeded",
             "requests ok/total",
-            "e2e p50/p95/p99 ms (successful)",
-            "TTFT p50 ms (successful streamed)",
+            "e2e p50/p95/p99 (successful)",
+            "TTFT p50 (successful streamed)",
             "models",
         ],
         rows,
@@ -521,10 +540,10 @@ def _errors(snap: Snapshot) -> list[str]:
 
 
 def _ms_cell(d: Describe | None) -> str:
-    """p50 (max) in ms, or n/a."""
+    """p50 (max), or n/a."""
     if not d or not d.get("n"):
         return NA
-    return f"{num(d['p50'], 0)} ({num(d['max'], 0)}) n={d['n']}"
+    return f"{ms(d['p50'])} ({ms(d['max'])}) n={d['n']}"
 
 
 def _clock(t: Any) -> str:
@@ -576,8 +595,8 @@ def _server_truth(snap: Snapshot) -> list[str]:
         [
             "model",
             "cold loads",
-            "first token after load ms p50 (max)",
-            "load ms p50 (max)",
+            "first token after load p50 (max)",
+            "load p50 (max)",
             "stalls",
             "longest gap",
             "cut prompts",
@@ -627,7 +646,7 @@ def _scaling(snap: Snapshot) -> list[str]:
                 "saturated",
                 "requests ok/total",
                 "aggregate tokens/s (median)",
-                "per-request p50 latency ms (median)",
+                "per-request p50 latency (median)",
             ],
             [
                 [
@@ -636,7 +655,7 @@ def _scaling(snap: Snapshot) -> list[str]:
                     r["saturated"],
                     f"{r['requests_ok']}/{r['requests_ok'] + r['requests_failed']}",
                     f"{num(r['aggregate_tps']['p50'])} (n={r['aggregate_tps']['n']})",
-                    f"{num(r['latency_p50_ms']['p50'])} (n={r['latency_p50_ms']['n']})",
+                    f"{ms(r['latency_p50_ms']['p50'])} (n={r['latency_p50_ms']['n']})",
                 ]
                 for r in rows
             ],
@@ -652,7 +671,7 @@ def _scaling(snap: Snapshot) -> list[str]:
                 "prompt tokens",
                 "requests ok/total",
                 "context overflow",
-                "TTFT ms p50 (successful)",
+                "TTFT p50 (successful)",
                 "prompt tokens/s p50 (successful)",
             ],
             [
@@ -661,7 +680,7 @@ def _scaling(snap: Snapshot) -> list[str]:
                     + (f" ({r['bucketed_by_target']} by target size)" if r["bucketed_by_target"] else ""),
                     f"{r['requests_ok']}/{r['requests_ok'] + r['requests_failed']}",
                     r["context_overflow"],
-                    f"{num(r['ttft_ms']['p50'])} (n={r['ttft_ms']['n']})",
+                    f"{ms(r['ttft_ms']['p50'])} (n={r['ttft_ms']['n']})",
                     f"{num(r['prompt_tps']['p50'])} (n={r['prompt_tps']['n']})",
                 ]
                 for r in buckets
@@ -683,9 +702,9 @@ def _failover(snap: Snapshot) -> list[str]:
                     key,
                     mode,
                     rate(r["success"], "tests"),
-                    f"{num(r['detect_ms']['p50'])} (n={r['detect_ms']['n']})",
-                    f"{num(r['recover_ms']['p50'])} (n={r['recover_ms']['n']})",
-                    f"{num(r['cold_load_ms']['p50'])} (n={r['cold_load_ms']['n']})",
+                    f"{ms(r['detect_ms']['p50'])} (n={r['detect_ms']['n']})",
+                    f"{ms(r['recover_ms']['p50'])} (n={r['recover_ms']['n']})",
+                    f"{ms(r['cold_load_ms']['p50'])} (n={r['cold_load_ms']['n']})",
                     f"{num(r['attempts']['p50'])} (n={r['attempts']['n']})",
                 ]
             )
@@ -694,9 +713,9 @@ def _failover(snap: Snapshot) -> list[str]:
             "model",
             "mode",
             "tests succeeded",
-            "detect ms p50",
-            "recover ms p50",
-            "cold load ms p50",
+            "detect p50",
+            "recover p50",
+            "cold load p50",
             "attempts p50",
         ],
         rows,
@@ -713,7 +732,9 @@ def _control(snap: Snapshot) -> list[str]:
         ["Last throttle setting", f"{last['pct']}% ({last['source']})" if last else "unchanged"],
         [
             "Duty cycle at the end",
-            f"{pace['effective_pct']}%: {pace['why']} at {_clock(pace['t'])}" if pace else "as set at the start",
+            f"{pace['effective_pct']}%: {pace['why']} at {_clock(pace['t'])}"
+            if pace
+            else "as set at the start",
         ],
         ["Quiet-hours changes", c["quiet_hours_changes"]],
         ["Pauses", c["pauses"]],
@@ -783,7 +804,9 @@ def _drift_line(d: Drift) -> str:
         if test is None or test["first"] is None or test["last"] is None:
             continue
         flag = " **degraded**" if test["degraded"] else ""
-        parts.append(f"{label} {fmt.format(test['first'])} -> {fmt.format(test['last'])} ({pvalue(test['p'])}){flag}")
+        parts.append(
+            f"{label} {fmt.format(test['first'])} -> {fmt.format(test['last'])} ({pvalue(test['p'])}){flag}"
+        )
     return (
         "First vs last hour: " + ("; ".join(parts) if parts else "too few requests in one of the hours") + "."
     )
@@ -797,9 +820,10 @@ def _definitions(snap: Snapshot) -> list[str]:
 
 
 def render_markdown(snap: Snapshot) -> str:
-    """The whole report as Markdown text."""
+    """The whole report as Markdown text. Models go by their short names (the legend under the
+    verdict gives each one's full key), so the body's keys are replaced by them."""
     parts = (
-        _header,
+        _body_header,
         _summary,
         _capabilities,
         _rankings,
@@ -814,7 +838,22 @@ def render_markdown(snap: Snapshot) -> str:
         _hardware,
         _definitions,
     )
-    lines: list[str] = []
+    view = cast(Snapshot, _shortened(snap, sorted(snap["names"].items(), key=lambda kv: -len(kv[0]))))
+    lines = [f"# soaktui report: {snap['run']['run_id'] or 'unknown run'}", "", *_verdict(snap)]
     for part in parts:
-        lines += part(snap)
+        lines += part(view)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _shortened(obj: Any, names: list[tuple[str, str]]) -> Any:
+    """`obj` with every model key (in keys and in text) replaced by its short name."""
+    if isinstance(obj, str):
+        for key, short in names:
+            if key in obj:
+                obj = obj.replace(key, short)
+        return obj
+    if isinstance(obj, dict):
+        return {_shortened(k, names): _shortened(v, names) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_shortened(v, names) for v in obj]
+    return obj
