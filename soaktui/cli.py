@@ -22,7 +22,8 @@ EPILOG = """\
 subcommands:
   soaktui [run] [options]            soak the servers found (or --base-url / --demo), with the dashboard
   soaktui watch [RUN_DIR]            attach the dashboard to a run (the latest by default)
-  soaktui report RUN_DIR             rebuild final_report.md and report.json from events.jsonl
+  soaktui report RUN_DIR [--format md,json,html]
+                                     rebuild final_report.md, report.json, report.html from events.jsonl
   soaktui models [MODEL] [--json]    model profiles accumulated across runs (one model's runs)
   soaktui discover [options]         pre-flight: servers, models, and what a run would test
   soaktui simulate [--port N] ...    run the built-in OpenAI-compatible simulator
@@ -137,12 +138,21 @@ def _cmd_report(argv: list[str]) -> int:
         prog="soaktui report", description="Rebuild a run's report from events.jsonl."
     )
     p.add_argument("run_dir", type=Path)
+    p.add_argument(
+        "--format",
+        type=_csv,
+        default=["md", "json", "html"],
+        help="the files to write: md (final_report.md), json (report.json), html (report.html); default all",
+    )
     args = p.parse_args(argv)
+    unknown = [f for f in args.format if f not in ("md", "json", "html")]
+    if unknown or not args.format:
+        raise SetupError(f"--format takes md, json and html (comma-separated), not {','.join(unknown) or 'nothing'}")
     log = args.run_dir / rundir.EVENTS
     if not log.is_file():
         raise SetupError(f"{args.run_dir}: no events.jsonl here (is it a soaktui run directory?)")
     snap, stats = build_report(args.run_dir)
-    paths = write_report_files(args.run_dir, snap)
+    paths = write_report_files(args.run_dir, snap, tuple(args.format))
     warning = record_snapshot(snap)
     if warning:
         sys.stderr.write(f"soaktui: warning: {warning}\n")

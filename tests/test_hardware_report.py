@@ -174,7 +174,7 @@ def test_hardware_section_figures_from_the_events(tmp_path):
 def test_markdown_and_json_carry_the_hardware_section(tmp_path):
     run_dir = hot_run().write(tmp_path / "run")
     snap, _ = build_report(run_dir)
-    md_path, json_path = write_report_files(run_dir, snap)
+    md_path, json_path = write_report_files(run_dir, snap, ("md", "json"))
     md = md_path.read_text()
     section = md[md.index("## Hardware") :]
     assert "### Thermal limits for continuous operation" in section

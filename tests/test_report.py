@@ -612,8 +612,13 @@ def test_json_round_trips(snap: dict[str, Any]) -> None:
 def test_write_report_atomically(tmp_path: Path) -> None:
     run = write_run(tmp_path, make_log().events)
     paths = write_report(run)
-    assert [p.name for p in paths] == ["final_report.md", "report.json"]
-    assert sorted(p.name for p in run.iterdir()) == ["events.jsonl", "final_report.md", "report.json"]
+    assert [p.name for p in paths] == ["final_report.md", "report.json", "report.html"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "events.jsonl",
+        "final_report.md",
+        "report.html",
+        "report.json",
+    ]
     assert orjson.loads((run / "report.json").read_bytes())["totals"]["tests"] == 15
     assert (run / "final_report.md").read_text().startswith("# soaktui report: soak_test")
 
@@ -776,3 +781,21 @@ def test_the_duty_cycle_at_the_end_reads_the_later_quiet_hours_change() -> None:
     md = render_markdown(snap)
     assert "| Duty cycle at the end | 90%: quiet hours switched off at " in md
     assert "effective 30" not in md
+
+
+@pytest.mark.integration
+def test_soaktui_report_writes_the_formats_asked_for(tmp_path: Path) -> None:
+    run = write_run(tmp_path, make_log().events)
+
+    def report(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "soaktui", "report", str(run), *args], capture_output=True, text=True, timeout=60
+        )
+
+    r = report("--format", "md")
+    assert r.returncode == 0 and r.stdout.split() == [str(run / "final_report.md")]
+    assert not (run / "report.html").exists() and "- Most reliable:" in r.stderr  # the verdict, headless
+    r = report("--format", "html,json")
+    assert r.returncode == 0 and [Path(p).name for p in r.stdout.split()] == ["report.json", "report.html"]
+    r = report("--format", "pdf")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--format" in r.stderr

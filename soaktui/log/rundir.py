@@ -11,6 +11,7 @@ EVENTS = "events.jsonl"  # the truth: one event per line (log/writer.py)
 SUMMARY = "test_summary.json"  # live summary, rewritten every output.summary_interval (sinks/summary.py)
 REPORT_MD = "final_report.md"  # the report (report/build.py)
 REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"  # the same report as one offline page with charts (report/html.py)
 CONTROL_SOCKET = "control.sock"  # commands to the engine (engine/control.py)
 CONTROL_POINTER = "control.path"  # where the socket is when the run directory's path is too long for one
 TEXT_LOGS = (  # the human-readable logs people `tail -f` (sinks/textlogs.py)

@@ -12,6 +12,7 @@ from soaktui.log import rundir
 from soaktui.log.reader import ReadStats, iter_events
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.atomic import atomic_write_bytes
+from soaktui.report.html import render_html
 from soaktui.report.jsonout import render_json
 from soaktui.report.markdown import render_markdown
 from soaktui.report.snapshot import Snapshot, log_stats
@@ -32,13 +33,21 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[Snapshot, ReadStats]:
     return snap, stats
 
 
-def write_report_files(run_dir: str | os.PathLike[str], snap: Snapshot) -> list[Path]:
-    """Write final_report.md and report.json for `snap` into `run_dir`, each atomically."""
+FORMATS = ("md", "json", "html")
+
+
+def write_report_files(
+    run_dir: str | os.PathLike[str], snap: Snapshot, formats: tuple[str, ...] = FORMATS
+) -> list[Path]:
+    """Write final_report.md, report.json and report.html for `snap` into `run_dir` (those of
+    `formats`), each atomically."""
     run_dir = Path(run_dir)
-    return [
-        atomic_write_bytes(run_dir / rundir.REPORT_MD, render_markdown(snap).encode("utf-8")),
-        atomic_write_bytes(run_dir / rundir.REPORT_JSON, render_json(snap)),
-    ]
+    writers = {
+        "md": (rundir.REPORT_MD, lambda: render_markdown(snap).encode("utf-8")),
+        "json": (rundir.REPORT_JSON, lambda: render_json(snap)),
+        "html": (rundir.REPORT_HTML, lambda: render_html(snap)),
+    }
+    return [atomic_write_bytes(run_dir / writers[f][0], writers[f][1]()) for f in FORMATS if f in formats]
 
 
 def write_report(run_dir: str | os.PathLike[str]) -> list[Path]:

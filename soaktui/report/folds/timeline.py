@@ -1,12 +1,11 @@
 """Time as an axis: how each model behaved over the run, and whether it degraded.
 
-The request fold (requests.py) keeps each bucket's requests in one-minute cells (BASE_S, by epoch
-minute; the cell doubles when a bucket outgrows MAX_CELLS, about three days), filled on its hot
-path: successes and failures, stalls, failures by class, and the generation tokens/s and TTFT of
+The request fold (requests.py) keeps each model's requests in 15-second cells (BASE_S, by epoch
+time; the cell doubles when a model outgrows MAX_CELLS, about 17 hours), filled on its hot path: successes and failures, stalls, failures by class, and the generation tokens/s and TTFT of
 the successful warm streamed requests (arrays of floats: 16 bytes a request, sorted only when a
 snapshot reads them). `timeline()` regroups a model's cells into buckets sized
-to the run (the smallest of WIDTHS that gives at most TARGET_BUCKETS buckets: 15 minutes for an
-eight-hour night) and compares each model's first hour with its last:
+to the run (the smallest of WIDTHS that gives at most TARGET_BUCKETS buckets: 10 minutes for an
+eight-hour night, 15 seconds for a few minutes' demo) and compares each model's first hour with its last:
 
 - generation tokens/s and TTFT: the Mann-Whitney U test (two-sided, normal approximation with the
   tie correction) between the first hour's requests and the last hour's; a model *degraded* when
@@ -27,10 +26,10 @@ from collections.abc import Sequence
 from soaktui.report.snapshot import Drift, DriftTest, TimeBucket, Timeline
 from soaktui.stats import percentile
 
-BASE_S = 60.0
+BASE_S = 15.0
 MAX_CELLS = 4096  # per model; beyond, the cell width doubles
 TARGET_BUCKETS = 48
-WIDTHS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)  # seconds
+WIDTHS = (15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)  # seconds
 HOUR_S = 3600.0
 ALPHA = 0.01
 DRIFT_SHARE = 0.10  # tokens/s 10% lower, or TTFT 10% higher
