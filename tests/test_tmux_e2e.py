@@ -112,3 +112,7 @@ def test_dashboard_in_a_real_terminal(terminal, tmp_path):
     events = list(iter_events(log))
     assert events[-1]["kind"] == "run_finished" and events[-1]["reason"] == "stopped"
     assert (run_dir / "final_report.md").is_file() and (run_dir / "report.json").is_file()
+    md = (run_dir / "final_report.md").read_text()
+    assert md.splitlines()[2] == "## Verdict"  # the report opens with the verdict
+    page = (run_dir / "report.html").read_text()
+    assert 'id="over-time-tps"' in page and "<h2>Verdict</h2>" in page

@@ -24,6 +24,7 @@ from typing import Any
 from soaktui import __version__
 from soaktui.config import Settings
 from soaktui.engine.control import ControlServer
+from soaktui.engine.demo import SPEED, demo_settings, simulator_args
 from soaktui.engine.runner import Engine
 from soaktui.engine.throttle import Throttle
 from soaktui.errors import SetupError
@@ -105,7 +106,7 @@ def _host() -> dict[str, Any]:
 
 async def run_soak(req: RunRequest) -> int:
     """Run one soak; returns the process exit code. SetupError propagates to the CLI."""
-    s = req.settings
+    s = demo_settings(req.settings) if req.demo else req.settings
     weights = {n: w for n, w in s.enabled_weights.items() if n in REGISTRY}
     if not weights:
         raise SetupError(
@@ -118,11 +119,14 @@ async def run_soak(req: RunRequest) -> int:
     async with AsyncExitStack() as stack:
         base_urls = list(s.base_urls)
         if req.demo:
-            sim = SimulatorProcess(seed=s.seed)
+            sim = SimulatorProcess(seed=s.seed, extra_args=simulator_args())
             await asyncio.to_thread(sim.start)
             stack.callback(sim.stop)
             base_urls.append(sim.base_url)
-            _say(f"demo: built-in simulator at {sim.base_url}")
+            _say(
+                f"demo: built-in simulator at {sim.base_url}, in compressed time ({SPEED:g}x faster, "
+                "short answers, quiet hours do not apply)"
+            )
         selection = await find_models(s, base_urls, probe_defaults=not base_urls)
         if not selection.providers:
             raise SetupError(no_servers_message(selection.probed, selection.unreachable))
