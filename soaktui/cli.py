@@ -258,11 +258,17 @@ def _cmd_ctl(argv: list[str]) -> int:
     p.add_argument("run_dir", type=Path)
     p.add_argument("command", help="pause, resume, skip, throttle, quiet, stop, status")
     p.add_argument("arg", nargs="?", help="throttle: 1..100, +N or -N; quiet: on, off, toggle")
+    p.add_argument("--json", action="store_true", help="status: print the engine's state as JSON (for scripts)")
     args = p.parse_args(argv)
     reply = send_command(args.run_dir, args.command, args.arg)
-    print(reply.get("message", ""))
-    if args.command == "status":
+    if args.command == "status" and args.json:
         print(orjson.dumps(reply.get("state", {}), option=orjson.OPT_INDENT_2).decode())
+    elif args.command == "status" and reply.get("state"):
+        from soaktui.sinks.textlogs import describe_status
+
+        print(describe_status(reply["state"]))  # the line the headless run prints, with why the pace differs
+    else:
+        print(reply.get("message", ""))
     return 0 if reply.get("ok") else 1
 
 

@@ -117,3 +117,21 @@ def test_quiet_hours_lower_the_effective_duty_cycle_only_inside_the_window():
     th.pct = 20
     now["t"] = dt.datetime(2026, 11, 28, 23, 0)
     assert th.effective() == 20  # the user's setting stays the ceiling
+
+
+def test_the_engine_says_why_its_pace_differs_from_the_throttle_set():
+    from types import SimpleNamespace
+
+    from soaktui.engine.runner import Engine
+
+    def reason(hour: int, *, paused: bool = False, cap: int | None = None, pct: int = 80) -> str | None:
+        throttle = Throttle(pct=pct, quiet_enabled=True, clock=lambda: dt.datetime(2026, 12, 7, hour, 0))
+        guard = None if cap is None else SimpleNamespace(cap_pct=cap, reason="cpu 96.0°C > limit 90°C")
+        return Engine.pace_reason(SimpleNamespace(paused=paused, throttle=throttle, guard=guard))  # type: ignore[arg-type]
+
+    assert reason(12) is None  # day: the throttle set is the pace
+    assert reason(23) == "quiet hours until 06:00"
+    assert reason(12, cap=50) == "thermal guard: cpu 96.0°C > limit 90°C"
+    assert reason(23, cap=20) == "thermal guard: cpu 96.0°C > limit 90°C"  # the stricter cause first
+    assert reason(23, paused=True) == "paused by command"
+    assert reason(23, pct=20) is None  # quiet hours' 30% is above a throttle of 20%: no difference

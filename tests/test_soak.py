@@ -243,7 +243,12 @@ def test_commands_reach_the_engine_and_become_events(sim, tmp_path):
         wait_for_events(log, lambda ev: any(e["kind"] == "scenario_result" for e in ev))
         assert send_command(run_dir, "throttle", 50)["ok"]
         assert send_command(run_dir, "throttle", "-10")["state"]["throttle_pct"] == 40
-        assert send_command(run_dir, "pause")["state"]["paused"] is True
+        state = send_command(run_dir, "pause")["state"]
+        assert state["paused"] is True and state["pace_reason"] == "paused by command"
+        human = cli("ctl", str(run_dir), "status")  # the status line, saying why the pace differs
+        assert human.returncode == 0 and "(effective 40%: paused by command) | PAUSED" in human.stdout, human.stdout
+        as_json = orjson.loads(cli("ctl", str(run_dir), "status", "--json").stdout)
+        assert as_json["pace_reason"] == "paused by command" and as_json["throttle_pct"] == 40
         assert send_command(run_dir, "resume")["ok"]
         reply = send_command(run_dir, "skip")
         assert reply["ok"] and "skipped" in reply["message"]

@@ -320,6 +320,12 @@ def test_engine_reduces_its_pace_over_the_limit_and_returns(sim, tmp_path):
     assert {e["thermal_state"] for e in status} <= {"ok", "reduced"} and all(
         "thermal_cap_pct" in e for e in status
     )
+    # while reduced, every status says why the pace is not the throttle set; otherwise it says nothing
+    for e in status:
+        if e["thermal_state"] == "reduced":
+            assert e["pace_reason"].startswith("thermal guard: cpu 93.0°C > limit 90°C"), e
+        else:
+            assert e["pace_reason"] is None, e
     hw = build_report(tmp_path / "run")[0]["hardware"]  # the report tells the same story
     assert hw["guard"]["intervened"] and hw["guard"]["entries"]["reduced"] == 1
     assert hw["temperatures"]["cpu"]["peak"] == 93.0 and hw["temperatures"]["cpu"]["time_over_s"] > 0

@@ -151,7 +151,22 @@ class Engine:
             "thermal_state": self.guard.state if self.guard is not None else "off",
             "thermal_cap_pct": self.guard.cap_pct if self.guard is not None else None,
             "duty_pct": self.duty_pct(),
+            "pace_reason": self.pace_reason(),
         }
+
+    def pace_reason(self) -> str | None:
+        """Why the pace applied differs from the throttle the user set (None when it does not):
+        shown on the dashboard's header, the status line and `ctl status`."""
+        if self.paused:
+            return "paused by command"
+        t = self.throttle
+        cap = self.guard.cap_pct if self.guard is not None else None
+        if cap is not None and cap < t.effective():
+            why = self.guard.reason if self.guard is not None and self.guard.reason else "over a limit"
+            return f"thermal guard: {why}"
+        if t.effective() < t.pct:
+            return f"quiet hours until {t.quiet_end[0]:02d}:{t.quiet_end[1]:02d}"
+        return None
 
     def duty_pct(self) -> int:
         """The duty cycle applied now: the throttle (with quiet hours), capped by the thermal guard."""

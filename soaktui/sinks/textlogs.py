@@ -256,6 +256,8 @@ def describe_status(e: dict[str, Any]) -> str:
     return (
         f"elapsed {_fmt(e.get('elapsed_s'), 's', 0)} remaining {'-' if rem is None else _fmt(rem, 's', 0)} | "
         f"tests {tests} ok {ok} ({rate}) | model {e.get('current_model')} | "
-        f"throttle {e.get('throttle_pct')}% (effective {e.get('effective_pct')}%)"
+        f"throttle {e.get('throttle_pct')}% (effective {e.get('duty_pct', e.get('effective_pct'))}%"
+        + (f": {e['pace_reason']}" if e.get("pace_reason") else "")
+        + ")"
         + (" | PAUSED" if e.get("paused") else "")
     )

@@ -252,6 +252,11 @@ class LiveState:
     def quiet_enabled(self) -> bool | None:
         return self.get("quiet_enabled")
 
+    @property
+    def pace_reason(self) -> str | None:
+        """Why the engine's pace differs from the throttle set (its last status), if it does."""
+        return self.get("pace_reason")
+
     def apply_status(self, state: dict[str, Any], t: float) -> None:
         """Show a control reply's engine state (status_fields) at once; `t` is the wall time of the reply."""
         for src, dst in (
@@ -259,6 +264,7 @@ class LiveState:
             ("effective_pct", "effective_pct"),
             ("paused", "paused"),
             ("quiet_hours", "quiet_enabled"),
+            ("pace_reason", "pace_reason"),
         ):
             if src in state:
                 self._set(dst, state[src], t)
@@ -449,6 +455,8 @@ class LiveState:
 
     def _on_status(self, ev: dict[str, Any]) -> None:
         t = self._t(ev)
+        if "pace_reason" in ev:
+            self._set("pace_reason", ev.get("pace_reason"), t)
         for src, dst in (("throttle_pct", "throttle_pct"), ("effective_pct", "effective_pct")):
             if ev.get(src) is not None:
                 self._set(dst, ev[src], t)

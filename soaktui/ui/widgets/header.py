@@ -92,6 +92,8 @@ class RunHeader(Static):
         ]
         if eff is not None and eff != thr:
             throttle += [" (effective ", (f"{eff}%", "bold " + WARN), ")"]
+        if live.pace_reason:
+            throttle += [" ", (live.pace_reason, WARN)]
         qa = quiet_active(live, now)
         if live.quiet_enabled is None:
             quiet: list[str | tuple[str, str]] = ["quiet hours ", (fmt.NA, MUTED)]
