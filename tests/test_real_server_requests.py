@@ -279,7 +279,12 @@ def test_structured_output_is_taken_as_json_schema_and_constrained(llama):
         assert (m["mode"], m["response_format"], m["fallback"]) == (JSON_SCHEMA, JSON_SCHEMA, None), m
         assert o.ok == m["schema_valid"]
         if m["finish_reason"] == "length":
-            assert m["failure"] == "truncated", m
+            # Cut by max_tokens. llama-server's process_token (tools/server/server-context.cpp)
+            # stops on the budget (n_decoded >= n_predict, STOP_TYPE_LIMIT) right after a token is
+            # added, before the end-of-generation token could be sampled, so an object closed by
+            # the last allowed token is "length" yet complete: only a cut object is a truncation
+            # (seen in CI on 2b21819).
+            assert m["failure"] == "truncated" or (m["parsed"] and m["failure"] is None), m
         else:
             assert m["parsed"], m
         seen.append(
