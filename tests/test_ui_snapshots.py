@@ -52,14 +52,16 @@ def replay(tmp_path: Path, n: int | None = None) -> Path:
 
 @pytest.fixture
 def stub_engine(tmp_path):
-    """A control socket that answers like a running engine (with no state to change the header)."""
+    """A control socket that answers like a running engine: with no state to change the header, or
+    with the engine state given (the now line's test in flight)."""
     loop = asyncio.new_event_loop()
     servers: list[ControlServer] = []
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
-    def listen(run_dir: Path) -> None:
-        server = ControlServer(run_dir, lambda command, arg: {"ok": True, "message": command, "state": {}})
+    def listen(run_dir: Path, state: dict | None = None) -> None:
+        reply = {"ok": True, "message": "status", "state": state or {}}
+        server = ControlServer(run_dir, lambda command, arg: {**reply, "message": command})
         asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
         servers.append(server)
 
@@ -101,6 +103,17 @@ def test_dashboard_live(snap_compare, tmp_path, stub_engine, size):
     run_dir = replay(tmp_path, CUT)
     stub_engine(run_dir)
     assert snap_compare(viewer(run_dir, STARTED_T + 9.0), terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("silent_s", [3.0, 12.0], ids=["amber", "red"])
+def test_now_line_during_a_frozen_stream(snap_compare, tmp_path, stub_engine, silent_s):
+    """The test in flight as the engine reports it: amber past half of stall_s, red past it."""
+    run_dir = replay(tmp_path, CUT)
+    key = next(e["key"] for e in EVENTS[:CUT] if e["kind"] == "model_switched")
+    now = {"test_id": 42, "scenario": "streaming", "key": key, "elapsed_s": silent_s + 1.4, "requests": 1,
+           "silent_s": silent_s, "no_byte_yet": False, "whole_wait_s": None, "stall_s": 5.0}
+    stub_engine(run_dir, {"now": now})
+    assert snap_compare(viewer(run_dir, STARTED_T + 9.0), terminal_size=(80, 24), run_before=settle)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])

@@ -18,6 +18,7 @@ from typing import Any
 
 from soaktui import errors
 from soaktui.config import Settings
+from soaktui.engine.inflight import InFlight
 from soaktui.engine.picker import ScenarioPicker
 from soaktui.engine.rotation import Rotation, Turn
 from soaktui.engine.thermal_guard import ThermalGuard
@@ -33,6 +34,9 @@ from soaktui.telemetry.sampler import TelemetrySampler
 from soaktui.thermal import PAUSED
 
 GUARD_STALE_S = 10.0  # a reading older than this (or 5 sampling intervals) is no reading for the guard
+
+
+SILENCE_CHECK_S = 1.0  # how often the in-flight requests are checked for a silence of stall_s
 
 
 def model_tags(m: ModelInfo) -> dict[str, str]:
@@ -104,6 +108,8 @@ class Engine:
         self.guard = ThermalGuard(settings.thermal) if settings.thermal.enabled else None
         self._guard_clear = asyncio.Event()  # set unless the guard has paused testing
         self._guard_clear.set()
+        # The test in flight and how long its requests have been silent (status `now`, stream_silent).
+        self.inflight = InFlight(clients, settings.thresholds.stall_s)
 
     # -- time ------------------------------------------------------------------------------------
     def elapsed_s(self) -> float:
@@ -152,6 +158,7 @@ class Engine:
             "thermal_cap_pct": self.guard.cap_pct if self.guard is not None else None,
             "duty_pct": self.duty_pct(),
             "pace_reason": self.pace_reason(),
+            "now": self.inflight.now(),
         }
 
     def pace_reason(self) -> str | None:
@@ -427,6 +434,12 @@ class Engine:
             self._check_quiet_hours()
             self.bus.emit(ev.STATUS, **self.status_fields(), rss_bytes=_rss_bytes())
 
+    async def _silence_loop(self) -> None:
+        """Once a second: say when a streamed request in flight has gone silent for stall_s."""
+        while True:
+            await asyncio.sleep(SILENCE_CHECK_S)
+            self.inflight.check(self.bus.emit)
+
     async def _telemetry_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.output.telemetry_interval)
@@ -439,6 +452,7 @@ class Engine:
         self._started = time.monotonic()
         self._emit_switch(self.rotation.turn)
         status = asyncio.create_task(self._status_loop())
+        silence = asyncio.create_task(self._silence_loop())
         self.sampler.start()
         telemetry = asyncio.create_task(self._telemetry_loop())
         guard = asyncio.create_task(self._guard_loop()) if self.guard is not None else None
@@ -470,8 +484,12 @@ class Engine:
                     planned_requests=self.scenarios[name].planned_requests(ctx),
                     cold=ctx.cold_pending,
                 )
+                self.inflight.begin(tags)
                 t0 = time.perf_counter_ns()
-                outcome = await self._run_test(name, ctx)
+                try:
+                    outcome = await self._run_test(name, ctx)
+                finally:
+                    self.inflight.end()
                 work_s = (time.perf_counter_ns() - t0) / 1e9
                 self.tests += 1
                 self.ok_tests += bool(outcome.ok)
@@ -492,6 +510,7 @@ class Engine:
                 await self._idle(work_s)
         finally:
             status.cancel()
+            silence.cancel()
             telemetry.cancel()
             if guard is not None:
                 guard.cancel()

@@ -26,6 +26,7 @@ MODEL_SWITCHED = "model_switched"
 REQUEST = "request"
 SCENARIO_RESULT = "scenario_result"
 TEST_STARTED = "test_started"  # a test begins: what is in flight, for live views
+STREAM_SILENT = "stream_silent"  # a streamed request in flight has been silent for stall_s
 MODEL_CONTEXT = "model_context"  # the server told the context a loaded model really runs with
 THROTTLE_CHANGED = "throttle_changed"
 QUIET_HOURS_CHANGED = "quiet_hours_changed"

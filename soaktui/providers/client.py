@@ -253,6 +253,9 @@ class ChatClient:
         self.base_url = base_url.rstrip("/")
         self.chat_url = f"{self.base_url}/v1/chat/completions"
         self.max_line_bytes = max_line_bytes
+        # Requests on the wire now: the engine reads their last_byte_ns for the live "now" line and
+        # the silence watchdog (engine/inflight.py). Added and removed by chat() only.
+        self.in_flight: dict[int, RequestResult] = {}  # by id(): results compare by value
         headers = {"Accept-Encoding": "identity"}  # raw bytes = body bytes, no decoder buffering
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -303,6 +306,23 @@ class ChatClient:
         if extra:
             body.update(extra)
         acc = _Accumulator(result)
+        self.in_flight[id(result)] = result
+        try:
+            await self._run(result, acc, body, stream, total_timeout_s, on_cancel)
+        finally:
+            del self.in_flight[id(result)]
+        return result
+
+    async def _run(
+        self,
+        result: RequestResult,
+        acc: _Accumulator,
+        body: dict[str, Any],
+        stream: bool,
+        total_timeout_s: float,
+        on_cancel: Callable[[RequestResult], None] | None,
+    ) -> None:
+        """Send and read one request into `result`, classifying every failure (see chat)."""
         try:
             payload = orjson.dumps(body)
             run = self._stream if stream else self._whole
@@ -345,7 +365,6 @@ class ChatClient:
         else:
             result.ok = True
         acc.close(_body_was_read(result))  # no-op when the success path already closed it
-        return result
 
     def _silence_message(self, result: RequestResult) -> str:
         read = result.read_timeout_s or self._http.timeout.read
@@ -428,6 +447,7 @@ class ChatClient:
         chunks = response.aiter_raw()
         async for chunk in chunks:
             stamp = perf()  # before any parsing: every event in this chunk arrived now
+            result.last_byte_ns = stamp
             if result.first_byte_ns is None:
                 result.first_byte_ns = stamp
             if len(head) < HEAD_CAP:
@@ -612,7 +632,7 @@ class ChatClient:
                 now = time.perf_counter_ns()
                 if result.first_byte_ns is None:
                     result.first_byte_ns = now
-                result.end_ns = now
+                result.end_ns = result.last_byte_ns = now
             buf += chunk[: cap - len(buf)]
             if len(buf) >= cap:
                 return bytes(buf), False

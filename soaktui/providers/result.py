@@ -79,6 +79,7 @@ class RequestResult:
     first_token_ns: int | None = None  # first content (or tool-call) chunk received
     last_token_ns: int | None = None  # last content chunk received
     end_ns: int | None = None  # response complete (or failure observed)
+    last_byte_ns: int | None = None  # the newest body bytes so far (live: how long a request has been silent)
     token_ns: array = field(default_factory=lambda: array("q"))  # arrival of each content chunk
     content: str = ""
     reasoning: str = ""  # reasoning_content, when the server separates it

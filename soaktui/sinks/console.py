@@ -1,7 +1,7 @@
 """Headless output: concise progress on stderr, and `--json` events on stdout for jq.
 
-stderr gets one line per finished test, model switches, errors, and the once-a-minute status
-line. stdout stays clean for `--json`, which writes every event as one JSON line (flushed, so
+stderr gets one line per finished test, model switches, errors, a stream silent for stall_s
+(while it hangs, not only when it times out), and the once-a-minute status line. stdout stays clean for `--json`, which writes every event as one JSON line (flushed, so
 `soaktui --no-ui --json | jq` sees events as they happen). A closed pipe (jq exited) detaches the
 sink through the event bus; the run goes on.
 """
@@ -14,7 +14,7 @@ from typing import IO, Any
 import orjson
 
 from soaktui.log import events as ev
-from soaktui.sinks.textlogs import describe_status, describe_test
+from soaktui.sinks.textlogs import describe_silence, describe_status, describe_test
 
 
 class ProgressPrinter:
@@ -33,6 +33,8 @@ class ProgressPrinter:
             self._line("status: " + describe_status(e))
         elif kind == ev.MODEL_SWITCHED:
             self._line(f"model -> {e['key']} ({e['reason']}, {e['planned_tests']} tests planned)")
+        elif kind == ev.STREAM_SILENT:
+            self._line(describe_silence(e))
         elif kind == ev.ERROR:
             self._line(f"error [{e.get('where')}]: {e.get('message')}")
         elif kind in (ev.THROTTLE_CHANGED, ev.PAUSED, ev.RESUMED, ev.QUIET_HOURS_CHANGED):

@@ -92,6 +92,15 @@ def describe_test(e: dict[str, Any]) -> str:
     return f"{head}{tail} in {_fmt(e.get('duration_ms'), 'ms', 0)}"
 
 
+def describe_silence(e: dict[str, Any]) -> str:
+    """One line for a streamed request silent for stall_s while its test is still in flight."""
+    what = "no byte yet" if e.get("no_byte_yet") else f"after {e.get('output_chunks')} content chunks"
+    return (
+        f"#{e.get('test_id')} {e.get('scenario')} on {e.get('model')}: stream silent for "
+        f"{_fmt(e.get('silent_s'), 's', 1)} ({what}; stall limit {_fmt(e.get('stall_s'), 's', 1)}), still waiting"
+    )
+
+
 class TextLogSink:
     """Writes the seed-style text logs of a run directory."""
 
@@ -110,6 +119,7 @@ class TextLogSink:
             ev.STATUS: self._status,
             ev.TOOL_CALL: self._tool_call,
             ev.MODEL_CONTEXT: self._model_context,
+            ev.STREAM_SILENT: lambda e: self._write("main_test.log", e["t"], describe_silence(e)),
         }
 
     def _write(self, name: str, t: float, text: str) -> None:

@@ -48,7 +48,7 @@ from soaktui.log.follow import LogFollower
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.snapshot import Snapshot, log_stats
 from soaktui.ui.commands import KEYS, SoakCommands, bindings
-from soaktui.ui.controller import Controller
+from soaktui.ui.controller import PROBE_INTERVAL_S, Controller
 from soaktui.ui.format import display_path
 from soaktui.ui.messages import ControlReply, FollowError, LogProgress
 from soaktui.ui.screens.confirm import QuitConfirm, StoppingScreen
@@ -82,7 +82,7 @@ class SoakApp(App[int]):
         engine: EngineProcess | None = None,
         clock: Callable[[], float] | None = None,
         themes: Mapping[str, Theme] | None = None,
-        probe_interval_s: float | None = 10.0,
+        probe_interval_s: float | None = PROBE_INTERVAL_S,
     ) -> None:
         shipped = shipped_themes() if themes is None else dict(themes)
         theme_name = resolve_theme(theme, shipped)  # SetupError before any terminal work

@@ -22,7 +22,7 @@ from typing import Any
 from soaktui.engine.control import ControlError, send_command
 
 QUEUE_SIZE = 32  # keys pressed faster than the engine answers beyond this are refused, not queued forever
-PROBE_INTERVAL_S = 10.0
+PROBE_INTERVAL_S = 1.0  # the now line's silence comes from the engine: read it every second
 RETRY_S = 2.0  # probe interval while no engine answers
 TIMEOUT_S = 5.0
 

@@ -46,6 +46,29 @@ NO_COUNTS = Counts()  # a model or scenario with nothing counted yet
 SECTIONS = ("header", "rotation", "scenarios", "toolcalls", "telemetry", "errors", "throughput")
 
 
+@dataclass(frozen=True)
+class InFlightView:
+    """The test in flight as the header draws it (LiveState.in_flight)."""
+
+    test_id: Any
+    scenario: str
+    key: str
+    elapsed_s: float
+    requests: int | None  # on the wire now (None: known from the log only)
+    silent_s: float | None  # longest silence of its streamed requests (None: unknown or none)
+    no_byte_yet: bool  # that request has received nothing yet
+    whole_wait_s: float | None  # longest wait of a non-streamed request (silent by design)
+    stall_s: float | None
+
+    def silence_level(self) -> str:
+        """"ok", "amber" past half of stall_s, "red" past stall_s (the now line's colour)."""
+        if self.silent_s is None or self.stall_s is None:
+            return "ok"
+        if self.silent_s >= self.stall_s:
+            return "red"
+        return "amber" if self.silent_s >= self.stall_s / 2 else "ok"
+
+
 def model_key(provider: Any, model: Any) -> str:
     """The key the engine uses for a model: `provider/model` (RunAggregate uses the same)."""
     return f"{provider}/{model}" if provider else str(model)
@@ -185,6 +208,7 @@ class LiveState:
             "model_skipped": self._on_model_skipped,
             "request": self._on_request,
             "scenario_result": self._on_result,
+            "test_started": self._on_test_started,
             "throttle_changed": self._on_throttle,
             "quiet_hours_changed": self._on_quiet,
             "paused": self._on_paused,
@@ -257,6 +281,32 @@ class LiveState:
         """Why the engine's pace differs from the throttle set (its last status), if it does."""
         return self.get("pace_reason")
 
+    def in_flight(self, now: float) -> InFlightView | None:
+        """The test in flight at wall time `now`, its figures moved on by the time since they were
+        read (the engine answers a status probe once a second; the clock ticks in between)."""
+        item = self._stamped.get("now")
+        if item is None or not isinstance(item[0], dict):
+            return None
+        d, t = item
+        ahead = max(0.0, now - t)
+
+        def moved(name: str) -> float | None:
+            v = d.get(name)
+            return float(v) + ahead if isinstance(v, (int, float)) else None
+
+        stall = d.get("stall_s")
+        return InFlightView(
+            test_id=d.get("test_id"),
+            scenario=str(d.get("scenario") or "?"),
+            key=str(d.get("key") or model_key(d.get("provider"), d.get("model"))),
+            elapsed_s=moved("elapsed_s") or ahead,
+            requests=d.get("requests") if isinstance(d.get("requests"), int) else None,
+            silent_s=moved("silent_s"),
+            no_byte_yet=bool(d.get("no_byte_yet")),
+            whole_wait_s=moved("whole_wait_s"),
+            stall_s=float(stall) if isinstance(stall, (int, float)) and stall > 0 else None,
+        )
+
     def apply_status(self, state: dict[str, Any], t: float) -> None:
         """Show a control reply's engine state (status_fields) at once; `t` is the wall time of the reply."""
         for src, dst in (
@@ -265,6 +315,7 @@ class LiveState:
             ("paused", "paused"),
             ("quiet_hours", "quiet_enabled"),
             ("pace_reason", "pace_reason"),
+            ("now", "now"),
         ):
             if src in state:
                 self._set(dst, state[src], t)
@@ -414,8 +465,17 @@ class LiveState:
             line = self.scenarios[name] = ScenarioLine(name)
         return line
 
+    def _on_test_started(self, ev: dict[str, Any]) -> None:
+        """From the log alone: the test in flight and since when (its silence comes from the engine)."""
+        fields = ("test_id", "scenario", "provider", "model", "key")
+        self._set("now", {**{k: ev.get(k) for k in fields}, "elapsed_s": 0.0}, self._t(ev))
+        self._touch("header")
+
     def _on_result(self, ev: dict[str, Any]) -> None:
         get = ev.get
+        cur = self.get("now")
+        if isinstance(cur, dict) and cur.get("test_id") == get("test_id"):
+            self._set("now", None, self._t(ev))
         if self._own_counts:
             self.counts.on_result(ev)
         if is_cancelled(ev):
@@ -455,8 +515,9 @@ class LiveState:
 
     def _on_status(self, ev: dict[str, Any]) -> None:
         t = self._t(ev)
-        if "pace_reason" in ev:
-            self._set("pace_reason", ev.get("pace_reason"), t)
+        for name in ("pace_reason", "now"):
+            if name in ev:
+                self._set(name, ev.get(name), t)
         for src, dst in (("throttle_pct", "throttle_pct"), ("effective_pct", "effective_pct")):
             if ev.get(src) is not None:
                 self._set(dst, ev[src], t)
@@ -512,6 +573,7 @@ class LiveState:
 
     def _on_finished(self, ev: dict[str, Any]) -> None:
         self.finished = {k: ev.get(k) for k in ("reason", "elapsed_s", "tests", "ok_tests", "requests", "t")}
+        self._set("now", None, self._t(ev))
         self._touch("header", "rotation")
 
     # -- reading -----------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The header: what the run is doing right now, and the effect of every key within a tick.
 
-Three lines: the run and its state (running, paused, stopping, finished, ended without finishing,
+Four lines: the run and its state (running, paused, stopping, finished, ended without finishing,
 read-only; "HOT: duty 50%" or "HOT: paused" while the thermal guard holds the engine back), the
 steerable settings (throttle, quiet hours) with the counters, and the current model with the run
-directory and how to leave or re-attach. A key's effect shows here at once: the
+directory and how to leave or re-attach, and the test in flight with how long its streams have
+been silent (the "now" line). A key's effect shows here at once: the
 pending command is written immediately, the engine's reply replaces it, the events confirm it.
 """
 
@@ -113,7 +114,7 @@ class RunHeader(Static):
             tests.append((f" ({live.failed_requests:,} failed)", BAD))
         if live.cancelled_tests:
             tests.append((f" · {live.cancelled_tests:,} cancelled", MUTED))
-        l2 = line(*throttle, "  ", *quiet, "  ", *tests)
+        l2 = line(*tests, "  ", *throttle, "  ", *quiet)  # the success rate first: it survives 80 columns
 
         model = fmt.short_model(live.current, live.current_model) if live.current else "none yet"
         turn = ""
@@ -135,7 +136,35 @@ class RunHeader(Static):
             "  ",
             (fmt.display_path(run.run_dir), MUTED),
         )
-        return block([l1, l2, l3], width)
+        return block([l1, l2, l3, self._now(live, now, is_live)], width)
+
+    @staticmethod
+    def _now(live: LiveState, now: float, is_live: bool) -> Content:
+        """The test in flight: scenario, model, elapsed, and how long its streams have been silent,
+        amber past half of stall_s and red past it (a hang shows while it happens)."""
+        f = live.in_flight(now) if is_live else None
+        if f is None:
+            return line("now ", ("between tests" if is_live else "-", MUTED))
+        parts: list[str | tuple[str, str]] = [
+            "now ",
+            (f"#{f.test_id} {f.scenario}", "bold"),
+            " on ",
+            (fmt.short_model(f.key), ACCENT),
+            f" · {fmt.duration(f.elapsed_s)}",
+        ]
+        if f.requests is not None and f.requests > 1:
+            parts.append((f" · {f.requests} requests", MUTED))
+        if f.silent_s is not None:
+            level = f.silence_level()
+            style = {"red": "bold reverse " + BAD, "amber": "bold " + WARN}.get(level, MUTED)
+            said = "no byte yet, waiting " if f.no_byte_yet else "last byte "
+            tail = "" if f.no_byte_yet else " ago"
+            parts += [" · ", (f"{said}{fmt.duration(f.silent_s)}{tail}", style)]
+            if level == "red":
+                parts.append((f" (stall limit {fmt.duration(f.stall_s)})", BAD))
+        elif f.whole_wait_s is not None:
+            parts.append((f" · whole answer, waiting {fmt.duration(f.whole_wait_s)}", MUTED))
+        return line(*parts)
 
     @staticmethod
     def _thermal(live: LiveState) -> list[str | tuple[str, str]]:
