@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from soaktui.engine.outages import Outages
 from soaktui.engine.picker import ScenarioPicker
 from soaktui.engine.rotation import Rotation
 from soaktui.engine.throttle import Throttle, idle_seconds, in_window
@@ -124,10 +125,18 @@ def test_the_engine_says_why_its_pace_differs_from_the_throttle_set():
 
     from soaktui.engine.runner import Engine
 
-    def reason(hour: int, *, paused: bool = False, cap: int | None = None, pct: int = 80) -> str | None:
+    def reason(
+        hour: int, *, paused: bool = False, cap: int | None = None, pct: int = 80, down: bool = False
+    ) -> str | None:
         throttle = Throttle(pct=pct, quiet_enabled=True, clock=lambda: dt.datetime(2026, 12, 7, hour, 0))
         guard = None if cap is None else SimpleNamespace(cap_pct=cap, reason="cpu 96.0°C > limit 90°C")
-        return Engine.pace_reason(SimpleNamespace(paused=paused, throttle=throttle, guard=guard))  # type: ignore[arg-type]
+        outages = Outages(random.Random(1), clock=lambda: 100.0, wall=lambda: 0.0)
+        if down:
+            outages.observe({"provider": "lmstudio", "ok": False, "error_class": "connection_refused"})
+            outages.test_done()
+        rotation = SimpleNamespace(models=[SimpleNamespace(provider="lmstudio")])
+        fake = SimpleNamespace(paused=paused, throttle=throttle, guard=guard, outages=outages, rotation=rotation)
+        return Engine.pace_reason(fake)  # type: ignore[arg-type]
 
     assert reason(12) is None  # day: the throttle set is the pace
     assert reason(23) == "quiet hours until 06:00"
@@ -135,3 +144,6 @@ def test_the_engine_says_why_its_pace_differs_from_the_throttle_set():
     assert reason(23, cap=20) == "thermal guard: cpu 96.0°C > limit 90°C"  # the stricter cause first
     assert reason(23, paused=True) == "paused by command"
     assert reason(23, pct=20) is None  # quiet hours' 30% is above a throttle of 20%: no difference
+    waiting = reason(12, down=True)  # every provider down: the engine waits for the next probe
+    assert waiting is not None and waiting.startswith("waiting: lmstudio down since ")
+    assert waiting.endswith(", next probe in 1s") or waiting.endswith(", next probe in 0s")

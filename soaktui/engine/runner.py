@@ -19,6 +19,7 @@ from typing import Any
 from soaktui import errors
 from soaktui.config import Settings
 from soaktui.engine.inflight import InFlight
+from soaktui.engine.outages import PROBE, PROBE_TIMEOUT_S, PROBE_TOKENS, Outages
 from soaktui.engine.picker import ScenarioPicker
 from soaktui.engine.rotation import Rotation, Turn
 from soaktui.engine.thermal_guard import ThermalGuard
@@ -108,6 +109,8 @@ class Engine:
         self.guard = ThermalGuard(settings.thermal) if settings.thermal.enabled else None
         self._guard_clear = asyncio.Event()  # set unless the guard has paused testing
         self._guard_clear.set()
+        # Providers that are down: no test runs on them, they are probed with backoff (outages.py).
+        self.outages = Outages(random.Random(None if settings.seed is None else settings.seed + 7919))
         # The test in flight and how long its requests have been silent (status `now`, stream_silent).
         self.inflight = InFlight(clients, settings.thresholds.stall_s)
 
@@ -128,6 +131,7 @@ class Engine:
             e2e = fields.get("e2e_ms")
             end = sent + int(e2e * 1e6) if isinstance(e2e, (int, float)) else time.perf_counter_ns()
             fields.update(self.sampler.window(sent, end))
+        self.outages.observe(fields)
         if not fields.get("ok") and fields.get("error_class") in errors.UNAVAILABLE:
             self._last_failure[fields["provider"]] = (time.perf_counter_ns(), fields["error_class"])
         self.bus.emit(ev.REQUEST, **fields)
@@ -159,6 +163,7 @@ class Engine:
             "duty_pct": self.duty_pct(),
             "pace_reason": self.pace_reason(),
             "now": self.inflight.now(),
+            "providers_down": sorted(self.outages.down),
         }
 
     def pace_reason(self) -> str | None:
@@ -173,7 +178,44 @@ class Engine:
             return f"thermal guard: {why}"
         if t.effective() < t.pct:
             return f"quiet hours until {t.quiet_end[0]:02d}:{t.quiet_end[1]:02d}"
+        if self.outages.all_down(m.provider for m in self.rotation.models):
+            return f"waiting: {self.outages.describe()}"
         return None
+
+    async def _around_outages(self) -> bool:
+        """Probe the down providers that are due; True when the current model's provider is up
+        (moving the rotation to a model of a provider that is up when needed), False after
+        waiting for the next probe while every provider is down."""
+        for o in self.outages.due():
+            await self._probe(o.provider)
+        if not self.outages.is_down(self.rotation.current.provider):
+            return True
+        if not self.outages.all_down(m.provider for m in self.rotation.models):
+            turn = self.rotation.advance("provider_down")
+            while self.outages.is_down(turn.model.provider):
+                turn = self.rotation.advance("provider_down")
+            self._emit_switch(turn)
+            return True
+        wait = self.outages.seconds_to_next_probe() or 0.0
+        rem = self.remaining_s()
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=wait if rem is None else min(wait, rem))
+        except asyncio.TimeoutError:
+            pass
+        return False
+
+    async def _probe(self, provider: str) -> None:
+        """One tiny chat request to a down provider (not a test: no request event); a reply ends
+        its outage with `provider_up`."""
+        cur = self.rotation.current
+        model = cur if cur.provider == provider else next(m for m in self.rotation.models if m.provider == provider)
+        r = await self.clients[provider].chat(
+            model.id, PROBE, stream=False, max_tokens=PROBE_TOKENS, total_timeout_s=PROBE_TIMEOUT_S
+        )
+        up = self.outages.probe_result(provider, r.ok, None if r.ok else f"{r.error_class}: {r.error}")
+        if up is not None:
+            self.bus.emit(ev.PROVIDER_UP, **up)
 
     def duty_pct(self) -> int:
         """The duty cycle applied now: the throttle (with quiet hours), capped by the thermal guard."""
@@ -472,6 +514,8 @@ class Engine:
                     await self._wait_guard()  # the test in flight (if any) was left to finish
                     continue
                 self._check_quiet_hours()
+                if self.outages.down and not await self._around_outages():
+                    continue
                 name = self.picker.pick()
                 test_id += 1
                 ctx = self._context(test_id, name)
@@ -503,6 +547,8 @@ class Engine:
                     duration_ms=round(work_s * 1e3, 3),
                     metrics=outcome.metrics,
                 )
+                for down in self.outages.test_done():
+                    self.bus.emit(ev.PROVIDER_DOWN, **down)
                 if self.rotation.turn is turn and self._stop_reason is None:
                     new_turn = self.rotation.record_test()
                     if new_turn is not None:

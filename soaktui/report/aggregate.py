@@ -20,6 +20,7 @@ from soaktui.report.folds.control import ControlFold
 from soaktui.report.folds.engine_errors import EngineErrorFold
 from soaktui.report.folds.failover import FailoverFold
 from soaktui.report.folds.hardware import HardwareFold
+from soaktui.report.folds.outages import OutageFold
 from soaktui.report.folds.requests import RequestFold
 from soaktui.report.folds.run import RunFold
 from soaktui.report.folds.scaling import CONTEXT_ORDER, ConcurrencyFold, ContextFold
@@ -85,6 +86,7 @@ class RunAggregate:
         self.hardware = HardwareFold()  # telemetry, thermal guard, energy
         self.truth = ServerTruthFold()  # cold loads, stalls, cut prompts, the server's own speed
         self.capabilities = CapabilityReducer()
+        self.outages = OutageFold()  # providers that were down, as periods
         folds = (
             self.requests,
             self.run,
@@ -96,6 +98,7 @@ class RunAggregate:
             self.hardware,
             self.truth,
             self.capabilities,
+            self.outages,
         )
         routes: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         for fold in folds:
@@ -222,6 +225,7 @@ class RunAggregate:
             [(e["model"], e["score"], e["evidence"]) for e in ranks["balance"]],
             by_class,
             timeline["drift"],
+            outages=self.outages.snapshot(),
             duration_s=header["duration_s"],
             min_tests=self.min_tests,
             min_requests=self.min_requests,
@@ -246,6 +250,7 @@ class RunAggregate:
             "verdict": verdict,
             "names": names,
             "timeline": timeline,
+            "outages": self.outages.snapshot(),
         }
 
 

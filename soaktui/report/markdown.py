@@ -536,6 +536,29 @@ def _errors(snap: Snapshot) -> list[str]:
             ["class", "where", "count", "example"],
             [[e["error_class"], e["where"], e["count"], e["example"]] for e in err["engine"]],
         )
+    return out + _outages(snap)
+
+
+def _outages(snap: Snapshot) -> list[str]:
+    """Providers that were down, as periods (the engine probed them instead of testing)."""
+    periods = snap.get("outages") or []
+    if not periods:
+        return []
+    out = ["### Outages (provider down: no tests ran on it, it was probed with backoff)", ""]
+    out += table(
+        ["provider", "down", "back", "downtime", "failed probes", "why"],
+        [
+            [
+                o["provider"],
+                _clock(o["down_t"]),
+                _clock(o["up_t"]) if o["up_t"] is not None else "still down at the end",
+                duration(o["downtime_s"]) if o["downtime_s"] is not None else NA,
+                o["failed_probes"] if o["failed_probes"] is not None else NA,
+                f"{o['error_class']}: {o['message']}" if o["message"] else o["error_class"],
+            ]
+            for o in periods
+        ],
+    )
     return out
 
 

@@ -204,6 +204,19 @@ class EngineError(TypedDict):
     example: str | None
 
 
+class Outage(TypedDict):
+    """A provider that was down: from its provider_down event to its provider_up (folds/outages.py)."""
+
+    provider: str
+    down_t: float | None
+    up_t: float | None  # None: still down when the log ends
+    downtime_s: float | None  # the engine's measure (monotonic); None while still down
+    error_class: str | None
+    http_status: int | None
+    message: str | None
+    failed_probes: int | None
+
+
 class Errors(TypedDict):
     by_class: dict[str, ErrorClass]
     engine: list[EngineError]
@@ -729,4 +742,5 @@ class Snapshot(TypedDict):
     verdict: Verdict
     names: dict[str, str]
     timeline: Timeline  # model key -> the short name every surface prints (report/names.py)
+    outages: list[Outage]
     log: NotRequired[LogStats]

@@ -28,8 +28,8 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
-from soaktui.report.cells import pvalue
-from soaktui.report.snapshot import CapabilityRow, Drift, ErrorClass, ModelProfile, Pick, Verdict
+from soaktui.report.cells import duration, pvalue
+from soaktui.report.snapshot import CapabilityRow, Drift, ErrorClass, ModelProfile, Outage, Pick, Verdict
 from soaktui.stats import Z95, Rate, wilson
 
 CAVEAT_SHARE = 0.25  # a pick failing more than this share of its tests or checks gets a caveat
@@ -194,6 +194,20 @@ def _speed_pick(ctx: _Context, min_requests: int) -> Pick | None:
     )
 
 
+def _outage_incidents(outages: list[Outage]) -> list[str]:
+    """Each provider outage as a period: "lmstudio down 02:14-02:31 (17m 2s)"."""
+    out = []
+    for o in outages[:INCIDENT_CLASSES]:
+        if o["up_t"] is None:
+            out.append(f"{o['provider']} down from {_clock(o['down_t'])} to the end ({o['error_class']})")
+        else:
+            took = f", {duration(o['downtime_s'])}" if o["downtime_s"] is not None else ""
+            out.append(f"{o['provider']} down {_clock(o['down_t'])}-{_clock(o['up_t'])} ({o['error_class']}{took})")
+    if len(outages) > INCIDENT_CLASSES:
+        out.append(f"{len(outages) - INCIDENT_CLASSES} more outages")
+    return out
+
+
 def _incidents(by_class: dict[str, ErrorClass]) -> list[str]:
     out = []
     classes = [(c, e) for c, e in by_class.items() if c not in ("check_failed", "cancelled")]
@@ -221,6 +235,7 @@ def decide(
     by_class: dict[str, ErrorClass],
     drift: dict[str, Drift],
     *,
+    outages: list[Outage] | None = None,
     duration_s: float | None,
     min_tests: int,
     min_requests: int,
@@ -242,7 +257,7 @@ def decide(
         k, s, ev = scored[0]
         picks.append(Pick(use="balance", model=k, evidence=f"score {s:.2f}", tied_with=[],
                           caveat=_caveat(models[k], caps.get(k)) if k in models else None, needs=None))  # fmt: skip
-    incidents = _incidents(by_class)
+    incidents = _outage_incidents(outages or []) + _incidents(by_class)
     lines = [_line(p, ctx) for p in picks][: MAX_LINES - 2]
     degraded = [_degraded(k, d, ctx) for k, d in drift.items() if d["degraded"]]
     if degraded:

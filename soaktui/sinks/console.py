@@ -14,7 +14,7 @@ from typing import IO, Any
 import orjson
 
 from soaktui.log import events as ev
-from soaktui.sinks.textlogs import describe_silence, describe_status, describe_test
+from soaktui.sinks.textlogs import describe_outage, describe_silence, describe_status, describe_test
 
 
 class ProgressPrinter:
@@ -33,6 +33,8 @@ class ProgressPrinter:
             self._line("status: " + describe_status(e))
         elif kind == ev.MODEL_SWITCHED:
             self._line(f"model -> {e['key']} ({e['reason']}, {e['planned_tests']} tests planned)")
+        elif kind in (ev.PROVIDER_DOWN, ev.PROVIDER_UP):
+            self._line(describe_outage(e))
         elif kind == ev.STREAM_SILENT:
             self._line(describe_silence(e))
         elif kind == ev.ERROR:

@@ -101,6 +101,20 @@ def describe_silence(e: dict[str, Any]) -> str:
     )
 
 
+def describe_outage(e: dict[str, Any]) -> str:
+    """One line for a provider going down or coming back (shared by the text logs and headless output)."""
+    if e.get("kind") == ev.PROVIDER_UP:
+        return (
+            f"provider {e.get('provider')} is back after {_fmt(e.get('downtime_s'), 's', 1)} "
+            f"({e.get('failed_probes')} probes failed); testing resumes"
+        )
+    status = f" {e.get('http_status')}" if e.get("http_status") else ""
+    return (
+        f"provider {e.get('provider')} is down ({e.get('error_class')}{status}: {e.get('message')}); "
+        "no tests on it, probing with backoff"
+    )
+
+
 class TextLogSink:
     """Writes the seed-style text logs of a run directory."""
 
@@ -120,6 +134,8 @@ class TextLogSink:
             ev.TOOL_CALL: self._tool_call,
             ev.MODEL_CONTEXT: self._model_context,
             ev.STREAM_SILENT: lambda e: self._write("main_test.log", e["t"], describe_silence(e)),
+            ev.PROVIDER_DOWN: self._outage,
+            ev.PROVIDER_UP: self._outage,
         }
 
     def _write(self, name: str, t: float, text: str) -> None:
@@ -141,6 +157,10 @@ class TextLogSink:
             fields = {k: v for k, v in event.items() if k not in ("v", "run_id", "seq", "t", "mono_ns")}
             self._write("integration_events.log", event["t"], " ".join(f"{k}={v}" for k, v in fields.items()))
             self._write("main_test.log", event["t"], f"{event['kind']}")
+
+    def _outage(self, e: dict[str, Any]) -> None:
+        for name in ("main_test.log", "errors.log"):
+            self._write(name, e["t"], describe_outage(e))
 
     def _run_started(self, e: dict[str, Any]) -> None:
         dur = e.get("duration_s")
