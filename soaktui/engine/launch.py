@@ -143,6 +143,17 @@ async def run_soak(req: RunRequest) -> int:
         except OSError as exc:
             raise SetupError(f"cannot write {run_dir / rundir.EVENTS}: {exc.strerror or exc}") from None
         bus.add_sink(writer)
+        loop = asyncio.get_running_loop()
+
+        def log_lost(info: dict[str, Any]) -> None:
+            # Called inside the writer's handle(): the error event goes out once this one is done.
+            message = (
+                f"events.jsonl was {info['why']} during the run: the {info['lines_in_lost_file']} events "
+                "written to it before are gone from this run's log; a new events.jsonl continues from here"
+            )
+            loop.call_soon(lambda: bus.emit(ev.ERROR, error_class="log_lost", where="events.jsonl", message=message))
+
+        writer.on_lost = log_lost
         for make in (
             lambda: TextLogSink(run_dir),
             lambda: SummarySink(run_dir, interval_s=s.output.summary_interval),
@@ -221,7 +232,6 @@ async def run_soak(req: RunRequest) -> int:
             bus.emit(ev.ERROR, error_class="control_socket", where="control", message=str(exc))
             control = None
 
-        loop = asyncio.get_running_loop()
         signals_seen = {"n": 0}
 
         def on_signal(signame: str) -> None:
@@ -260,6 +270,11 @@ async def run_soak(req: RunRequest) -> int:
             requests=engine.requests,
         )
         bus.close()
+    for loss in writer.losses:
+        _say(
+            f"warning: events.jsonl was {loss['why']} during the run; {loss['lines_in_lost_file']} events "
+            "are gone from it, and the report covers only what was written after"
+        )
 
     if signals_seen["n"] > 1:
         _say(f"report skipped; build it with: soaktui report {run_dir}")
@@ -271,10 +286,8 @@ async def run_soak(req: RunRequest) -> int:
             _say(line.replace("**", ""))
         _say("report: " + ", ".join(str(p) for p in paths))
     except OSError as exc:
-        _say(
-            f"error: could not write the report ({exc.strerror or exc}); events.jsonl is intact: "
-            f"soaktui report {run_dir}"
-        )
+        kept = "events.jsonl is intact" if not writer.losses else "what events.jsonl holds is kept"
+        _say(f"error: could not write the report ({exc.strerror or exc}); {kept}: soaktui report {run_dir}")
         return 1
     warning = record_snapshot(snap)  # the model profiles of the capability database
     if warning:

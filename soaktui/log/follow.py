@@ -7,6 +7,10 @@ newline arrives; a complete line that is not a JSON object is counted and skippe
 `soaktui report` does. Memory is bounded by the read size plus one line (capped: a "line" longer
 than MAX_LINE_BYTES is dropped up to its newline).
 
+If the path comes to name another file (events.jsonl deleted or replaced mid-run: the engine's
+writer then reopens it, see writer.py), the follower finishes the old file and goes on with the
+new one from its start, so a viewer sees the engine's `log_lost` error and what follows.
+
 Textual-free on purpose: the viewer's thread worker drives it, and the tests drive it directly.
 """
 
@@ -56,6 +60,7 @@ class LogFollower:
         self._rest = b""
         self._skipping = False  # inside an overlong line: drop bytes until its newline
         self._lineno = 0
+        self.switches = 0  # times the path came to name a new file and reading moved to it
 
     @property
     def exists(self) -> bool:
@@ -90,6 +95,10 @@ class LogFollower:
         assert self._fh is not None
         block = self._fh.read(max_bytes or self.read_bytes)
         if not block:
+            if self._replaced():
+                self._fh.close()
+                self._fh, self.offset, self._rest, self._skipping = None, 0, b"", False
+                self.switches += 1
             return []
         self.offset += len(block)
         st = self.stats
@@ -128,6 +137,16 @@ class LogFollower:
                 self._bad(n)
         st.lines_ok += len(out)
         return out
+
+    def _replaced(self) -> bool:
+        """The path now names a different file than the one being read (not merely deleted)."""
+        assert self._fh is not None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        mine = os.fstat(self._fh.fileno())
+        return (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino)
 
     def _next_line(self) -> int:
         self._lineno += 1

@@ -226,6 +226,7 @@ class RunAggregate:
             by_class,
             timeline["drift"],
             outages=self.outages.snapshot(),
+            log_lost=sum(e["count"] for e in self.engine_errors.snapshot() if e["error_class"] == "log_lost"),
             duration_s=header["duration_s"],
             min_tests=self.min_tests,
             min_requests=self.min_requests,

@@ -236,6 +236,7 @@ def decide(
     drift: dict[str, Drift],
     *,
     outages: list[Outage] | None = None,
+    log_lost: int = 0,
     duration_s: float | None,
     min_tests: int,
     min_requests: int,
@@ -258,6 +259,8 @@ def decide(
         picks.append(Pick(use="balance", model=k, evidence=f"score {s:.2f}", tied_with=[],
                           caveat=_caveat(models[k], caps.get(k)) if k in models else None, needs=None))  # fmt: skip
     incidents = _outage_incidents(outages or []) + _incidents(by_class)
+    if log_lost:  # the writer reopened a deleted or replaced events.jsonl (log/writer.py)
+        incidents.insert(0, "events.jsonl was lost during the run: these figures cover only what came after")
     lines = [_line(p, ctx) for p in picks][: MAX_LINES - 2]
     degraded = [_degraded(k, d, ctx) for k, d in drift.items() if d["degraded"]]
     if degraded:
