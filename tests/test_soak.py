@@ -24,7 +24,7 @@ from soaktui.log.reader import iter_events
 from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
 from soaktui.simulator.personas import default_personas
 from soaktui.sinks.textlogs import FILES
-from tests.helpers import wait_for_events
+from tests.helpers import WAIT_S, engine_env, stop_process, wait_for_events
 
 pytestmark = pytest.mark.e2e
 
@@ -498,3 +498,48 @@ def test_second_sigint_stops_at_once_and_the_log_still_makes_a_report(tmp_path):
     assert not (run_dir / "final_report.md").exists()
     assert cli("report", str(run_dir)).returncode == 0
     assert (run_dir / "final_report.md").is_file()
+
+
+def test_a_hangup_leaves_a_headless_run_going_until_it_is_stopped(sim, tmp_path):
+    """An SSH session dropped without nohup: the engine's terminal is a pty whose master closes,
+    so the kernel sends SIGHUP and later writes to the terminal fail (EIO). The run goes on, then
+    `soaktui ctl DIR stop` ends it with a report and no stale socket."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    run_dir = tmp_path / "run"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", sim.base_url, "--out", str(run_dir),
+         "--seed", "5", "--scenarios", "streaming,simple_inference", "--duration", "2m"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        env=engine_env(tmp_path, THRESHOLDS__SIMPLE_MAX_TOKENS="200"),
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while b" on " not in seen:  # a finished test's line reached the terminal
+            assert time.monotonic() < deadline and proc.poll() is None, seen[-500:]
+            if select.select([master], [], [], 0.1)[0]:
+                seen += os.read(master, 65536)
+        os.close(master)  # the hangup
+        master = -1
+        hung_up = len(list(iter_events(run_dir / "events.jsonl")))
+        wait_for_events(run_dir / "events.jsonl", lambda ev: len(ev) > hung_up + 20)  # it went on
+        assert proc.poll() is None
+        stop = cli("ctl", str(run_dir), "stop", env=engine_env(tmp_path))
+        assert stop.returncode == 0, stop.stderr
+        proc.wait(60)
+    finally:
+        if master >= 0:
+            os.close(master)
+        stop_process(proc)
+    assert proc.returncode == 0
+    events = list(iter_events(run_dir / "events.jsonl"))
+    assert events[-1]["kind"] == "run_finished" and events[-1]["reason"] == "stopped"
+    assert (run_dir / "report.json").is_file() and (run_dir / "final_report.md").is_file()
+    assert not (run_dir / "control.sock").exists()

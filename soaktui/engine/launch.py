@@ -57,8 +57,11 @@ class RunRequest:
 
 
 def _say(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # the terminal hung up (EIO) or stderr is closed: the run goes on
+        pass
 
 
 async def find_models(settings: Settings, base_urls: list[str], *, probe_defaults: bool) -> Selection:
@@ -243,16 +246,25 @@ async def run_soak(req: RunRequest) -> int:
                 _say(f"{signame} again: stopping now")
                 engine.request_stop("signal", now=True)
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        def on_hangup() -> None:
+            # An SSH session dropped without nohup: the run is meant to last the night, so it goes
+            # on (its output stops; the log, the text logs and the report do not need a terminal).
+            _say(f"SIGHUP: the terminal hung up; the run goes on (stop it with: soaktui ctl {run_dir} stop)")
+
+        for sig, handler, args in (
+            (signal.SIGINT, on_signal, ("SIGINT",)),
+            (signal.SIGTERM, on_signal, ("SIGTERM",)),
+            (signal.SIGHUP, on_hangup, ()),
+        ):
             try:
-                loop.add_signal_handler(sig, on_signal, sig.name)
-            except (NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, handler, *args)
+            except (NotImplementedError, RuntimeError, AttributeError):
                 pass
         t0 = time.monotonic()
         try:
             reason = await engine.run()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 try:
                     loop.remove_signal_handler(sig)
                 except (NotImplementedError, RuntimeError):
