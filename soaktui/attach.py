@@ -86,6 +86,9 @@ def run_with_dashboard(argv: list[str], out: Path | None, theme: str) -> int:
         created = True
     else:
         run_dir = Path(out).expanduser()
+        taken = rundir.holds_run(run_dir)
+        if taken:  # the engine would refuse it, and a viewer would show the old run as if it were new
+            raise SetupError(taken)
         created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
     proc = start_engine(argv, run_dir, created)

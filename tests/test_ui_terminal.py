@@ -69,3 +69,38 @@ def test_a_dropped_terminal_ends_the_viewer(tmp_path, mode):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_the_dashboard_on_a_directory_that_holds_a_run_says_so_and_starts_nothing(tmp_path):
+    """`soaktui --out DIR` in a terminal, DIR holding a finished run: one line on the terminal and
+    exit 2, no viewer showing the old run as if it were new, nothing written into DIR."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copyfile(RECORDED, run_dir / "events.jsonl")
+    before = sorted(p.name for p in run_dir.iterdir())
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soaktui", "--demo", "--out", str(run_dir), "--duration", "10s"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        env={**os.environ, "TERM": "xterm-256color", "SOAKTUI_DATA_DIR": str(tmp_path), "SOAKTUI_CONFIG_DIR": str(tmp_path)},
+    )  # fmt: skip
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    break
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 2, text
+    assert "already holds a run" in text and "\x1b[?1049h" not in text  # no full-screen viewer started
+    assert sorted(p.name for p in run_dir.iterdir()) == before

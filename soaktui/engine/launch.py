@@ -91,8 +91,9 @@ def _prepare_run_dir(settings: Settings) -> tuple[str, Path]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SetupError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    if (out / rundir.EVENTS).exists():
-        raise SetupError(f"--out {out} already holds a run (events.jsonl); choose a new directory")
+    taken = rundir.holds_run(out)
+    if taken:
+        raise SetupError(taken)
     if not os.access(out, os.W_OK):
         raise SetupError(f"cannot write to --out {out}: permission denied")
     return out.name, out

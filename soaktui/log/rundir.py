@@ -7,6 +7,8 @@ run's pieces are.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 EVENTS = "events.jsonl"  # the truth: one event per line (log/writer.py)
 SUMMARY = "test_summary.json"  # live summary, rewritten every output.summary_interval (sinks/summary.py)
 REPORT_MD = "final_report.md"  # the report (report/build.py)
@@ -22,3 +24,11 @@ TEXT_LOGS = (  # the human-readable logs people `tail -f` (sinks/textlogs.py)
     "integration_events.log",
     "errors.log",
 )
+
+
+def holds_run(out: Path) -> str | None:
+    """Why `out` cannot take a new run (it already holds one), or None: one rule for the engine
+    and for the dashboard, which must not start a viewer on the old run."""
+    if (Path(out) / EVENTS).exists():
+        return f"--out {out} already holds a run ({EVENTS}); choose a new directory"
+    return None
