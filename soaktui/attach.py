@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 from soaktui.errors import SetupError
+from soaktui.hints import command, program
 from soaktui.locations import latest_run_dir, new_run_dir
 from soaktui.log import rundir
+from soaktui.sinks.console import unstamped
 
 ENGINE_LOG = "engine.log"  # the child's stderr: its progress lines and any setup error
 START_TIMEOUT_S = 120.0  # discovery and a --demo simulator start well within this
@@ -69,7 +71,7 @@ def start_engine(argv: list[str], run_dir: Path, created: bool) -> subprocess.Po
             message = lines[-1] if lines else f"the engine exited with status {code}"
             if created:
                 shutil.rmtree(run_dir, ignore_errors=True)
-            raise SetupError(message.removeprefix("soaktui: "))
+            raise SetupError(unstamped(message).removeprefix("soaktui: "))
         if time.monotonic() > deadline:
             proc.terminate()
             raise SetupError(f"the engine did not start within {START_TIMEOUT_S:.0f}s (see {log_path})")
@@ -96,7 +98,7 @@ def run_with_dashboard(argv: list[str], out: Path | None, theme: str) -> int:
     code = app.run()
     if proc.poll() is None:
         sys.stderr.write(
-            f"soaktui: the run goes on in the background; re-attach with: soaktui watch {run_dir}\n"
+            f"soaktui: the run goes on in the background; re-attach with: {command('watch', run_dir)}\n"
         )
     return int(code or 0)
 
@@ -108,7 +110,7 @@ def watch(run_dir: Path | None, theme: str) -> int:
     if run_dir is None:
         run_dir = latest_run_dir()
         if run_dir is None:
-            raise SetupError("no runs found; start one with `soaktui` or name a run directory")
+            raise SetupError(f"no runs found; start one with `{program()}` or name a run directory")
     if not (Path(run_dir) / rundir.EVENTS).is_file():
         raise SetupError(f"{run_dir}: no events.jsonl here (is it a soaktui run directory?)")
     app = create_app(Path(run_dir), theme=theme)

@@ -123,7 +123,9 @@ def _cmd_run(argv: list[str]) -> int:
             from soaktui.attach import run_with_dashboard
 
             return run_with_dashboard(argv, settings.out, settings.theme)
-        sys.stderr.write("soaktui: not a terminal, running headless (pass --no-ui to say so)\n")
+        from soaktui.sinks.console import say
+
+        say("soaktui: not a terminal, running headless (pass --no-ui to say so)")
     req = RunRequest(
         settings=settings, demo=args.demo, json_events=args.json, prompt_dirs=tuple(args.prompts or ())
     )
@@ -335,6 +337,16 @@ COMMANDS = {
 }
 
 
+def _complain(name: str, text: str) -> None:
+    """A command's last line on stderr; a run's carries the clock time, like every other line it prints."""
+    if name == "run":
+        from soaktui.sinks.console import say
+
+        say(text)
+    else:
+        sys.stderr.write(text + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = argv[0] if argv and argv[0] in COMMANDS else "run"
@@ -343,10 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[name](argv)
     except SetupError as exc:
-        sys.stderr.write(f"soaktui: {exc}\n")
+        _complain(name, f"soaktui: {exc}")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("soaktui: interrupted\n")
+        _complain(name, "soaktui: interrupted")
         return 130
     except BrokenPipeError:
         return 1

@@ -76,12 +76,18 @@ def _sum_parts(original: str, s: str, expected: str) -> float:
     return sum(n * UNIT_SECONDS[u] for n, u in parts)
 
 
-def format_duration(seconds: float) -> str:
-    """ "1h 02m 03s", "4m 05s", "42s", "2.5s" (under ten seconds keeps a tenth)."""
+def format_duration(seconds: float, *, compact: bool = False) -> str:
+    """ "1h 02m 03s", "4m 05s", "42s", "2.5s" (under ten seconds keeps a tenth).
+
+    `compact` is for lines people scan in a log (the headless output, the text logs): "2h05m",
+    "4m10s", "12.3s", "850ms" (a unit step drops the finest part, which a log line does not need).
+    """
     if not math.isfinite(seconds):
         raise ValueError(f"cannot format a non-finite duration: {seconds!r}")
     sign = "-" if seconds < 0 else ""
     s = abs(seconds)
+    if compact:
+        return sign + _compact(s)
     if s < 10 and round(s, 1) != round(s) and round(s, 1) < 10:
         return f"{sign}{s:.1f}s"
     total = round(s)
@@ -92,6 +98,20 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{sign}{minutes}m {secs:02d}s"
     return f"{sign}{secs}s"
+
+
+def _compact(s: float) -> str:
+    if s == 0:
+        return "0s"
+    if round(s * 1000) < 1000:
+        return f"{round(s * 1000)}ms"
+    if round(s, 1) < 60:
+        return f"{s:.1f}s"
+    if round(s) < 3600:
+        minutes, secs = divmod(round(s), 60)
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(round(s / 60), 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def parse_clock(text: str) -> tuple[int, int]:

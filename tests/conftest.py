@@ -9,9 +9,11 @@ a test of another kind in it carries its own tier mark, and the closest mark win
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from soaktui.locations import CONFIG_DIR_ENV, DATA_DIR_ENV
 from tests.helpers import host_setting
 
 TIERS = ("unit", "integration", "e2e", "real_server")
@@ -43,15 +45,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(tiers[item.nodeid])
 
 
-@pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
-    """Point config and data dirs at temp dirs and drop SOAKTUI_* / OPENAI_* variables from the host."""
-    base = tmp_path_factory.mktemp("home")
+def _isolate(mp: pytest.MonkeyPatch, base: Path) -> None:
+    """Drop the host's SOAKTUI_* / OPENAI_* variables and point config and data dirs under `base`, in
+    os.environ, so the soaktui child processes tests start inherit it."""
     for name in list(os.environ):
         if host_setting(name):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SOAKTUI_CONFIG_DIR", str(base / "config"))
-    monkeypatch.setenv("SOAKTUI_DATA_DIR", str(base / "data"))
+            mp.delenv(name, raising=False)
+    mp.setenv(CONFIG_DIR_ENV, str(base / "config"))
+    mp.setenv(DATA_DIR_ENV, str(base / "data"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session_home(tmp_path_factory):
+    """For the whole session, before any module- or session-scoped fixture: a run shared by a
+    module's tests (tests/test_ui_keys.py) starts before the per-test home below exists, and its
+    report would otherwise land in the user's real data dir and capability database."""
+    with pytest.MonkeyPatch.context() as mp:
+        _isolate(mp, tmp_path_factory.mktemp("session-home"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Each test its own empty config and data dirs."""
+    _isolate(monkeypatch, tmp_path_factory.mktemp("home"))
     yield
 
 

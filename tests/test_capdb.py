@@ -19,8 +19,11 @@ from typing import Any
 import orjson
 import pytest
 
+from soaktui.cli import main as cli_main
 from soaktui.profiles import capdb
 from soaktui.report import build_report
+from soaktui.report.names import short_names
+from soaktui.stats import compact_rate
 
 pytestmark = pytest.mark.unit
 
@@ -212,6 +215,44 @@ def test_a_database_failure_is_a_warning_not_an_error(base_snap: dict[str, Any],
     )
 
 
+WIDE = {  # LM Studio's ids as people have them, behind a provider key with host and port
+    "alpha": "qwen2.5-coder-14b-instruct-mlx-4bit:latest",
+    "beta": "deepseek-r1-distill-qwen-32b-abliterated-q4_k_m",
+}
+
+
+def test_models_fits_100_columns_with_wide_model_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    provider = "lmstudio@127.0.0.1:1234"
+    text = FIXTURE.read_text().replace('"kind":"openai"', '"kind":"lmstudio"').replace('"sim/', f'"{provider}/')
+    text = text.replace('"provider":"sim"', f'"provider":"{provider}"').replace('"name":"sim"', f'"name":"{provider}"')
+    for short, wide in WIDE.items():
+        text = text.replace(f'"{short}"', f'"{wide}"').replace(f"/{short}\"", f'/{wide}"')
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "events.jsonl").write_text(text)
+    assert capdb.record_snapshot(build_report(run)[0]) is None  # into the test's data dir
+    keys = [f"lmstudio/{wide}" for wide in sorted(WIDE.values())]
+    profiles = capdb.profiles(capdb.load_runs())
+    assert sorted(profiles) == keys and all(len(k) > 50 for k in keys)
+
+    assert cli_main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert max(len(line) for line in listing.splitlines()) <= 100, listing
+    names = short_names(keys, profile_keys=True)
+    assert names["lmstudio/" + WIDE["alpha"]] == "qwen2.5-coder-14…struct-mlx-4bit"  # no kind, no :latest
+    both = ["lmstudio/m", "ollama/m:latest"]  # one model on two kinds of server: the kind tells them apart
+    assert short_names(both, profile_keys=True) == {"lmstudio/m": "lmstudio/m", "ollama/m:latest": "ollama/m"}
+    for key in keys:  # each model's figures on rows that start with its short name; its key listed
+        rows = [line for line in listing.splitlines() if line.startswith(names[key] + "  ")]
+        assert len(rows) >= 2 and compact_rate(profiles[key]["tests"]) in rows[0]
+        assert f"  {key}: soak_caps" in listing
+
+    assert cli_main(["models", "qwen2.5-coder"]) == 0
+    history = capsys.readouterr().out
+    assert max(len(line) for line in history.splitlines()) <= 100, history
+    assert history.startswith(f"lmstudio/{WIDE['alpha']}: 1 run") and "by kind: explicit" in history
+
+
 @pytest.mark.e2e
 def test_report_command_survives_a_broken_database(tmp_path: Path) -> None:
     run = tmp_path / "run"
@@ -255,7 +296,7 @@ def test_models_after_a_real_demo_run(tmp_path: Path) -> None:
 
     listing = cli("models")
     assert listing.returncode == 0, listing.stderr
-    assert f"from 1 run ({capdb.db_path()})" in listing.stdout
+    assert f"from 1 run\ndatabase: {capdb.db_path()}\n" in listing.stdout
     data = orjson.loads(cli("models", "--json").stdout)
     assert set(data["models"]) == {capdb.profile_key(k, kinds) for k in tested}
     for key, row in tested.items():

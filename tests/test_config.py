@@ -102,6 +102,24 @@ def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
 
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (7500, "2h05m"),
+        (3599.7, "1h00m"),  # rounding carries into the next unit, never "60m00s"
+        (250, "4m10s"),
+        (59.96, "1m00s"),
+        (12.34, "12.3s"),
+        (0.9996, "1.0s"),
+        (0.419, "419ms"),
+        (0, "0s"),
+        (-90, "-1m30s"),
+    ],
+)
+def test_format_duration_compact(seconds, text):
+    assert format_duration(seconds, compact=True) == text
+
+
 def test_parse_clock():
     assert parse_clock("22:00") == (22, 0)
     assert parse_clock("6:30") == (6, 30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 import soaktui.scenarios  # noqa: F401 - registers the scenarios the settings check
 from soaktui.config import load_settings
 from soaktui.engine.demo import DEMO_ROTATION, DEMO_THRESHOLDS, demo_settings
+from soaktui.hints import command
 from soaktui.log.reader import iter_events
+from soaktui.sinks.console import unstamped
 from tests.helpers import engine_env
 
 
@@ -45,6 +48,13 @@ def test_a_one_minute_demo_at_any_hour_covers_models_and_scenarios(tmp_path: Pat
     assert len(results) >= 20
     assert len({e["model"] for e in results}) >= 3 and len({e["scenario"] for e in results}) >= 5
     assert "compressed time" in r.stderr and "quiet hours do not apply" in r.stderr
+    lines = r.stderr.splitlines()  # for nohup.out and tail -f: each line says when
+    assert all(re.match(r"\d\d:\d\d:\d\d \S", ln) for ln in lines), r.stderr[-3000:]
+    said = [unstamped(ln) for ln in lines]
+    assert said.index(f"watch: {command('watch', run_dir)}") < 5  # how to watch and stop, at the start
+    assert any(ln.startswith(f"stop:  {command('ctl', run_dir, 'stop')} (or Ctrl-C") for ln in said[:5])
+    assert said[-1] == "report: " + ", ".join(str(run_dir / f) for f in ("final_report.md", "report.json", "report.html"))
+    assert said[-2].startswith("- ")  # the verdict lines just before the paths
     md = (run_dir / "final_report.md").read_text()
     verdict = md.split("## Verdict\n\n")[1].split("\n\n")[0]
     assert "**" in verdict  # at least one pick names a model

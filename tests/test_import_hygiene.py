@@ -56,6 +56,7 @@ FLOORS = {
     "soaktui": 0,  # the package itself (__version__)
     "errors": 0,
     "durations": 0,
+    "hints": 0,
     "stats": 0,
     "thermal": 0,
     "log": 0,

@@ -17,7 +17,7 @@ import pytest
 from soaktui import errors
 from soaktui.config import load_settings
 from soaktui.engine.launch import RunRequest, run_soak
-from soaktui.engine.outages import BACKOFF_MAX_S, BACKOFF_START_S, Outages, looks_down
+from soaktui.engine.outages import BACKOFF_MAX_S, BACKOFF_START_S, SERVER_ERROR_TESTS, Outages, looks_down
 from soaktui.log import events as ev
 from soaktui.log.reader import iter_events
 from soaktui.report import build_report
@@ -74,6 +74,23 @@ def test_a_test_with_one_answer_or_a_model_failure_is_not_an_outage():
     o.observe({"provider": "q", "ok": False, "error_class": errors.CONNECTION_REFUSED})
     o.observe({"provider": "q", "ok": False, "error_class": errors.STALLED})
     assert o.test_done() == [] and not o.down
+
+
+@pytest.mark.unit
+def test_server_errors_make_a_provider_down_only_tests_in_a_row():
+    o = Outages(random.Random(1))
+    e500 = {"provider": "p", "ok": False, "error_class": errors.HTTP_STATUS, "http_status": 500}
+    for _ in range(SERVER_ERROR_TESTS - 1):
+        o.observe(e500)
+        assert o.test_done() == []
+    o.observe({"provider": "p", "ok": True})  # one answer breaks the streak
+    assert o.test_done() == []
+    for _ in range(SERVER_ERROR_TESTS - 1):
+        o.observe(e500)
+        assert o.test_done() == []
+    o.observe(e500)
+    (down,) = o.test_done()
+    assert down["http_status"] == 500 and o.is_down("p")
 
 
 @pytest.mark.integration

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,11 +19,15 @@ import orjson
 import pytest
 
 from soaktui.config import load_settings
+from soaktui.durations import format_duration
 from soaktui.engine.control import send_command
 from soaktui.engine.launch import RunRequest, run_soak
+from soaktui.hints import command
 from soaktui.log.reader import iter_events
+from soaktui.report.names import short_names
 from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
 from soaktui.simulator.personas import default_personas
+from soaktui.sinks.console import unstamped
 from soaktui.sinks.textlogs import FILES
 from tests.helpers import WAIT_S, engine_env, stop_process, wait_for_events
 
@@ -109,6 +114,37 @@ def test_a_run_writes_every_file_with_a_complete_schema(sim, tmp_path):
     summary = orjson.loads((run_dir / "test_summary.json").read_bytes())
     assert summary["tests"] == finished["tests"]
     assert "sim-" in (run_dir / "main_test.log").read_text()
+
+
+@pytest.mark.integration
+def test_headless_lines_carry_the_clock_short_names_and_human_durations(start_sim, tmp_path, capsys):
+    """Two servers serve the same model (LM Studio, and Ollama with its :latest): the lines tell them
+    apart by server kind alone, never by host:port; the run dir is reachable by the commands shown."""
+    urls = [start_sim(flavor=f, seed=3).base_url for f in ("lmstudio", "ollama")]
+    run_dir = tmp_path / "run"
+    o = {**SMALL, "base_urls": ",".join(urls), "out": str(run_dir), "seed": "3", "duration": "3s",
+         "models": "sim-qwen2.5-7b-instruct", "rotation.min_tests": "1", "rotation.max_tests": "2"}  # fmt: skip
+    code = asyncio.run(run_soak(RunRequest(settings=load_settings(None, {}, o))))
+    assert code == 0
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines and all(re.match(r"\d\d:\d\d:\d\d \S", ln) for ln in lines), err
+    text = [unstamped(ln) for ln in lines]
+    assert f"watch: {command('watch', run_dir)}" in text
+    assert any(ln.startswith(f"stop:  {command('ctl', run_dir, 'stop')} (or Ctrl-C") for ln in text), err
+    events = list(iter_events(run_dir / "events.jsonl"))
+    tests = [e for e in events if e["kind"] == "scenario_result"]
+    for e in tests:
+        took = format_duration(e["duration_ms"] / 1000, compact=True)
+        line = next(ln for ln in text if ln.startswith(f"#{e['test_id']} "))
+        assert line.startswith(f"#{e['test_id']} {e['scenario']} on {e['provider'].split('@')[0]}/sim-qwen2.5-7b-instruct: ")
+        assert line.endswith(f" in {took}")
+    assert {e["provider"].split("@")[0] for e in tests} == {"lmstudio", "ollama"}
+    switches = [ln for ln in text if ln.startswith("model -> ")]
+    assert switches and all(re.match(r"model -> (lmstudio|ollama)/sim-qwen2.5-7b-instruct \(", ln) for ln in switches)
+    status = [ln for ln in text if ln.startswith("status: ")]
+    assert status and all(re.match(r"status: elapsed \d+\.\ds remaining (\d+\.\ds|\d+ms|0s) \| ", ln) for ln in status)
+    assert not re.search(r"127\.0\.0\.1:\d+/|:latest|\d{4,}ms", "\n".join(ln for ln in text if ln[:1] in "#ms"))
 
 
 @pytest.mark.integration
@@ -330,7 +366,7 @@ def test_a_torn_last_line_is_tolerated_by_report(sim, tmp_path):
 def _one_clear_line(out: subprocess.CompletedProcess, *needles: str) -> None:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
-    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    lines = [unstamped(ln) for ln in out.stderr.splitlines() if ln.strip()]
     assert lines and lines[-1].startswith("soaktui: "), out.stderr
     for n in needles:
         assert n in lines[-1], (n, lines[-1])
@@ -467,8 +503,9 @@ def test_json_streams_every_event_to_stdout_and_progress_goes_to_stderr(sim, tmp
     assert streamed == logged
     tests = [e for e in logged if e["kind"] == "scenario_result"]
     assert tests
+    names = short_names(next(e for e in logged if e["kind"] == "providers_discovered")["selected"])
     for e in tests:
-        assert f"#{e['test_id']} {e['scenario']} on {e['model']}" in out.stderr
+        assert f"#{e['test_id']} {e['scenario']} on {names[e['key']]}" in out.stderr
     assert f"writing to {run_dir}" in out.stderr
 
 

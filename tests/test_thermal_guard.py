@@ -410,7 +410,8 @@ def test_guard_changes_reach_the_text_logs_and_the_headless_output(tmp_path):
     assert "state=reduced" in text and "cap_pct=50" in text and "cpu 93.0°C > limit 90°C" in text
     out = io.StringIO()
     ProgressPrinter(out).handle(e)
-    assert out.getvalue() == "thermal guard: ok -> reduced (cpu 93.0°C > limit 90°C, duty capped at 50%)\n"
+    clock = time.strftime("%H:%M:%S", time.localtime(e["t"]))  # when the guard decided, not when printed
+    assert out.getvalue() == f"{clock} thermal guard: ok -> reduced (cpu 93.0°C > limit 90°C, duty capped at 50%)\n"
 
 
 def test_judge_without_explanations_gives_the_same_verdicts():

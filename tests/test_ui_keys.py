@@ -21,6 +21,7 @@ import pytest
 from textual.widgets import DataTable
 
 from soaktui.engine.control import send_command
+from soaktui.hints import command
 from soaktui.log.reader import read_all
 from soaktui.simulator import SimConfig, run_in_thread
 from soaktui.ui.app import SoakApp, create_app
@@ -222,7 +223,8 @@ def test_detach_leaves_the_run_going(engine_run):
 
     app = run(main())
     assert app.return_value == 0
-    assert app.exit_message == f"soaktui: detached; the run goes on. Re-attach with: soaktui watch {run_dir}"
+    again = command("watch", run_dir)  # as typed from here: `soaktui` only when it is on PATH
+    assert app.exit_message == f"soaktui: detached; the run goes on. Re-attach with: {again}"
     assert app.follow_done.wait(5)  # the follower thread closed the log
     reply = send_command(run_dir, "status")
     assert reply["ok"]

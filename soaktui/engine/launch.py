@@ -14,7 +14,6 @@ import os
 import platform
 import signal
 import socket
-import sys
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from soaktui.engine.demo import SPEED, demo_settings, simulator_args
 from soaktui.engine.runner import Engine
 from soaktui.engine.throttle import Throttle
 from soaktui.errors import SetupError
+from soaktui.hints import command
 from soaktui.locations import new_run_dir
 from soaktui.log import events as ev
 from soaktui.log import rundir
@@ -42,7 +42,7 @@ from soaktui.report import build_report, write_report_files
 from soaktui.scenarios import REGISTRY
 from soaktui.scenarios.banks import load_prompt_bank, scenario_factories
 from soaktui.simulator.launcher import SimulatorProcess
-from soaktui.sinks.console import JsonStdout, ProgressPrinter
+from soaktui.sinks.console import JsonStdout, ProgressPrinter, say
 from soaktui.sinks.summary import SummarySink
 from soaktui.sinks.textlogs import TextLogSink
 
@@ -54,14 +54,6 @@ class RunRequest:
     json_events: bool = False
     quiet: bool = False  # no progress lines (tests)
     prompt_dirs: tuple[Path, ...] = ()
-
-
-def _say(text: str) -> None:
-    try:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):  # the terminal hung up (EIO) or stderr is closed: the run goes on
-        pass
 
 
 async def find_models(settings: Settings, base_urls: list[str], *, probe_defaults: bool) -> Selection:
@@ -127,7 +119,7 @@ async def run_soak(req: RunRequest) -> int:
             await asyncio.to_thread(sim.start)
             stack.callback(sim.stop)
             base_urls.append(sim.base_url)
-            _say(
+            say(
                 f"demo: built-in simulator at {sim.base_url}, in compressed time ({SPEED:g}x faster, "
                 "short answers, quiet hours do not apply)"
             )
@@ -139,7 +131,7 @@ async def run_soak(req: RunRequest) -> int:
             raise SetupError(f"no model to test ({why})")
 
         run_id, run_dir = _prepare_run_dir(s)
-        _say(f"soaktui run {run_id}: writing to {run_dir}")
+        say(f"soaktui run {run_id}: writing to {run_dir}")
         stop_reason: list[str] = []
         bus = EventBus(run_id)
         try:
@@ -165,7 +157,7 @@ async def run_soak(req: RunRequest) -> int:
             try:
                 bus.add_sink(make())
             except OSError as exc:
-                _say(f"warning: {exc.strerror or exc}: {getattr(exc, 'filename', '')} (the run continues)")
+                say(f"warning: {exc.strerror or exc}: {getattr(exc, 'filename', '')} (the run continues)")
         if not req.quiet:
             bus.add_sink(ProgressPrinter())
         if req.json_events:
@@ -204,14 +196,14 @@ async def run_soak(req: RunRequest) -> int:
 
         def sink_failed(sink: Any, exc: BaseException) -> None:
             if sink is writer:
-                _say(
+                say(
                     f"error: cannot write events.jsonl ({getattr(exc, 'strerror', None) or exc}); "
                     "stopping the run: what was logged so far is kept"
                 )
                 stop_reason.append("error")
                 engine.request_stop("error", now=True)
             else:
-                _say(f"warning: {type(sink).__name__} stopped ({exc}); the run and events.jsonl continue")
+                say(f"warning: {type(sink).__name__} stopped ({exc}); the run and events.jsonl continue")
 
         bus.on_sink_failure = sink_failed
         bus.emit(
@@ -235,22 +227,27 @@ async def run_soak(req: RunRequest) -> int:
         except Exception as exc:  # the run works without remote control; say so once
             bus.emit(ev.ERROR, error_class="control_socket", where="control", message=str(exc))
             control = None
+        if not req.quiet:  # how to reach the run from another shell, as the user can type it
+            say(f"watch: {command('watch', run_dir)}")
+            signals = f"Ctrl-C, or kill {os.getpid()}"
+            ways = f"{command('ctl', run_dir, 'stop')} (or {signals};" if control else f"{signals} ("
+            say(f"stop:  {ways} the test in flight finishes first)")
 
         signals_seen = {"n": 0}
 
         def on_signal(signame: str) -> None:
             signals_seen["n"] += 1
             if signals_seen["n"] == 1:
-                _say(f"{signame}: stopping after the test in flight (press Ctrl-C again to stop at once)")
+                say(f"{signame}: stopping after the test in flight (press Ctrl-C again to stop at once)")
                 engine.request_stop("signal")
             else:
-                _say(f"{signame} again: stopping now")
+                say(f"{signame} again: stopping now")
                 engine.request_stop("signal", now=True)
 
         def on_hangup() -> None:
             # An SSH session dropped without nohup: the run is meant to last the night, so it goes
             # on (its output stops; the log, the text logs and the report do not need a terminal).
-            _say(f"SIGHUP: the terminal hung up; the run goes on (stop it with: soaktui ctl {run_dir} stop)")
+            say(f"SIGHUP: the terminal hung up; the run goes on (stop it with: {command('ctl', run_dir, 'stop')})")
 
         for sig, handler, args in (
             (signal.SIGINT, on_signal, ("SIGINT",)),
@@ -284,25 +281,25 @@ async def run_soak(req: RunRequest) -> int:
         )
         bus.close()
     for loss in writer.losses:
-        _say(
+        say(
             f"warning: events.jsonl was {loss['why']} during the run; {loss['lines_in_lost_file']} events "
             "are gone from it, and the report covers only what was written after"
         )
 
     if signals_seen["n"] > 1:
-        _say(f"report skipped; build it with: soaktui report {run_dir}")
+        say(f"report skipped; build it with: {command('report', run_dir)}")
         return 130
     try:
         snap, _ = build_report(run_dir)
         paths = write_report_files(run_dir, snap)
         for line in snap["verdict"]["lines"]:  # the morning answer, as the report opens with it
-            _say(line.replace("**", ""))
-        _say("report: " + ", ".join(str(p) for p in paths))
+            say(line.replace("**", ""))
+        say("report: " + ", ".join(str(p) for p in paths))
     except OSError as exc:
         kept = "events.jsonl is intact" if not writer.losses else "what events.jsonl holds is kept"
-        _say(f"error: could not write the report ({exc.strerror or exc}); {kept}: soaktui report {run_dir}")
+        say(f"error: could not write the report ({exc.strerror or exc}); {kept}: {command('report', run_dir)}")
         return 1
     warning = record_snapshot(snap)  # the model profiles of the capability database
     if warning:
-        _say(f"warning: {warning}")
+        say(f"warning: {warning}")
     return 1 if reason == "error" else 0

@@ -5,8 +5,10 @@ is proportional to the work, so the engine spun: a 20-second outage gave thousan
 `connection_refused` requests, a night-long one gigabytes of events that drowned the real figures.
 
 A provider is **down** after a test in which every request it got failed the way an unavailable
-server fails: refused or timed-out connections, a connection dropped before any byte, or an HTTP
-5xx status. One `provider_down` event says so (with the failure that showed it). No test runs on
+server fails: refused or timed-out connections, or a connection dropped before any byte. A server
+that answers with an HTTP 5xx status is alive, and may fail only some requests (a model error, a
+503 while a model loads), so 5xx answers make it down only after SERVER_ERROR_TESTS tests in a row
+failed that way. One `provider_down` event says so (with the failure that showed it). No test runs on
 its models while it is down (the engine moves to a model of a provider that is up, or waits);
 instead it is probed with one tiny chat request (the same kind a test sends, so a server that
 accepts connections but fails every request stays down), after a delay that doubles from
@@ -32,7 +34,14 @@ PROBE_TOKENS = 4
 PROBE_TIMEOUT_S = 30.0
 PROBE = [{"role": "user", "content": "Reply with the single word: ready"}]
 
+SERVER_ERROR_TESTS = 3  # tests in a row whose every request got a 5xx before the provider is down
+
 _DOWN_CLASSES = frozenset({errors.CONNECTION_REFUSED, errors.CONNECT_TIMEOUT})
+
+
+def _unreachable(e: dict[str, Any]) -> bool:
+    """Nothing answered at all (as opposed to an HTTP error status)."""
+    return e.get("error_class") != errors.HTTP_STATUS
 
 
 def looks_down(e: dict[str, Any]) -> bool:
@@ -61,6 +70,7 @@ class Outage:
 class _Tally:
     ok: int = 0
     down: int = 0
+    unreachable: int = 0  # of `down`: nothing answered (not a 5xx status)
     other: int = 0
     last: dict[str, Any] = field(default_factory=dict)
 
@@ -73,6 +83,7 @@ class Outages:
         self._clock = clock
         self._wall = wall
         self._tally: dict[str, _Tally] = {}
+        self._streak: dict[str, int] = {}  # tests in a row whose every request failed as if down
         self.down: dict[str, Outage] = {}
 
     def observe(self, e: dict[str, Any]) -> None:
@@ -84,6 +95,7 @@ class Outages:
             return
         elif looks_down(e):
             t.down += 1
+            t.unreachable += _unreachable(e)
             t.last = e
         else:
             t.other += 1
@@ -92,7 +104,12 @@ class Outages:
         """The `provider_down` events this test shows (fields), and forget its tallies."""
         found = []
         for name, t in self._tally.items():
-            if t.down and not t.ok and not t.other and name not in self.down:
+            if not (t.down and not t.ok and not t.other):
+                self._streak.pop(name, None)
+                continue
+            streak = self._streak[name] = self._streak.get(name, 0) + 1
+            if name not in self.down and (t.unreachable or streak >= SERVER_ERROR_TESTS):
+                del self._streak[name]
                 o = self.down[name] = Outage(name, self._wall(), self._clock())
                 self._schedule(o)
                 found.append(

@@ -3,15 +3,20 @@
 Same conventions as the report: every rate with its counts and Wilson interval (a small sample as
 counts and interval only), "n/a" for what was never measured. Medians cannot be merged across runs,
 so TTFT and tokens/s show the range of the per-run medians and how many runs measured them.
+Like the report's tables, it fits 100 columns: models go by short names (their keys are listed
+below the table), wide tables are split into column groups, long lines are wrapped.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
+from soaktui.hints import command
 from soaktui.report.capabilities import KIND_LABELS
-from soaktui.report.cells import NA, num
+from soaktui.report.cells import NA, WIDTH, column_groups, num
+from soaktui.report.names import short_names
 from soaktui.report.snapshot import SampledRate
 from soaktui.stats import compact_rate
 
@@ -77,36 +82,56 @@ def _when(iso: str | None) -> str:
 
 
 def _columns(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    """Aligned columns (the first row the header), split into column groups that fit WIDTH, each
+    repeating the first column; a blank line between groups."""
+    widths = [max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0]))]  # + 2: the gap after it
+    out: list[str] = []
+    for cols in column_groups(widths, WIDTH + 2):  # + 2: the last column needs no gap
+        out += [] if not out else [""]
+        out += ["".join(r[i].ljust(widths[i]) for i in cols).rstrip() for r in rows]
+    return out
+
+
+def _wrap(text: str, indent: str = "", hang: str = "    ") -> list[str]:
+    """A line of prose cut to WIDTH at spaces (keys and paths stay whole), later lines indented."""
+    return textwrap.wrap(
+        text, WIDTH, initial_indent=indent, subsequent_indent=indent + hang,
+        break_long_words=False, break_on_hyphens=False,
+    ) or [""]  # fmt: skip
 
 
 def format_list(profiles: dict[str, dict[str, Any]], path: Path) -> str:
     """`soaktui models`: one line per model, then the runs each profile came from."""
     if not profiles:
-        return (
-            f"no model profiles yet ({path})\n"
-            "a run adds its models when its report is built; `soaktui report RUN_DIR` adds an older run"
+        return "\n".join(
+            [
+                f"no model profiles yet (database: {path})",
+                "a run adds its models when its report is built; to add an older run:",
+                "  " + command("report", "RUN_DIR"),
+            ]
         )
     run_ids = {rid for p in profiles.values() for rid in p["run_ids"]}
+    names = short_names(profiles, profile_keys=True)
     rows = [["MODEL", "RUNS", *COLUMNS, "LAST SEEN"]]
     for key, p in profiles.items():
         runs = str(p["runs"]) + (f" ({p['demo_runs']} demo)" if p["demo_runs"] else "")
-        rows.append([key, runs, *figure_cells(p), _when(p["last_seen"])])
+        rows.append([names[key], runs, *figure_cells(p), _when(p["last_seen"])])
     lines = [
-        f"model profiles: {_plural(len(profiles), 'model')} from {_plural(len(run_ids), 'run')} ({path})",
+        f"model profiles: {_plural(len(profiles), 'model')} from {_plural(len(run_ids), 'run')}",
+        f"database: {path}",
         "",
     ]
     lines += _columns(rows)
-    lines += ["", "runs (oldest first):"]
+    lines += ["", "models by key, with their runs (oldest first):"]
     for key, p in profiles.items():
         ids = p["run_ids"]
         more = len(ids) - MAX_RUN_IDS
         shown = ", ".join(ids[-MAX_RUN_IDS:])
-        lines.append(f"  {key}: " + (f"… {more} more, " if more > 0 else "") + shown)
+        lines += _wrap(f"{key}: " + (f"… {more} more, " if more > 0 else "") + shown, "  ")
     lines += [
         "",
-        "rates: passed/trials with a Wilson 95% interval; `soaktui models MODEL` for one model's runs",
+        "rates: passed/trials with a Wilson 95% interval; one model's runs (MODEL: a key or a unique part):",
+        "  " + command("models", "MODEL"),
     ]
     return "\n".join(lines)
 
@@ -145,9 +170,10 @@ def format_history(
         ("largest prompt answered", cells[6]),
     ]
     demo = f", {prof['demo_runs']} with the built-in simulator" if prof["demo_runs"] else ""
-    lines = [f"{key}: {_plural(prof['runs'], 'run')}{demo}, last seen {_when(prof['last_seen'])}", ""]
+    lines = [*_wrap(f"{key}: {_plural(prof['runs'], 'run')}{demo}, last seen {_when(prof['last_seen'])}"), ""]
     width = max(len(f) for f, _ in facts)
-    lines += [f"  {f.ljust(width)}  {v}" for f, v in facts]
+    for f, v in facts:
+        lines += _wrap(f"  {f.ljust(width)}  {v}", hang=" " * (width + 4))
     rows = [["RUN", "ENDED", "SERVER", *COLUMNS]]
     for rec, p in zip(runs, per_run, strict=True):
         run = (

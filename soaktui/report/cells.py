@@ -20,23 +20,29 @@ def cell(x: Any) -> str:
     return s if len(s) <= MAX_CELL else s[: MAX_CELL - 1] + "…"
 
 
+def column_groups(widths: list[int], width: int, keep: int = 1) -> list[list[int]]:
+    """Column indexes in groups that each fit `width` (widths include each column's separator); every
+    group repeats the first `keep` columns (the model). One group when the whole table fits."""
+    if sum(widths) <= width or len(widths) <= keep + 1:
+        return [list(range(len(widths)))]
+    base = sum(widths[:keep])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in range(keep, len(widths)):
+        if current and base + sum(widths[j] for j in current) + widths[i] > width:
+            groups.append(list(range(keep)) + current)
+            current = []
+        current.append(i)
+    groups.append(list(range(keep)) + current)
+    return groups
+
+
 def table(headers: list[str], rows: list[list[Any]], *, keep: int = 1) -> list[str]:
     """A Markdown table (then a blank line) as lines. When its lines would be wider than WIDTH, the
     columns are split over several tables, each repeating the first `keep` columns (the model)."""
     cells = [[cell(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells if i < len(r)]) + 3 for i, h in enumerate(headers)]
-    groups: list[list[int]] = []
-    if sum(widths) + 1 <= WIDTH or len(headers) <= keep + 1:
-        groups = [list(range(len(headers)))]
-    else:
-        base = sum(widths[:keep]) + 1
-        current: list[int] = []
-        for i in range(keep, len(headers)):
-            if current and base + sum(widths[j] for j in current) + widths[i] > WIDTH:
-                groups.append(list(range(keep)) + current)
-                current = []
-            current.append(i)
-        groups.append(list(range(keep)) + current)
+    groups = column_groups(widths, WIDTH - 1, keep)  # - 1: the line's leading "|"
     out: list[str] = []
     for cols in groups:
         over = sum(widths[i] for i in cols) + 1 - WIDTH
@@ -95,4 +101,4 @@ def duration(s: Any) -> str:
     return NA if s is None else format_duration(float(s))
 
 
-__all__ = ["NA", "cell", "clock_offset", "duration", "ms", "num", "pvalue", "table"]
+__all__ = ["NA", "cell", "clock_offset", "column_groups", "duration", "ms", "num", "pvalue", "table"]

@@ -16,10 +16,11 @@ convenience: the truth is events.jsonl, and a failure here never touches it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from soaktui.durations import format_duration
 from soaktui.log import events as ev
 from soaktui.log import rundir
 from soaktui.stats import NA
@@ -33,6 +34,10 @@ def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}{unit}"
     return f"{value}{unit}"
+
+
+def _took(seconds: Any) -> str:
+    return NA if seconds is None else format_duration(float(seconds), compact=True)
 
 
 def _stamp(t: float) -> str:
@@ -66,10 +71,12 @@ def describe_request(e: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
-def describe_test(e: dict[str, Any]) -> str:
-    """One line for a finished test (shared by main_test.log and headless output)."""
+def describe_test(e: dict[str, Any], names: Mapping[str, str] | None = None) -> str:
+    """One line for a finished test (shared by main_test.log and headless output). `names` maps model
+    keys to short names (the headless output's); the log keeps the server's model id."""
     m = e.get("metrics") or {}
-    head = f"#{e.get('test_id')} {e.get('scenario')} on {e.get('model')}: "
+    model = (names or {}).get(e.get("key") or "", e.get("model"))
+    head = f"#{e.get('test_id')} {e.get('scenario')} on {model}: "
     if e.get("ok"):
         head += "PASS"
     elif e.get("error_class") == "cancelled":
@@ -89,14 +96,16 @@ def describe_test(e: dict[str, Any]) -> str:
     )
     detail = [f"{k}={_fmt(m[k])}" for k in keys if m.get(k) is not None]
     tail = f" [{', '.join(detail)}]" if detail else ""
-    return f"{head}{tail} in {_fmt(e.get('duration_ms'), 'ms', 0)}"
+    ms = e.get("duration_ms")
+    return f"{head}{tail} in {_took(None if ms is None else ms / 1000)}"
 
 
-def describe_silence(e: dict[str, Any]) -> str:
+def describe_silence(e: dict[str, Any], names: Mapping[str, str] | None = None) -> str:
     """One line for a streamed request silent for stall_s while its test is still in flight."""
     what = "no byte yet" if e.get("no_byte_yet") else f"after {e.get('output_chunks')} content chunks"
+    model = (names or {}).get(e.get("key") or "", e.get("model"))
     return (
-        f"#{e.get('test_id')} {e.get('scenario')} on {e.get('model')}: stream silent for "
+        f"#{e.get('test_id')} {e.get('scenario')} on {model}: stream silent for "
         f"{_fmt(e.get('silent_s'), 's', 1)} ({what}; stall limit {_fmt(e.get('stall_s'), 's', 1)}), still waiting"
     )
 
@@ -165,7 +174,7 @@ class TextLogSink:
     def _run_started(self, e: dict[str, Any]) -> None:
         dur = e.get("duration_s")
         text = (
-            f"run {e['run_id']} started: duration={'until stopped' if dur is None else f'{dur:.0f}s'} "
+            f"run {e['run_id']} started: duration={'until stopped' if dur is None else _took(dur)} "
             f"throttle={e.get('throttle_pct')}% seed={e.get('seed')} out={e.get('out_dir')}"
         )
         for name in FILES:
@@ -206,7 +215,7 @@ class TextLogSink:
         )
 
     def _model_switched(self, e: dict[str, Any]) -> None:
-        text = f"model -> {e.get('key')} ({e.get('reason')}, {e.get('planned_tests')} tests planned)"
+        text = describe_switch(e)
         self._write("main_test.log", e["t"], text)
         self._write("model_profiling.log", e["t"], text)
 
@@ -250,7 +259,7 @@ class TextLogSink:
     def _run_finished(self, e: dict[str, Any]) -> None:
         text = (
             f"run finished ({e.get('reason')}): {e.get('tests')} tests, {e.get('ok_tests')} passed, "
-            f"{e.get('requests')} requests in {_fmt(e.get('elapsed_s'), 's', 0)}"
+            f"{e.get('requests')} requests in {_took(e.get('elapsed_s'))}"
         )
         for name in FILES:
             self._write(name, e["t"], text)
@@ -278,14 +287,23 @@ def describe_tool_call(e: dict[str, Any]) -> str:
     return text
 
 
-def describe_status(e: dict[str, Any]) -> str:
+def describe_switch(e: dict[str, Any], names: Mapping[str, str] | None = None) -> str:
+    """One line for a model switch (main_test.log, model_profiling.log, headless output)."""
+    key = e.get("key")
+    model = (names or {}).get(key or "", key)
+    return f"model -> {model} ({e.get('reason')}, {e.get('planned_tests')} tests planned)"
+
+
+def describe_status(e: dict[str, Any], names: Mapping[str, str] | None = None) -> str:
+    """The status line (main_test.log, headless output, `soaktui ctl status`); `names` as in describe_test."""
     rem = e.get("remaining_s")
     tests = e.get("tests") or 0
     ok = e.get("ok_tests") or 0
     rate = f"{100 * ok / tests:.0f}%" if tests else NA
+    model = (names or {}).get(e.get("current_model") or "", e.get("current_model"))
     return (
-        f"elapsed {_fmt(e.get('elapsed_s'), 's', 0)} remaining {'-' if rem is None else _fmt(rem, 's', 0)} | "
-        f"tests {tests} ok {ok} ({rate}) | model {e.get('current_model')} | "
+        f"elapsed {_took(e.get('elapsed_s'))} remaining {'-' if rem is None else _took(rem)} | "
+        f"tests {tests} ok {ok} ({rate}) | model {model} | "
         f"throttle {e.get('throttle_pct')}% (effective {e.get('duty_pct', e.get('effective_pct'))}%"
         + (f": {e['pace_reason']}" if e.get("pace_reason") else "")
         + ")"

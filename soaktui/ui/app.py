@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -43,6 +42,7 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.worker import get_current_worker
 
+from soaktui.hints import command, shell_arg
 from soaktui.log import rundir
 from soaktui.log.follow import LogFollower
 from soaktui.report.aggregate import RunAggregate
@@ -407,10 +407,11 @@ class SoakApp(App[int]):
 
     def leave(self, *, detached: bool) -> None:
         """Exit the viewer (the run is not touched) with a line that says where things are."""
-        where = shlex.quote(display_path(self.run_dir)).replace("'~/", "~/'", 1)
+        where = shell_arg(display_path(self.run_dir))
         code = 0
         if detached and self.run_active and not self.stopping:
-            message = f"soaktui: detached; the run goes on. Re-attach with: soaktui watch {where}"
+            again = command("watch", display_path(self.run_dir))
+            message = f"soaktui: detached; the run goes on. Re-attach with: {again}"
         elif detached and self.stopping:
             message = f"soaktui: left while the run stops; its report will be in {where}"
         else:
