@@ -33,7 +33,6 @@ class ErrorLog(Redraws, VerticalScroll):
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes="pane")
-        self.border_title = "Errors"
 
     _fixed: int | None = None  # the text's fixed height while unfocused
 
@@ -53,7 +52,7 @@ class ErrorLog(Redraws, VerticalScroll):
 
     def draw(self, live: LiveState, now: float) -> None:
         total = live.errors_total
-        self.border_title = f"Errors · {total:,}, newest first" if total else "Errors"
+        self.set_title(f"{total:,}, newest first" if total else "")
         body = self.query_one("#errors-text", Static)
         shown = list(live.errors)
         if not self.has_focus:

@@ -33,7 +33,6 @@ def _ms(x: float) -> str:
 class ScenarioPane(Pane):
     section = "scenarios"
     min_interval = 1.0
-    title = "Scenarios"
 
     def draw(self, live: LiveState, now: float) -> None:
         width = self.inner_width

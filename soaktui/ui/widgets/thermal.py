@@ -111,7 +111,6 @@ def _wrapped(head: list[Part], text: str, style: str, width: int) -> list[Conten
 
 class ThermalPane(Pane):
     section = "telemetry"
-    title = "Thermal & fans"
 
     def draw(self, live: LiveState, now: float) -> None:
         width = self.inner_width

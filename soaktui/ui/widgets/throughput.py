@@ -74,10 +74,10 @@ class ThroughputPane(Redraws, Vertical):
 
     section = "throughput"
     min_interval = 5.0  # ~15 ms to render at 200x60, the costliest pane; a soak plot needs no faster
+    detail = "output tok/s, streamed"
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes="pane")
-        self.border_title = "Throughput · output tok/s, streamed"
 
     _legend_lines = 0
 

@@ -29,7 +29,6 @@ def _first(ev: dict[str, Any], *names: str) -> str:
 class ToolCallPane(Pane):
     section = "toolcalls"
     min_interval = 1.0
-    title = "Tool calls"
 
     def draw(self, live: LiveState, now: float) -> None:
         width, height = self.inner_width, self.inner_height
