@@ -1,7 +1,9 @@
-"""Panes you can work with: 1-6 maximise a pane and Esc restores the grid.
+"""Panes you can work with: 1-6 maximise a pane and Esc restores the grid, `f` filters the error
+log and it scrolls back.
 
-The viewer attaches to a run directory as `soaktui watch` does (the recorded run of tests/data/ui)
-and Pilot presses the real keys; each test then reads what the panes show.
+The viewer attaches to a run directory as `soaktui watch` does (the recorded run of tests/data/ui,
+or one written here: errors from two models in two classes) and Pilot presses the real keys; each
+test then reads what the panes show.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from soaktui.ui.app import SoakApp, create_app
+from soaktui.ui.screens.error_filter import ErrorFilterScreen
 from soaktui.ui.screens.help import HelpScreen
+from soaktui.ui.state import MAX_ERRORS
 from soaktui.ui.widgets.errors import ErrorLog
 from soaktui.ui.widgets.rotation import RotationPane
 from soaktui.ui.widgets.throughput import ThroughputPane
@@ -27,6 +31,7 @@ from tests.test_ui_snapshots import _deterministic  # noqa: F401 - fixture: TZ=U
 pytestmark = pytest.mark.e2e
 
 T0 = 1_800_000_000.0
+PROVIDER = "lmstudio@127.0.0.1:1234"
 
 
 def write_run(tmp_path: Path, events: list[dict], *, recorded: bool = False) -> Path:
@@ -41,6 +46,12 @@ def event(kind: str, i: int, **fields: object) -> dict:
     return {"v": 1, "kind": kind, "run_id": "soak_panes", "t": T0 + i, "mono_ns": i, **fields}
 
 
+def failure(i: int, model: str, error_class: str) -> dict:
+    return event("request", i, provider=PROVIDER, model=model, scenario="streaming", stream=True,
+                 ok=False, error_class=error_class,
+                 error=f"{error_class} number {i} from {model}")  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def watching(run_dir: Path, size: tuple[int, int]) -> AsyncIterator[tuple[SoakApp, Pilot]]:
     """The viewer on `run_dir` in a terminal of `size`, attached (the log folded)."""
@@ -49,6 +60,11 @@ async def watching(run_dir: Path, size: tuple[int, int]) -> AsyncIterator[tuple[
     async with app.run_test(size=size) as pilot:
         await attached(pilot, app)
         yield app, pilot
+
+
+def shown_lines(log: ErrorLog) -> list[str]:
+    """The error log's headline of each error shown (every other line; the message is under it)."""
+    return log.text.splitlines()[::2]
 
 
 # -- 1-6 and Esc -----------------------------------------------------------------------------------
@@ -89,7 +105,7 @@ def test_esc_closes_a_dialog_first_and_the_same_number_toggles(tmp_path):
             await pilot.press("question_mark")
             await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
             body = str(app.screen.query_one("#help-body", Static).render())
-            for text in ("1-6", "Maximise pane", "Esc", "Restore layout"):
+            for text in ("1-6", "Maximise pane", "Esc", "Restore layout", "f", "Filter errors"):
                 assert text in body, text
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is screen, "help closed")
@@ -116,5 +132,78 @@ def test_the_command_palette_maximises_by_pane_name(tmp_path):
             await pilot.press("enter")
             await until(pilot, lambda: screen.maximized is not None, "maximised from the palette")
             assert isinstance(screen.maximized, ToolCallPane) and screen.maximized.region.width == 80
+
+    run(main())
+
+
+# -- the error log ---------------------------------------------------------------------------------
+
+
+def two_by_two() -> list[dict]:
+    """8 errors: m-alpha 3 timeouts and 2 http_status, m-beta 2 timeouts and 1 http_status."""
+    cells = [("m-alpha", "timeout")] * 3 + [("m-alpha", "http_status")] * 2
+    cells += [("m-beta", "timeout")] * 2 + [("m-beta", "http_status")]
+    order = [0, 5, 3, 1, 6, 7, 4, 2]  # interleaved in time
+    return [failure(i + 1, *cells[j]) for i, j in enumerate(order)]
+
+
+def test_the_error_log_filters_by_model_and_class(tmp_path):
+    run_dir = write_run(tmp_path, two_by_two())
+
+    async def main():
+        async with watching(run_dir, (120, 40)) as (app, pilot):
+            log = app.screen.query_one(ErrorLog)
+            await until(pilot, lambda: len(shown_lines(log)) == 8, "all eight errors")
+
+            await pilot.press("f")
+            await until(pilot, lambda: isinstance(app.screen, ErrorFilterScreen), "the picker")
+            await pilot.press("down", "tab", "down", "enter")  # m-alpha (5 errors), timeout (5)
+            await until(pilot, lambda: len(shown_lines(log)) == 3, "the filter applied")
+            assert all("timeout" in s and s.endswith("m-alpha") for s in shown_lines(log))
+            assert str(log.border_title) == "6 Errors · 3 of 8 held · timeout · m-alpha"
+
+            await pilot.press("f")
+            await until(pilot, lambda: isinstance(app.screen, ErrorFilterScreen), "the picker again")
+            await pilot.press("down", "tab", "up", "enter")  # m-beta, all classes
+            await until(pilot, lambda: len(shown_lines(log)) == 3 and "m-beta" in log.text, "m-beta's")
+            assert {s.split()[1] for s in shown_lines(log)} == {"timeout", "http_status"}
+            assert "m-alpha" not in log.text
+
+            await pilot.press("f")
+            await until(pilot, lambda: isinstance(app.screen, ErrorFilterScreen), "the picker")
+            await pilot.press("escape")  # cancel: the filter stays
+            await until(pilot, lambda: not isinstance(app.screen, ErrorFilterScreen), "cancelled")
+            assert str(log.border_title) == "6 Errors · 3 of 8 held · m-beta"
+
+            await pilot.press("f")
+            await until(pilot, lambda: isinstance(app.screen, ErrorFilterScreen), "the picker")
+            await pilot.press("home", "tab", "home", "enter")
+            await until(pilot, lambda: len(shown_lines(log)) == 8, "every error again")
+            assert str(log.border_title) == "6 Errors · 8, newest first"
+
+    run(main())
+
+
+def test_the_error_log_scrolls_back_through_its_bounded_history_and_holds_the_view(tmp_path):
+    errors = [failure(i, "m-alpha" if i % 2 else "m-beta", "timeout") for i in range(1, MAX_ERRORS + 51)]
+    run_dir = write_run(tmp_path, errors)
+
+    async def main():
+        async with watching(run_dir, (120, 40)) as (app, pilot):
+            log = app.screen.query_one(ErrorLog)
+            await pilot.press("e")  # focused: every held error, the oldest 50 gone
+            await until(pilot, lambda: len(shown_lines(log)) == MAX_ERRORS, "the whole bounded history")
+            assert shown_lines(log)[-1].endswith("m-alpha") and "number 51 " in log.text.splitlines()[-1]
+
+            await pilot.press("end", "pageup")  # back in the middle of the history
+            await until(pilot, lambda: 0 < log.scroll_y < log.max_scroll_y - 6, "scrolled back")
+            y = log.scroll_y
+            reading = log.text.splitlines()[int(y)]
+            more = [failure(1000 + i, "m-alpha", "http_status") for i in range(3)]
+            with open(run_dir / "events.jsonl", "ab") as f:
+                f.write(b"".join(orjson.dumps(e) + b"\n" for e in more))
+            await until(pilot, lambda: "number 1002 " in log.text, "the new errors above")
+            await until(pilot, lambda: log.scroll_y == y + 6, "the view moved down with its lines")
+            assert log.text.splitlines()[int(log.scroll_y)] == reading
 
     run(main())

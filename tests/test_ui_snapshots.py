@@ -21,6 +21,7 @@ import pytest
 from soaktui.engine.control import ControlServer
 from soaktui.log.reader import read_all
 from soaktui.ui.app import SoakApp, create_app
+from soaktui.ui.screens.error_filter import ErrorFilterScreen
 from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.screens.report import ReportScreen
 
@@ -154,3 +155,13 @@ def test_dashboard_maximised_pane(snap_compare, tmp_path):
     zoom = after_keys((("3",), lambda app: app.screen.maximized is not None))
     assert snap_compare(viewer(run_dir, STARTED_T + 3600), terminal_size=(80, 24), run_before=zoom)
 
+
+def test_error_log_filtered(snap_compare, tmp_path):
+    """f, then the first error class: the log shows that class only and its title says so."""
+    run_dir = replay(tmp_path)
+    pick = after_keys(
+        (("f",), lambda app: isinstance(app.screen, ErrorFilterScreen)),
+        (("tab", "down", "enter"), lambda app: not isinstance(app.screen, ErrorFilterScreen)),
+        pause_s=0.6,  # the log redraws at most twice a second
+    )
+    assert snap_compare(viewer(run_dir, STARTED_T + 3600), terminal_size=(120, 40), run_before=pick)

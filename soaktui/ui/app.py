@@ -357,6 +357,10 @@ class SoakApp(App[int]):
         if (d := self._back_to_dashboard()) is not None:
             d.focus_errors()
 
+    def action_filter_errors(self) -> None:
+        if (d := self._back_to_dashboard()) is not None:
+            d.pick_error_filter()
+
     def action_zoom(self, number: int) -> None:
         if (d := self._back_to_dashboard()) is not None:
             d.zoom(number)

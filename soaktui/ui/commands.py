@@ -58,6 +58,7 @@ KEYS: tuple[KeySpec, ...] = (
     _key("r", "r", "report", "Report", "the report so far: rankings, profiles, errors",
          footer="report"),
     _key("e", "e", "focus_errors", "Error log", "focus the error log (arrows scroll it)"),
+    _key("f", "f", "filter_errors", "Filter errors", "show one model's or one error class's errors"),
     _key(",".join(str(i) for i in range(1, len(PANES) + 1)), f"1-{len(PANES)}", "zoom", "Maximise pane",
          "fill the screen with pane N (see its title)", choices=tuple(t for _, t in PANES)),
     _key("escape", "Esc", "restore", "Restore layout", "back to every pane from a maximised one",

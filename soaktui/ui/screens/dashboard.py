@@ -22,7 +22,8 @@ from textual.widget import Widget
 from textual.widgets import Footer
 
 from soaktui.ui.panes import PANES
-from soaktui.ui.widgets.errors import ErrorLog
+from soaktui.ui.screens.error_filter import ErrorFilterScreen
+from soaktui.ui.widgets.errors import ErrorLog, held
 from soaktui.ui.widgets.header import RunHeader
 from soaktui.ui.widgets.pane import Redraws
 from soaktui.ui.widgets.rotation import RotationPane
@@ -116,6 +117,13 @@ class DashboardScreen(Screen):
 
     def focus_errors(self) -> None:
         self.query_one(ErrorLog).focus()
+
+    def pick_error_filter(self) -> None:
+        """`f`: the picker, offering the models and classes of the errors held now."""
+        log = self.query_one(ErrorLog)
+        with self.feed.lock:
+            models, classes = held(self.feed.live.errors)
+        self.app.push_screen(ErrorFilterScreen(models, classes, log.error_filter), log.set_filter)
 
     def zoom(self, number: int) -> None:
         """Maximise pane `number` (1-based, as its title says); the same number again restores."""
