@@ -1,5 +1,5 @@
 """Panes you can work with: 1-6 maximise a pane and Esc restores the grid, `f` filters the error
-log and it scrolls back.
+log and it scrolls back, the plots keep fixed scales and break their lines at gaps.
 
 The viewer attaches to a run directory as `soaktui watch` does (the recorded run of tests/data/ui,
 or one written here: errors from two models in two classes) and Pilot presses the real keys; each
@@ -18,12 +18,13 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from soaktui.ui.app import SoakApp, create_app
+from soaktui.ui.format import sparkline
 from soaktui.ui.screens.error_filter import ErrorFilterScreen
 from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.state import MAX_ERRORS
 from soaktui.ui.widgets.errors import ErrorLog
 from soaktui.ui.widgets.rotation import RotationPane
-from soaktui.ui.widgets.throughput import ThroughputPane
+from soaktui.ui.widgets.throughput import CachedPlot, ThroughputPane, segments, y_axis
 from soaktui.ui.widgets.toolcalls import ToolCallPane
 from tests.test_ui_keys import RECORDED, attached, run, until
 from tests.test_ui_snapshots import _deterministic  # noqa: F401 - fixture: TZ=UTC, HOME, no animation
@@ -83,6 +84,11 @@ def test_a_number_maximises_its_pane_even_one_the_small_layout_hides_and_esc_res
             await until(pilot, lambda: plot.region.width == 80, "the plot fills the width")
             assert screen.maximized is plot and rotation.region.area == 0
             assert str(plot.border_title).startswith("3 Throughput")
+            chart = str(plot.query_one(CachedPlot).render())
+            ticks = [row.split("┤")[0].strip() for row in chart.splitlines() if "┤" in row]
+            assert float(ticks[-1]) == 0  # tokens/s from 0, not from the slowest model
+            legend = str(plot.query_one("#throughput-legend", Static).render())
+            assert "sim-qwen2.5-7b-instruct" in legend and "■" in legend
 
             await pilot.press("escape")
             await until(pilot, lambda: screen.maximized is None, "restored")
@@ -207,3 +213,38 @@ def test_the_error_log_scrolls_back_through_its_bounded_history_and_holds_the_vi
             assert log.text.splitlines()[int(log.scroll_y)] == reading
 
     run(main())
+
+
+# -- plot scales and gaps --------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_a_line_breaks_where_a_model_has_no_samples():
+    turn = [(float(t), 40.0) for t in range(0, 20, 2)]  # a sample every 2 s during its turn
+    later = [(float(t), 38.0) for t in range(120, 140, 2)]  # its next turn, after 100 s of pause
+    assert segments(turn + later) == [turn, later]
+    steady = [(t, 40.0) for t, _ in turn] + [(22.0, 41.0), (26.0, 39.0)]  # a slower request or two
+    assert segments(steady) == [steady]
+    # sparse samples, but the rotation tested another model in between: a dot, then a line
+    sparse = [(1.0, 420.0), (7.0, 420.0), (9.0, 421.0)]
+    assert segments(sparse, others=[3.0, 5.0, 7.0]) == [sparse[:1], sparse[1:]]
+    assert segments(sparse) == [sparse]
+    assert segments([]) == [] and segments(turn[:2]) == [turn[:2]]
+
+
+@pytest.mark.unit
+def test_the_throughput_axis_starts_at_0_in_round_steps():
+    assert y_axis(473.5) == [0, 100, 200, 300, 400, 500]
+    assert y_axis(26.0) == [0, 10, 20, 30]
+    assert y_axis(1000.0) == [0, 200, 400, 600, 800, 1000]
+    assert y_axis(0.0) == [0, 1]  # nothing measured yet: an axis all the same
+
+
+@pytest.mark.unit
+def test_sparklines_on_a_fixed_scale_do_not_magnify_noise():
+    steady = [55.0, 56.0, 55.0, 57.0]
+    assert sparkline(steady, 4) == "▁▅▁█"  # its own min-max: a swing from 2 points of noise
+    assert sparkline(steady, 4, 0.0, 100.0) == "▅▅▅▅"  # CPU load on 0-100%: steady
+    assert sparkline([120.0, -5.0], 2, 0.0, 100.0) == "█▁"  # clamped to the scale
+    assert sparkline([900.0, 1000.0], 2, lo=0.0) == "▇█"  # latency from 0
+    assert sparkline([], 4) == "" and sparkline(steady, 0) == ""
