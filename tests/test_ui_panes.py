@@ -1,13 +1,14 @@
 """Panes you can work with: 1-6 maximise a pane and Esc restores the grid, `f` filters the error
-log and it scrolls back, the plots keep fixed scales and break their lines at gaps.
+log and it scrolls back, the tool-call feed leads with its verdict, the plots keep fixed scales.
 
 The viewer attaches to a run directory as `soaktui watch` does (the recorded run of tests/data/ui,
-or one written here: errors from two models in two classes) and Pilot presses the real keys; each
-test then reads what the panes show.
+or one written here: errors from two models in two classes, tool-call verdicts) and Pilot presses
+the real keys; each test then reads what the panes show.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.e2e
 
 T0 = 1_800_000_000.0
 PROVIDER = "lmstudio@127.0.0.1:1234"
+LONG = "deepseek-r1-distill-qwen-14b-instruct-abliterated-Q4_K_M"  # 56 characters: elided
 
 
 def write_run(tmp_path: Path, events: list[dict], *, recorded: bool = False) -> Path:
@@ -51,6 +53,12 @@ def failure(i: int, model: str, error_class: str) -> dict:
     return event("request", i, provider=PROVIDER, model=model, scenario="streaming", stream=True,
                  ok=False, error_class=error_class,
                  error=f"{error_class} number {i} from {model}")  # fmt: skip
+
+
+def tool_call(i: int, model: str, verdict: str, **fields: object) -> dict:
+    return event("tool_call", i, provider=PROVIDER, model=model, key=f"{PROVIDER}/{model}",
+                 scenario="tool_calling", prompt_kind="simple", format="hermes", verdict=verdict,
+                 correct=verdict == "correct", **fields)  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -213,6 +221,37 @@ def test_the_error_log_scrolls_back_through_its_bounded_history_and_holds_the_vi
             assert log.text.splitlines()[int(log.scroll_y)] == reading
 
     run(main())
+
+
+# -- the tool-call feed ----------------------------------------------------------------------------
+
+
+def test_the_feed_leads_with_a_coloured_verdict_and_elides_long_names(tmp_path):
+    calls = [
+        tool_call(1, "m-alpha", "correct"),
+        tool_call(2, "m-beta", "wrong_values", detail="unit: expected celsius"),
+        tool_call(3, LONG, "unparsed_call", detail="a call soaktui cannot read: <call>f()</call>"),
+    ]
+    run_dir = write_run(tmp_path, calls)
+
+    async def main():
+        async with watching(run_dir, (200, 60)) as (app, pilot):
+            pane = app.screen.query_one(ToolCallPane)
+            await until(pilot, lambda: "3 detections" in str(pane.content), "the feed drawn")
+            return pane.content
+
+    content = asyncio.run(asyncio.wait_for(main(), 120))
+    rows = content.plain.splitlines()
+    assert rows[0] == "3 detections, newest first"
+    unparsed, wrong, correct = rows[1], rows[3], rows[4]  # newest first; the unparsed call's text under it
+    assert correct.startswith("✓ ") and correct.endswith("m-alpha simple hermes")  # ✓ needs no words
+    assert wrong.startswith("✗ ") and wrong.endswith("m-beta simple hermes wrong_values")
+    assert unparsed.startswith("? ") and unparsed.endswith("unparsed_call")
+    assert LONG not in content.plain and "deepseek" in unparsed and "…" in unparsed  # cut in the middle
+    assert rows[2].strip().startswith("a call soaktui cannot read")
+    starts = {content.plain.index(row) for row in (correct, wrong, unparsed)}
+    marks = {span.start: str(span.style) for span in content.spans if span.start in starts}
+    assert sorted(marks.values()) == ["bold $text-error", "bold $text-success", "bold $text-warning"]
 
 
 # -- plot scales and gaps --------------------------------------------------------------------------
