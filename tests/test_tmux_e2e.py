@@ -1,4 +1,5 @@
-"""The installed `soaktui --demo` in a real terminal (tmux): panes appear, keys act, quit writes a report.
+"""The installed `soaktui --demo` in a real terminal (tmux): panes appear, keys act (a pane maximised and
+restored with Esc among them), quit writes a report.
 
 This is the whole product as a person uses it: the dashboard process, the engine child it starts,
 the simulator child of the engine, keys typed into a terminal, the screen read back with
@@ -100,6 +101,11 @@ def test_dashboard_in_a_real_terminal(terminal, tmp_path):
     new_model = [e["model"] for e in events if e["kind"] == "model_switched"][-1]
     assert new_model != start_model
     wait_screen(lambda s: new_model[:20] in s, timeout=10)
+
+    tmux("send-keys", "-t", SESSION, "3")  # the plot fills the screen; Esc brings every pane back
+    wait_screen(lambda s: "3 Throughput" in s and "1 Model rotation" not in s, timeout=10)
+    tmux("send-keys", "-t", SESSION, "Escape")
+    wait_screen(lambda s: all(p in s for p in panes), timeout=10)
 
     tmux("send-keys", "-t", SESSION, "q")
     wait_screen(lambda s: "stop" in s.lower(), timeout=10)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from soaktui.engine.control import ControlServer
 from soaktui.log.reader import read_all
 from soaktui.ui.app import SoakApp, create_app
+from soaktui.ui.screens.error_filter import ErrorFilterScreen
 from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.screens.report import ReportScreen
 
@@ -140,14 +142,39 @@ def test_report_screen(snap_compare, tmp_path, size):
     assert snap_compare(viewer(run_dir, STARTED_T + 3600), terminal_size=size, run_before=open_report)
 
 
+def after_keys(*steps: tuple[tuple[str, ...], Callable[[SoakApp], bool]], pause_s: float = 0.3):
+    """A run_before: settle, then for each step press its keys and wait until its condition holds."""
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for keys, done in steps:
+            await pilot.press(*keys)
+            while not done(pilot.app):
+                await pilot.pause(0.02)
+        await pilot.pause(pause_s)
+
+    return run_before
+
+
 def test_help_screen(snap_compare, tmp_path):
     run_dir = replay(tmp_path)
-
-    async def open_help(pilot):
-        await settle(pilot)
-        await pilot.press("question_mark")
-        while not isinstance(pilot.app.screen, HelpScreen):
-            await pilot.pause(0.02)
-        await pilot.pause(0.1)
-
+    open_help = after_keys((("question_mark",), lambda app: isinstance(app.screen, HelpScreen)), pause_s=0.1)
     assert snap_compare(viewer(run_dir, STARTED_T + 3600), terminal_size=(80, 24), run_before=open_help)
+
+
+def test_dashboard_maximised_pane(snap_compare, tmp_path):
+    """80x24 hides the plot; 3 maximises it all the same (y from 0, a legend of short names)."""
+    run_dir = replay(tmp_path)
+    zoom = after_keys((("3",), lambda app: app.screen.maximized is not None))
+    assert snap_compare(viewer(run_dir, STARTED_T + 3600), terminal_size=(80, 24), run_before=zoom)
+
+
+def test_error_log_filtered(snap_compare, tmp_path):
+    """f, then the first error class: the log shows that class only and its title says so."""
+    run_dir = replay(tmp_path)
+    pick = after_keys(
+        (("f",), lambda app: isinstance(app.screen, ErrorFilterScreen)),
+        (("tab", "down", "enter"), lambda app: not isinstance(app.screen, ErrorFilterScreen)),
+        pause_s=0.6,  # the log redraws at most twice a second
+    )
+    assert snap_compare(viewer(run_dir, STARTED_T + 3600), terminal_size=(120, 40), run_before=pick)

@@ -167,10 +167,11 @@ def test_pane_shows_readings_histories_and_the_guard(tmp_path, stub_engine):  # 
     assert "HOT: duty 50%" in header
     assert "guard    HOT: duty 50% cpu 96.0°C >\n         limit 95°C" in pane  # the reason wraps
     assert "CPU      55% 3.1 GHz" in pane
-    assert "cpu temp 77°C ▁▂▃▄▅▆▇█" in pane  # 70..77 °C, the newest last
-    assert "gpu temp 64°C ▄▄▄▄▄▄▄▄" in pane
-    assert "fans     1,970 rpm ▁▂▃▄▅▆▇█" in pane
-    assert "power    322.0 W ▁▂▃▄▅▆▇█" in pane
+    # fixed scales: temperatures 20-100 °C, fans and power from 0, so a steady machine reads steady
+    assert "cpu temp 77°C ▅▅▆▆▆▆▆▆" in pane  # 70..77 °C, the newest last
+    assert "gpu temp 64°C ▅▅▅▅▅▅▅▅" in pane
+    assert "fans     1,970 rpm ████████" in pane  # 1,900..1,970 rpm
+    assert "power    322.0 W ████████" in pane
     assert "GPU      97% 20.1 GB of 25.8 GB sw_" in pane
     assert "pressure unavailable (not macOS)" in pane
 

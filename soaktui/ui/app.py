@@ -345,14 +345,29 @@ class SoakApp(App[int]):
         elif not self._modal_open():
             self.push_screen(HelpScreen(KEYS))
 
-    def action_focus_errors(self) -> None:
+    def _back_to_dashboard(self) -> DashboardScreen | None:
+        """The dashboard on top (the report closed) for a key about its panes; None under a dialog."""
         if self._modal_open():
-            return
+            return None
         while len(self.screen_stack) > 1 and not isinstance(self.screen, DashboardScreen):
             self.pop_screen()
-        d = self.dashboard()
-        if d is not None:
+        return self.dashboard()
+
+    def action_focus_errors(self) -> None:
+        if (d := self._back_to_dashboard()) is not None:
             d.focus_errors()
+
+    def action_filter_errors(self) -> None:
+        if (d := self._back_to_dashboard()) is not None:
+            d.pick_error_filter()
+
+    def action_zoom(self, number: int) -> None:
+        if (d := self._back_to_dashboard()) is not None:
+            d.zoom(number)
+
+    def action_restore(self) -> None:
+        if (d := self._back_to_dashboard()) is not None:
+            d.minimize()
 
     def action_detach(self) -> None:
         self.leave(detached=True)

@@ -60,17 +60,20 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
-def sparkline(values: Sequence[float], width: int) -> str:
-    """The last `width` values as block characters scaled between their min and max."""
+def sparkline(values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None) -> str:
+    """The last `width` values as block characters on the scale `lo`..`hi` (values beyond it are
+    clamped). A bound left None is the values' own min or max: give both for a fixed scale (CPU
+    load 0-100), `lo` alone for one from a floor (latency from 0), so noise does not look like a swing."""
     if width <= 0 or not values:
         return ""
     vals = list(values)[-width:]
-    lo, hi = min(vals), max(vals)
+    lo = min(vals) if lo is None else lo
+    hi = max(vals) if hi is None else hi
     top = len(SPARK_CHARS) - 1
     if hi <= lo:
         return SPARK_CHARS[top // 2] * len(vals)
     scale = top / (hi - lo)
-    return "".join(SPARK_CHARS[int(round((v - lo) * scale))] for v in vals)
+    return "".join(SPARK_CHARS[int(round((min(max(v, lo), hi) - lo) * scale))] for v in vals)
 
 
 def display_path(path: str | os.PathLike[str]) -> str:

@@ -4,19 +4,26 @@ At 120+ columns and 34+ rows the panes sit in a 3x2 grid; narrower terminals get
 short ones (80x24) hide the throughput plot and the tool-call feed and keep rotation, scenarios,
 machine and errors. The screen's tick (4 Hz) redraws only panes that are displayed and whose data
 or size changed; the header also follows the clock (once a second while the run is live).
+Keys 1-6 maximise pane N (Textual's Screen.maximized; its Esc handling restores the grid), also a
+pane the short layout hides; while one pane fills the screen, the tick draws only that pane.
 The screen reads the app through a DashboardFeed (ui/view.py), the panes only the live state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Grid
 from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 
-from soaktui.ui.widgets.errors import ErrorLog
+from soaktui.ui.panes import PANES
+from soaktui.ui.screens.error_filter import ErrorFilterScreen
+from soaktui.ui.widgets.errors import ErrorLog, held
 from soaktui.ui.widgets.header import RunHeader
 from soaktui.ui.widgets.pane import Redraws
 from soaktui.ui.widgets.rotation import RotationPane
@@ -29,13 +36,23 @@ if TYPE_CHECKING:
     from soaktui.ui.view import DashboardFeed
 
 TICK_S = 0.25
-PANE_IDS = ("rotation", "scenarios", "throughput", "thermal", "toolcalls", "errors")
+KINDS: dict[str, Callable[..., Redraws]] = {
+    "rotation": RotationPane,
+    "scenarios": ScenarioPane,
+    "throughput": ThroughputPane,
+    "thermal": ThermalPane,
+    "toolcalls": ToolCallPane,
+    "errors": ErrorLog,
+}
 
 
 class DashboardScreen(Screen):
     # Nothing is focused until `e`: a focused error log renders every held error and scrolls, which
     # a glance at the dashboard does not need (and which costs the viewer CPU on every new error).
     AUTO_FOCUS = ""
+    ALLOW_IN_MAXIMIZED_VIEW = "RunHeader, Footer"  # a maximised pane keeps the header and the keys
+    # For the footer only: Textual restores on Esc before any binding runs (App.ESCAPE_TO_MINIMIZE).
+    BINDINGS = [Binding("escape", "restore", "restore")]
 
     def __init__(self, feed: DashboardFeed) -> None:
         super().__init__()
@@ -45,17 +62,20 @@ class DashboardScreen(Screen):
     def compose(self) -> ComposeResult:
         yield RunHeader(id="header")
         with Grid(id="panes"):
-            yield RotationPane(id="rotation")
-            yield ScenarioPane(id="scenarios")
-            yield ThroughputPane(id="throughput")
-            yield ThermalPane(id="thermal")
-            yield ToolCallPane(id="toolcalls")
-            yield ErrorLog(id="errors")
+            for number, (pane_id, name) in enumerate(PANES, 1):
+                pane = KINDS[pane_id](id=pane_id)
+                pane.numbered(number, name)
+                yield cast(Widget, pane)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self._panes: list[Redraws] = [cast(Redraws, self.query_one(f"#{p}")) for p in PANE_IDS]
+        self._panes: list[Redraws] = [cast(Redraws, self.query_one(f"#{p}")) for p, _ in PANES]
         self.set_interval(TICK_S, self.tick)
+        self.call_after_refresh(self.tick, force=True)
+        self.watch(self, "maximized", self._zoom_changed, init=False)
+
+    def _zoom_changed(self) -> None:
+        self.refresh_bindings()  # the footer shows "esc restore" only while a pane is maximised
         self.call_after_refresh(self.tick, force=True)
 
     def on_resize(self) -> None:
@@ -83,8 +103,9 @@ class DashboardScreen(Screen):
         with feed.lock:
             live = feed.live
             self.query_one(RunHeader).draw(feed, live, now)
+            zoomed = self.maximized
             for pane in self._panes:
-                if pane.display:
+                if pane.display and (zoomed is None or pane is zoomed):
                     pane.maybe_draw(live, now, theme, force=force, slow=slow)
 
     def draw_header(self) -> None:
@@ -96,3 +117,30 @@ class DashboardScreen(Screen):
 
     def focus_errors(self) -> None:
         self.query_one(ErrorLog).focus()
+
+    def pick_error_filter(self) -> None:
+        """`f`: the picker, offering the models and classes of the errors held now."""
+        log = self.query_one(ErrorLog)
+        with self.feed.lock:
+            models, classes = held(self.feed.live.errors)
+        self.app.push_screen(ErrorFilterScreen(models, classes, log.error_filter), log.set_filter)
+
+    def zoom(self, number: int) -> None:
+        """Maximise pane `number` (1-based, as its title says); the same number again restores."""
+        if not 1 <= number <= len(self._panes):
+            return
+        pane = cast(Widget, self._panes[number - 1])
+        if self.maximized is pane:
+            self.minimize()
+            return
+        self.maximized = pane  # as Screen.maximize does, minus its allow_maximize test (scroll views refuse)
+        if isinstance(pane, ErrorLog):
+            pane.focus()  # a maximised error log is there to be read: every held error, scrollable
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "restore":
+            return self.maximized is not None
+        return True
+
+    def action_restore(self) -> None:
+        self.minimize()

@@ -3,7 +3,11 @@
 A scrollable pane holding one text block, rebuilt newest-first only when a new error arrives (and
 at most twice a second), so the most recent failure is always the top line. Unfocused it renders
 only the errors that fit on screen, so a failing server does not make the viewer expensive; `e`
-focuses it and every held error (LiveState keeps MAX_ERRORS) is rendered, to scroll through.
+(or the mouse wheel, or maximising it) focuses it and every held error (LiveState keeps
+MAX_ERRORS) is rendered, to scroll back through. Scrolled back, the view stays on the errors being
+read while new ones arrive above them.
+`f` filters it to one model and/or one error class (an ErrorFilter, chosen among the held errors;
+the title says which). The filter is a view of LiveState's bounded deque, not a second store.
 One `Content` block costs a fraction of writing line by line to a RichLog (which renders each
 write through Rich), and its styles are theme variables, so a theme switch needs no redraw.
 """
@@ -11,6 +15,9 @@ write through Rich), and its styles are theme variables, so a theme switch needs
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -18,13 +25,43 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from soaktui.report.names import elide, short_names
 from soaktui.ui import format as fmt
 from soaktui.ui.widgets.pane import ACCENT, BAD, MUTED, Redraws, line
 
 MESSAGE_CHARS = 160  # a line of the log; the whole message is in errors.log
+LINES_PER_ERROR = 2
+TITLE_NAME = 20  # a model's name in the pane's title, elided in the middle
 
 if TYPE_CHECKING:
-    from soaktui.ui.state import LiveState
+    from soaktui.ui.state import ErrorLine, LiveState
+
+
+@dataclass(frozen=True)
+class ErrorFilter:
+    """Which errors the log shows: one model's (its id) and/or one class's; None is all."""
+
+    model: str | None = None
+    error_class: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.model is not None or self.error_class is not None
+
+    def matches(self, e: ErrorLine) -> bool:
+        return (self.model is None or e.model == self.model) and (
+            self.error_class is None or e.error_class == self.error_class
+        )
+
+
+def held(errors: Iterable[ErrorLine]) -> tuple[Counter[str], Counter[str]]:
+    """The held errors counted per model and per class: what the filter can choose from."""
+    models: Counter[str] = Counter()
+    classes: Counter[str] = Counter()
+    for e in errors:
+        if e.model is not None:
+            models[e.model] += 1
+        classes[e.error_class] += 1
+    return models, classes
 
 
 class ErrorLog(Redraws, VerticalScroll):
@@ -33,9 +70,10 @@ class ErrorLog(Redraws, VerticalScroll):
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes="pane")
-        self.border_title = "Errors"
+        self.error_filter = ErrorFilter()
 
     _fixed: int | None = None  # the text's fixed height while unfocused
+    _top: ErrorLine | None = None  # the newest error drawn: how far new ones push the view down
 
     def compose(self) -> ComposeResult:
         yield Static("", id="errors-text", markup=False)
@@ -46,18 +84,43 @@ class ErrorLog(Redraws, VerticalScroll):
     def on_blur(self) -> None:
         self._drawn_key = None
 
+    def on_mouse_scroll_down(self) -> None:
+        if not self.has_focus:
+            self.focus()  # the wheel means "read back": render every held error
+
+    def set_filter(self, choice: ErrorFilter | None) -> None:
+        """Show only the errors `choice` matches (None: keep the current filter)."""
+        if choice is None or choice == self.error_filter:
+            return
+        self.error_filter = choice
+        self._drawn_key = None
+        self._top = None
+        self.scroll_home(animate=False)
+
     @property
     def text(self) -> str:
         """The log as plain text (what the tests read)."""
         return str(self.query_one("#errors-text", Static).render())
 
+    def _title(self, live: LiveState, shown: int) -> str:
+        f = self.error_filter
+        if not f:
+            return f"{live.errors_total:,}, newest first" if live.errors_total else ""
+        parts = [f"{shown} of {len(live.errors)} held"]  # first: a narrow pane cuts the title's end
+        if f.error_class:
+            parts.append(f.error_class)
+        if f.model:
+            parts.append(elide(short_names([f.model])[f.model], TITLE_NAME))
+        return " · ".join(parts)
+
     def draw(self, live: LiveState, now: float) -> None:
-        total = live.errors_total
-        self.border_title = f"Errors · {total:,}, newest first" if total else "Errors"
         body = self.query_one("#errors-text", Static)
-        shown = list(live.errors)
+        f = self.error_filter
+        shown = [e for e in live.errors if f.matches(e)] if f else list(live.errors)
+        self.set_title(self._title(live, len(shown)))
         if not self.has_focus:
             shown = shown[-max(10, self.size.height) :]
+        names = short_names({e.model for e in shown if e.model})
         lines: list[Content] = []
         for e in reversed(shown):
             stamp = (
@@ -71,20 +134,35 @@ class ErrorLog(Redraws, VerticalScroll):
                     (e.error_class, f"bold {BAD}"),
                     " ",
                     (e.where, ACCENT),
-                    (f" {fmt.short_model(None, e.model)}" if e.model else "", MUTED),
+                    (f" {names[e.model]}" if e.model else "", MUTED),
                 )
             )
             lines.append(Content("  " + fmt.clip(e.message.replace("\n", " "), MESSAGE_CHARS)))
-        text = Content("\n").join(lines) if lines else line(("No errors so far.", MUTED))
+        empty = "No errors so far." if not f else "No held error matches the filter (f changes it)."
+        text = Content("\n").join(lines) if lines else line((empty, MUTED))
         if self.has_focus:  # every held error, as tall as it needs: a layout pass sizes the scroll
             self._fixed = None
             body.styles.height = "auto"
             body.update(text)
+            self._hold_view(shown)
         else:  # the pane's own height: the text changes, the layout does not
             height = max(1, self.scrollable_content_region.height)
             if self._fixed != height:
                 self._fixed = height
                 body.styles.height = height
             body.update(text, layout=False)
-        if self.scroll_y:
-            self.scroll_home(animate=False)
+            if self.scroll_y:
+                self.scroll_home(animate=False)
+        self._top = shown[-1] if shown else None
+
+    def _hold_view(self, shown: list[ErrorLine]) -> None:
+        """Scrolled back, keep the lines being read in place: move down by the lines added above."""
+        top, y = self._top, self.scroll_y
+        if top is None or not y:
+            return
+        for i, e in enumerate(reversed(shown)):
+            if e is top:
+                if i:
+                    self.call_after_refresh(self.scroll_to, y=y + LINES_PER_ERROR * i, animate=False)
+                return
+        # the error at the top of the view has left the bounded history: stay where we are

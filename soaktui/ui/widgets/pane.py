@@ -2,6 +2,8 @@
 
 A pane names the LiveState section it draws (`section`); the dashboard's tick calls `maybe_draw`
 for visible panes only, and a pane whose section version and size are unchanged does nothing.
+The dashboard numbers the panes (ui/panes.py: key N maximises pane N), so a pane's border title is
+its number and name, then what it shows now (`set_title`).
 A pane draws from the live state and the clock alone (`draw(live, now)`), never from the app: what
 else the header needs comes as a narrow view (ui/view.py).
 Text is built as Textual `Content` with theme-variable styles ($primary, $error ...), so a theme
@@ -59,8 +61,19 @@ class Redraws:
 
     section: ClassVar[str] = "header"
     min_interval: ClassVar[float] = 0.0
+    label: str = ""  # "3 Throughput": the pane's number (its zoom key) and name
+    detail: ClassVar[str] = ""  # what the title says after the label until the pane says otherwise
     _drawn_key: tuple[Any, ...] | None = None
     _drawn_at: float = 0.0
+
+    def numbered(self, number: int, name: str) -> None:
+        self.label = f"{number} {name}"
+        self.set_title(self.detail)
+
+    def set_title(self, detail: str = "") -> None:
+        """The border title: the label, then what the pane shows now (`detail`), if anything."""
+        widget: Any = self  # a Textual widget: Redraws is mixed into one
+        widget.border_title = f"{self.label} · {detail}" if detail else self.label
 
     def maybe_draw(
         self, live: LiveState, now: float, theme: str, *, force: bool = False, slow: bool = False
@@ -87,11 +100,8 @@ class Redraws:
 class Pane(Redraws, Static):
     """A bordered text pane drawn from one LiveState section."""
 
-    title: ClassVar[str] = ""
-
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, classes="pane", markup=False)
-        self.border_title = self.title
 
     def show(self, content: Content) -> None:
         """Replace the text; the grid fixes the pane's size, so no layout pass (that redraws the screen)."""

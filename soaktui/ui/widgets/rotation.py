@@ -29,7 +29,6 @@ def _rate_style(m: Counts) -> str:
 class RotationPane(Pane):
     section = "rotation"
     min_interval = 1.0
-    title = "Model rotation"
 
     def draw(self, live: LiveState, now: float) -> None:
         width, height = self.inner_width, self.inner_height

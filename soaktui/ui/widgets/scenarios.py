@@ -1,8 +1,9 @@
 """Per-scenario sparklines: each scenario's recent latency at a glance, with its count and success.
 
 One row per scenario: the end-to-end latency of its latest successful requests as a sparkline
-(scaled per row between that row's min and max, which the row prints), then tests passed out of
-tests run. A scenario whose latency climbs or whose success drops shows it within a few tests.
+(scaled per row from 0 to that row's max, so jitter does not look like a swing; the row prints its
+min and max), then tests passed out of tests run. A scenario whose latency climbs or whose success
+drops shows it within a few tests.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ def _ms(x: float) -> str:
 class ScenarioPane(Pane):
     section = "scenarios"
     min_interval = 1.0
-    title = "Scenarios"
 
     def draw(self, live: LiveState, now: float) -> None:
         width = self.inner_width
@@ -50,7 +50,7 @@ class ScenarioPane(Pane):
         for name in sorted(live.scenarios):
             lat = list(live.scenarios[name].latency)
             s = counts.get(name) or NO_COUNTS
-            spark = fmt.sparkline(lat, w_spark) if lat else ""
+            spark = fmt.sparkline(lat, w_spark, lo=0.0) if lat else ""
             span = f"{_ms(min(lat[-w_spark:]))}-{_ms(max(lat[-w_spark:]))}" if lat else fmt.NA
             rate = f"{s.ok_tests}/{s.tests} {fmt.percent(s.ok_tests, s.tests)}" if s.tests else "0 tests"
             out.append(

@@ -5,7 +5,8 @@ and fan speed, each a bounded deque in LiveState), the GPU, macOS thermal pressu
 server's process and the thermal guard's state when it has stepped in. A reading the machine
 cannot give shows "unavailable (why)" with the sampler's reason, never 0 (0 °C or 0 rpm would be a
 false measurement). When the pane is short, the unavailable readings share one line and the least
-important lines go first.
+important lines go first. The sparklines have fixed scales (SCALES), so a steady machine reads as
+steady: load 0-100%, temperatures 20-100 °C, fans and power from 0.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
 UNAVAILABLE = ("unavailable", MUTED)
 LABEL = 9
 HOT_PRESSURE = ("heavy", "trapping", "sleeping")
+# (lo, hi) per history; None: the highest reading held. Room temperature to where CPUs throttle.
+SCALES: dict[str, tuple[float, float | None]] = {
+    "cpu_pct": (0.0, 100.0),
+    "cpu_temp_c": (20.0, 100.0),
+    "gpu_temp_c": (20.0, 100.0),
+    "fan_rpm": (0.0, None),
+    "power_w": (0.0, None),
+}
 
 Part = str | tuple[str, str]
 
@@ -111,7 +120,6 @@ def _wrapped(head: list[Part], text: str, style: str, width: int) -> list[Conten
 
 class ThermalPane(Pane):
     section = "telemetry"
-    title = "Thermal & fans"
 
     def draw(self, live: LiveState, now: float) -> None:
         width = self.inner_width
@@ -130,7 +138,7 @@ class ThermalPane(Pane):
         def spark(key: str, used: int) -> tuple[str, tuple[str, str]]:
             history = live.histories.get(key) if key != "cpu_pct" else live.cpu_history
             w = max(0, width - LABEL - used - 1)
-            return " ", (fmt.sparkline(list(history), w) if history else "", ACCENT)
+            return " ", (fmt.sparkline(list(history), w, *SCALES[key]) if history else "", ACCENT)
 
         def missing(prio: int, name: str, family: str) -> None:
             reason = why.get(family)

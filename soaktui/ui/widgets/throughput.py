@@ -2,7 +2,11 @@
 
 Drawn with plotext through textual-plotext from the bounded, downsampled series in LiveState (each
 point is the mean of a time bucket that widens as the run grows). Line colours are the theme's own
-colours, so the plot follows the theme like everything else.
+colours, so the plot follows the theme like everything else. The y axis starts at 0 (a 5% dip must
+not look like a collapse), and a model's line breaks where it has no samples (while the rotation
+tests other models, or the run is paused) instead of joining across the gap (`segments`); a lone
+sample is a dot. The legend names each line by the model's short name (report/names.py, the
+report's rule).
 
 plotext builds the whole plot as one ANSI string, and textual-plotext rebuilds it on every render
 call, which Textual makes whenever any part of the screen above or below is repainted. The plot
@@ -11,6 +15,10 @@ here is built once per draw (at most every `min_interval`) and repainted from th
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
+from collections.abc import Iterable
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -20,12 +28,45 @@ from textual.content import Content
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from soaktui.ui import format as fmt
+from soaktui.report.names import short_names
 from soaktui.ui.themes import theme_colors
 from soaktui.ui.widgets.pane import Redraws
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
+
+GAP_STEPS = 4  # a step this many times the series' usual one (its median) is a gap: the line breaks
+
+Points = list[tuple[float, float]]
+
+
+def segments(points: Points, others: Iterable[float] = ()) -> list[Points]:
+    """`points` (in time order) cut where samples are missing: where another model has a sample in
+    between (`others`: their times; the rotation had moved on), or where the step to the next point
+    exceeds GAP_STEPS times the median step, the usual pace of this model's samples (a pause)."""
+    if not points:
+        return []
+    steps = sorted(b[0] - a[0] for a, b in pairwise(points))
+    limit = GAP_STEPS * steps[len(steps) // 2] if len(steps) >= 2 else math.inf
+    marks = sorted(others)
+    out: list[Points] = [[points[0]]]
+    for prev, point in pairwise(points):
+        i = bisect_right(marks, prev[0])
+        if (i < len(marks) and marks[i] < point[0]) or point[0] - prev[0] > limit:
+            out.append([])
+        out[-1].append(point)
+    return out
+
+
+def y_axis(top: float, steps: int = 5) -> list[float]:
+    """Ticks from 0 in round steps (1, 2 or 5 times a power of ten) up to the first at or above
+    `top`: the plot's fixed scale, about `steps` steps high."""
+    if not top > 0 or not math.isfinite(top):
+        return [0.0, 1.0]
+    raw = top / steps
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [i * step for i in range(math.ceil(top / step - 1e-9) + 1)]
 
 
 class CachedPlot(PlotextPlot):
@@ -74,10 +115,10 @@ class ThroughputPane(Redraws, Vertical):
 
     section = "throughput"
     min_interval = 5.0  # ~15 ms to render at 200x60, the costliest pane; a soak plot needs no faster
+    detail = "output tok/s, streamed"
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes="pane")
-        self.border_title = "Throughput · output tok/s, streamed"
 
     _legend_lines = 0
 
@@ -91,22 +132,28 @@ class ThroughputPane(Redraws, Vertical):
         plt.clear_data()
         plt.clear_figure()
         colors = theme_colors(self.app)
-        series = [(k, s) for k in live.model_order() if (s := live.throughput.get(k)) is not None and len(s)]
-        longest = max((s.points()[-1][0] for _, s in series), default=0.0)
+        found = ((k, live.throughput.get(k)) for k in live.model_order())
+        points = {k: s.points() for k, s in found if s is not None and len(s)}
+        names = short_names(points)
+        longest = max((pts[-1][0] for pts in points.values()), default=0.0)
         minutes = longest >= 180
         plt.xlabel("minutes" if minutes else "seconds")
         legend: list[Content] = []
-        if not series:
+        if not points:
             plt.title("no streamed request has finished yet")
-        for i, (key, s) in enumerate(series):
-            pts = s.points()
+        top = 0.0
+        for i, key in enumerate(points):
             color = colors[i % len(colors)]
-            m = live.models.get(key)
-            label = fmt.short_model(key, m.model if m else None)
-            plt.plot(
-                [x / 60 if minutes else x for x, _ in pts], [y for _, y in pts], color=color, marker="braille"
-            )
-            legend.append(Content.assemble(("■ ", Color(*color).hex), label))
+            others = [x for k, pts in points.items() if k != key for x, _ in pts]
+            for run in segments(points[key], others):
+                xs = [x / 60 if minutes else x for x, _ in run]
+                ys = [y for _, y in run]
+                top = max(top, *ys)
+                plt.plot(xs, ys, color=color, marker="braille")
+            legend.append(Content.assemble(("■ ", Color(*color).hex), names[key]))
+        ticks = y_axis(top)
+        plt.ylim(0, ticks[-1])
+        plt.yticks(ticks, [f"{t:g}" for t in ticks])
         room = self.content_region
         text = pack(legend, max(10, room.width), 1 if room.height < 16 else 3)
         lines = text.plain.count("\n") + 1

@@ -1,7 +1,9 @@
-"""The tool-call feed: the latest tool-call detections, newest first.
+"""The tool-call feed: the latest tool-call detections, newest first, the verdict first.
 
-Tool-calling scenarios come in a later release; until the run has `tool_call` events the pane says
-so instead of sitting empty. Each line: model, prompt kind, the format detected, the verdict.
+Until the run has `tool_call` events the pane says so instead of sitting empty. Each line starts
+with the verdict as a coloured mark (MARKS: ✓ correct, ? a call in a syntax soaktui cannot read,
+✗ anything else, named after the mark), then the time, the model (its short name, elided in the
+middle to fit: report/names.py), the prompt kind and the format detected.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
 
+from soaktui.report.names import MAX_NAME, elide, short_names
 from soaktui.ui import format as fmt
-from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, WARN, Pane, block, line
+from soaktui.ui.state import model_key
+from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, WARN, Pane, Part, block, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
+
+MARKS = {"correct": ("✓", GOOD), "unparsed_call": ("?", WARN)}
+WRONG = ("✗", BAD)
+MIN_NAME = 8
 
 
 def _first(ev: dict[str, Any], *names: str) -> str:
@@ -26,10 +34,17 @@ def _first(ev: dict[str, Any], *names: str) -> str:
     return fmt.NA
 
 
+def mark(ev: dict[str, Any]) -> tuple[str, str]:
+    """The verdict's mark and its colour."""
+    verdict = ev.get("verdict")
+    if verdict is None and ev.get("correct") is True:
+        verdict = "correct"
+    return MARKS.get(str(verdict), WRONG)
+
+
 class ToolCallPane(Pane):
     section = "toolcalls"
     min_interval = 1.0
-    title = "Tool calls"
 
     def draw(self, live: LiveState, now: float) -> None:
         width, height = self.inner_width, self.inner_height
@@ -37,32 +52,38 @@ class ToolCallPane(Pane):
             self.show(  # wrapped, not cut: the pane is narrow at 120 columns
                 Content.styled(
                     "No tool-calling test has finished yet (or the run leaves the tool_calling "
-                    "scenario out). Each attempt shows here: model, prompt kind, the format "
-                    "detected and the verdict.",
+                    "scenario out). Each attempt shows here: the verdict (✓/✗), the model, the "
+                    "prompt kind and the format detected.",
                     MUTED,
                 )
             )
             return
+        shown = list(live.toolcalls)[-height:]
+        keys = [str(ev.get("key") or model_key(ev.get("provider"), ev.get("model"))) for ev in shown]
+        names = short_names(keys)
+        w_name = max(MIN_NAME, min(MAX_NAME, width // 3))
         out: list[Content] = [line((f"{live.toolcalls_total:,} detections, newest first", MUTED))]
-        for ev in reversed(live.toolcalls):
+        for ev, key in zip(reversed(shown), reversed(keys), strict=True):
             if len(out) >= height:
                 break
             t = ev.get("t")
             stamp = (
                 time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "--:--:--"
             )
-            verdict = _first(ev, "verdict", "ok")
-            good = verdict.lower() in ("ok", "true", "valid", "correct", "pass")
+            sign, style = mark(ev)
+            verdict = _first(ev, "verdict")
+            why: list[Part] = [] if sign == "✓" else [" ", (verdict, style)]  # ✓ needs no words
             out.append(
                 line(
+                    (sign, f"bold {style}"),
+                    " ",
                     (stamp + " ", MUTED),
-                    (fmt.short_model(_first(ev, "key"), ev.get("model")), "bold"),
+                    (elide(names[key], w_name), "bold"),
                     " ",
                     _first(ev, "prompt_kind", "category", "prompt_id"),
                     " ",
                     (_first(ev, "format", "format_detected"), MUTED),
-                    " ",
-                    (verdict, GOOD if good else BAD),
+                    *why,
                 )
             )
             if verdict == "unparsed_call" and ev.get("detail") and len(out) < height:
