@@ -189,6 +189,8 @@ def test_each_injected_fault_is_classified_and_the_run_goes_on(tmp_path, fault, 
     assert all(e["error"] for e in failed)  # a message, never empty
     if error_class == "http_status":
         assert {e["http_status"] for e in failed} == {int(fault[-3:])}
+    if fault == "stall":  # cut mid-stream: the message says what had arrived, not "sent nothing"
+        assert all(re.search(r"went silent for 0\.5 s after \d+ content chunks", e["error"]) for e in failed)
     later_ok = [e for e in requests if e["ok"] and e["seq"] > failed[0]["seq"]]
     assert later_ok, "the run must go on after a failure"
     results = [e for e in events if e["kind"] == "scenario_result" and not e["ok"]]

@@ -367,8 +367,13 @@ class ChatClient:
         acc.close(_body_was_read(result))  # no-op when the success path already closed it
 
     def _silence_message(self, result: RequestResult) -> str:
+        """What the read timeout cut: nothing at all, or a response that went silent (and how much of
+        it had arrived), so a slow model is not mistaken for a server that never answered."""
         read = result.read_timeout_s or self._http.timeout.read
-        return f"server sent nothing for {read:g} s (read timeout)"
+        if result.first_byte_ns is None:
+            return f"server sent nothing for {read:g} s (read timeout)"
+        got = f"{result.chunks} content chunks" if result.stream else "part of the answer"
+        return f"server went silent for {read:g} s after {got} (read timeout)"
 
     @staticmethod
     def _fail(result: RequestResult, error_class: str, message: str, *, keep_end: bool = False) -> None:
