@@ -72,6 +72,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run directory (default: under the user data dir)")
     p.add_argument("--seed", metavar="N", help="make the model/scenario/prompt sequence reproducible")
     p.add_argument("--throttle", metavar="PCT", help="duty cycle in percent, 1..100 (default 100)")
+    p.add_argument("--metrics-port", metavar="N", help="serve Prometheus /metrics on this port (127.0.0.1)")
+    p.add_argument("--metrics-bind", metavar="ADDR", help="address for /metrics (default 127.0.0.1)")
     p.add_argument("--scenarios", metavar="NAMES", help="run only these scenarios (comma list)")
     p.add_argument("--concurrency", metavar="LADDER", help="concurrent_load ladder, e.g. 2,4,8")
     p.add_argument("--prompts", action="append", type=Path, metavar="DIR", help="your own prompt directory, added to the shipped bank and to config prompt_dirs (repeatable)")
@@ -99,6 +101,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         ("scenarios", "scenarios"),
         ("concurrency", "concurrency"),
         ("theme", "theme"),
+        ("metrics_port", "metrics.port"),
+        ("metrics_bind", "metrics.bind"),
     ):
         value = getattr(args, flag, None)
         if value is not None:

@@ -141,6 +141,21 @@ class Output:  # seconds
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """The Prometheus endpoint (sinks/metrics.py), for a fleet scraped by one Prometheus."""
+
+    port: int = setting(
+        0, c.int_range(0, 65535, "a TCP port"), "Serve /metrics on this port while the run lasts (0: off)."
+    )
+    bind: str = setting(
+        "127.0.0.1",
+        c.text(r"[0-9A-Za-z.:\-\[\]]+", "expected an address to listen on, e.g. 127.0.0.1 or 0.0.0.0"),
+        "Address of the endpoint. Only this machine by default; 0.0.0.0 lets a Prometheus on another "
+        "host scrape it.",
+    )
+
+
+@dataclass(frozen=True)
 class Thermal:
     """Limits of the thermal guard (engine/thermal_guard.py): over one, the duty cycle drops to
     `reduce_to_pct`; far over (limit + pause_margin_c, or pressure trapping/sleeping), testing pauses.
@@ -290,6 +305,7 @@ class Settings:
     output: Output = section(
         Output, f"Intervals of the files derived from the event log, in {c.SECONDS_HELP}."
     )
+    metrics: Metrics = section(Metrics, "A Prometheus /metrics endpoint for Grafana and fleets of hosts.")
     thermal: Thermal = section(
         Thermal,
         "The thermal guard: over a limit the engine lowers its duty cycle, far over it pauses; "

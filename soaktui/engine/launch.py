@@ -43,6 +43,7 @@ from soaktui.scenarios import REGISTRY
 from soaktui.scenarios.banks import load_prompt_bank, scenario_factories
 from soaktui.simulator.launcher import SimulatorProcess
 from soaktui.sinks.console import JsonStdout, ProgressPrinter, say
+from soaktui.sinks.metrics import MetricsSink
 from soaktui.sinks.summary import SummarySink
 from soaktui.sinks.textlogs import TextLogSink
 
@@ -91,6 +92,20 @@ def _prepare_run_dir(settings: Settings) -> tuple[str, Path]:
     return out.name, out
 
 
+def _serve_metrics(s: Settings) -> MetricsSink | None:
+    """The Prometheus endpoint when `metrics.port` is set; SetupError when it cannot listen."""
+    if not s.metrics.port:
+        return None
+    sink = MetricsSink()
+    try:
+        sink.serve(s.metrics.port, s.metrics.bind)
+    except OSError as exc:
+        raise SetupError(
+            f"cannot serve metrics on {s.metrics.bind}:{s.metrics.port}: {exc.strerror or exc}"
+        ) from None
+    return sink
+
+
 def _host() -> dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
@@ -130,6 +145,9 @@ async def run_soak(req: RunRequest) -> int:
             why = "; ".join(f"{m.key}: {r}" for m, r in selection.excluded) or "the servers list no models"
             raise SetupError(f"no model to test ({why})")
 
+        metrics = _serve_metrics(s)  # before the run directory: a port in use stops the run cleanly
+        if metrics is not None:
+            stack.callback(metrics.close)
         run_id, run_dir = _prepare_run_dir(s)
         say(f"soaktui run {run_id}: writing to {run_dir}")
         stop_reason: list[str] = []
@@ -162,6 +180,10 @@ async def run_soak(req: RunRequest) -> int:
             bus.add_sink(ProgressPrinter())
         if req.json_events:
             bus.add_sink(JsonStdout())
+        if metrics is not None:
+            bus.add_sink(metrics)
+            if not req.quiet:
+                say(f"metrics: http://{s.metrics.bind}:{metrics.port}/metrics (Prometheus)")
 
         clients = {
             p.name: ChatClient(
