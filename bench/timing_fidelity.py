@@ -43,9 +43,11 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -155,10 +157,36 @@ def engine_stamps(events: list[dict]) -> list[Stamps]:
     ]
 
 
-def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: int, home: Path) -> list[dict]:
+SCRAPES: list[int] = []  # successful /metrics scrapes per engine block (--metrics)
+
+
+def _scrape_every_second(port: int, stop: threading.Event) -> None:
+    """What Prometheus does to an engine with --metrics-port, once a second (the harshest usual)."""
+    ok = 0
+    while not stop.wait(1.0):
+        try:
+            ok += httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            pass
+    SCRAPES.append(ok)
+
+
+def engine_block(
+    base_url: str, out: Path, streams: int, seconds: float, seed: int, home: Path, metrics: bool = False
+) -> list[dict]:
     """Run `soaktui --no-ui` for `seconds`; return its successful streamed request events at
-    `streams` concurrency, without those of the block's first test (warm-up)."""
+    `streams` concurrency, without those of the block's first test (warm-up). `metrics`: with the
+    Prometheus endpoint on and scraped every second."""
     cmd, env = engine_command(base_url, out, streams, seed, home, seconds)
+    stop = threading.Event()
+    scraper = None
+    if metrics:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd += ["--metrics-port", str(port)]
+        scraper = threading.Thread(target=_scrape_every_second, args=(port, stop), daemon=True)
+        scraper.start()
     with open(out.parent / f"{out.name}.stderr", "w") as err:
         rc = subprocess.run(
             cmd,
@@ -168,6 +196,9 @@ def engine_block(base_url: str, out: Path, streams: int, seconds: float, seed: i
             stderr=err,
             timeout=seconds + 120,
         ).returncode
+    stop.set()
+    if scraper is not None:
+        scraper.join(5)
     if rc != 0:
         raise SystemExit(f"soaktui exited {rc}; see {out.parent / (out.name + '.stderr')}")
     reqs = streamed_requests(out / "events.jsonl")
@@ -302,6 +333,7 @@ def main() -> None:
     ap.add_argument("--block-s16", type=float, default=15.0, help="seconds per block at 16 streams")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", type=Path, help="keep the engine's run directories here")
+    ap.add_argument("--metrics", action="store_true", help="engine with --metrics-port, scraped every second")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -326,7 +358,7 @@ def main() -> None:
                     seed = args.seed * 1000 + streams * 10 + rnd
                     if who == "soaktui":
                         out = work / f"run_s{streams}_r{rnd}"
-                        evs = engine_block(base_url, out, streams, seconds, seed, home)
+                        evs = engine_block(base_url, out, streams, seconds, seed, home, args.metrics)
                         got = engine_stamps(evs)
                     else:
                         got, at_wire = asyncio.run(bare_block(base_url, streams, seconds, seed))
@@ -367,6 +399,8 @@ def main() -> None:
         # One-sided: an error below the bare loop's is not a failure.
         ok = all(diff[k] is not None and diff[k] <= 1.0 for k in ("p50", "p99"))
         verdicts.append(f"{streams} stream(s) {'PASS' if ok else 'FAIL'}")
+    if args.metrics:
+        print(f"\nengine with --metrics-port, /metrics scraped every second: {SCRAPES} scrapes answered per block")
     print()
     print(f"target: soaktui p50 and p99 error at most 1 ms above the bare loop's: {'; '.join(verdicts)}")
     print(

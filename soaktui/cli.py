@@ -25,6 +25,8 @@ subcommands:
   soaktui report RUN_DIR [--format md,json,html]
                                      rebuild final_report.md, report.json, report.html from events.jsonl
   soaktui models [MODEL] [--json]    model profiles accumulated across runs (one model's runs)
+  soaktui compare RUN_DIR... [--json] [--html FILE]
+                                     runs side by side (hosts, nights), with significant differences
   soaktui discover [options]         pre-flight: servers, models, and what a run would test
   soaktui simulate [--port N] ...    run the built-in OpenAI-compatible simulator
   soaktui ctl RUN_DIR COMMAND [ARG]  steer a running soak: pause, resume, skip, throttle N|+N|-N,
@@ -174,6 +176,38 @@ def _cmd_report(argv: list[str]) -> int:
         sys.stderr.write(line.replace("**", "") + "\n")
     for path in paths:
         print(path)
+    return 0
+
+
+def _cmd_compare(argv: list[str]) -> int:
+    import orjson
+
+    from soaktui.report.compare import CompareError, compare, expand, render_html, render_markdown
+
+    p = argparse.ArgumentParser(
+        prog="soaktui compare",
+        description="Compare runs side by side (from this host or copied from others): per model, "
+        "success, TTFT, tokens/s, tool-calling and structured-output rates, and which differences are "
+        "significant. Quote a glob to let soaktui expand it: 'runs/soak_*'.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories or glob patterns")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write the comparison as one HTML page")
+    args = p.parse_args(argv)
+    try:
+        doc = compare(expand(args.run_dirs))
+    except CompareError as exc:
+        raise SetupError(str(exc)) from None
+    if args.html is not None:
+        try:
+            args.html.write_bytes(render_html(doc))
+        except OSError as exc:
+            raise SetupError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+        sys.stderr.write(f"wrote {args.html}\n")
+    if args.json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(render_markdown(doc))
     return 0
 
 
@@ -332,6 +366,7 @@ COMMANDS = {
     "run": _cmd_run,
     "report": _cmd_report,
     "models": _cmd_models,
+    "compare": _cmd_compare,
     "discover": _cmd_discover,
     "simulate": _cmd_simulate,
     "ctl": _cmd_ctl,
