@@ -9,6 +9,7 @@ its keys over the control socket. Textual is imported only here, lazily, never b
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from soaktui.errors import SetupError
 from soaktui.hints import command, program
-from soaktui.locations import latest_run_dir, new_run_dir
+from soaktui.locations import claim_out_dir, latest_run_dir, new_run_dir
 from soaktui.log import rundir
+from soaktui.log.safefiles import open_run_file
 from soaktui.sinks.console import unstamped
 
 ENGINE_LOG = "engine.log"  # the child's stderr: its progress lines and any setup error
@@ -54,7 +56,11 @@ def engine_argv(argv: list[str], run_dir: Path) -> list[str]:
 def start_engine(argv: list[str], run_dir: Path, created: bool) -> subprocess.Popen:
     """Start the engine child and wait until its events.jsonl exists; SetupError if it cannot start."""
     log_path = run_dir / ENGINE_LOG
-    with open(log_path, "ab") as log:
+    try:  # appended across attempts, but never through a planted link (log/safefiles.py)
+        log = os.fdopen(open_run_file(log_path, new=False), "ab")
+    except OSError as exc:
+        raise SetupError(f"cannot write {log_path}: {exc.strerror or exc}") from None
+    with log:
         proc = subprocess.Popen(
             engine_argv(argv, run_dir),
             stdin=subprocess.DEVNULL,
@@ -87,12 +93,8 @@ def run_with_dashboard(argv: list[str], out: Path | None, theme: str) -> int:
         _, run_dir = new_run_dir()
         created = True
     else:
-        run_dir = Path(out).expanduser()
-        taken = rundir.holds_run(run_dir)
-        if taken:  # the engine would refuse it, and a viewer would show the old run as if it were new
-            raise SetupError(taken)
-        created = not run_dir.exists()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # Checked here too: the engine would refuse it, and a viewer would show the old run as if new.
+        run_dir, created = claim_out_dir(out)
     proc = start_engine(argv, run_dir, created)
     app = create_app(run_dir, theme=theme, engine=proc)
     code = app.run()

@@ -22,7 +22,7 @@ EPILOG = """\
 subcommands:
   soaktui [run] [options]            soak the servers found (or --base-url / --demo), with the dashboard
   soaktui watch [RUN_DIR]            attach the dashboard to a run (the latest by default)
-  soaktui report RUN_DIR [--format md,json,html]
+  soaktui report RUN_DIR [--format md,json,html] [--out-dir DIR]
                                      rebuild final_report.md, report.json, report.html from events.jsonl
   soaktui models [MODEL] [--json]    model profiles accumulated across runs (one model's runs)
   soaktui compare RUN_DIR... [--json] [--html FILE]
@@ -152,6 +152,13 @@ def _cmd_report(argv: list[str]) -> int:
         default=["md", "json", "html"],
         help="the files to write: md (final_report.md), json (report.json), html (report.html); default all",
     )
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="write the report files into DIR (created if missing) instead of the run directory, "
+        "e.g. when the run directory is read-only or not yours",
+    )
     args = p.parse_args(argv)
     unknown = [f for f in args.format if f not in ("md", "json", "html")]
     if unknown or not args.format:
@@ -159,8 +166,16 @@ def _cmd_report(argv: list[str]) -> int:
     log = args.run_dir / rundir.EVENTS
     if not log.is_file():
         raise SetupError(f"{args.run_dir}: no events.jsonl here (is it a soaktui run directory?)")
-    snap, stats = build_report(args.run_dir)
-    paths = write_report_files(args.run_dir, snap, tuple(args.format))
+    out_dir = _report_dir(args.run_dir, args.out_dir)
+    try:
+        snap, stats = build_report(args.run_dir)
+    except OSError as exc:
+        raise SetupError(f"cannot read {log}: {exc.strerror or exc}") from None
+    try:
+        paths = write_report_files(out_dir, snap, tuple(args.format))
+    except OSError as exc:
+        elsewhere = "" if args.out_dir else "; rebuild it elsewhere with --out-dir DIR"
+        raise SetupError(f"cannot write the report into {out_dir}: {exc.strerror or exc}{elsewhere}") from None
     warning = record_snapshot(snap)
     if warning:
         sys.stderr.write(f"soaktui: warning: {warning}\n")
@@ -209,6 +224,24 @@ def _cmd_compare(argv: list[str]) -> int:
     else:
         sys.stdout.write(render_markdown(doc))
     return 0
+
+
+def _report_dir(run_dir: Path, out_dir: Path | None) -> Path:
+    """Where `soaktui report` writes: the run directory, or --out-dir (created private). Either must
+    be the user's: as root, writing report files into someone else's run would follow their links."""
+    from soaktui.log.safefiles import make_run_dir, not_owned
+
+    target = run_dir if out_dir is None else out_dir.expanduser()
+    if out_dir is not None:
+        try:
+            make_run_dir(target, exist_ok=True)
+        except OSError as exc:
+            raise SetupError(f"cannot create --out-dir {target}: {exc.strerror or exc}") from None
+    why = not_owned(target)
+    if why:
+        hint = "" if out_dir is not None else "; write the report elsewhere with --out-dir DIR"
+        raise SetupError(f"refusing to write the report into {target}: {why}{hint}")
+    return target
 
 
 def _cmd_models(argv: list[str]) -> int:

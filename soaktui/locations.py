@@ -18,6 +18,8 @@ import platformdirs
 
 import soaktui
 from soaktui.errors import SetupError
+from soaktui.log import rundir
+from soaktui.log.safefiles import make_run_dir, not_owned
 
 APP_NAME = "soaktui"
 CONFIG_DIR_ENV = "SOAKTUI_CONFIG_DIR"
@@ -56,8 +58,8 @@ def new_run_dir(
 ) -> tuple[str, Path]:
     """Create and return (run_id, path) for a new run: `soak_YYYYMMDD_HHMMSS`, `_2`, `_3`... if taken.
 
-    The directory is created here (mkdir without exist_ok), so two runs started in the same second
-    never share one.
+    The directory is created here (mkdir without exist_ok, mode 0700), so two runs started in the
+    same second never share one, and nobody else can read or plant files in it.
     """
     base = runs_dir(env) if base is None else Path(base)
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d_%H%M%S")
@@ -69,13 +71,42 @@ def new_run_dir(
         run_id = f"{RUN_PREFIX}{stamp}" if n == 1 else f"{RUN_PREFIX}{stamp}_{n}"
         path = base / run_id
         try:
-            path.mkdir()
+            make_run_dir(path, exist_ok=False)
         except FileExistsError:
             continue
         except OSError as exc:
             raise SetupError(f"cannot create the run directory {path}: {exc.strerror or exc}") from exc
+        _refuse_foreign(path, "the run directory")
         return run_id, path
     raise SetupError(f"{base}: {_MAX_SUFFIX} run directories already exist for {stamp}")
+
+
+def claim_out_dir(out: Path) -> tuple[Path, bool]:
+    """Make `--out DIR` ready for a new run: (its path, whether it was created here). One rule for
+    the engine and for the dashboard, which writes engine.log there before the engine starts.
+
+    SetupError when it holds a run, cannot be created or written, or is not the user's (its owner
+    could plant links in it: log/safefiles.py).
+    """
+    out = Path(out).expanduser()
+    taken = rundir.holds_run(out)
+    if taken:
+        raise SetupError(taken)
+    created = not out.exists()
+    try:
+        make_run_dir(out, exist_ok=True)
+    except OSError as exc:
+        raise SetupError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    _refuse_foreign(out, "--out")
+    if not os.access(out, os.W_OK):
+        raise SetupError(f"cannot write to --out {out}: permission denied")
+    return out, created
+
+
+def _refuse_foreign(path: Path, what: str) -> None:
+    why = not_owned(path)
+    if why:
+        raise SetupError(f"refusing {what} {path}: {why}; choose a directory of your own")
 
 
 def latest_run_dir(base: Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:

@@ -57,6 +57,20 @@ def stop_process(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> None:
         proc.wait(5)
 
 
+def full_disk_after(nbytes: int) -> Callable[[], None]:
+    """A `preexec_fn` after which a child's writes past `nbytes` in any one file fail as on a full
+    disk (RLIMIT_FSIZE gives EFBIG where a full disk gives ENOSPC): no mount needed, root or not."""
+
+    def limit() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return limit
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (for a server to start on, or to be refused)."""
     with socket.socket() as s:

@@ -29,7 +29,7 @@ from soaktui.simulator import SimConfig, plan_from_specs, run_in_thread
 from soaktui.simulator.personas import default_personas
 from soaktui.sinks.console import unstamped
 from soaktui.sinks.textlogs import FILES
-from tests.helpers import WAIT_S, engine_env, stop_process, wait_for_events
+from tests.helpers import WAIT_S, engine_env, full_disk_after, stop_process, wait_for_events
 
 pytestmark = pytest.mark.e2e
 
@@ -443,13 +443,6 @@ def test_unwritable_out_is_a_clear_error(sim, tmp_path):
 
 
 def test_full_disk_stops_the_run_and_keeps_what_was_logged(sim, tmp_path):
-    """RLIMIT_FSIZE makes writes past a size fail like a full disk (EFBIG instead of ENOSPC)."""
-    import resource
-
-    def limit_file_size() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
-
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [
@@ -469,7 +462,7 @@ def test_full_disk_stops_the_run_and_keeps_what_was_logged(sim, tmp_path):
         capture_output=True,
         text=True,
         timeout=90,
-        preexec_fn=limit_file_size,
+        preexec_fn=full_disk_after(40_000),
         env={**os.environ, "SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS": "40"},
     )
     assert proc.returncode == 1, proc.stderr

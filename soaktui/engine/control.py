@@ -14,6 +14,11 @@ are served at once.
 Unix socket paths are limited to about 107 bytes. When RUN_DIR/control.sock would be longer, the
 socket goes into a private temp directory and its path is written to RUN_DIR/control.path, which
 the client reads first.
+
+Nothing planted in the run directory is followed: a symlink (or any non-socket) at control.sock
+stops the socket from starting, the pointer is replaced atomically (report/atomic.py), and a stale
+pointer's socket is removed only when it sits in a private directory soaktui made for this user (a
+planted control.path naming some other socket must not make a run, perhaps root's, unlink it).
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ from typing import Any
 
 from soaktui.errors import SetupError
 from soaktui.log import rundir
+from soaktui.report.atomic import atomic_write_bytes
 
 SOCKET_NAME = rundir.CONTROL_SOCKET
 POINTER_NAME = rundir.CONTROL_POINTER
+PRIVATE_PREFIX, PRIVATE_SOCKET = "soaktui-", "c.sock"  # the socket when the run directory's path is too long
 MAX_LINE = 64 * 1024
 IDLE_TIMEOUT_S = 5.0
 MAX_CLIENTS = 8
@@ -155,6 +162,18 @@ def _answers(path: Path) -> bool:
         return True
 
 
+def _private_socket(path: Path) -> bool:
+    """True when `path` is where `_private_path` puts a socket: c.sock in a soaktui-* directory
+    (not a symlink) owned by this user and closed to others."""
+    if path.name != PRIVATE_SOCKET or not path.parent.name.startswith(PRIVATE_PREFIX):
+        return False
+    try:
+        st = path.parent.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077 == 0
+
+
 def _is_socket(path: Path) -> bool:
     try:
         return stat.S_ISSOCK(path.lstat().st_mode)
@@ -229,7 +248,7 @@ class ControlServer:
             if _is_socket(candidate) and _answers(candidate):
                 raise ControlError(f"another run is using {run_dir} (its control socket {candidate} answers)")
         self._remove_stale(direct, must_be_socket=True)
-        if previous != direct:
+        if previous != direct and _private_socket(previous):
             self._remove_stale(previous, must_be_socket=False)
         with contextlib.suppress(FileNotFoundError):
             pointer.unlink()
@@ -250,9 +269,7 @@ class ControlServer:
             self._cleanup_files()
             raise ControlError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
         if path != direct:
-            tmp = pointer.with_name(POINTER_NAME + ".tmp")
-            tmp.write_text(os.fspath(path) + "\n", encoding="utf-8")
-            os.replace(tmp, pointer)
+            atomic_write_bytes(pointer, os.fsencode(path) + b"\n", fsync=False)
 
     @staticmethod
     def _remove_stale(path: Path, *, must_be_socket: bool) -> None:
@@ -265,8 +282,8 @@ class ControlServer:
 
     def _private_path(self) -> Path:
         for base in (None, "/tmp"):
-            temp = Path(tempfile.mkdtemp(prefix="soaktui-", dir=base))  # mode 0700
-            path = temp / "c.sock"
+            temp = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=base))  # mode 0700
+            path = temp / PRIVATE_SOCKET
             if not _too_long(path):
                 self._temp_dir = temp
                 return path

@@ -28,7 +28,7 @@ from soaktui.engine.runner import Engine
 from soaktui.engine.throttle import Throttle
 from soaktui.errors import SetupError
 from soaktui.hints import command
-from soaktui.locations import new_run_dir
+from soaktui.locations import claim_out_dir, new_run_dir
 from soaktui.log import events as ev
 from soaktui.log import rundir
 from soaktui.log.events import EventBus
@@ -79,16 +79,7 @@ async def find_models(settings: Settings, base_urls: list[str], *, probe_default
 def _prepare_run_dir(settings: Settings) -> tuple[str, Path]:
     if settings.out is None:
         return new_run_dir()
-    out = Path(settings.out).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SetupError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    taken = rundir.holds_run(out)
-    if taken:
-        raise SetupError(taken)
-    if not os.access(out, os.W_OK):
-        raise SetupError(f"cannot write to --out {out}: permission denied")
+    out, _ = claim_out_dir(Path(settings.out))
     return out.name, out
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from soaktui.log.events import Event
+from soaktui.log.safefiles import open_run_file
 
 
 class JsonlWriter:
@@ -33,7 +34,7 @@ class JsonlWriter:
 
     def __init__(self, path: Path, *, fsync_interval_s: float = 1.0) -> None:
         self.path = Path(path)
-        self._fd = self._open()
+        self._fd = self._open(new=True)
         self._ident = self._identity(self._fd)
         self._lost: str | None = None  # set by the fsync thread: "deleted" | "replaced"
         self.losses: list[dict[str, Any]] = []  # each time the file was lost and reopened
@@ -48,9 +49,10 @@ class JsonlWriter:
         self._thread = threading.Thread(target=self._sync_loop, name="soaktui-fsync", daemon=True)
         self._thread.start()
 
-    def _open(self) -> int:
-        # O_NOFOLLOW: a symlink planted at the path is refused, never followed.
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    def _open(self, *, new: bool) -> int:
+        # A new run's log is a new file; a reopen takes a plain file of ours. A symlink or hard link
+        # planted at the path is refused, never followed (log/safefiles.py).
+        return open_run_file(self.path, new=new)
 
     @staticmethod
     def _identity(fd: int) -> tuple[int, int]:
@@ -70,7 +72,7 @@ class JsonlWriter:
     def _reopen(self, why: str) -> None:
         with self._lock:
             os.close(self._fd)
-            self._fd = self._open()
+            self._fd = self._open(new=False)
             self._ident = self._identity(self._fd)
         info = {"why": why, "path": str(self.path), "lines_in_lost_file": self._file_lines}
         self._file_lines = 0

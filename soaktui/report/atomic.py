@@ -1,27 +1,31 @@
 """Replace a file atomically, so a reader (or a crash, or a full disk) never sees half of it.
 
-The bytes go to a temporary file in the same directory, are fsynced, and `os.replace` swaps it
-in. On any error the temporary file is removed and the old file is left untouched.
+The bytes go to a new temporary file in the same directory (opened by log/safefiles.py: O_EXCL and
+O_NOFOLLOW, mode 0600), are fsynced, and `os.replace` swaps it in. A symlink planted at the name is
+replaced itself, its target untouched (rename(2) never follows the new name). On any error the
+temporary file is removed and the old file is left untouched.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+from soaktui.log.safefiles import open_run_file
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> Path:
-    """Write `data` to `path` atomically; raises OSError (the old file stays intact) on failure."""
+    """Write `data` to `path` atomically (mode 0600); raises OSError (the old file stays intact) on failure."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = open_run_file(tmp, new=True)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         if fsync:
             _fsync_dir(path.parent)

@@ -9,7 +9,8 @@ File names follow the script soaktui replaces, so habits carry over:
 - integration_events.log   providers, failover/recovery, commands, throttle, pause
 - errors.log               every failed request and error event: class and message
 
-Lines are written and flushed one at a time (line-buffered text files). These files are a
+Lines are written and flushed one at a time (line-buffered text files). The files are created new
+for each run, mode 0600, never through a planted symlink or hard link (log/safefiles.py). They are a
 convenience: the truth is events.jsonl, and a failure here never touches it.
 """
 
@@ -23,6 +24,7 @@ from typing import IO, Any
 from soaktui.durations import format_duration
 from soaktui.log import events as ev
 from soaktui.log import rundir
+from soaktui.log.safefiles import open_run_text
 from soaktui.stats import NA
 
 FILES = rundir.TEXT_LOGS
@@ -129,8 +131,12 @@ class TextLogSink:
 
     def __init__(self, run_dir: Path) -> None:
         self._files: dict[str, IO[str]] = {}
-        for name in FILES:
-            self._files[name] = open(Path(run_dir) / name, "a", encoding="utf-8", buffering=1)
+        try:  # a new run's logs are new files: a planted symlink or file is refused, not written through
+            for name in FILES:
+                self._files[name] = open_run_text(Path(run_dir) / name, new=True)
+        except OSError:
+            self.close()
+            raise
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             ev.RUN_STARTED: self._run_started,
             ev.PROVIDERS_DISCOVERED: self._providers,
