@@ -120,12 +120,17 @@ class HostileServer:
         self._srv.server_close()
 
 
+MARKUP_MODEL = ("sim-mistral-7b-instruct-v0.3", "mistral[/INST][b]7b")  # a model renamed: markup-like id
+
+
 def hostile_log(source: Path, run_dir: Path) -> Path:
     """A copy of the log `source` in `run_dir` as a hostile server and a soaktui from before the
-    neutralising pass leave it: every failure's message is HOSTILE, raw."""
+    neutralising pass leave it: every failure's message is HOSTILE, raw, and one model's id reads
+    like markup (MARKUP_MODEL)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     out = []
-    for line in source.read_bytes().splitlines():
+    old, new = (m.encode() for m in MARKUP_MODEL)
+    for line in source.read_bytes().replace(old, new).splitlines():
         e = orjson.loads(line)
         if e["kind"] in ("request", "scenario_result") and not e.get("ok"):
             for f in ("error", "reason"):
