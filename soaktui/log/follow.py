@@ -27,7 +27,7 @@ from typing import IO, Any
 import orjson
 
 from soaktui.log.reader import MAX_LINE_BYTES
-from soaktui.log.textsafe import from_log
+from soaktui.log.textsafe import from_log, suspect
 
 READ_BYTES = 1 << 20  # one read: ~2,000-5,000 events, a few ms of parsing
 
@@ -125,6 +125,7 @@ class LogFollower:
         st.torn_tail = bool(rest.strip()) or self._skipping
         out: list[dict[str, Any]] = []
         append = out.append
+        dirty = suspect(block)  # server text stored raw (an old log): look at its lines
         loads = orjson.loads
         for line in lines:
             n = self._next_line()
@@ -136,7 +137,7 @@ class LogFollower:
                 self._bad(n)
                 continue
             if type(ev) is dict:
-                append(from_log(line, ev))
+                append(from_log(line, ev) if dirty else ev)
             else:
                 self._bad(n)
         st.lines_ok += len(out)

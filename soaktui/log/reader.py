@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from soaktui.log.textsafe import from_log
+from soaktui.log.textsafe import from_log, suspect
 
 BLOCK_SIZE = 4 << 20  # 4 MiB reads: few system calls, bounded memory
 MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is garbage (no event is that big): skipped
@@ -79,6 +79,7 @@ def iter_events(path: str | os.PathLike[str], stats: ReadStats | None = None) ->
                 block = rest + block
             lines = block.split(b"\n")
             rest = lines.pop()  # the (possibly empty) piece after the last newline
+            dirty = suspect(block)  # server text stored raw (an old log): look at its lines
             if len(rest) > MAX_LINE_BYTES:
                 rest = b""
                 skipping = True
@@ -98,7 +99,7 @@ def iter_events(path: str | os.PathLike[str], stats: ReadStats | None = None) ->
                     pending_bad = None
                 if type(ev) is dict:
                     n_ok += 1
-                    yield from_log(line, ev)
+                    yield from_log(line, ev) if dirty else ev
                 else:
                     pending_bad = lineno
             st.lines_ok = n_ok
