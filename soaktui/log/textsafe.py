@@ -85,12 +85,12 @@ def _walk(obj: Any, fix: Callable[[str], str]) -> Any:
         return fix(obj)
     if t is dict:
         items = [(fix(k) if type(k) is str else k, _walk(v, fix)) for k, v in obj.items()]
-        if all(nk is k and nv is v for (nk, nv), (k, v) in zip(items, obj.items())):
+        if all(nk is k and nv is v for (nk, nv), (k, v) in zip(items, obj.items(), strict=True)):
             return obj
         return dict(items)
     if t is list or t is tuple:
         new = [_walk(x, fix) for x in obj]
-        if all(a is b for a, b in zip(new, obj)):
+        if all(a is b for a, b in zip(new, obj, strict=True)):
             return obj
         return new if t is list else tuple(new)
     return obj
