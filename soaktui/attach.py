@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from soaktui.config import ENV_PREFIX
 from soaktui.errors import SetupError
 from soaktui.hints import command, program
 from soaktui.locations import claim_out_dir, latest_run_dir, new_run_dir
@@ -25,15 +26,37 @@ from soaktui.sinks.console import unstamped
 
 ENGINE_LOG = "engine.log"  # the child's stderr: its progress lines and any setup error
 START_TIMEOUT_S = 120.0  # discovery and a --demo simulator start well within this
+KEY_FLAG = "--api-key"
+KEY_ENV = ENV_PREFIX + "API_KEY"  # the setting's variable: the flag's value reaches the child here
 
 
-def engine_argv(argv: list[str], run_dir: Path) -> list[str]:
-    """The headless command line for the child: the user's flags, minus viewer-only ones, plus --out."""
+def _is_key_flag(arg: str) -> bool:
+    """`arg` names --api-key, as argparse reads it: whole, or abbreviated (--api), with or without =."""
+    name = arg.split("=", 1)[0]
+    return len(name) > 2 and KEY_FLAG.startswith(name)
+
+
+def engine_argv(argv: list[str], run_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The headless command line for the child (the user's flags, minus viewer-only ones, plus --out)
+    and what its environment adds. An --api-key is moved from the command line to SOAKTUI_API_KEY:
+    a command line is readable by every user (ps, /proc/PID/cmdline) for the whole run, an
+    environment only by the run's owner."""
     out: list[str] = []
+    env: dict[str, str] = {}
     skip_next = False
     for i, arg in enumerate(argv):
         if skip_next:
             skip_next = False
+            continue
+        if arg == "--":  # the rest are not options
+            out.extend(argv[i:])
+            break
+        if _is_key_flag(arg):
+            if "=" in arg:
+                env[KEY_ENV] = arg.split("=", 1)[1]
+            elif i + 1 < len(argv):
+                env[KEY_ENV] = argv[i + 1]
+                skip_next = True
             continue
         if arg == "--theme":
             skip_next = i + 1 < len(argv)
@@ -42,7 +65,7 @@ def engine_argv(argv: list[str], run_dir: Path) -> list[str]:
             continue
         out.append(arg)
     has_out = any(a == "--out" or a.startswith("--out=") for a in out)
-    return [
+    cmd = [
         sys.executable,
         "-m",
         "soaktui",
@@ -51,18 +74,21 @@ def engine_argv(argv: list[str], run_dir: Path) -> list[str]:
         *out,
         *([] if has_out else ["--out", str(run_dir)]),
     ]
+    return cmd, env
 
 
 def start_engine(argv: list[str], run_dir: Path, created: bool) -> subprocess.Popen:
     """Start the engine child and wait until its events.jsonl exists; SetupError if it cannot start."""
     log_path = run_dir / ENGINE_LOG
+    cmd, env = engine_argv(argv, run_dir)
     try:  # appended across attempts, but never through a planted link (log/safefiles.py)
         log = os.fdopen(open_run_file(log_path, new=False), "ab")
     except OSError as exc:
         raise SetupError(f"cannot write {log_path}: {exc.strerror or exc}") from None
     with log:
         proc = subprocess.Popen(
-            engine_argv(argv, run_dir),
+            cmd,
+            env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,

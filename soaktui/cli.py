@@ -17,6 +17,7 @@ from typing import Any
 from soaktui import __version__
 from soaktui.errors import SetupError
 from soaktui.log import rundir
+from soaktui.log.textsafe import neutralise, visible
 
 EPILOG = """\
 subcommands:
@@ -261,11 +262,10 @@ def _cmd_models(argv: list[str]) -> int:
     profiles = capdb.profiles(runs)
     if args.model is None:
         if args.json:
-            print(
-                orjson.dumps({"database": str(path), "models": profiles}, option=orjson.OPT_INDENT_2).decode()
-            )
+            listing = {"database": str(path), "models": profiles}
+            print(orjson.dumps(neutralise(listing), option=orjson.OPT_INDENT_2).decode())
         else:
-            print(format_list(profiles, path))
+            print(visible(format_list(profiles, path)))
         return 0
     key = capdb.find_model(profiles, args.model)
     mine = [r for r in runs if r["profile"] == key]
@@ -281,9 +281,9 @@ def _cmd_models(argv: list[str]) -> int:
                 for r, pr in zip(mine, per_run, strict=True)
             ],
         }
-        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        print(orjson.dumps(neutralise(doc), option=orjson.OPT_INDENT_2).decode())
     else:
-        print(format_history(key, profiles[key], mine, per_run))
+        print(visible(format_history(key, profiles[key], mine, per_run)))
     return 0
 
 
@@ -308,7 +308,7 @@ def _cmd_discover(argv: list[str]) -> int:
     finally:
         if sim is not None:
             sim.stop()
-    print(format_selection(selection))
+    print(visible(format_selection(selection)))  # model ids and error bodies are server text
     if not selection.providers:
         raise SetupError(no_servers_message(selection.probed, selection.unreachable))
     return 0 if selection.selected else 1
@@ -391,7 +391,7 @@ def _cmd_detect(argv: list[str]) -> int:
 
         sys.stdout.write(orjson.dumps(detection_dict(detection), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        print("\n".join(lines))
+        print(visible("\n".join(lines)))  # the answer's own escapes, shown rather than obeyed
     return 0
 
 
@@ -410,7 +410,9 @@ COMMANDS = {
 
 
 def _complain(name: str, text: str) -> None:
-    """A command's last line on stderr; a run's carries the clock time, like every other line it prints."""
+    """A command's last line on stderr; a run's carries the clock time, like every other line it prints.
+    Setup errors quote servers (model ids, error bodies): their escapes are shown, not obeyed."""
+    text = visible(text)
     if name == "run":
         from soaktui.sinks.console import say
 

@@ -24,6 +24,7 @@ from soaktui.ui.app import SoakApp, create_app
 from soaktui.ui.screens.error_filter import ErrorFilterScreen
 from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.screens.report import ReportScreen
+from tests.hostile import hostile_log
 
 pytestmark = pytest.mark.e2e
 
@@ -140,6 +141,19 @@ def test_dashboard_ended_without_finishing(snap_compare, tmp_path):
 def test_report_screen(snap_compare, tmp_path, size):
     run_dir = replay(tmp_path)
     assert snap_compare(viewer(run_dir, STARTED_T + 3600), terminal_size=size, run_before=open_report)
+
+
+def test_report_screen_with_markup_like_server_text(snap_compare, tmp_path):
+    """Errors reading `[/INST] [bold]x [link=x]y` among terminal escapes, and a model id with `[/INST]`,
+    stored raw by an older soaktui: the errors table shows them as written, escapes as `\\x1b`."""
+    run_dir = hostile_log(RECORDED, tmp_path / "run").parent
+
+    async def errors_in_view(pilot) -> None:
+        await open_report(pilot)
+        pilot.app.screen.query_one("#errors").scroll_visible(top=True, animate=False)
+        await pilot.pause(0.3)
+
+    assert snap_compare(viewer(run_dir, STARTED_T + 3600), terminal_size=(120, 40), run_before=errors_in_view)
 
 
 def after_keys(*steps: tuple[tuple[str, ...], Callable[[SoakApp], bool]], pause_s: float = 0.3):

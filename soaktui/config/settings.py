@@ -21,9 +21,8 @@ from typing import Any
 from soaktui.config import checks as c
 from soaktui.config.registry import known_scenarios, registered_weights
 from soaktui.durations import parse_clock
+from soaktui.log.textsafe import REDACTED
 from soaktui.thermal import THERMAL_GPU_REASONS
-
-REDACTED = "<redacted>"
 
 
 def setting(

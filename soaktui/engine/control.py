@@ -41,6 +41,7 @@ from typing import Any
 
 from soaktui.errors import SetupError
 from soaktui.log import rundir
+from soaktui.log.textsafe import neutralise
 from soaktui.report.atomic import atomic_write_bytes
 
 SOCKET_NAME = rundir.CONTROL_SOCKET
@@ -435,7 +436,7 @@ def send_command(run_dir: Path, command: str, arg: object = None, timeout_s: flo
         raise ControlError(f"the run in {run_dir} sent an answer that is not a control reply: {data[:200]!r}")
     reply.setdefault("message", "")
     reply.setdefault("state", {})
-    return reply
+    return neutralise(reply)  # the state quotes servers (model ids): shown by ctl status and the viewer
 
 
 def _read_line(s: socket.socket, deadline: float) -> bytes:

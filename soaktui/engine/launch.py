@@ -32,6 +32,7 @@ from soaktui.locations import claim_out_dir, new_run_dir
 from soaktui.log import events as ev
 from soaktui.log import rundir
 from soaktui.log.events import EventBus
+from soaktui.log.textsafe import Sanitiser
 from soaktui.log.writer import JsonlWriter
 from soaktui.profiles.capdb import record_snapshot
 from soaktui.providers.client import ChatClient
@@ -142,7 +143,9 @@ async def run_soak(req: RunRequest) -> int:
         run_id, run_dir = _prepare_run_dir(s)
         say(f"soaktui run {run_id}: writing to {run_dir}")
         stop_reason: list[str] = []
-        bus = EventBus(run_id)
+        # Every event's server text is neutralised and the key redacted before any sink stores it:
+        # a server that echoes the Authorization header must not put the key into the run's files.
+        bus = EventBus(run_id, sanitise=Sanitiser([s.api_key]).neutralise)
         try:
             writer = JsonlWriter(run_dir / rundir.EVENTS, fsync_interval_s=s.output.fsync_interval)
         except OSError as exc:

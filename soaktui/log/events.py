@@ -3,7 +3,8 @@
 An event is a plain dict (cheap to build, serialises straight through orjson). The bus stamps the
 common fields (`v`, `kind`, `run_id`, `seq`, `t`, `mono_ns`) and hands the event to each sink in
 order; the JSONL writer is always the first sink so the log holds an event before anything derived
-from it does. A sink that raises is reported once as an `error` event and detached, so one broken
+from it does. Before that, the fields pass through the bus's sanitiser (textsafe.py): server text
+with terminal escapes or a credential in it never reaches a sink, a file or a screen. A sink that raises is reported once as an `error` event and detached, so one broken
 sink (a full disk under a text log, say) never stops the run or the other sinks.
 
 The schema is documented in docs/events.md; bump SCHEMA_VERSION on incompatible changes.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from soaktui.log import textsafe
 
 SCHEMA_VERSION = 1
 
@@ -62,6 +65,7 @@ class EventBus:
         wall_clock: Callable[[], float] = time.time,
         mono_clock: Callable[[], int] = time.perf_counter_ns,
         on_sink_failure: Callable[[Sink, BaseException], None] | None = None,
+        sanitise: Callable[[Any], Any] = textsafe.neutralise,
     ) -> None:
         self.run_id = run_id
         self._seq = 0
@@ -69,6 +73,7 @@ class EventBus:
         self._mono = mono_clock
         self._sinks: list[Sink] = []
         self.on_sink_failure = on_sink_failure
+        self.sanitise = sanitise  # the engine's knows the API key (launch.py)
 
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
@@ -87,7 +92,7 @@ class EventBus:
             "t": round(self._wall(), 6),
             "mono_ns": self._mono(),
         }
-        event.update(fields)
+        event.update(self.sanitise(fields))
         failed: list[tuple[Sink, BaseException]] = []
         for sink in self._sinks:
             try:

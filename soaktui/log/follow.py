@@ -11,6 +11,9 @@ If the path comes to name another file (events.jsonl deleted or replaced mid-run
 writer then reopens it, see writer.py), the follower finishes the old file and goes on with the
 new one from its start, so a viewer sees the engine's `log_lost` error and what follows.
 
+Events are neutralised as the reader's are (textsafe.from_log): the viewer never sees raw server
+text, even from a log written before the engine sanitised it.
+
 Textual-free on purpose: the viewer's thread worker drives it, and the tests drive it directly.
 """
 
@@ -24,6 +27,7 @@ from typing import IO, Any
 import orjson
 
 from soaktui.log.reader import MAX_LINE_BYTES
+from soaktui.log.textsafe import from_log, suspect
 
 READ_BYTES = 1 << 20  # one read: ~2,000-5,000 events, a few ms of parsing
 
@@ -121,6 +125,7 @@ class LogFollower:
         st.torn_tail = bool(rest.strip()) or self._skipping
         out: list[dict[str, Any]] = []
         append = out.append
+        dirty = suspect(block)  # server text stored raw (an old log): look at its lines
         loads = orjson.loads
         for line in lines:
             n = self._next_line()
@@ -132,7 +137,7 @@ class LogFollower:
                 self._bad(n)
                 continue
             if type(ev) is dict:
-                append(ev)
+                append(from_log(line, ev) if dirty else ev)
             else:
                 self._bad(n)
         st.lines_ok += len(out)

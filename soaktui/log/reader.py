@@ -4,7 +4,8 @@ The log is the run's truth and can be hundreds of megabytes after a long soak, s
 streams it in large binary blocks (never the whole file) and parses each line with orjson. A run
 killed mid-write leaves at most one incomplete last line: it is skipped and reported as a torn
 tail, never an error. A damaged line in the middle (disk trouble, a hand edit) is counted and
-skipped so one bad byte cannot cost the whole report.
+skipped so one bad byte cannot cost the whole report. Server text in a log written before the bus
+sanitised events is neutralised here (textsafe.from_log), so no reader shows it raw.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
+
+from soaktui.log.textsafe import from_log, suspect
 
 BLOCK_SIZE = 4 << 20  # 4 MiB reads: few system calls, bounded memory
 MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is garbage (no event is that big): skipped
@@ -76,6 +79,7 @@ def iter_events(path: str | os.PathLike[str], stats: ReadStats | None = None) ->
                 block = rest + block
             lines = block.split(b"\n")
             rest = lines.pop()  # the (possibly empty) piece after the last newline
+            dirty = suspect(block)  # server text stored raw (an old log): look at its lines
             if len(rest) > MAX_LINE_BYTES:
                 rest = b""
                 skipping = True
@@ -95,7 +99,7 @@ def iter_events(path: str | os.PathLike[str], stats: ReadStats | None = None) ->
                     pending_bad = None
                 if type(ev) is dict:
                     n_ok += 1
-                    yield ev
+                    yield from_log(line, ev) if dirty else ev
                 else:
                     pending_bad = lineno
             st.lines_ok = n_ok

@@ -194,7 +194,7 @@ class SoakApp(App[int]):
             self.redraw_header()
 
     def on_follow_error(self, msg: FollowError) -> None:
-        self.notify(msg.text, title=rundir.EVENTS, severity="error", timeout=10)
+        self.notify(msg.text, title=rundir.EVENTS, severity="error", timeout=10, markup=False)
 
     # -- the controller (thread) -------------------------------------------------------------------
     def _control_loop(self) -> None:
@@ -221,7 +221,8 @@ class SoakApp(App[int]):
                 self._set_feedback(f"✓ {r.message or r.label}", GOOD)
             else:
                 self._set_feedback(f"✗ {r.label}", BAD)
-                self.notify(r.message or f"{r.label} failed", title=r.label, severity="warning")
+                # the engine's message can quote a server (a model id): never markup
+                self.notify(r.message or f"{r.label} failed", title=r.label, severity="warning", markup=False)
             if r.command == "stop" and not (r.reachable and r.ok):
                 self._stop_failed()
         self.redraw_header()

@@ -43,15 +43,15 @@ class ErrorFilterScreen(ModalScreen[ErrorFilter | None]):
                 with Vertical():
                     yield Static(Content.styled("model", "bold $text-muted"))
                     yield OptionList(
-                        f"all models ({models.total()})",
-                        *(f"{elide(names[m], NAME)} ({models[m]})" for m in self.model_choices[1:]),
+                        f"all models ({models.total()})",  # Content below: model names are not markup
+                        *(Content(f"{elide(names[m], NAME)} ({models[m]})") for m in self.model_choices[1:]),
                         id="filter-model",
                     )
                 with Vertical():
                     yield Static(Content.styled("error class", "bold $text-muted"))
                     yield OptionList(
                         f"all classes ({classes.total()})",
-                        *(f"{c} ({classes[c]})" for c in self.class_choices[1:]),
+                        *(Content(f"{c} ({classes[c]})") for c in self.class_choices[1:]),
                         id="filter-class",
                     )
             yield Static(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -242,11 +243,12 @@ class ReportScreen(Screen):
         self._hardware(snap)
 
     def _table(self, table_id: str, rows: list[tuple[Any, ...]], empty: str) -> None:
-        """Fill a table, or hide it and say why it is empty."""
+        """Fill a table, or hide it and say why it is empty. Cells are Text, never markup: they quote
+        servers (model ids, error messages such as "[/INST]" that Rich would take for a tag)."""
         table = self.query_one(f"#{table_id}", DataTable)
         note = self.query_one(f"#{table_id}-empty", Static)
         table.clear()
-        table.add_rows([tuple(NA if c is None else str(c) for c in r) for r in rows])
+        table.add_rows([tuple(Text(NA if c is None else str(c), end="") for c in r) for r in rows])
         table.display = bool(rows)
         note.display = not rows
         note.update(Content.styled(empty, "$text-muted"))

@@ -71,9 +71,10 @@ class Redraws:
         self.set_title(self.detail)
 
     def set_title(self, detail: str = "") -> None:
-        """The border title: the label, then what the pane shows now (`detail`), if anything."""
+        """The border title: the label, then what the pane shows now (`detail`), if anything. Content,
+        not a str: a str would be parsed as markup, and `detail` can name a model."""
         widget: Any = self  # a Textual widget: Redraws is mixed into one
-        widget.border_title = f"{self.label} · {detail}" if detail else self.label
+        widget.border_title = Content(f"{self.label} · {detail}" if detail else self.label)
 
     def maybe_draw(
         self, live: LiveState, now: float, theme: str, *, force: bool = False, slow: bool = False
