@@ -35,7 +35,9 @@ class ServerThread:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self.path: Path | None = None
-        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),), daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self._main(),), daemon=True
+        )
 
     async def _handler(self, command: str, arg: Any) -> dict[str, Any]:
         self.calls.append((command, arg))

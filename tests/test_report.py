@@ -384,7 +384,7 @@ def test_model_profile_beta(snap: dict[str, Any]) -> None:
     assert b["gen_tps"]["n"] == 7 and b["gen_tps"]["p50"] == 80.0  # streamed only
     assert b["gen_tps_nonstream"] == describe([100.0])
     assert b["ttft_ms"]["n"] == 7 and b["ttft_ms"]["mean"] == pytest.approx(1180 / 7, abs=1e-3)
-    assert b["token_source"] == {"usage": 7, "chunks": 1, "unknown": 0}
+    assert b["token_source"] == {"usage": 7, "chunks": 1, "unknown": 0, "usage_rejected": 0}
     assert b["size_estimated"] is True and b["context_length"] is None
     cats = b["prompt_categories"]
     assert (cats["coding"]["tests"], cats["coding"]["ok"]) == (2, 1)
@@ -555,7 +555,7 @@ def test_failover_figures_and_unmeasured_stays_none() -> None:
     assert r["cold_load_ms"]["n"] == 0 and r["cold_load_ms"]["p50"] is None
     g = s["models"]["sim/gamma"]
     assert g["output_tokens"] is None  # no token count was reported: unknown, not 0
-    assert g["token_source"] == {"usage": 0, "chunks": 0, "unknown": 1}
+    assert g["token_source"] == {"usage": 0, "chunks": 0, "unknown": 1, "usage_rejected": 0}
     assert g["gen_tps"]["n"] == 0 and g["gen_tps"]["p50"] is None and g["info"] is None
     assert s["run"]["ended_without_finishing"] and s["run"]["started_at"] is not None
     md = render_markdown(s)

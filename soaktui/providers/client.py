@@ -21,7 +21,17 @@ import httpx
 import orjson
 
 from soaktui import errors
-from soaktui.providers.result import MAX_CONTENT_CHARS, RequestResult, server_timings
+from soaktui.providers.result import (
+    MAX_CONTENT_CHARS,
+    REJECTED,
+    SOURCE_CHUNKS,
+    SOURCE_UNKNOWN,
+    SOURCE_USAGE,
+    RequestResult,
+    completion_limit,
+    server_timings,
+    usage_counts,
+)
 from soaktui.providers.sse import SSEEvent, SSEParser
 from soaktui.providers.types import is_loopback
 
@@ -219,22 +229,28 @@ class _Accumulator:
         r.content = "".join(self.content)
         r.reasoning = "".join(self.reasoning)
         r.tool_calls = [self.calls[i] for i in sorted(self.calls)]
-        u = self.usage or {}
-        prompt, completion = u.get("prompt_tokens"), u.get("completion_tokens")
-        if isinstance(prompt, int) and not isinstance(prompt, bool):
-            r.prompt_tokens = prompt
-        details = u.get("prompt_tokens_details")  # llama.cpp, vLLM (--enable-prompt-tokens-details)
-        cached = details.get("cached_tokens") if isinstance(details, dict) else None
-        if isinstance(cached, int) and not isinstance(cached, bool) and cached >= 0:
-            r.cached_prompt_tokens = cached
         if self.timings is not None:
             r.server_timings = server_timings(self.timings)
-        if isinstance(completion, int) and not isinstance(completion, bool):
+        counts = usage_counts(self.usage) if self.usage is not None else (None, None, None)
+        if not isinstance(counts, str):
+            prompt, completion, cached = counts
+            calls = sum(len(c["function"]["name"]) + len(c["function"]["arguments"]) for c in r.tool_calls)
+            limit = completion_limit(r.chunks if counted_chunks else None, len(r.content) + len(r.reasoning) + calls)
+            if completion is not None and completion > limit:
+                counts = f"completion_tokens {completion} above the {limit} this answer can hold"
+        if isinstance(counts, str):  # impossible counts: believe none of them, count chunks instead
+            why = f" ({REJECTED}: {counts})"
+            r.token_source = (SOURCE_CHUNKS if counted_chunks else SOURCE_UNKNOWN) + why
+            if counted_chunks:
+                r.output_tokens = r.chunks
+            return
+        r.prompt_tokens, r.cached_prompt_tokens = prompt, cached
+        if completion is not None:
             r.output_tokens = completion
-            r.token_source = "usage"
+            r.token_source = SOURCE_USAGE
         elif counted_chunks:
             r.output_tokens = r.chunks
-            r.token_source = "chunks"
+            r.token_source = SOURCE_CHUNKS
 
 
 class ChatClient:

@@ -457,6 +457,8 @@ def _profiles(snap: Snapshot) -> list[str]:
             ["Output tokens (successful requests with a count)", num(m["output_tokens"])],
             ["Truncated answers (finish_reason=length)", m["truncated"]],
         ]
+        if src.get("usage_rejected"):
+            rows.append(["Server usage not believed (impossible counts)", f"{src['usage_rejected']:,} requests"])
         if m["errors"]:
             rows.append(["Failed requests by class", ", ".join(f"{c} {n}" for c, n in m["errors"].items())])
         out += table(["", ""], rows)

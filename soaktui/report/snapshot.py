@@ -123,6 +123,7 @@ class TokenSource(TypedDict):
     usage: int
     chunks: int
     unknown: int
+    usage_rejected: int  # counted in chunks or unknown: the server's usage had impossible counts
 
 
 class ScenarioCounts(TypedDict):

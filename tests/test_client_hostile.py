@@ -1,0 +1,98 @@
+"""The chat client against hostile loopback servers: figures a server cannot have measured are not
+believed (issue 14, item 11), and bodies and streams that would never end are cut (item 13)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from soaktui.report import fold, render_markdown
+from tests.test_client import DONE, _json_response, chat, delta, run, sse, stream_of
+from tests.test_report import Log
+
+pytestmark = pytest.mark.integration
+
+
+def usage_chunk(**usage: Any) -> bytes:
+    return sse({"id": "chatcmpl-1", "choices": [], "usage": usage})
+
+
+def three_chunks_then(usage: bytes) -> Any:
+    return stream_of(sse(delta("Hel")), sse(delta("lo")), sse(delta("!", finish="stop")), usage, DONE)
+
+
+@pytest.mark.parametrize(
+    ("usage", "why"),
+    [
+        ({"prompt_tokens": 7, "completion_tokens": -40}, "negative completion_tokens"),
+        ({"prompt_tokens": -7, "completion_tokens": 3}, "negative prompt_tokens"),
+        ({"prompt_tokens": 7, "completion_tokens": "3"}, "non-integer completion_tokens"),
+        ({"prompt_tokens": 7.5, "completion_tokens": 3}, "non-integer prompt_tokens"),
+        ({"prompt_tokens": 7, "completion_tokens": True}, "non-integer completion_tokens"),
+        (
+            {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 9}},
+            "cached_tokens above prompt_tokens",
+        ),
+        ({"prompt_tokens": 7, "completion_tokens": 10**9}, "completion_tokens 1000000000 above the 28"),
+    ],
+)
+def test_impossible_usage_on_a_stream_falls_back_to_counted_chunks(usage, why):
+    r, _ = run(chat(three_chunks_then(usage_chunk(**usage))))
+    assert r.ok, r.error
+    assert r.token_source.startswith(f"chunks (usage rejected: {why}")
+    assert (r.output_tokens, r.prompt_tokens, r.cached_prompt_tokens) == (3, None, None)
+    assert r.gen_tps is None or r.gen_tps > 0
+    assert r.event_fields()["token_source"] == r.token_source
+
+
+def test_plausible_usage_is_believed_up_to_the_limit():
+    r, _ = run(chat(three_chunks_then(usage_chunk(prompt_tokens=7, completion_tokens=28))))
+    assert (r.token_source, r.output_tokens, r.prompt_tokens) == ("usage", 28, 7)
+    r, _ = run(chat(three_chunks_then(usage_chunk(prompt_tokens=7, completion_tokens=29))))
+    assert r.token_source.startswith("chunks (usage rejected: completion_tokens 29 above the 28")
+    # Integral floats are counts; a whole tool call sent in one chunk holds a token a character.
+    args = orjson.dumps({"city": "Reykjavik", "days": list(range(40))}).decode()
+    call = {"index": 0, "id": "c1", "function": {"name": "forecast", "arguments": args}}
+    h = stream_of(
+        sse(delta(tool_calls=[call], finish="tool_calls")),
+        usage_chunk(prompt_tokens=7.0, completion_tokens=len(args)),
+        DONE,
+    )
+    r, _ = run(chat(h))
+    assert (r.token_source, r.output_tokens, r.prompt_tokens, r.chunks) == ("usage", len(args), 7, 1)
+
+
+def test_impossible_usage_on_a_whole_answer_leaves_tokens_unknown_and_says_why():
+    obj = {
+        "choices": [{"message": {"content": "four"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": -3},
+    }
+    r, _ = run(chat(_json_response(obj), stream=False))
+    assert r.ok, r.error
+    assert (r.output_tokens, r.prompt_tokens) == (None, None)
+    assert r.token_source == "unknown (usage rejected: negative completion_tokens)"
+    obj["usage"] = {"prompt_tokens": 5, "completion_tokens": 4 * len("four") + 17}
+    r, _ = run(chat(_json_response(obj), stream=False))
+    assert (
+        r.token_source == "unknown (usage rejected: completion_tokens 33 above the 32 this answer can hold)"
+    )
+    obj["usage"] = {"prompt_tokens": 5, "completion_tokens": 2}
+    r, _ = run(chat(_json_response(obj), stream=False))
+    assert (r.token_source, r.output_tokens, r.prompt_tokens) == ("usage", 2, 5)
+
+
+def test_the_report_counts_rejected_usage_and_never_shows_negative_speed():
+    rejected, _ = run(chat(three_chunks_then(usage_chunk(prompt_tokens=7, completion_tokens=-500))))
+    believed, _ = run(chat(three_chunks_then(usage_chunk(prompt_tokens=7, completion_tokens=3))))
+    log = Log()
+    for test_id, r in enumerate((rejected, believed), 1):
+        fields = r.event_fields()
+        log.add("request", test_id=test_id, scenario="streaming", provider="sim", **fields)
+    snap = fold(log.events).snapshot()
+    model = snap["models"]["sim/m"]
+    assert model["token_source"] == {"usage": 1, "chunks": 1, "unknown": 0, "usage_rejected": 1}
+    assert model["output_tokens"] == 6
+    assert all(v is None or v >= 0 for v in (model["gen_tps"]["min"], model["gen_tps"]["p50"]))
+    assert "| Server usage not believed (impossible counts) | 1 requests |" in render_markdown(snap)
