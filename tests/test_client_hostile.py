@@ -3,13 +3,17 @@ believed (issue 14, item 11), and bodies and streams that would never end are cu
 
 from __future__ import annotations
 
+import asyncio
+import tracemalloc
 from typing import Any
 
 import orjson
 import pytest
 
+from soaktui import errors
+from soaktui.providers.client import JSON_BODY_CAP
 from soaktui.report import fold, render_markdown
-from tests.test_client import DONE, _json_response, chat, delta, run, sse, stream_of
+from tests.test_client import DONE, Request, _json_response, chat, delta, head, run, sse, stream_of
 from tests.test_report import Log
 
 pytestmark = pytest.mark.integration
@@ -96,3 +100,34 @@ def test_the_report_counts_rejected_usage_and_never_shows_negative_speed():
     assert model["output_tokens"] == 6
     assert all(v is None or v >= 0 for v in (model["gen_tps"]["min"], model["gen_tps"]["p50"]))
     assert "| Server usage not believed (impossible counts) | 1 requests |" in render_markdown(snap)
+
+
+# -- bodies and streams that do not end where they should -----------------------------------------
+
+
+def _peak_of_a_whole_answer(size: int) -> tuple[Any, int]:
+    """(result, traced peak) of a non-stream request whose body is `size` bytes of spaces."""
+    piece = b" " * min(size, 1 << 20)  # allocated before tracing starts: only the client is measured
+
+    async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+        w.write(head(200, "application/json", chunked=False, length=size))
+        for _ in range(size // len(piece)):
+            w.write(piece)
+            await w.drain()  # the server's own buffer stays at one piece
+
+    tracemalloc.start()
+    try:
+        r, _ = run(chat(handler, stream=False))
+        return r, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_50_mb_body_fails_at_the_cap_holding_it_at_most_once():
+    small, baseline = _peak_of_a_whole_answer(1024)  # a client, its TLS context, a loop: not the body
+    assert small.error_class == errors.BAD_RESPONSE and "not JSON" in small.error
+    r, peak = _peak_of_a_whole_answer(50 << 20)
+    assert r.error_class == errors.BAD_RESPONSE
+    assert r.error == f"response body larger than {JSON_BODY_CAP // 2**20} MiB (not read further)"
+    # The capped body once (a bytearray grows by an eighth); a copy of it would double this.
+    assert peak - baseline < 1.3 * JSON_BODY_CAP, (peak, baseline)

@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 500  # body_excerpt length
 ERROR_BODY_CAP = 64 * 1024  # bytes read from an error body (enough to find the message)
 HEAD_CAP = 4096  # first bytes of a stream body kept to explain a non-SSE answer
-JSON_BODY_CAP = 32 * 1024 * 1024  # a non-stream completion or a native-endpoint read
+# A non-stream completion or a native-endpoint read, held once while it is parsed. Parsing is what
+# costs: orjson builds up to ~30x a body's size in objects (a body of tiny objects; ~14x for one
+# long string), so the cap bounds the parse too. 8 MiB is 4x what soaktui keeps of an answer
+# (MAX_CONTENT_CHARS) and far beyond any model list or /api/show.
+JSON_BODY_CAP = 8 * 1024 * 1024
 MAX_TOOL_CALLS = 128  # distinct streamed tool-call indices kept per request
 MESSAGE_CHARS = 300  # the one-line `error` message
 DRAIN_S = 0.5  # after [DONE]: how long to wait for the end of the body (keeps the connection)
@@ -602,7 +606,9 @@ class ChatClient:
         if result.end_ns is None:  # empty body: nothing was stamped
             result.end_ns = time.perf_counter_ns()
         if not complete:
-            raise _Failed(errors.BAD_RESPONSE, f"response body larger than {JSON_BODY_CAP} bytes")
+            raise _Failed(
+                errors.BAD_RESPONSE, f"response body larger than {JSON_BODY_CAP // 2**20} MiB (not read further)"
+            )
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -640,8 +646,10 @@ class ChatClient:
     @staticmethod
     async def _read_capped(
         response: httpx.Response, cap: int, result: RequestResult | None = None
-    ) -> tuple[bytes, bool]:
-        """Up to `cap` bytes of the body (and whether that was all of it), stamping arrivals."""
+    ) -> tuple[bytearray, bool]:
+        """Up to `cap` bytes of the body (and whether that was all of it), stamping arrivals. The
+        body is held once, in the buffer returned (orjson parses a bytearray as it is): no copy, and
+        nothing past the cap is read (the caller closes the response, dropping the connection)."""
         buf = bytearray()
         async for chunk in response.aiter_raw():
             if result is not None:
@@ -649,10 +657,11 @@ class ChatClient:
                 if result.first_byte_ns is None:
                     result.first_byte_ns = now
                 result.end_ns = result.last_byte_ns = now
-            buf += chunk[: cap - len(buf)]
-            if len(buf) >= cap:
-                return bytes(buf), False
-        return bytes(buf), True
+            if len(buf) + len(chunk) > cap:
+                buf += memoryview(chunk)[: cap - len(buf)]  # what fits: an error body's excerpt
+                return buf, False
+            buf += chunk
+        return buf, True
 
     async def _http_error(self, result: RequestResult, response: httpx.Response) -> None:
         """A non-2xx answer: keep the status and an excerpt, then fail with the right class."""
