@@ -13,7 +13,7 @@ import pytest
 from soaktui import errors
 from soaktui.providers.client import JSON_BODY_CAP
 from soaktui.report import fold, render_markdown
-from tests.test_client import DONE, Request, _json_response, chat, delta, head, run, sse, stream_of
+from tests.test_client import DONE, Request, _json_response, chat, chunk, delta, head, run, sse, stream_of
 from tests.test_report import Log
 
 pytestmark = pytest.mark.integration
@@ -131,3 +131,41 @@ def test_a_50_mb_body_fails_at_the_cap_holding_it_at_most_once():
     assert r.error == f"response body larger than {JSON_BODY_CAP // 2**20} MiB (not read further)"
     # The capped body once (a bytearray grows by an eighth); a copy of it would double this.
     assert peak - baseline < 1.3 * JSON_BODY_CAP, (peak, baseline)
+
+
+def endless_stream(sent: list[int]) -> Any:
+    """A server that ignores max_tokens: content chunks forever (until the client hangs up)."""
+
+    async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+        w.write(head())
+        while True:
+            w.write(chunk(sse(delta(f"t{sent[0]} "))))
+            sent[0] += 1
+            await w.drain()
+
+    return handler
+
+
+def test_a_stream_that_ignores_max_tokens_is_cut_at_twice_max_tokens_plus_32():
+    sent = [0]
+    r, _ = run(chat(endless_stream(sent), max_tokens=10, total_timeout_s=30))  # cut long before
+    assert r.error_class == errors.RUNAWAY_STREAM
+    assert r.error == (
+        "stream still going after 52 content chunks with max_tokens=10 (the server ignores max_tokens); "
+        "stopped reading"
+    )
+    assert r.chunks == 53 and r.content.startswith("t0 t1 ")  # what came is kept
+    assert (r.output_tokens, r.token_source) == (53, "chunks")
+    assert r.end_ns is not None and r.end_ns >= r.last_token_ns
+    log = Log()
+    log.add("request", test_id=1, scenario="streaming", provider="sim", **r.event_fields())
+    snap = fold(log.events).snapshot()
+    assert snap["models"]["sim/m"]["errors"] == {errors.RUNAWAY_STREAM: 1}  # the report counts it
+
+
+def test_a_stream_up_to_the_limit_is_fine_and_no_max_tokens_means_no_limit():
+    body = [sse(delta(f"w{i} ")) for i in range(52)] + [sse(delta(finish="length")), DONE]
+    r, _ = run(chat(stream_of(*body), max_tokens=10))
+    assert r.ok and r.chunks == 52, r.error
+    r, _ = run(chat(stream_of(*body)))
+    assert r.ok and r.chunks == 52, r.error

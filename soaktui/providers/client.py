@@ -49,6 +49,14 @@ MAX_TOOL_CALLS = 128  # distinct streamed tool-call indices kept per request
 MESSAGE_CHARS = 300  # the one-line `error` message
 DRAIN_S = 0.5  # after [DONE]: how long to wait for the end of the body (keeps the connection)
 
+
+def runaway_chunks(max_tokens: int | None) -> int | None:
+    """The most content chunks a stream asked for `max_tokens` may carry before it is cut as
+    `runaway_stream`: twice the tokens allowed, plus 32 (a chunk carries one token or more; a
+    server's stop can come a few tokens late). A server that ignores max_tokens and keeps streaming
+    would otherwise be bounded only by the total timeout. None when the request set no max_tokens."""
+    return None if max_tokens is None or max_tokens <= 0 else 2 * max_tokens + 32
+
 # Server wordings for "the request does not fit the context" (sources in docs/servers.md):
 # llama.cpp ("the request exceeds the available context size", type exceed_context_size_error),
 # llama-cpp-python, vLLM ("This model's maximum context length is N tokens", and "'max_tokens' ...
@@ -563,6 +571,13 @@ class ChatClient:
         result.last_token_ns = stamp
         result.token_ns.append(stamp)
         result.chunks += 1
+        limit = runaway_chunks(result.max_tokens)
+        if limit is not None and result.chunks > limit:
+            raise _Failed(
+                errors.RUNAWAY_STREAM,
+                f"stream still going after {limit} content chunks with max_tokens={result.max_tokens} "
+                "(the server ignores max_tokens); stopped reading",
+            )
         if content and isinstance(content, str):
             acc.add_content(content)
         if reasoning and isinstance(reasoning, str):
