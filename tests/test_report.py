@@ -799,3 +799,24 @@ def test_soaktui_report_writes_the_formats_asked_for(tmp_path: Path) -> None:
     assert r.returncode == 0 and [Path(p).name for p in r.stdout.split()] == ["report.json", "report.html"]
     r = report("--format", "pdf")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--format" in r.stderr
+
+
+@pytest.mark.integration
+def test_a_log_from_a_newer_soaktui_is_reported_with_one_warning(tmp_path: Path) -> None:
+    events = make_log().events
+    for ev in events[-5:]:
+        ev["v"] = 2  # a newer soaktui wrote the last events
+    run = write_run(tmp_path, events, tail=b"")
+    r = subprocess.run(
+        [sys.executable, "-m", "soaktui", "report", str(run), "--format", "md,json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    warning = "5 events were written by a newer soaktui (event schema v2; this one reads v1)"
+    assert r.stderr.count(warning) == 1, r.stderr
+    assert f"read {len(events)} events from" in r.stderr  # read, not refused
+    log = orjson.loads((run / "report.json").read_bytes())["log"]
+    assert (log["newer_schema"], log["newer_events"]) == (2, 5) and log["warning"].startswith(warning)
+    assert warning in (run / "final_report.md").read_text()
