@@ -21,12 +21,9 @@ import httpx
 import orjson
 
 from soaktui import errors
+from soaktui.log.events import SOURCE_CHUNKS, SOURCE_UNKNOWN, SOURCE_USAGE, USAGE_REJECTED
 from soaktui.providers.result import (
     MAX_CONTENT_CHARS,
-    REJECTED,
-    SOURCE_CHUNKS,
-    SOURCE_UNKNOWN,
-    SOURCE_USAGE,
     RequestResult,
     completion_limit,
     server_timings,
@@ -246,12 +243,13 @@ class _Accumulator:
         counts = usage_counts(self.usage) if self.usage is not None else (None, None, None)
         if not isinstance(counts, str):
             prompt, completion, cached = counts
-            calls = sum(len(c["function"]["name"]) + len(c["function"]["arguments"]) for c in r.tool_calls)
-            limit = completion_limit(r.chunks if counted_chunks else None, len(r.content) + len(r.reasoning) + calls)
+            fns = [c["function"] for c in r.tool_calls]
+            chars = len(r.content) + len(r.reasoning) + sum(len(f["name"]) + len(f["arguments"]) for f in fns)
+            limit = completion_limit(r.chunks if counted_chunks else None, chars)
             if completion is not None and completion > limit:
                 counts = f"completion_tokens {completion} above the {limit} this answer can hold"
         if isinstance(counts, str):  # impossible counts: believe none of them, count chunks instead
-            why = f" ({REJECTED}: {counts})"
+            why = f" ({USAGE_REJECTED}: {counts})"
             r.token_source = (SOURCE_CHUNKS if counted_chunks else SOURCE_UNKNOWN) + why
             if counted_chunks:
                 r.output_tokens = r.chunks

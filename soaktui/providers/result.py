@@ -26,7 +26,7 @@ A `usage` with impossible counts is not believed (`usage_problem`): a negative o
 `cached_tokens` above `prompt_tokens`, or more completion tokens than the answer could hold. The
 whole object is dropped (a server that miscounts one figure is not trusted with the others) and the
 source says why: `"chunks (usage rejected: negative completion_tokens)"` on a stream, `"unknown
-(usage rejected: ...)"` on a whole answer, which has no chunks to count (`token_source_kind`).
+(usage rejected: ...)"` on a whole answer, which has no chunks to count (values in log/events.py).
 """
 
 from __future__ import annotations
@@ -39,11 +39,6 @@ from soaktui.stats import percentile
 
 MAX_CONTENT_CHARS = 2_000_000  # bounded: a runaway answer cannot eat the engine's memory
 
-# `token_source` values (docs/events.md); a rejected usage adds " (usage rejected: why)".
-SOURCE_USAGE = "usage"
-SOURCE_CHUNKS = "chunks"
-SOURCE_UNKNOWN = "unknown"
-REJECTED = "usage rejected"
 # A streamed chunk may carry a few tokens (servers batch under load), and a count may include a few
 # tokens that show no text (end of turn, tool-call markers): beyond this, the count is impossible.
 TOKENS_PER_CHUNK = 4
@@ -91,15 +86,6 @@ def completion_limit(chunks: int | None, text_chars: int) -> int:
         return max(TOKENS_PER_CHUNK * chunks, text_chars) + TOKENS_SLACK
     return 4 * text_chars + TOKENS_SLACK
 
-
-def token_source_kind(source: object) -> str:
-    """SOURCE_USAGE, SOURCE_CHUNKS or SOURCE_UNKNOWN for a `token_source` value (None: unknown)."""
-    head = source.split(" ", 1)[0] if isinstance(source, str) else None
-    return head if head in (SOURCE_USAGE, SOURCE_CHUNKS) else SOURCE_UNKNOWN
-
-
-def usage_was_rejected(source: object) -> bool:
-    return isinstance(source, str) and f"({REJECTED}:" in source
 
 
 _TIMING_KEYS = (

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 from soaktui.errors import CANCELLED, TOOLS_DID_NOT_FIT
-from soaktui.providers.result import SOURCE_CHUNKS, SOURCE_USAGE, token_source_kind, usage_was_rejected
+from soaktui.log.events import SOURCE_CHUNKS, SOURCE_USAGE, token_source_kind, usage_was_rejected
 from soaktui.report.folds.common import is_num, model_key
 from soaktui.report.folds.timeline import TimeCells
 from soaktui.report.snapshot import ErrorClass, ModelProfile, RequestTotals, ScenarioSummary
