@@ -140,6 +140,7 @@ def _cmd_run(argv: list[str]) -> int:
 
 
 def _cmd_report(argv: list[str]) -> int:
+    from soaktui.log.reader import newer_schema_warning
     from soaktui.profiles.capdb import record_snapshot
     from soaktui.report import build_report, write_report_files
 
@@ -185,6 +186,9 @@ def _cmd_report(argv: list[str]) -> int:
         note.append(f"{stats.lines_bad} unreadable line(s) skipped, first at line {stats.first_bad_line}")
     if stats.torn_tail:
         note.append("a torn last line skipped (the run was killed mid-write)")
+    newer = newer_schema_warning(stats)
+    if newer:
+        sys.stderr.write(f"soaktui: warning: {newer}\n")
     if not snap["run"].get("finished"):
         note.append("the run ended without finishing (killed or still running): a report of what was logged")
     sys.stderr.write(f"read {stats.lines_ok} events from {log}" + "".join(f"; {n}" for n in note) + "\n")

@@ -22,6 +22,7 @@ BAD_RESPONSE = "bad_response"  # a 2xx non-stream body that is not the expected 
 CHECK_FAILED = "check_failed"  # the request worked but the scenario's success rule did not hold
 PROMPT_TRUNCATED = "prompt_truncated"  # HTTP 200, but the server counted far fewer prompt tokens than sent
 STALLED = "stalled"  # the stream went silent for stall_s or longer between tokens, even if it finished
+RUNAWAY_STREAM = "runaway_stream"  # far more content chunks than max_tokens allows: cut, not read to its end
 # soaktui's own tool list did not fit the model's context: retried with fewer tools. Like a
 # cancellation, neither a success nor a failure of the model or the server (counted apart).
 TOOLS_DID_NOT_FIT = "tools_did_not_fit"
@@ -43,6 +44,7 @@ ALL = (
     CHECK_FAILED,
     PROMPT_TRUNCATED,
     STALLED,
+    RUNAWAY_STREAM,
     TOOLS_DID_NOT_FIT,
     OTHER,
 )

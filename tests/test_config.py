@@ -411,6 +411,20 @@ def test_error_message_names_file_key_value_and_allowed(tmp_path, env):
             '[output]\nfsync_interval = "-1s"',
             "output.fsync_interval = '-1s': expected a bare number of seconds",
         ),
+        (
+            "[output]\nsummary_interval = 0.5",
+            "output.summary_interval = 0.5: expected at least 1s (each rewrites test_summary.json)",
+        ),
+        ('[output]\nstatus_interval = "10ms"', "output.status_interval = '10ms': expected a bare number"),
+        (
+            '[output]\nstatus_interval = "0.2s"',
+            "output.status_interval = '0.2s': expected at least 1s (each writes a status event)",
+        ),
+        ("[output]\ntelemetry_interval = 0.1", "output.telemetry_interval = 0.1: expected at least 0.5s"),
+        (
+            '[output]\nfsync_interval = "0.001s"',
+            "output.fsync_interval = '0.001s': expected at least 0.05s (each is a disk flush)",
+        ),
         ("rotation = 5", "rotation = 5: expected a table ([rotation])"),
         (
             'scenarios = ["streaming"]\n[weights]\nstreaming = 0',

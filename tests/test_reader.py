@@ -114,3 +114,33 @@ def test_any_block_size_yields_exactly_the_complete_lines(
     assert [e["seq"] for e in events] == list(range(n))
     assert st.lines_bad == 0
     assert st.torn_tail == bool(tail.strip())
+
+
+def test_events_from_a_newer_schema_are_read_and_counted(tmp_path: Path) -> None:
+    """A log a newer soaktui wrote: every event still comes through, and the stats say how many
+    were newer and the newest version, for the one warning (reader and follower alike)."""
+    from soaktui.log.events import SCHEMA_VERSION
+    from soaktui.log.follow import LogFollower
+    from soaktui.log.reader import newer_schema_warning
+
+    newer = SCHEMA_VERSION + 1
+    lines = [
+        _line(1),
+        orjson.dumps({"v": newer, "kind": "status", "seq": 2, "t": 1002.0, "shiny": [1]}) + b"\n",
+        orjson.dumps({"v": newer + 1, "kind": "hologram", "seq": 3, "t": 1003.0}) + b"\n",
+        orjson.dumps({"v": "2", "kind": "status", "seq": 4, "t": 1004.0}) + b"\n",  # not a version
+        _line(5),
+    ]
+    p = _write(tmp_path / "e.jsonl", b"".join(lines))
+    events, st = read_all(p)
+    follower = LogFollower(p)
+    followed = follower.read()
+    assert [e["seq"] for e in events] == [e["seq"] for e in followed] == [1, 2, 3, 4, 5]
+    for stats in (st, follower.stats):
+        assert (stats.newer_schema, stats.newer_events) == (newer + 1, 2)
+        assert newer_schema_warning(stats) == (
+            f"2 events were written by a newer soaktui (event schema v{newer + 1}; this one reads "
+            f"v{SCHEMA_VERSION}): read for what this version understands, some figures may be missing"
+        )
+    _, plain = read_all(_write(tmp_path / "plain.jsonl", _line(1)))
+    assert (plain.newer_schema, plain.newer_events, newer_schema_warning(plain)) == (None, 0, None)

@@ -384,7 +384,7 @@ def test_model_profile_beta(snap: dict[str, Any]) -> None:
     assert b["gen_tps"]["n"] == 7 and b["gen_tps"]["p50"] == 80.0  # streamed only
     assert b["gen_tps_nonstream"] == describe([100.0])
     assert b["ttft_ms"]["n"] == 7 and b["ttft_ms"]["mean"] == pytest.approx(1180 / 7, abs=1e-3)
-    assert b["token_source"] == {"usage": 7, "chunks": 1, "unknown": 0}
+    assert b["token_source"] == {"usage": 7, "chunks": 1, "unknown": 0, "usage_rejected": 0}
     assert b["size_estimated"] is True and b["context_length"] is None
     cats = b["prompt_categories"]
     assert (cats["coding"]["tests"], cats["coding"]["ok"]) == (2, 1)
@@ -555,7 +555,7 @@ def test_failover_figures_and_unmeasured_stays_none() -> None:
     assert r["cold_load_ms"]["n"] == 0 and r["cold_load_ms"]["p50"] is None
     g = s["models"]["sim/gamma"]
     assert g["output_tokens"] is None  # no token count was reported: unknown, not 0
-    assert g["token_source"] == {"usage": 0, "chunks": 0, "unknown": 1}
+    assert g["token_source"] == {"usage": 0, "chunks": 0, "unknown": 1, "usage_rejected": 0}
     assert g["gen_tps"]["n"] == 0 and g["gen_tps"]["p50"] is None and g["info"] is None
     assert s["run"]["ended_without_finishing"] and s["run"]["started_at"] is not None
     md = render_markdown(s)
@@ -799,3 +799,24 @@ def test_soaktui_report_writes_the_formats_asked_for(tmp_path: Path) -> None:
     assert r.returncode == 0 and [Path(p).name for p in r.stdout.split()] == ["report.json", "report.html"]
     r = report("--format", "pdf")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--format" in r.stderr
+
+
+@pytest.mark.integration
+def test_a_log_from_a_newer_soaktui_is_reported_with_one_warning(tmp_path: Path) -> None:
+    events = make_log().events
+    for ev in events[-5:]:
+        ev["v"] = 2  # a newer soaktui wrote the last events
+    run = write_run(tmp_path, events, tail=b"")
+    r = subprocess.run(
+        [sys.executable, "-m", "soaktui", "report", str(run), "--format", "md,json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    warning = "5 events were written by a newer soaktui (event schema v2; this one reads v1)"
+    assert r.stderr.count(warning) == 1, r.stderr
+    assert f"read {len(events)} events from" in r.stderr  # read, not refused
+    log = orjson.loads((run / "report.json").read_bytes())["log"]
+    assert (log["newer_schema"], log["newer_events"]) == (2, 5) and log["warning"].startswith(warning)
+    assert warning in (run / "final_report.md").read_text()

@@ -124,19 +124,23 @@ def number(ok: Callable[[float], bool], expected: str) -> Check:
     return Check(check, _text_float)
 
 
-def duration(default_unit: str) -> Check:
-    """Float seconds from a bare number of `default_unit`, a string with units, or a timedelta."""
+def duration(default_unit: str, at_least_s: float | None = None, why: str = "") -> Check:
+    """Float seconds from a bare number of `default_unit`, a string with units, or a timedelta;
+    with `at_least_s`, no shorter than that (`why` says what a shorter one would cost)."""
 
     def check(v: Any) -> float:
         if isinstance(v, dt.timedelta):
             seconds = v.total_seconds()
-            if seconds > 0:
-                return seconds
-            raise Invalid(duration_expected(default_unit))
-        try:
-            return parse_duration(v, default_unit=default_unit)
-        except DurationError as exc:
-            raise Invalid(duration_expected(default_unit)) from exc
+            if seconds <= 0:
+                raise Invalid(duration_expected(default_unit))
+        else:
+            try:
+                seconds = parse_duration(v, default_unit=default_unit)
+            except DurationError as exc:
+                raise Invalid(duration_expected(default_unit)) from exc
+        if at_least_s is not None and seconds < at_least_s:
+            raise Invalid(f"expected at least {at_least_s:g}s" + (f" ({why})" if why else ""))
+        return seconds
 
     return Check(check)
 
@@ -281,6 +285,12 @@ PERCENT = int_range(1, 100, "a whole-number percentage")
 TESTS = int_range(1, MAX_TESTS_PER_TURN, "an integer")
 TOKENS = int_range(1, MAX_TOKENS, "a token count")
 SECONDS = duration("s")
+# Output intervals: each tick writes something (an event, a file, an fsync), so a tiny interval
+# turns the run into a writer of its own bookkeeping.
+SUMMARY_INTERVAL = duration("s", 1.0, "each rewrites test_summary.json")
+STATUS_INTERVAL = duration("s", 1.0, "each writes a status event")
+TELEMETRY_INTERVAL = duration("s", 0.5, "each reads every sensor and server and writes an event")
+FSYNC_INTERVAL = duration("s", 0.05, "each is a disk flush")
 SECONDS_HELP = 'seconds, or a duration such as "30s", "2m"'
 CELSIUS = number(lambda x: 30 <= x <= 150, "expected degrees Celsius from 30 to 150")
 WEIGHT = number(lambda x: x >= 0, "expected a number >= 0")

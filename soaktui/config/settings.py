@@ -131,12 +131,18 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Output:  # seconds
-    summary_interval: float = setting("5m", c.SECONDS, "How often test_summary.json is rewritten.")
-    status_interval: float = setting("60s", c.SECONDS, "How often a status event is written.")
-    telemetry_interval: float = setting(
-        "2s", c.SECONDS, "How often a telemetry event (machine, sensors, server metrics) is written."
+    summary_interval: float = setting(
+        "5m", c.SUMMARY_INTERVAL, "How often test_summary.json is rewritten (at least 1s)."
     )
-    fsync_interval: float = setting("1s", c.SECONDS, "Longest time events.jsonl goes without fsync.")
+    status_interval: float = setting("60s", c.STATUS_INTERVAL, "How often a status event is written (at least 1s).")
+    telemetry_interval: float = setting(
+        "2s",
+        c.TELEMETRY_INTERVAL,
+        "How often a telemetry event (machine, sensors, server metrics) is written (at least 0.5s).",
+    )
+    fsync_interval: float = setting(
+        "1s", c.FSYNC_INTERVAL, "Longest time events.jsonl goes without fsync (at least 0.05s)."
+    )
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ request, `{"command": str, "arg": ...}`, answered by one JSON line `{"ok": bool,
 "state": {...}}`; a connection may carry several requests in turn.
 
 This module validates commands and arguments and answers malformed requests itself; the engine's
-handler only sees valid, normalised ones (`normalize_command`) and does the work. Everything is
+handler only sees valid, normalised ones (`normalize_command`) and does the work. Whatever the bytes
+(not UTF-8, not JSON, nested past the parser's depth, a command that is an object or a list, an
+argument of the wrong type), the client gets an `ok: false` reply naming the problem; nothing a
+client sends raises in the engine (tests/test_control_fuzz.py fuzzes the protocol). Everything is
 bounded: a request line over 64 KiB or a client silent for 5 s is dropped, and only a few clients
 are served at once.
 
@@ -27,6 +30,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import logging
 import os
 import re
 import shutil
@@ -43,6 +47,8 @@ from soaktui.errors import SetupError
 from soaktui.log import rundir
 from soaktui.log.textsafe import neutralise
 from soaktui.report.atomic import atomic_write_bytes
+
+log = logging.getLogger(__name__)
 
 SOCKET_NAME = rundir.CONTROL_SOCKET
 POINTER_NAME = rundir.CONTROL_POINTER
@@ -81,20 +87,30 @@ def normalize_command(command: object, arg: object = None) -> tuple[str, Any]:
     throttle -> an int 1..100 (absolute) or a str "+N" / "-N" (relative; see `apply_throttle`);
     quiet -> "on" | "off" | "toggle" (no arg = toggle); the other commands take no argument.
     """
-    name = command.strip().lower() if isinstance(command, str) else command
+    # The type first: an object or a list sent as the command is not hashable (`in` would raise).
+    name = command.strip().lower() if isinstance(command, str) else None
     if name not in COMMANDS:
-        raise ValueError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+        raise ValueError(f"unknown command {_shape(command)}; commands: {', '.join(COMMANDS)}")
     if name == "throttle":
         return name, _throttle_arg(arg)
     if name == "quiet":
         return name, _quiet_arg(arg)
     if arg is not None and arg != "":
-        raise ValueError(f"{name} takes no argument (got {arg!r})")
+        raise ValueError(f"{name} takes no argument (got {_shape(arg)})")
     return name, None
 
 
+def _shape(value: object, limit: int = 60) -> str:
+    """A short repr of what a client sent, for an error reply: bounded, whatever its size or depth."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # deep nesting; an int over repr's digit limit
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _throttle_arg(arg: object) -> int | str:
-    expected = f"throttle expects a percentage from 1 to 100 or a change such as +10 / -10, got {arg!r}"
+    expected = f"throttle expects a percentage from 1 to 100 or a change such as +10 / -10, got {_shape(arg)}"
     if isinstance(arg, int) and not isinstance(arg, bool):
         if 1 <= arg <= 100:
             return arg
@@ -119,7 +135,7 @@ def _quiet_arg(arg: object) -> str:
         return "on" if arg else "off"
     value = arg.strip().lower() if isinstance(arg, str) else None
     if value not in ("on", "off", "toggle"):
-        raise ValueError(f"quiet expects on, off or toggle, got {arg!r}")
+        raise ValueError(f"quiet expects on, off or toggle, got {_shape(arg)}")
     return value
 
 
@@ -190,7 +206,8 @@ def _reply(ok: bool, message: str, state: Mapping[str, Any] | None = None) -> di
 
 
 def _encode(reply: Mapping[str, Any]) -> bytes:
-    return json.dumps(reply, default=str, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    text = json.dumps(reply, default=str, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace") + b"\n"  # a lone surrogate must not raise
 
 
 class ControlServer:
@@ -358,9 +375,17 @@ class ControlServer:
         await asyncio.wait_for(writer.drain(), self._idle_timeout_s)
 
     async def _dispatch(self, line: bytes) -> dict[str, Any]:
+        """The reply to one request line; never raises (a client's bytes must not reach a traceback)."""
+        try:
+            return await self._answer(line)
+        except Exception as exc:  # a gap in the validation below: answer it, keep serving
+            log.exception("control request failed")
+            return _reply(False, f"internal error: {type(exc).__name__}")
+
+    async def _answer(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
             request = None
         if not isinstance(request, dict) or "command" not in request:
             return _reply(False, 'bad request: expected one JSON line {"command": "...", "arg": ...}')

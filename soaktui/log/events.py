@@ -46,6 +46,25 @@ THERMAL_GUARD = "thermal_guard"  # the thermal guard changed the engine's pace
 ERROR = "error"
 RUN_FINISHED = "run_finished"
 
+# `request.token_source` values: where the output token count came from. A `usage` with impossible
+# counts is not believed, and the source then says why: "chunks (usage rejected: why)", or
+# "unknown (usage rejected: why)" on a whole answer (providers/result.py judges the counts).
+SOURCE_USAGE = "usage"
+SOURCE_CHUNKS = "chunks"
+SOURCE_UNKNOWN = "unknown"
+USAGE_REJECTED = "usage rejected"
+
+
+def token_source_kind(source: object) -> str:
+    """SOURCE_USAGE, SOURCE_CHUNKS or SOURCE_UNKNOWN for a `token_source` value (None: unknown)."""
+    head = source.split(" ", 1)[0] if isinstance(source, str) else None
+    return head if head in (SOURCE_USAGE, SOURCE_CHUNKS) else SOURCE_UNKNOWN
+
+
+def usage_was_rejected(source: object) -> bool:
+    """True when a `token_source` says the server's usage was not believed."""
+    return isinstance(source, str) and f"({USAGE_REJECTED}:" in source
+
 
 class Sink(Protocol):
     """Anything that consumes events. `handle` must be quick: it runs on the engine's loop."""

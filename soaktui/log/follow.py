@@ -26,30 +26,17 @@ from typing import IO, Any
 
 import orjson
 
-from soaktui.log.reader import MAX_LINE_BYTES
+from soaktui.log.events import SCHEMA_VERSION
+from soaktui.log.reader import MAX_LINE_BYTES, ReadStats
 from soaktui.log.textsafe import from_log, suspect
 
 READ_BYTES = 1 << 20  # one read: ~2,000-5,000 events, a few ms of parsing
 
 
 @dataclass
-class FollowStats:
-    """What the follower has seen so far; the same fields as store.reader.ReadStats."""
-
-    lines_ok: int = 0
-    lines_bad: int = 0
-    torn_tail: bool = False  # an incomplete last line is waiting for its newline right now
-    bytes_read: int = 0
-    first_bad_line: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "lines_ok": self.lines_ok,
-            "lines_bad": self.lines_bad,
-            "torn_tail": self.torn_tail,
-            "bytes_read": self.bytes_read,
-            "first_bad_line": self.first_bad_line,
-        }
+class FollowStats(ReadStats):
+    """What the follower has seen so far: ReadStats' fields, except that `torn_tail` means an
+    incomplete last line is waiting for its newline right now."""
 
 
 class LogFollower:
@@ -137,6 +124,8 @@ class LogFollower:
                 self._bad(n)
                 continue
             if type(ev) is dict:
+                if ev.get("v") != SCHEMA_VERSION:
+                    st.note_version(ev)
                 append(from_log(line, ev) if dirty else ev)
             else:
                 self._bad(n)

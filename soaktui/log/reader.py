@@ -6,6 +6,10 @@ killed mid-write leaves at most one incomplete last line: it is skipped and repo
 tail, never an error. A damaged line in the middle (disk trouble, a hand edit) is counted and
 skipped so one bad byte cannot cost the whole report. Server text in a log written before the bus
 sanitised events is neutralised here (textsafe.from_log), so no reader shows it raw.
+
+A log written by a newer soaktui (events whose `v` is above SCHEMA_VERSION) is read for what this
+version understands, and counted (`newer_schema`, `newer_events`) so that the report and `soaktui
+report` warn once that some of it may be missed or misread; it is never refused.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from soaktui.log.events import SCHEMA_VERSION
 from soaktui.log.textsafe import from_log, suspect
 
 BLOCK_SIZE = 4 << 20  # 4 MiB reads: few system calls, bounded memory
@@ -32,9 +37,29 @@ class ReadStats:
     torn_tail: bool = False  # the last line had no newline or did not parse: skipped
     bytes_read: int = 0
     first_bad_line: int | None = None  # 1-based line number of the first bad line, for a message
+    newer_schema: int | None = None  # the highest schema version above SCHEMA_VERSION seen, if any
+    newer_events: int = 0  # events with that kind of version
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def note_version(self, event: dict[str, Any]) -> None:
+        """Count `event` if a newer soaktui wrote it (its `v` above SCHEMA_VERSION)."""
+        v = event.get("v")
+        if type(v) is int and v > SCHEMA_VERSION:
+            self.newer_events += 1
+            if self.newer_schema is None or v > self.newer_schema:
+                self.newer_schema = v
+
+
+def newer_schema_warning(stats: ReadStats) -> str | None:
+    """The one warning for a log from a newer soaktui (None when there is nothing to say)."""
+    if stats.newer_schema is None:
+        return None
+    return (
+        f"{stats.newer_events:,} events were written by a newer soaktui (event schema v{stats.newer_schema}; "
+        f"this one reads v{SCHEMA_VERSION}): read for what this version understands, some figures may be missing"
+    )
 
 
 def _count_bad(st: ReadStats, lineno: int) -> None:
@@ -99,6 +124,8 @@ def iter_events(path: str | os.PathLike[str], stats: ReadStats | None = None) ->
                     pending_bad = None
                 if type(ev) is dict:
                     n_ok += 1
+                    if ev.get("v") != SCHEMA_VERSION:
+                        st.note_version(ev)
                     yield from_log(line, ev) if dirty else ev
                 else:
                     pending_bad = lineno
@@ -121,4 +148,4 @@ def read_all(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], ReadSt
     return list(iter_events(path, st)), st
 
 
-__all__ = ["BLOCK_SIZE", "ReadStats", "iter_events", "read_all"]
+__all__ = ["BLOCK_SIZE", "ReadStats", "iter_events", "newer_schema_warning", "read_all"]

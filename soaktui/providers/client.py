@@ -21,7 +21,14 @@ import httpx
 import orjson
 
 from soaktui import errors
-from soaktui.providers.result import MAX_CONTENT_CHARS, RequestResult, server_timings
+from soaktui.log.events import SOURCE_CHUNKS, SOURCE_UNKNOWN, SOURCE_USAGE, USAGE_REJECTED
+from soaktui.providers.result import (
+    MAX_CONTENT_CHARS,
+    RequestResult,
+    completion_limit,
+    server_timings,
+    usage_counts,
+)
 from soaktui.providers.sse import SSEEvent, SSEParser
 from soaktui.providers.types import is_loopback
 
@@ -30,10 +37,22 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 500  # body_excerpt length
 ERROR_BODY_CAP = 64 * 1024  # bytes read from an error body (enough to find the message)
 HEAD_CAP = 4096  # first bytes of a stream body kept to explain a non-SSE answer
-JSON_BODY_CAP = 32 * 1024 * 1024  # a non-stream completion or a native-endpoint read
+# A non-stream completion or a native-endpoint read, held once while it is parsed. Parsing is what
+# costs: orjson builds up to ~30x a body's size in objects (a body of tiny objects; ~14x for one
+# long string), so the cap bounds the parse too. 8 MiB is 4x what soaktui keeps of an answer
+# (MAX_CONTENT_CHARS) and far beyond any model list or /api/show.
+JSON_BODY_CAP = 8 * 1024 * 1024
 MAX_TOOL_CALLS = 128  # distinct streamed tool-call indices kept per request
 MESSAGE_CHARS = 300  # the one-line `error` message
 DRAIN_S = 0.5  # after [DONE]: how long to wait for the end of the body (keeps the connection)
+
+
+def runaway_chunks(max_tokens: int | None) -> int | None:
+    """The most content chunks a stream asked for `max_tokens` may carry before it is cut as
+    `runaway_stream`: twice the tokens allowed, plus 32 (a chunk carries one token or more; a
+    server's stop can come a few tokens late). A server that ignores max_tokens and keeps streaming
+    would otherwise be bounded only by the total timeout. None when the request set no max_tokens."""
+    return None if max_tokens is None or max_tokens <= 0 else 2 * max_tokens + 32
 
 # Server wordings for "the request does not fit the context" (sources in docs/servers.md):
 # llama.cpp ("the request exceeds the available context size", type exceed_context_size_error),
@@ -219,22 +238,29 @@ class _Accumulator:
         r.content = "".join(self.content)
         r.reasoning = "".join(self.reasoning)
         r.tool_calls = [self.calls[i] for i in sorted(self.calls)]
-        u = self.usage or {}
-        prompt, completion = u.get("prompt_tokens"), u.get("completion_tokens")
-        if isinstance(prompt, int) and not isinstance(prompt, bool):
-            r.prompt_tokens = prompt
-        details = u.get("prompt_tokens_details")  # llama.cpp, vLLM (--enable-prompt-tokens-details)
-        cached = details.get("cached_tokens") if isinstance(details, dict) else None
-        if isinstance(cached, int) and not isinstance(cached, bool) and cached >= 0:
-            r.cached_prompt_tokens = cached
         if self.timings is not None:
             r.server_timings = server_timings(self.timings)
-        if isinstance(completion, int) and not isinstance(completion, bool):
+        counts = usage_counts(self.usage) if self.usage is not None else (None, None, None)
+        if not isinstance(counts, str):
+            prompt, completion, cached = counts
+            fns = [c["function"] for c in r.tool_calls]
+            chars = len(r.content) + len(r.reasoning) + sum(len(f["name"]) + len(f["arguments"]) for f in fns)
+            limit = completion_limit(r.chunks if counted_chunks else None, chars)
+            if completion is not None and completion > limit:
+                counts = f"completion_tokens {completion} above the {limit} this answer can hold"
+        if isinstance(counts, str):  # impossible counts: believe none of them, count chunks instead
+            why = f" ({USAGE_REJECTED}: {counts})"
+            r.token_source = (SOURCE_CHUNKS if counted_chunks else SOURCE_UNKNOWN) + why
+            if counted_chunks:
+                r.output_tokens = r.chunks
+            return
+        r.prompt_tokens, r.cached_prompt_tokens = prompt, cached
+        if completion is not None:
             r.output_tokens = completion
-            r.token_source = "usage"
+            r.token_source = SOURCE_USAGE
         elif counted_chunks:
             r.output_tokens = r.chunks
-            r.token_source = "chunks"
+            r.token_source = SOURCE_CHUNKS
 
 
 class ChatClient:
@@ -548,6 +574,13 @@ class ChatClient:
         result.last_token_ns = stamp
         result.token_ns.append(stamp)
         result.chunks += 1
+        limit = runaway_chunks(result.max_tokens)
+        if limit is not None and result.chunks > limit:
+            raise _Failed(
+                errors.RUNAWAY_STREAM,
+                f"stream still going after {limit} content chunks with max_tokens={result.max_tokens} "
+                "(the server ignores max_tokens); stopped reading",
+            )
         if content and isinstance(content, str):
             acc.add_content(content)
         if reasoning and isinstance(reasoning, str):
@@ -591,7 +624,9 @@ class ChatClient:
         if result.end_ns is None:  # empty body: nothing was stamped
             result.end_ns = time.perf_counter_ns()
         if not complete:
-            raise _Failed(errors.BAD_RESPONSE, f"response body larger than {JSON_BODY_CAP} bytes")
+            raise _Failed(
+                errors.BAD_RESPONSE, f"response body larger than {JSON_BODY_CAP // 2**20} MiB (not read further)"
+            )
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -629,8 +664,10 @@ class ChatClient:
     @staticmethod
     async def _read_capped(
         response: httpx.Response, cap: int, result: RequestResult | None = None
-    ) -> tuple[bytes, bool]:
-        """Up to `cap` bytes of the body (and whether that was all of it), stamping arrivals."""
+    ) -> tuple[bytearray, bool]:
+        """Up to `cap` bytes of the body (and whether that was all of it), stamping arrivals. The
+        body is held once, in the buffer returned (orjson parses a bytearray as it is): no copy, and
+        nothing past the cap is read (the caller closes the response, dropping the connection)."""
         buf = bytearray()
         async for chunk in response.aiter_raw():
             if result is not None:
@@ -638,10 +675,11 @@ class ChatClient:
                 if result.first_byte_ns is None:
                     result.first_byte_ns = now
                 result.end_ns = result.last_byte_ns = now
-            buf += chunk[: cap - len(buf)]
-            if len(buf) >= cap:
-                return bytes(buf), False
-        return bytes(buf), True
+            if len(buf) + len(chunk) > cap:
+                buf += memoryview(chunk)[: cap - len(buf)]  # what fits: an error body's excerpt
+                return buf, False
+            buf += chunk
+        return buf, True
 
     async def _http_error(self, result: RequestResult, response: httpx.Response) -> None:
         """A non-2xx answer: keep the status and an excerpt, then fail with the right class."""

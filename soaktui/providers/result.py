@@ -22,6 +22,11 @@ the definitions are in one place:
 
 Token counts come from the server's `usage` when it sends one (`token_source="usage"`); otherwise
 output tokens are the number of content chunks (`"chunks"`), prompt tokens stay unknown (None).
+A `usage` with impossible counts is not believed (`usage_problem`): a negative or non-integer count,
+`cached_tokens` above `prompt_tokens`, or more completion tokens than the answer could hold. The
+whole object is dropped (a server that miscounts one figure is not trusted with the others) and the
+source says why: `"chunks (usage rejected: negative completion_tokens)"` on a stream, `"unknown
+(usage rejected: ...)"` on a whole answer, which has no chunks to count (values in log/events.py).
 """
 
 from __future__ import annotations
@@ -33,6 +38,54 @@ from typing import Any
 from soaktui.stats import percentile
 
 MAX_CONTENT_CHARS = 2_000_000  # bounded: a runaway answer cannot eat the engine's memory
+
+# A streamed chunk may carry a few tokens (servers batch under load), and a count may include a few
+# tokens that show no text (end of turn, tool-call markers): beyond this, the count is impossible.
+TOKENS_PER_CHUNK = 4
+TOKENS_SLACK = 16
+
+
+def _count(value: object) -> int | None | str:
+    """A usage count as an int, None when absent, or what is wrong with it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "non-integer"
+    if isinstance(value, float):
+        if not value.is_integer():  # also NaN and infinities
+            return "non-integer"
+        value = int(value)
+    return value if value >= 0 else "negative"
+
+
+def usage_counts(usage: dict[str, Any]) -> tuple[int | None, int | None, int | None] | str:
+    """(prompt, completion, cached prompt) tokens of a `usage` object, or why it is impossible."""
+    details = usage.get("prompt_tokens_details")  # llama.cpp, vLLM (--enable-prompt-tokens-details)
+    fields = {
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "cached_tokens": details.get("cached_tokens") if isinstance(details, dict) else None,
+    }
+    counts: dict[str, int | None] = {}
+    for name, raw in fields.items():
+        n = _count(raw)
+        if isinstance(n, str):
+            return f"{n} {name}"
+        counts[name] = n
+    prompt, completion, cached = counts.values()
+    if cached is not None and prompt is not None and cached > prompt:
+        return "cached_tokens above prompt_tokens"
+    return prompt, completion, cached
+
+
+def completion_limit(chunks: int | None, text_chars: int) -> int:
+    """The most completion tokens an answer can hold. Streamed (`chunks` counted): a few tokens a
+    chunk, or a token a character when a server sends long pieces at once (a whole tool call).
+    Whole: a token is at least one byte and a character at most four."""
+    if chunks is not None:
+        return max(TOKENS_PER_CHUNK * chunks, text_chars) + TOKENS_SLACK
+    return 4 * text_chars + TOKENS_SLACK
+
 
 
 _TIMING_KEYS = (
@@ -87,7 +140,7 @@ class RequestResult:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     output_tokens: int | None = None
-    token_source: str | None = None  # "usage" | "chunks"
+    token_source: str | None = None  # "usage" | "chunks" | None, or a rejection (see the docstring)
     chunks: int = 0  # content-bearing chunks
     events: int = 0  # SSE data events seen
     response_id: str | None = None

@@ -81,6 +81,8 @@ def _body_header(snap: Snapshot) -> list[str]:
             )
         if log.get("torn_tail"):
             log_s += ", torn last line skipped"
+        if log.get("newer_events"):
+            log_s += f", {log['newer_events']:,} from a newer soaktui"
     rows: list[list[Any]] = [
         ["Run id", run["run_id"]],
         ["Started", run["started_at"]],
@@ -104,6 +106,8 @@ def _body_header(snap: Snapshot) -> list[str]:
         ["Log", log_s],
     ]
     out += ["## Run", ""] + table(["", ""], rows)
+    if log and log.get("warning"):
+        out += [f"Warning: {log['warning']}.", ""]
     if run["providers"]:
         out += ["### Providers", ""]
         out += table(
@@ -457,6 +461,8 @@ def _profiles(snap: Snapshot) -> list[str]:
             ["Output tokens (successful requests with a count)", num(m["output_tokens"])],
             ["Truncated answers (finish_reason=length)", m["truncated"]],
         ]
+        if src.get("usage_rejected"):
+            rows.append(["Server usage not believed (impossible counts)", f"{src['usage_rejected']:,} requests"])
         if m["errors"]:
             rows.append(["Failed requests by class", ", ".join(f"{c} {n}" for c, n in m["errors"].items())])
         out += table(["", ""], rows)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from soaktui.log.reader import ReadStats
+from soaktui.log.reader import ReadStats, newer_schema_warning
 from soaktui.stats import Describe, Rate
 
 if TYPE_CHECKING:  # typing.NotRequired is Python 3.11+; only the type checker reads it
@@ -123,6 +123,7 @@ class TokenSource(TypedDict):
     usage: int
     chunks: int
     unknown: int
+    usage_rejected: int  # counted in chunks or unknown: the server's usage had impossible counts
 
 
 class ScenarioCounts(TypedDict):
@@ -710,6 +711,9 @@ class LogStats(TypedDict):
     torn_tail: bool
     bytes_read: int
     first_bad_line: int | None
+    newer_schema: int | None  # events from a newer soaktui: the highest schema version among them
+    newer_events: int
+    warning: str | None  # said once, on every surface that shows the log's stats
 
 
 def log_stats(stats: ReadStats) -> LogStats:
@@ -720,6 +724,9 @@ def log_stats(stats: ReadStats) -> LogStats:
         "torn_tail": stats.torn_tail,
         "bytes_read": stats.bytes_read,
         "first_bad_line": stats.first_bad_line,
+        "newer_schema": stats.newer_schema,
+        "newer_events": stats.newer_events,
+        "warning": newer_schema_warning(stats),
     }
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 from soaktui.errors import CANCELLED, TOOLS_DID_NOT_FIT
+from soaktui.log.events import SOURCE_CHUNKS, SOURCE_USAGE, token_source_kind, usage_was_rejected
 from soaktui.report.folds.common import is_num, model_key
 from soaktui.report.folds.timeline import TimeCells
 from soaktui.report.snapshot import ErrorClass, ModelProfile, RequestTotals, ScenarioSummary
@@ -74,6 +75,7 @@ class _Bucket:
         "src_usage",
         "src_chunks",
         "src_none",
+        "src_rejected",
         "truncated",
         "req_errors",
         "tests",
@@ -99,6 +101,7 @@ class _Bucket:
         self.src_usage = 0
         self.src_chunks = 0
         self.src_none = 0
+        self.src_rejected = 0  # of those, requests whose usage was impossible (not believed)
         self.truncated = 0
         self.req_errors: dict[str, int] = {}
         self.tests = 0
@@ -227,12 +230,15 @@ class RequestFold:
             if v is not None:
                 b.out_tokens += v
             v = get("token_source")
-            if v == "usage":
+            kind = token_source_kind(v)
+            if kind == SOURCE_USAGE:
                 b.src_usage += 1
-            elif v == "chunks":
+            elif kind == SOURCE_CHUNKS:
                 b.src_chunks += 1
             else:
                 b.src_none += 1
+            if usage_was_rejected(v):
+                b.src_rejected += 1
             if get("truncated"):
                 b.truncated += 1
         else:
@@ -399,6 +405,7 @@ class RequestFold:
                     "usage": sum(b.src_usage for b in bs),
                     "chunks": sum(b.src_chunks for b in bs),
                     "unknown": sum(b.src_none for b in bs),
+                    "usage_rejected": sum(b.src_rejected for b in bs),
                 },
                 "scenarios": {
                     str(s): {
