@@ -45,6 +45,29 @@ def thread_times(native_id: int | None) -> float | None:
     return None
 
 
+def sysfs_tree(n: int) -> None:
+    """CPU per SysfsReader.read() on a sensor tree shaped like a desktop with an AMD GPU."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from soaktui.telemetry.sysfs import SysfsReader
+    from tests.test_telemetry_readers import make_sysfs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reader = SysfsReader(make_sysfs(Path(tmp)), platform="linux")
+        t0 = time.thread_time()
+        reader.read()
+        first = time.thread_time() - t0
+        t0 = time.thread_time()
+        for _ in range(n):
+            reader.read()
+        each = (time.thread_time() - t0) / n
+    print(f"sysfs reader over the recorded-shape tree: first reading {first * 1e3:.2f} ms CPU, "
+          f"then {each * 1e6:.0f} µs CPU per reading ({n} readings)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="steady-state measurement time")
@@ -53,9 +76,20 @@ def main() -> None:
     ap.add_argument(
         "--no-server", action="store_true", help="no provider: the server reader has nothing to poll"
     )
+    ap.add_argument(
+        "--sysfs-tree",
+        type=int,
+        metavar="N",
+        help="instead: N readings of the sysfs reader over the tests' recorded-shape sensor tree "
+        "(coretemp, nvme, nct6798 fans, an amdgpu, thermal zones, 4 CPUs' throttle counters), as this "
+        "machine may have no sensors; prints CPU per reading, the first (the plan) apart",
+    )
     args = ap.parse_args()
 
     print(load_text())
+    if args.sysfs_tree:
+        sysfs_tree(args.sysfs_tree)
+        return
     sim = None
     providers: list[Provider] = []
     if not args.no_server:

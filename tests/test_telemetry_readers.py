@@ -449,6 +449,20 @@ def test_nvml_readings_with_not_supported_fields_absent():
     assert nv.calls == ["nvmlInit", "nvmlShutdown"]
 
 
+def test_nvml_names_and_thresholds_are_asked_once():
+    nv = fake_pynvml()
+    asked: list[str] = []
+    for fn in ("nvmlDeviceGetName", "nvmlDeviceGetTemperatureThreshold", "nvmlDeviceGetTemperature"):
+        real = getattr(nv, fn)
+        setattr(nv, fn, lambda *a, _f=fn, _r=real: (asked.append(_f), _r(*a))[1])
+    reader = NvidiaReader(nvml=nv, platform="linux")
+    first, second = reader.read(), reader.read()
+    assert first == second
+    assert asked.count("nvmlDeviceGetName") == 2  # once per GPU, not per reading
+    assert asked.count("nvmlDeviceGetTemperatureThreshold") == 4  # slowdown + shutdown, per GPU
+    assert asked.count("nvmlDeviceGetTemperature") == 4  # the temperature itself: every reading
+
+
 def test_clocks_event_reasons_fall_back_to_the_older_call_on_an_older_driver():
     """A new nvidia-ml-py defines nvmlDeviceGetCurrentClocksEventReasons whatever the driver; an
     older driver has only the throttle-reasons symbol, so the call raises FunctionNotFound. The older
@@ -977,3 +991,28 @@ def test_psutil_reading_has_frequency_or_leaves_it_out():
     got = SystemSampler().sample()
     assert got["source"] == "psutil" and got["mem_total_bytes"] > 0
     assert "cpu_freq_mhz" not in got or got["cpu_freq_mhz"] > 0
+
+
+def test_static_sysfs_files_are_read_once_and_values_every_time(tmp_path):
+    """Chip names, labels, limits, zone types, trip points and CPU topology are read on the first
+    reading only; the values (temperatures, fans, counters) are read every time."""
+    root = make_sysfs(tmp_path)
+    reader = SysfsReader(root, platform="linux")
+    first = reader.read()
+    hw = root / "sys/class/hwmon"
+    for static in (hw / "hwmon3/temp2_label", hw / "hwmon3/name", hw / "hwmon3/temp2_crit",
+                   root / "sys/class/thermal/thermal_zone1/type",
+                   root / "sys/class/thermal/thermal_zone1/trip_point_1_type",
+                   root / "sys/devices/system/cpu/cpu0/topology/core_id"):  # fmt: skip
+        static.unlink()
+    _w(hw / "hwmon3/temp2_input", 81000)  # a value moves
+    _w(root / "sys/class/thermal/thermal_zone1/temp", 75000)
+    _w(root / "sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count", 20)
+    second = reader.read()
+    temps = {t["sensor"]: t for t in second["temps"]}
+    assert temps["amdgpu/junction"] == {**{t["sensor"]: t for t in first["temps"]}["amdgpu/junction"], "c": 81.0}
+    assert temps["thermal_zone1/x86_pkg_temp"]["c"] == 75.0 and temps["thermal_zone1/x86_pkg_temp"]["crit_c"] == 100.0
+    assert second["cpu_throttle"]["core_events"] == 20 + 3
+    # a new reader (the next run) does read them again
+    fresh = {t["sensor"] for t in SysfsReader(root, platform="linux").read()["temps"]}
+    assert "amdgpu/junction" not in fresh

@@ -95,6 +95,9 @@ class NvidiaReader:
         self._error: type[BaseException] = Exception
         # the clocks-event call this driver has: None until known, "" when it has neither
         self._reasons_fn: str | None = None
+        # per GPU, what does not change while the driver is loaded (name, slowdown and shutdown
+        # temperatures): asked once, not every second
+        self._static: dict[int, tuple[str | None, Any, Any]] = {}
 
     def _init(self) -> None:
         if self._nvml is None:
@@ -162,19 +165,29 @@ class NvidiaReader:
         gpu: dict[str, Any] = {"index": i, "source": "nvml"}
         temps: list[dict[str, Any]] = []
         power: list[dict[str, Any]] = []
-        name = self._get("nvmlDeviceGetName", h)
+        static = self._static.get(i)
+        if static is None:
+            raw = self._get("nvmlDeviceGetName", h)
+            static = self._static[i] = (
+                None if raw is None else _text(raw),
+                self._get(
+                    "nvmlDeviceGetTemperatureThreshold",
+                    h,
+                    getattr(nv, "NVML_TEMPERATURE_THRESHOLD_SLOWDOWN", 1),
+                ),
+                self._get(
+                    "nvmlDeviceGetTemperatureThreshold",
+                    h,
+                    getattr(nv, "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN", 0),
+                ),
+            )
+        name, slow, shut = static
         if name is not None:
-            gpu["name"] = _text(name)
+            gpu["name"] = name
         t = self._get("nvmlDeviceGetTemperature", h, getattr(nv, "NVML_TEMPERATURE_GPU", 0))
         if isinstance(t, (int, float)) and t > 0:
             gpu["temp_c"] = float(t)
             row: dict[str, Any] = {"sensor": f"nvml/gpu{i}", "kind": "gpu", "c": float(t), "source": "nvml"}
-            slow = self._get(
-                "nvmlDeviceGetTemperatureThreshold", h, getattr(nv, "NVML_TEMPERATURE_THRESHOLD_SLOWDOWN", 1)
-            )
-            shut = self._get(
-                "nvmlDeviceGetTemperatureThreshold", h, getattr(nv, "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN", 0)
-            )
             if isinstance(slow, (int, float)) and slow > 0:
                 row["high_c"] = float(slow)
             if isinstance(shut, (int, float)) and shut > 0:

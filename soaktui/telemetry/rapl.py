@@ -46,6 +46,7 @@ class RaplReader:
         self._last: dict[str, tuple[int, int]] = {}  # zone -> (energy_uj, clock ns)
         self._names: dict[str, str] = {}
         self._ranges: dict[str, int | None] = {}
+        self._zone_list: list[Path] | None = None  # found on the first reading (fixed for the boot)
 
     def _learn(self, zone: Path, packages: int) -> None:
         """Name a zone's power sensor and note its wrap-around range (both fixed for the boot)."""
@@ -63,7 +64,9 @@ class RaplReader:
     def read(self) -> dict[str, Any]:
         if not self.linux:
             return {}
-        zones = _zones(self.base)
+        if self._zone_list is None:
+            self._zone_list = _zones(self.base)
+        zones = self._zone_list
         if not zones:
             return {"unavailable": {"power": "no RAPL powercap zones in /sys/class/powercap"}}
         if not self._names:
