@@ -21,10 +21,16 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
+import psutil
 
 from soaktui.providers.client import ChatClient
 
@@ -71,6 +77,8 @@ def _serve(n: int, port_q: mp.Queue) -> None:
         b"Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n\r\n"
     )
 
+    models = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
+
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:  # keep-alive: one request after another on this connection
@@ -80,6 +88,14 @@ def _serve(n: int, port_q: mp.Queue) -> None:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 await reader.readexactly(length)
+                if hdr.startswith(b"GET "):  # discovery (--engine): the model list, nothing else
+                    found = hdr.startswith(b"GET /v1/models ")
+                    payload = models if found else b"{}"
+                    status = b"200 OK" if found else b"404 Not Found"
+                    writer.write(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (status, len(payload), payload))  # fmt: skip
+                    await writer.drain()
+                    continue
                 writer.write(head)
                 for batch in batches:
                     writer.write(batch)
@@ -186,13 +202,105 @@ async def bench(base_url: str, chunks: int, runs: int, ceiling: bool) -> None:
     print(f"      ratio: {ratio:.3f}  (ChatClient / bare httpx; target >= 0.85)")
 
 
+# -- engine level (--engine): concurrent_load's batches, the engine against a bare loop ------------------
+
+
+async def bare_batches(base_url: str, streams: int, chunks: int, seconds: float) -> tuple[list[float], float, int]:
+    """concurrent_load's shape with a bare httpx loop: one request alone, then `streams` at once,
+    again and again for `seconds`. Returns each batch's tokens/s, CPU seconds and tokens."""
+    url = f"{base_url}/v1/chat/completions"
+    limits = httpx.Limits(max_connections=streams + 1, max_keepalive_connections=streams + 1)
+    rates: list[float] = []
+    tokens = 0
+    async with httpx.AsyncClient(timeout=120.0, limits=limits) as client:
+        await bare_httpx(client, url)
+        cpu0 = time.process_time()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await bare_httpx(client, url)
+            t0 = time.perf_counter()
+            got = await asyncio.gather(*(bare_httpx(client, url) for _ in range(streams)))
+            rates.append(sum(got) / (time.perf_counter() - t0))
+            tokens += sum(got) + chunks
+        cpu = time.process_time() - cpu0
+    return rates, cpu, tokens
+
+
+def engine_batches(base_url: str, streams: int, seconds: float, work: Path) -> tuple[list[float], float, int, list[float]]:
+    """`soaktui --no-ui --scenarios concurrent_load --concurrency N` for `seconds`: each batch's
+    aggregate tokens/s (scenario_result), the engine's CPU seconds from its first test to its
+    exit, the output tokens in that span, and client_queue_ms of the batch requests."""
+    from soaktui.log.reader import iter_events
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.helpers import engine_env
+
+    out = work / f"engine_{streams}"
+    cmd = [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url, "--out", str(out),
+           "--scenarios", "concurrent_load", "--concurrency", str(streams), "--duration", f"{seconds:.0f}s",
+           "--throttle", "100", "--seed", "1"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(cmd, env=engine_env(work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ps = psutil.Process(proc.pid)
+    log = out / "events.jsonl"
+    cpu0 = None
+    while proc.poll() is None:
+        if cpu0 is None and log.exists() and b'"test_started"' in log.read_bytes()[-65536:]:
+            t = ps.cpu_times()
+            cpu0 = t.user + t.system
+        time.sleep(0.05)
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # the engine, reaped by poll(): its whole CPU
+    cpu_total = (ru.ru_utime + ru.ru_stime) - (before.ru_utime + before.ru_stime)
+    events = list(iter_events(log))
+    rates = [e["metrics"]["aggregate_tps"] for e in events
+             if e["kind"] == "scenario_result" and (e.get("metrics") or {}).get("concurrency") == streams
+             and e["metrics"].get("aggregate_tps")]  # fmt: skip
+    reqs = [e for e in events if e["kind"] == "request" and e.get("ok")]
+    tokens = sum(e.get("output_tokens") or 0 for e in reqs)
+    queue = sorted(e["client_queue_ms"] for e in reqs if e.get("concurrency") == streams and e.get("client_queue_ms") is not None)
+    return rates, cpu_total - (cpu0 or 0.0), tokens, queue
+
+
+def engine_mode(streams_list: list[int], chunks: int, seconds: float) -> None:
+    import tempfile
+
+    ctx = mp.get_context("spawn")
+    port_q: mp.Queue = ctx.Queue()
+    proc = ctx.Process(target=_serve, args=(chunks, port_q), daemon=True)
+    proc.start()
+    base_url = f"http://127.0.0.1:{port_q.get(timeout=30)}"
+    print(f"engine level: server {base_url}, {chunks} chunks per answer, {seconds:g} s per side; {os.getloadavg()[0]:.2f} load")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in streams_list:
+                e_rates, e_cpu, e_tokens, queue = engine_batches(base_url, n, seconds, Path(tmp))
+                b_rates, b_cpu, b_tokens = asyncio.run(bare_batches(base_url, n, chunks, seconds))
+                e_med, b_med = statistics.median(e_rates), statistics.median(b_rates)
+                q50 = queue[len(queue) // 2] if queue else float("nan")
+                print(f"  {n:>3} streams: engine {e_med:>9,.0f} tok/s (n={len(e_rates)} batches), "
+                      f"bare batches {b_med:>9,.0f} tok/s (n={len(b_rates)}): ratio {e_med / b_med:.2f} (target >= 0.85)")  # fmt: skip
+                print(f"      CPU s per million output tokens: engine {1e6 * e_cpu / max(e_tokens, 1):.1f} "
+                      f"(from its first test to exit), bare {1e6 * b_cpu / max(b_tokens, 1):.1f}; "
+                      f"client_queue_ms p50 at {n}: {q50:.2f} (target <= {2 if n <= 8 else 5})")  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.join(5)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--chunks", type=int, default=20_000, help="content chunks per stream")
     ap.add_argument("--runs", type=int, default=5, help="runs per consumer (alternating)")
     ap.add_argument("--url", help="base URL of an existing server instead of the built-in one")
     ap.add_argument("--model", default=None, help="model to ask for with --url (e.g. a simulator persona)")
+    ap.add_argument("--engine", metavar="N,N", help="engine level: concurrent_load at these widths (e.g. 8,64) "
+                    "against a bare loop awaiting the same batches (--chunks defaults to 512 here)")  # fmt: skip
+    ap.add_argument("--seconds", type=float, default=30.0, help="--engine: seconds per side")
     args = ap.parse_args()
+    if args.engine:
+        chunks = args.chunks if args.chunks != 20_000 else 512
+        engine_mode([int(x) for x in args.engine.split(",")], chunks, args.seconds)
+        return
     global MODEL, MESSAGES, MAX_TOKENS
     if args.url:
         MODEL = args.model or MODEL

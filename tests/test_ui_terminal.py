@@ -104,3 +104,23 @@ def test_the_dashboard_on_a_directory_that_holds_a_run_says_so_and_starts_nothin
     assert proc.returncode == 2, text
     assert "already holds a run" in text and "\x1b[?1049h" not in text  # no full-screen viewer started
     assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_a_hung_up_viewer_whose_exit_stalls_still_ends(tmp_path):
+    """The safety net under the orderly exit: a viewer without a terminal never lingers. Here the
+    orderly exit is made to do nothing, as a stuck write or worker would; the process still ends
+    with 129 once the grace period is over."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copyfile(RECORDED, run_dir / "events.jsonl")
+    script = (
+        "import sys, time\n"
+        "from soaktui.ui.app import create_app\n"
+        "app = create_app(sys.argv[1])\n"
+        "app.exit = lambda *a, **k: None\n"
+        "app.hang_up()\n"
+        "time.sleep(120)\n"
+        "sys.exit(0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(run_dir)], timeout=60, capture_output=True)
+    assert proc.returncode == HANGUP_EXIT, proc.stderr[-500:]

@@ -63,6 +63,7 @@ from soaktui.ui.widgets.pane import BAD, GOOD, WARN
 POLL_S = 0.1  # how often the follower looks for new bytes once it has caught up
 FEEDBACK_S = 4.0  # how long the header shows a key's outcome
 HANGUP_EXIT = 129  # 128 + SIGHUP: the terminal went away
+HANGUP_GRACE_S = 5.0  # after a hang-up, the orderly exit gets this long before the process just ends
 TERMINAL_CHECK_S = 1.0
 
 
@@ -484,6 +485,12 @@ class SoakApp(App[int]):
         if self._hung_up:
             return
         self._hung_up = True
+        # A viewer without a terminal holds nothing of record (the engine writes everything), so it
+        # must never linger: if the orderly exit has not finished in HANGUP_GRACE_S (a write to the
+        # dead terminal or a worker that does not let go; seen once in CI under load), end the process.
+        timer = threading.Timer(HANGUP_GRACE_S, os._exit, args=(HANGUP_EXIT,))
+        timer.daemon = True
+        timer.start()
         self.workers.cancel_all()
         self.exit(HANGUP_EXIT, return_code=HANGUP_EXIT)
 
