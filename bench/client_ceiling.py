@@ -60,7 +60,7 @@ def _events(n: int) -> list[bytes]:
         }
         out.append(_chunked(b"data: " + json.dumps(obj).encode() + b"\n\n"))
     last = {"id": "chatcmpl-bench", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    usage = {"id": "chatcmpl-bench", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": n}}
+    usage = {"id": "chatcmpl-bench", "choices": [], "usage": {"prompt_tokens": 64, "completion_tokens": n}}  # 64: a plausible count for the prompts sent
     for obj in (last, usage):
         out.append(_chunked(b"data: " + json.dumps(obj).encode() + b"\n\n"))
     out.append(_chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n")
@@ -77,6 +77,21 @@ def _serve(n: int, port_q: mp.Queue) -> None:
         b"Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n\r\n"
     )
 
+    by_count: dict[int, list[bytes]] = {n: batches}
+
+    def batches_for(body: bytes) -> list[bytes]:
+        """The answer, `max_tokens` chunks long when the request sets fewer than `n` (as a server
+        honours it: the engine cuts a stream that ignores max_tokens as runaway)."""
+        try:
+            want = json.loads(body).get("max_tokens") or n
+        except ValueError:
+            want = n
+        count = min(int(want), n)
+        if count not in by_count:
+            ev = _events(count)
+            by_count[count] = [b"".join(ev[i : i + WRITE_BATCH]) for i in range(0, len(ev), WRITE_BATCH)]
+        return by_count[count]
+
     models = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
 
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -87,7 +102,7 @@ def _serve(n: int, port_q: mp.Queue) -> None:
                 for line in hdr.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
+                body = await reader.readexactly(length)
                 if hdr.startswith(b"GET "):  # discovery (--engine): the model list, nothing else
                     found = hdr.startswith(b"GET /v1/models ")
                     payload = models if found else b"{}"
@@ -97,7 +112,7 @@ def _serve(n: int, port_q: mp.Queue) -> None:
                     await writer.drain()
                     continue
                 writer.write(head)
-                for batch in batches:
+                for batch in batches_for(body):
                     writer.write(batch)
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -262,7 +277,15 @@ def engine_batches(base_url: str, streams: int, seconds: float, work: Path) -> t
 
 
 def engine_mode(streams_list: list[int], chunks: int, seconds: float) -> None:
+    """The server's answers are as long as concurrent_load asks (its BATCH_MAX_TOKENS), for the
+    engine and the bare loop alike."""
     import tempfile
+
+    from soaktui.scenarios.concurrent_load import BATCH_MAX_TOKENS
+
+    global MAX_TOKENS
+    MAX_TOKENS = BATCH_MAX_TOKENS
+    chunks = min(chunks, BATCH_MAX_TOKENS)
 
     ctx = mp.get_context("spawn")
     port_q: mp.Queue = ctx.Queue()
@@ -294,7 +317,7 @@ def main() -> None:
     ap.add_argument("--url", help="base URL of an existing server instead of the built-in one")
     ap.add_argument("--model", default=None, help="model to ask for with --url (e.g. a simulator persona)")
     ap.add_argument("--engine", metavar="N,N", help="engine level: concurrent_load at these widths (e.g. 8,64) "
-                    "against a bare loop awaiting the same batches (--chunks defaults to 512 here)")  # fmt: skip
+                    "against a bare loop awaiting the same batches (answers of concurrent_load's max_tokens)")  # fmt: skip
     ap.add_argument("--seconds", type=float, default=30.0, help="--engine: seconds per side")
     args = ap.parse_args()
     if args.engine:
