@@ -333,6 +333,8 @@ def main() -> None:
     ap.add_argument("--block-s16", type=float, default=15.0, help="seconds per block at 16 streams")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", type=Path, help="keep the engine's run directories here")
+    ap.add_argument("--wide", default=str(WIDE), metavar="N,N",
+                    help=f"the concurrent_load widths measured after 1 stream (default {WIDE}; e.g. 16,64)")  # fmt: skip
     ap.add_argument("--metrics", action="store_true", help="engine with --metrics-port, scraped every second")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -340,6 +342,7 @@ def main() -> None:
         serve(args.seed)
         return
 
+    wides = [int(x) for x in args.wide.split(",") if x.strip()]
     t_start = time.monotonic()
     load0 = os.getloadavg()
     work = args.keep or Path(tempfile.mkdtemp(prefix="soaktui-ttft-"))
@@ -351,7 +354,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}; runs in {work}")
     pairs: dict[tuple[int, str], list[Stamps]] = {}
     try:
-        for streams, seconds in ((1, args.block_s1), (WIDE, args.block_s16)):
+        for streams, seconds in ((1, args.block_s1), *((w, args.block_s16) for w in wides)):
             for rnd in range(args.rounds):
                 order = ["soaktui", "bare"] if rnd % 2 == 0 else ["bare", "soaktui"]
                 for who in order:
@@ -382,7 +385,7 @@ def main() -> None:
         f"  {'up p50':>6} {'down p50':>8}  server TTFT p50"
     )
     verdicts = []
-    for streams in (1, WIDE):
+    for streams in (1, *wides):
         rows = {}
         for who in ("soaktui", "bare", "diff", "bare@wire"):
             if who == "diff":
