@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 from tests.helpers import engine_env as engine_env  # noqa: E402
+from tests.helpers import free_port as free_port  # noqa: E402
 from tests.helpers import stop_process as stop_process  # noqa: E402
 
 SOAKTUI = Path(sys.executable).with_name("soaktui")  # the installed console script

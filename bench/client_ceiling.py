@@ -245,10 +245,9 @@ def engine_batches(base_url: str, streams: int, seconds: float, work: Path) -> t
     """`soaktui --no-ui --scenarios concurrent_load --concurrency N` for `seconds`: each batch's
     aggregate tokens/s (scenario_result), the engine's CPU seconds from its first test to its
     exit, the output tokens in that span, and client_queue_ms of the batch requests."""
-    from soaktui.log.reader import iter_events
+    from _common import engine_env  # the engine's environment, as the other benchmarks give it
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.helpers import engine_env
+    from soaktui.log.reader import iter_events
 
     out = work / f"engine_{streams}"
     cmd = [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url, "--out", str(out),

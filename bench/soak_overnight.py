@@ -39,11 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
-from bench._common import engine_env, load_text, stop_process  # noqa: E402
+from bench._common import engine_env, free_port, load_text, stop_process  # noqa: E402
 from soaktui.log.reader import iter_events  # noqa: E402
 from soaktui.report import build_report  # noqa: E402
 from soaktui.simulator.launcher import SimulatorProcess  # noqa: E402
-from tests.helpers import free_port  # noqa: E402
 
 FAULTS = ["--fault", "http_503=0.01", "--fault", "drop=0.01", "--fault", "malformed=0.01"]
 

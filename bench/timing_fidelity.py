@@ -43,7 +43,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import KEYS, cells, engine_env, fmt, stats, stop_process
+from _common import KEYS, cells, engine_env, fmt, free_port, stats, stop_process
 
 from soaktui.log.reader import iter_events
 from soaktui.scenarios.concurrent_load import BATCH_MAX_TOKENS
@@ -181,9 +180,7 @@ def engine_block(
     stop = threading.Event()
     scraper = None
     if metrics:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         cmd += ["--metrics-port", str(port)]
         scraper = threading.Thread(target=_scrape_every_second, args=(port, stop), daemon=True)
         scraper.start()

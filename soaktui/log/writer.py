@@ -69,14 +69,18 @@ class JsonlWriter:
             return None  # cannot tell (permissions): keep writing
         return None if (st.st_dev, st.st_ino) == self._ident else "replaced"
 
+    def _record_loss(self, why: str) -> dict[str, Any]:
+        info = {"why": why, "path": str(self.path), "lines_in_lost_file": self._file_lines}
+        self.losses.append(info)
+        return info
+
     def _reopen(self, why: str) -> None:
         with self._lock:
             os.close(self._fd)
             self._fd = self._open(new=False)
             self._ident = self._identity(self._fd)
-        info = {"why": why, "path": str(self.path), "lines_in_lost_file": self._file_lines}
+        info = self._record_loss(why)
         self._file_lines = 0
-        self.losses.append(info)
         self._lost = None
         if self.on_lost is not None:
             self.on_lost(info)
@@ -117,7 +121,7 @@ class JsonlWriter:
         self.sync()
         why = self._lost or self.check_identity()
         if why is not None:  # lost after the last write: nothing to reopen for, but never "intact"
-            self.losses.append({"why": why, "path": str(self.path), "lines_in_lost_file": self._file_lines})
+            self._record_loss(why)
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
