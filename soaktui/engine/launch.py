@@ -18,7 +18,7 @@ import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from soaktui import __version__
 from soaktui.config import Settings
@@ -44,9 +44,11 @@ from soaktui.scenarios import REGISTRY
 from soaktui.scenarios.banks import load_prompt_bank, scenario_factories
 from soaktui.simulator.launcher import SimulatorProcess
 from soaktui.sinks.console import JsonStdout, ProgressPrinter, say
-from soaktui.sinks.metrics import MetricsSink
 from soaktui.sinks.summary import SummarySink
 from soaktui.sinks.textlogs import TextLogSink
+
+if TYPE_CHECKING:
+    from soaktui.sinks.metrics import MetricsSink
 
 
 @dataclass
@@ -85,9 +87,11 @@ def _prepare_run_dir(settings: Settings) -> tuple[str, Path]:
 
 
 def _serve_metrics(s: Settings) -> MetricsSink | None:
-    """The Prometheus endpoint when `metrics.port` is set; SetupError when it cannot listen."""
+    """The Prometheus endpoint when `metrics.port` is set; SetupError when it cannot listen.
+    prometheus_client is imported only then: a run without the endpoint does not pay for it."""
     if not s.metrics.port:
         return None
+    from soaktui.sinks.metrics import MetricsSink
     sink = MetricsSink()
     try:
         sink.serve(s.metrics.port, s.metrics.bind)
