@@ -181,17 +181,16 @@ async def raw_socket(base_url: str) -> float:
 async def bench(base_url: str, chunks: int, runs: int, ceiling: bool) -> None:
     url = f"{base_url}/v1/chat/completions"
     bare_client = httpx.AsyncClient(timeout=120.0)
-    our_client = ChatClient(base_url)
-    rates: dict[str, list[float]] = {"bare httpx": [], "ChatClient": []}
+    clients = {"ChatClient": ChatClient(base_url), "ChatClient/httpx": ChatClient(base_url, transport="httpx")}
+    consumers = {"bare httpx": lambda: bare_httpx(bare_client, url)}
+    for name, client in clients.items():
+        consumers[name] = lambda client=client: ours(client)
+    rates: dict[str, list[float]] = {name: [] for name in consumers}
     try:
-        # warm up both (connections, imports, caches)
-        await bare_httpx(bare_client, url)
-        await ours(our_client)
+        for fn in consumers.values():  # warm up (connections, imports, caches)
+            await fn()
         for i in range(runs):
-            order = [
-                ("bare httpx", lambda: bare_httpx(bare_client, url)),
-                ("ChatClient", lambda: ours(our_client)),
-            ]
+            order = list(consumers.items())
             if i % 2:
                 order.reverse()
             for name, fn in order:
@@ -203,18 +202,21 @@ async def bench(base_url: str, chunks: int, runs: int, ceiling: bool) -> None:
                 rates[name].append(n / dt)
     finally:
         await bare_client.aclose()
-        await our_client.aclose()
+        for client in clients.values():
+            await client.aclose()
 
     for name, values in rates.items():
         print(
-            f"{name:>11}: median {statistics.median(values):>10,.0f} chunks/s"
+            f"{name:>16}: median {statistics.median(values):>10,.0f} chunks/s"
             f"   (runs: {', '.join(f'{v:,.0f}' for v in values)})"
         )
     if ceiling:
         dts = [await raw_socket(base_url) for _ in range(3)]
         print(f"server ceiling (raw socket, no parsing): {chunks / min(dts):,.0f} chunks/s")
-    ratio = statistics.median(rates["ChatClient"]) / statistics.median(rates["bare httpx"])
-    print(f"      ratio: {ratio:.3f}  (ChatClient / bare httpx; target >= 0.85)")
+    bare = statistics.median(rates["bare httpx"])
+    for name in clients:
+        ratio = statistics.median(rates[name]) / bare
+        print(f"           ratio: {ratio:.3f}  ({name} / bare httpx; target >= 0.85)")
 
 
 # -- engine level (--engine): concurrent_load's batches, the engine against a bare loop ------------------
@@ -241,7 +243,9 @@ async def bare_batches(base_url: str, streams: int, chunks: int, seconds: float)
     return rates, cpu, tokens
 
 
-def engine_batches(base_url: str, streams: int, seconds: float, work: Path) -> tuple[list[float], float, int, list[float]]:
+def engine_batches(
+    base_url: str, streams: int, seconds: float, work: Path, transport: str = "auto"
+) -> tuple[list[float], float, int, list[float]]:
     """`soaktui --no-ui --scenarios concurrent_load --concurrency N` for `seconds`: each batch's
     aggregate tokens/s (scenario_result), the engine's CPU seconds from its first test to its
     exit, the output tokens in that span, and client_queue_ms of the batch requests."""
@@ -249,12 +253,13 @@ def engine_batches(base_url: str, streams: int, seconds: float, work: Path) -> t
 
     from soaktui.log.reader import iter_events
 
-    out = work / f"engine_{streams}"
+    out = work / f"engine_{streams}_{transport}"
     cmd = [sys.executable, "-m", "soaktui", "--no-ui", "--base-url", base_url, "--out", str(out),
            "--scenarios", "concurrent_load", "--concurrency", str(streams), "--duration", f"{seconds:.0f}s",
            "--throttle", "100", "--seed", "1"]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(cmd, env=engine_env(work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = engine_env(work, thresholds__concurrent_max_tokens=str(MAX_TOKENS), http_transport=transport)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ps = psutil.Process(proc.pid)
     log = out / "events.jsonl"
     cpu0 = None
@@ -275,16 +280,14 @@ def engine_batches(base_url: str, streams: int, seconds: float, work: Path) -> t
     return rates, cpu_total - (cpu0 or 0.0), tokens, queue
 
 
-def engine_mode(streams_list: list[int], chunks: int, seconds: float) -> None:
-    """The server's answers are as long as concurrent_load asks (its BATCH_MAX_TOKENS), for the
-    engine and the bare loop alike."""
+def engine_mode(streams_list: list[int], chunks: int, seconds: float, transports: list[str]) -> None:
+    """Answers of `chunks` tokens: the engine's concurrent_load asks for that many
+    (thresholds.concurrent_max_tokens), the bare loop too, and the server honours it. One engine
+    row per HTTP transport asked for (`--transports`; the setting http_transport)."""
     import tempfile
 
-    from soaktui.scenarios.concurrent_load import BATCH_MAX_TOKENS
-
     global MAX_TOKENS
-    MAX_TOKENS = BATCH_MAX_TOKENS
-    chunks = min(chunks, BATCH_MAX_TOKENS)
+    MAX_TOKENS = chunks
 
     ctx = mp.get_context("spawn")
     port_q: mp.Queue = ctx.Queue()
@@ -295,15 +298,17 @@ def engine_mode(streams_list: list[int], chunks: int, seconds: float) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for n in streams_list:
-                e_rates, e_cpu, e_tokens, queue = engine_batches(base_url, n, seconds, Path(tmp))
                 b_rates, b_cpu, b_tokens = asyncio.run(bare_batches(base_url, n, chunks, seconds))
-                e_med, b_med = statistics.median(e_rates), statistics.median(b_rates)
-                q50 = queue[len(queue) // 2] if queue else float("nan")
-                print(f"  {n:>3} streams: engine {e_med:>9,.0f} tok/s (n={len(e_rates)} batches), "
-                      f"bare batches {b_med:>9,.0f} tok/s (n={len(b_rates)}): ratio {e_med / b_med:.2f} (target >= 0.85)")  # fmt: skip
-                print(f"      CPU s per million output tokens: engine {1e6 * e_cpu / max(e_tokens, 1):.1f} "
-                      f"(from its first test to exit), bare {1e6 * b_cpu / max(b_tokens, 1):.1f}; "
-                      f"client_queue_ms p50 at {n}: {q50:.2f} (target <= {2 if n <= 8 else 5})")  # fmt: skip
+                b_med = statistics.median(b_rates)
+                print(f"  {n:>3} streams: bare httpx batches {b_med:>9,.0f} tok/s (n={len(b_rates)}), "
+                      f"CPU s per million output tokens {1e6 * b_cpu / max(b_tokens, 1):.1f}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
+                for transport in transports:
+                    e_rates, e_cpu, e_tokens, queue = engine_batches(base_url, n, seconds, Path(tmp), transport)
+                    e_med = statistics.median(e_rates)
+                    q50 = queue[len(queue) // 2] if queue else float("nan")
+                    print(f"       engine ({transport:>5}) {e_med:>9,.0f} tok/s (n={len(e_rates)} batches): "
+                          f"ratio {e_med / b_med:.2f} (target >= 0.85); CPU s/Mtok {1e6 * e_cpu / max(e_tokens, 1):.1f} "
+                          f"(first test to exit); client_queue_ms p50 {q50:.2f} (target <= {2 if n <= 8 else 5})")  # fmt: skip
     finally:
         proc.terminate()
         proc.join(5)
@@ -318,10 +323,12 @@ def main() -> None:
     ap.add_argument("--engine", metavar="N,N", help="engine level: concurrent_load at these widths (e.g. 8,64) "
                     "against a bare loop awaiting the same batches (answers of concurrent_load's max_tokens)")  # fmt: skip
     ap.add_argument("--seconds", type=float, default=30.0, help="--engine: seconds per side")
+    ap.add_argument("--transports", default="auto", metavar="T,T",
+                    help="--engine: the engine's http_transport per row (auto, lean, httpx), e.g. auto,httpx")  # fmt: skip
     args = ap.parse_args()
     if args.engine:
         chunks = args.chunks if args.chunks != 20_000 else 512
-        engine_mode([int(x) for x in args.engine.split(",")], chunks, args.seconds)
+        engine_mode([int(x) for x in args.engine.split(",")], chunks, args.seconds, args.transports.split(","))
         return
     global MODEL, MESSAGES, MAX_TOKENS
     if args.url:

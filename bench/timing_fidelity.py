@@ -54,8 +54,8 @@ from typing import Any
 import httpx
 from _common import KEYS, cells, engine_env, fmt, free_port, stats, stop_process
 
+from soaktui.config.settings import Thresholds
 from soaktui.log.reader import iter_events
-from soaktui.scenarios.concurrent_load import BATCH_MAX_TOKENS
 from soaktui.scenarios.corpus import TOPICS
 from soaktui.stats import percentile
 
@@ -257,7 +257,7 @@ def _body(streams: int, rng: random.Random) -> dict[str, Any]:
         words = max(30, int(STREAM_MAX_TOKENS * 0.6))
         content, max_tokens = f"Explain {topic} in about {words} words.", STREAM_MAX_TOKENS
     else:
-        content, max_tokens = f"In five sentences, summarise {topic}.", BATCH_MAX_TOKENS
+        content, max_tokens = f"In five sentences, summarise {topic}.", Thresholds().concurrent_max_tokens
     return {
         "model": PERSONA_ID,
         "messages": [{"role": "user", "content": content}],

@@ -18,10 +18,24 @@ import orjson
 import pytest
 
 from soaktui import errors
-from soaktui.providers.client import ChatClient
+from soaktui.providers.client import ChatClient as _ChatClient
 from soaktui.providers.result import RequestResult
 
 pytestmark = pytest.mark.integration
+
+TRANSPORT = "auto"  # set per test by the fixture below
+
+
+@pytest.fixture(autouse=True, params=["lean", "httpx"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs over both HTTP transports: the answers must be classified the same."""
+    monkeypatch.setattr(f"{__name__}.TRANSPORT", request.param)
+    return request.param
+
+
+def ChatClient(base_url: str, **kw: Any) -> _ChatClient:  # noqa: N802 - stands in for the class
+    return _ChatClient(base_url, transport=TRANSPORT, **kw)
+
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -682,3 +696,110 @@ def test_a_new_connection_dropped_before_an_answer_is_not_retried():
     r, srv = run(chat(handler))
     assert_failed(r, errors.CONNECTION_DROPPED)
     assert r.connection_retries == 0 and len(srv.requests) == 1
+
+
+# -- HTTP/1.1 framing: the same answers over both transports (providers/http1.py) ------------------
+
+ANSWER = b"".join(chunk(e) for e in (sse(delta("a")), sse(delta("b", finish="stop")), DONE))
+KEEP_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_chunk_extensions_trailers_and_a_100_continue_are_read_past():
+    """RFC 9112 §7.1.1 chunk extensions and §7.1.2 trailers are read and dropped; a 1xx head is
+    followed by the real one."""
+    body = b"".join(b"%x;name=val\r\n%s\r\n" % (len(e), e) for e in (sse(delta("x", finish="stop")), DONE))
+    response = b"HTTP/1.1 100 Continue\r\n\r\n" + head() + body + b"0\r\nX-Checksum: abc\r\n\r\n"
+    r, _ = run(chat(raw(response)))
+    assert r.ok, r.error
+    assert r.content == "x" and r.finish_reason == "stop"
+
+
+def test_a_head_and_body_sent_a_byte_at_a_time_read_the_same():
+    async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+        for i, b in enumerate(head() + ANSWER + END):
+            w.write(bytes([b]))
+            if i % 7 == 0:
+                await w.drain()
+                await asyncio.sleep(0)
+
+    r, _ = run(chat(handler))
+    assert r.ok, r.error
+    assert (r.content, r.chunks) == ("ab", 2)
+
+
+def test_a_whole_answer_with_content_length_keeps_the_connection():
+    obj = {"id": "c", "choices": [{"index": 0, "message": {"content": "hello"}, "finish_reason": "stop"}]}
+    body = orjson.dumps(obj)
+    response = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+
+    async def go():
+        async with serve(raw(response), keep_alive=True) as srv, ChatClient(srv.url) as client:
+            results = [await client.chat("m", MSGS, stream=False) for _ in range(3)]
+        return results, srv
+
+    results, srv = run(go())
+    assert [r.content for r in results] == ["hello"] * 3
+    assert len(srv.requests) == 3 and srv.connections == 1
+
+
+def test_connection_close_or_http_1_0_means_a_new_connection_for_the_next_request():
+    for response in (
+        KEEP_HEAD.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n") + ANSWER + END,
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+        + sse(delta("ab", finish="stop"))
+        + DONE,
+    ):
+
+        async def go(response: bytes = response) -> tuple[list[RequestResult], Server]:
+            async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+                w.write(response)
+                await w.drain()
+                if response.startswith(b"HTTP/1.0"):  # its body runs to the close
+                    w.close()
+
+            async with serve(handler, keep_alive=True) as srv, ChatClient(srv.url) as client:
+                results = [await client.chat("m", MSGS) for _ in range(2)]
+            return results, srv
+
+        results, srv = run(go())
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert [r.content for r in results] == ["ab", "ab"]
+        assert len(srv.requests) == 2 and srv.connections == 2
+
+
+def test_a_status_line_that_is_not_http_is_a_dropped_connection_not_an_answer():
+    r, _ = run(chat(raw(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")))
+    assert_failed(r, errors.CONNECTION_DROPPED)
+    assert r.http_status is None
+
+
+def test_a_bad_chunk_size_fails_the_stream_mid_response():
+    r, _ = run(chat(raw(head() + chunk(sse(delta("a"))) + b"zz\r\nxx\r\n")))
+    assert_failed(r, errors.CONNECTION_DROPPED)
+    assert r.chunks == 1  # what came before the bad framing was read
+
+
+def test_more_requests_than_connections_wait_for_a_free_one():
+    async def go():
+        served = serve(raw(KEEP_HEAD + ANSWER + END), keep_alive=True)
+        async with served as srv, ChatClient(srv.url, max_connections=2) as client:
+            results = await asyncio.gather(*(client.chat("m", MSGS) for _ in range(6)))
+        return results, srv
+
+    results, srv = run(go())
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert len(srv.requests) == 6 and srv.connections <= 2
+
+
+def test_a_body_larger_than_the_read_buffer_arrives_whole():
+    """1.6 MB of content (above READ_HIGH_WATER, below MAX_CONTENT_CHARS) in one Content-Length
+    answer: reads may pause and resume under a consumer slower than loopback; no byte is lost or
+    doubled."""
+    text = "".join(f"{i:07d} " for i in range(200_000))
+    obj = {"id": "c", "choices": [{"index": 0, "message": {"content": text}, "finish_reason": "stop"}]}
+    r, _ = run(chat(_json_response(obj), stream=False))
+    assert r.ok, r.error
+    assert r.content == text

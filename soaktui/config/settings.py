@@ -116,6 +116,9 @@ class Thresholds:
     large_context_min_tokens: int = setting(10_000, c.TOKENS, "large_context prompt sizes...")
     large_context_max_tokens: int = setting(40_000, c.TOKENS, "...capped to the model's context length.")
     stream_max_tokens: int = setting(512, c.TOKENS, "max_tokens of a streaming test.")
+    concurrent_max_tokens: int = setting(
+        128, c.TOKENS, "max_tokens of each concurrent_load stream (short answers keep a batch about load)."
+    )
     structured_max_tokens: int = setting(1024, c.TOKENS, "max_tokens of a structured test.")
     tool_max_tokens: int = setting(
         1024,
@@ -235,6 +238,12 @@ class Settings:
         "OpenAI-compatible endpoints to test. Leave it out to probe the default ports "
         "(LM Studio 1234, Ollama 11434, llama.cpp 8080 and 9931, vLLM 8000).",
         example=["http://192.168.1.20:11434"],
+    )
+    http_transport: str = setting(
+        "auto",
+        c.choice("auto", "lean", "httpx"),
+        "HTTP client under the measurements: lean (soaktui's own HTTP/1.1, far less CPU per token), "
+        "httpx (httpx's own), or auto: lean for plain http with no proxy in the way, httpx otherwise.",
     )
     api_key: str | None = setting(
         None,

@@ -189,6 +189,7 @@ async def run_soak(req: RunRequest) -> int:
                 api_key=s.api_key,
                 connect_timeout_s=s.timeouts.connect,
                 read_timeout_s=s.timeouts.read,
+                transport=s.http_transport,
             )
             for p in selection.providers
         }

@@ -22,6 +22,7 @@ import orjson
 
 from soaktui import errors
 from soaktui.log.events import SOURCE_CHUNKS, SOURCE_UNKNOWN, SOURCE_USAGE, USAGE_REJECTED
+from soaktui.providers.http1 import Http1Transport, lean_applies
 from soaktui.providers.result import (
     MAX_CONTENT_CHARS,
     RequestResult,
@@ -275,7 +276,12 @@ class ChatClient:
         read_timeout_s: float = 120.0,
         max_line_bytes: int = 1 << 20,
         max_connections: int = 64,
+        transport: str = "auto",
     ) -> None:
+        """`transport` (the setting http_transport): "lean" (providers/http1.py), "httpx" (httpx's
+        own), or "auto": lean for plain http with no proxy in the way, httpx's otherwise."""
+        if transport not in ("auto", "lean", "httpx"):
+            raise ValueError(f"transport must be auto, lean or httpx, not {transport!r}")
         self.base_url = base_url.rstrip("/")
         self.chat_url = f"{self.base_url}/v1/chat/completions"
         self.max_line_bytes = max_line_bytes
@@ -285,14 +291,17 @@ class ChatClient:
         headers = {"Accept-Encoding": "identity"}  # raw bytes = body bytes, no decoder buffering
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        trust_env = not is_loopback(self.base_url)  # a proxy must not sit between us and a local server
+        lean = transport == "lean" or (transport == "auto" and lean_applies(self.base_url, trust_env=trust_env))
+        self.transport = "lean" if lean else "httpx"
         self._http = httpx.AsyncClient(
             headers=headers,
+            transport=Http1Transport(max_connections=max_connections) if lean else None,
             timeout=httpx.Timeout(
                 connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=None
             ),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            # A proxy from the environment must not sit between us and a local server.
-            trust_env=not is_loopback(self.base_url),
+            trust_env=trust_env,
         )
 
     async def aclose(self) -> None:

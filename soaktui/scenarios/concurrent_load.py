@@ -17,8 +17,6 @@ from soaktui.scenarios.base import Outcome, Scenario, ScenarioContext, answered
 from soaktui.scenarios.corpus import TOPICS
 from soaktui.stats import percentile
 
-BATCH_MAX_TOKENS = 128
-
 
 class ConcurrentLoad(Scenario):
     name = "concurrent_load"
@@ -39,11 +37,12 @@ class ConcurrentLoad(Scenario):
         st, n = self._rung(ctx)
         messages = [{"role": "user", "content": f"In five sentences, summarise {ctx.rng.choice(TOPICS)}."}]
 
-        solo = await ctx.chat(messages, stream=True, max_tokens=BATCH_MAX_TOKENS, fields={"concurrency": 1})
+        max_tokens = ctx.settings.thresholds.concurrent_max_tokens
+        solo = await ctx.chat(messages, stream=True, max_tokens=max_tokens, fields={"concurrency": 1})
         start = time.perf_counter_ns()
         results = await asyncio.gather(
             *(
-                ctx.chat(messages, stream=True, max_tokens=BATCH_MAX_TOKENS, fields={"concurrency": n})
+                ctx.chat(messages, stream=True, max_tokens=max_tokens, fields={"concurrency": n})
                 for _ in range(n)
             )
         )
