@@ -803,3 +803,34 @@ def test_a_body_larger_than_the_read_buffer_arrives_whole():
     r, _ = run(chat(_json_response(obj), stream=False))
     assert r.ok, r.error
     assert r.content == text
+
+
+def test_failed_connections_give_their_place_in_the_pool_back():
+    """With one connection allowed, refused connects and dropped answers must not use the place up:
+    every later request still gets a connection (a leak would leave it waiting until the total
+    timeout)."""
+    drops = 3
+
+    async def handler(req: Request, w: asyncio.StreamWriter) -> None:
+        if len(srv_seen) < drops:
+            srv_seen.append(req)
+            w.transport.abort()
+            return
+        w.write(head() + ANSWER + END)
+
+    srv_seen: list[Request] = []
+
+    async def go() -> tuple[list[RequestResult], list[RequestResult]]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: refused
+        async with ChatClient(dead, max_connections=1) as client:
+            refused = [await client.chat("m", MSGS, total_timeout_s=5) for _ in range(3)]
+        async with serve(handler) as srv, ChatClient(srv.url, max_connections=1) as client:
+            served = [await client.chat("m", MSGS, total_timeout_s=5) for _ in range(drops + 2)]
+        return refused, served
+
+    refused, served = run(go())
+    assert [r.error_class for r in refused] == [errors.CONNECTION_REFUSED] * 3
+    assert [r.error_class for r in served[:drops]] == [errors.CONNECTION_DROPPED] * drops
+    assert all(r.ok for r in served[drops:]), [r.error for r in served[drops:]]

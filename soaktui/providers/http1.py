@@ -87,6 +87,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.write_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
+        self.counted = True  # holds one of the pool's places until lost
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -420,13 +421,13 @@ class Http1Transport(httpx.AsyncBaseTransport):
             if trace is not None:
                 await trace("connection.connect_tcp.complete", {})
         except asyncio.TimeoutError:
-            self._gone()
+            self._lost(conn)
             raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
         except OSError as exc:
-            self._gone()
+            self._lost(conn)
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
         except BaseException:
-            self._gone()
+            self._lost(conn)
             raise
         return conn
 
@@ -451,10 +452,13 @@ class Http1Transport(httpx.AsyncBaseTransport):
             conn.transport.close()  # connection_lost will free its place
 
     def _lost(self, conn: _Connection) -> None:
+        """`conn` closed (or never opened): its place in the pool is free, once."""
         idle = self._idle.get(conn.key)
         if idle and conn in idle:
             idle.remove(conn)
-        self._gone()
+        if conn.counted:
+            conn.counted = False
+            self._gone()
 
     # -- httpx ----------------------------------------------------------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
