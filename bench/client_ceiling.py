@@ -22,11 +22,13 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import queue
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -41,6 +43,12 @@ WRITE_BATCH = 16  # events per server write
 
 
 # -- the server (child process) ----------------------------------------------------------------------
+
+
+def _served_counter() -> dict[str, float]:
+    """The server's count of chat answers written since the last reset: requests, tokens (content
+    chunks), and the monotonic times (shared by every process on Linux) the first began and the last ended."""
+    return {"requests": 0, "tokens": 0, "first": 0.0, "last": 0.0}
 
 
 def _chunked(b: bytes) -> bytes:
@@ -79,9 +87,9 @@ def _serve(n: int, port_q: mp.Queue) -> None:
 
     by_count: dict[int, list[bytes]] = {n: batches}
 
-    def batches_for(body: bytes) -> list[bytes]:
-        """The answer, `max_tokens` chunks long when the request sets fewer than `n` (as a server
-        honours it: the engine cuts a stream that ignores max_tokens as runaway)."""
+    def batches_for(body: bytes) -> tuple[int, list[bytes]]:
+        """The answer (its token count and writes), `max_tokens` chunks long when the request sets
+        fewer than `n` (as a server honours it: the engine cuts a stream that ignores max_tokens as runaway)."""
         try:
             want = json.loads(body).get("max_tokens") or n
         except ValueError:
@@ -90,9 +98,10 @@ def _serve(n: int, port_q: mp.Queue) -> None:
         if count not in by_count:
             ev = _events(count)
             by_count[count] = [b"".join(ev[i : i + WRITE_BATCH]) for i in range(0, len(ev), WRITE_BATCH)]
-        return by_count[count]
+        return count, by_count[count]
 
     models = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
+    served = _served_counter()  # what GET /bench/served reports (--aiperf's cross-check)
 
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -103,6 +112,14 @@ def _serve(n: int, port_q: mp.Queue) -> None:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 body = await reader.readexactly(length)
+                if hdr.startswith(b"GET /bench/served"):  # ?reset zeroes the count after reporting it
+                    payload = json.dumps(served).encode()
+                    if hdr.startswith(b"GET /bench/served?reset "):
+                        served.update(_served_counter())
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(payload), payload))  # fmt: skip
+                    await writer.drain()
+                    continue
                 if hdr.startswith(b"GET "):  # discovery (--engine): the model list, nothing else
                     found = hdr.startswith(b"GET /v1/models ")
                     payload = models if found else b"{}"
@@ -111,10 +128,15 @@ def _serve(n: int, port_q: mp.Queue) -> None:
                                  % (status, len(payload), payload))  # fmt: skip
                     await writer.drain()
                     continue
+                count, answer = batches_for(body)
+                served["first"] = served["first"] or time.monotonic()
                 writer.write(head)
-                for batch in batches_for(body):
+                for batch in answer:
                     writer.write(batch)
                     await writer.drain()
+                served["requests"] += 1
+                served["tokens"] += count
+                served["last"] = time.monotonic()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -280,10 +302,193 @@ def engine_batches(
     return rates, cpu_total - (cpu0 or 0.0), tokens, queue
 
 
-def engine_mode(streams_list: list[int], chunks: int, seconds: float, transports: list[str]) -> None:
+# -- aiperf (--aiperf): NVIDIA's benchmark against the same server, its whole process tree's CPU --------
+
+AIPERF_ENV = "SOAKTUI_AIPERF"  # the aiperf executable, where --aiperf is not given
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+
+def find_aiperf(given: str | None) -> str | None:
+    """--aiperf PATH, else $SOAKTUI_AIPERF, else `aiperf` on PATH; None when none is there. aiperf is
+    never a project dependency: it lives in a venv of its own (bench/README.md)."""
+    import shutil
+
+    for candidate in (given, os.environ.get(AIPERF_ENV), "aiperf"):
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    return None
+
+
+def byte_tokenizer(folder: Path) -> Path:
+    """A byte-level HuggingFace tokenizer (GPT-2's byte alphabet, no merges: one token per byte) written
+    to `folder`. aiperf needs a tokenizer to synthesise prompts even when it counts output tokens
+    from the server's usage; its `builtin` one (tiktoken) downloads its table on first use, and this
+    machine reaches no hub. Lossless, so its prompts decode to the sonnet text it sampled."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    chars = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
+    vocab = {ch: i for i, ch in enumerate(chars)} | {"<|endoftext|>": 256}
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    eos = {"id": 256, "content": "<|endoftext|>", "single_word": False, "lstrip": False, "rstrip": False,
+           "normalized": False, "special": True}  # fmt: skip
+    spec = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [eos], "normalizer": None,
+            "pre_tokenizer": byte_level, "post_processor": None, "decoder": byte_level,
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                      "vocab": vocab, "merges": []}}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>", "model_max_length": 10**6}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def run_as_subreaper(cmd: list[str], log: str, timeout_s: float, out: mp.Queue) -> None:
+    """Run `cmd` from a process that is a child subreaper (prctl), and report the CPU of its whole tree.
+
+    The kernel adds a process's CPU, with that of the children it reaped, to its parent's
+    RUSAGE_CHILDREN when the parent reaps it. aiperf's services and workers are its children and it
+    joins them; any descendant whose parent dies first is re-parented to this process (the nearest
+    subreaper) rather than to init, and reaped here. So once every descendant has exited and been
+    reaped, this process's RUSAGE_CHILDREN is the CPU of every process in the tree, each counted
+    once. (Lost only for children of a parent that ignores SIGCHLD, which aiperf does not do.)"""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        try:
+            rc = proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_tree(psutil.Process())
+            rc = proc.wait()
+    orphans, deadline = 0, time.monotonic() + 30  # leftovers get 30 s to finish, then are killed
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break  # no child left: every descendant has been reaped
+        if pid:
+            orphans += 1
+        elif time.monotonic() > deadline:
+            _kill_tree(psutil.Process())
+        else:
+            time.sleep(0.05)
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out.put({"rc": rc, "cpu": ru.ru_utime + ru.ru_stime, "orphans": orphans})
+
+
+def _kill_tree(root: psutil.Process) -> None:
+    for p in root.children(recursive=True):
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def tree_cpu(root: psutil.Process) -> tuple[float, int]:
+    """CPU seconds used so far by the processes under `root` (root's own excepted), and how many are
+    alive: each live descendant's own and its reaped children's, plus root's reaped children's."""
+    t = root.cpu_times()
+    total, alive = t.children_user + t.children_system, 0
+    for p in root.children(recursive=True):
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue  # gone between listing and reading: counted in its parent's children when reaped
+        total += t.user + t.system + t.children_user + t.children_system
+        alive += 1
+    return total, alive
+
+
+def measure_tree(cmd: list[str], log: str, timeout_s: float, started: Callable[[], bool]) -> dict[str, float]:
+    """Run `cmd` under a subreaper (run_as_subreaper, in a process of its own so this one stays as it
+    is) and return its exit code `rc` and its whole tree's CPU seconds: `cpu` in all, `cpu0` already
+    used when `started()` first held (polled every 50 ms), `seen` at the last look while it ran
+    (a check on `cpu`), and `processes`, the most seen alive at once."""
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()
+    wrapper = ctx.Process(target=run_as_subreaper, args=(cmd, log, timeout_s, q), daemon=True)
+    wrapper.start()
+    root = psutil.Process(wrapper.pid)
+    cpu0, seen, alive = None, 0.0, 0
+    while True:
+        try:
+            done = q.get(timeout=0.05 if cpu0 is None else 1.0)
+            break
+        except queue.Empty:
+            if not wrapper.is_alive():  # it reports just before it exits: one last look
+                try:
+                    done = q.get(timeout=1.0)
+                    break
+                except queue.Empty:
+                    raise SystemExit(f"the subreaper exited ({wrapper.exitcode}) without a report") from None
+        try:
+            if cpu0 is None:
+                if started():
+                    cpu0, _ = tree_cpu(root)
+            else:  # the tree now and then, to check the final account against
+                seen, n = tree_cpu(root)
+                alive = max(alive, n)
+        except psutil.Error:
+            pass
+    wrapper.join(10)
+    return {**done, "cpu0": cpu0 or 0.0, "seen": seen, "processes": alive}
+
+
+def _served(base_url: str, reset: bool = False) -> dict[str, float]:
+    return httpx.get(f"{base_url}/bench/served{'?reset' if reset else ''}", timeout=10).json()
+
+
+def aiperf_run(exe: str, base_url: str, streams: int, chunks: int, seconds: float, work: Path) -> dict[str, float]:
+    """`aiperf profile` at `streams` concurrent streaming chats of `chunks` tokens (max_tokens) for
+    `seconds`, against our server. Returns its own output tokens/s, the server's count over the run,
+    and the CPU of aiperf's whole process tree from its first request to its exit and in all."""
+    art = work / f"aiperf_{streams}"
+    cmd = [exe, "profile", "--model", MODEL, "--url", base_url, "--endpoint-type", "chat", "--streaming",
+           "--concurrency", str(streams), "--osl", str(chunks), "--use-legacy-max-tokens",
+           "--use-server-token-count", "--tokenizer", str(byte_tokenizer(work / "byte_tokenizer")),
+           "--benchmark-duration", f"{seconds:g}", "--ui", "none", "--no-server-metrics", "--no-gpu-telemetry",
+           "--artifact-dir", str(art), "--random-seed", "1"]  # fmt: skip
+    _served(base_url, reset=True)
+    done = measure_tree(cmd, f"{art}.log", seconds + 180, started=lambda: bool(_served(base_url)["first"]))
+    served = _served(base_url)
+    if done["rc"] != 0:
+        raise SystemExit(f"aiperf exited {done['rc']}; see {art}.log")
+    summary = json.loads((art / "profile_export_aiperf.json").read_text())
+    if done["cpu"] + 0.5 < done["seen"]:
+        print(f"      warning: aiperf's tree accounted {done['cpu']:.1f} CPU s, below the {done['seen']:.1f} seen alive")
+    span = served["last"] - served["first"]
+    return {
+        "tps": summary["output_token_throughput"]["avg"],
+        "server_tps": served["tokens"] / span if span > 0 else float("nan"),
+        "span": span,
+        "tokens": served["tokens"],
+        "cpu_run": done["cpu"] - done["cpu0"],
+        "cpu_all": done["cpu"],
+        "processes": done["processes"],
+        "orphans": done["orphans"],
+    }
+
+
+def print_aiperf(a: dict[str, float], bare_tps: float, engine_cpu_per_token: dict[str, float]) -> None:
+    per_m = 1e6 * a["cpu_run"] / max(a["tokens"], 1)
+    ratios = ", ".join(f"{t} {1e6 * c / per_m:.2f}" for t, c in engine_cpu_per_token.items())
+    print(f"       aiperf {a['tps']:>9,.0f} tok/s (its own figure; the server wrote {a['server_tps']:,.0f} tok/s over "
+          f"{a['span']:.1f} s): ratio to bare {a['tps'] / bare_tps:.2f}; CPU s/Mtok {per_m:.1f} from its first "
+          f"request to exit ({1e6 * a['cpu_all'] / max(a['tokens'], 1):.1f} with its start), its whole tree (up to "
+          f"{a['processes']:.0f} processes, {a['orphans']:.0f} orphans reaped); engine/aiperf CPU per token: "
+          f"{ratios} (target <= 1)")  # fmt: skip
+
+
+def engine_mode(
+    streams_list: list[int], chunks: int, seconds: float, transports: list[str], aiperf: str | None = None
+) -> None:
     """Answers of `chunks` tokens: the engine's concurrent_load asks for that many
     (thresholds.concurrent_max_tokens), the bare loop too, and the server honours it. One engine
-    row per HTTP transport asked for (`--transports`; the setting http_transport)."""
+    row per HTTP transport asked for (`--transports`; the setting http_transport), and an aiperf
+    row when `aiperf` names its executable."""
     import tempfile
 
     global MAX_TOKENS
@@ -295,6 +500,8 @@ def engine_mode(streams_list: list[int], chunks: int, seconds: float, transports
     proc.start()
     base_url = f"http://127.0.0.1:{port_q.get(timeout=30)}"
     print(f"engine level: server {base_url}, {chunks} chunks per answer, {seconds:g} s per side; {os.getloadavg()[0]:.2f} load")
+    if aiperf is None:
+        print(f"  aiperf: not installed, no aiperf row (--aiperf PATH, ${AIPERF_ENV} or `aiperf` on PATH; bench/README.md)")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for n in streams_list:
@@ -302,6 +509,7 @@ def engine_mode(streams_list: list[int], chunks: int, seconds: float, transports
                 b_med = statistics.median(b_rates)
                 print(f"  {n:>3} streams: bare httpx batches {b_med:>9,.0f} tok/s (n={len(b_rates)}), "
                       f"CPU s per million output tokens {1e6 * b_cpu / max(b_tokens, 1):.1f}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
+                engine_cpu: dict[str, float] = {}  # CPU s per output token, per transport
                 for transport in transports:
                     e_rates, e_cpu, e_tokens, queue = engine_batches(base_url, n, seconds, Path(tmp), transport)
                     e_med = statistics.median(e_rates)
@@ -309,6 +517,9 @@ def engine_mode(streams_list: list[int], chunks: int, seconds: float, transports
                     print(f"       engine ({transport:>5}) {e_med:>9,.0f} tok/s (n={len(e_rates)} batches): "
                           f"ratio {e_med / b_med:.2f} (target >= 0.85); CPU s/Mtok {1e6 * e_cpu / max(e_tokens, 1):.1f} "
                           f"(first test to exit); client_queue_ms p50 {q50:.2f} (target <= {2 if n <= 8 else 5})")  # fmt: skip
+                    engine_cpu[transport] = e_cpu / max(e_tokens, 1)
+                if aiperf is not None:
+                    print_aiperf(aiperf_run(aiperf, base_url, n, chunks, seconds, Path(tmp)), b_med, engine_cpu)
     finally:
         proc.terminate()
         proc.join(5)
@@ -325,10 +536,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="--engine: seconds per side")
     ap.add_argument("--transports", default="auto", metavar="T,T",
                     help="--engine: the engine's http_transport per row (auto, lean, httpx), e.g. auto,httpx")  # fmt: skip
+    ap.add_argument("--aiperf", metavar="PATH", help=f"--engine: the aiperf executable to run as a third side "
+                    f"(default: ${AIPERF_ENV}, else `aiperf` on PATH; skipped when there is none)")  # fmt: skip
     args = ap.parse_args()
     if args.engine:
         chunks = args.chunks if args.chunks != 20_000 else 512
-        engine_mode([int(x) for x in args.engine.split(",")], chunks, args.seconds, args.transports.split(","))
+        engine_mode([int(x) for x in args.engine.split(",")], chunks, args.seconds, args.transports.split(","),
+                    find_aiperf(args.aiperf))
         return
     global MODEL, MESSAGES, MAX_TOKENS
     if args.url:
