@@ -98,6 +98,8 @@ def test_a_run_writes_every_file_with_a_complete_schema(sim, tmp_path):
         assert e["v"] == 1
     kinds = [e["kind"] for e in events]
     assert kinds[:3] == ["run_started", "providers_discovered", "model_switched"]
+    providers = [p["name"] for p in events[1]["providers"]]
+    assert events[0]["http"] == {name: "lean" for name in providers}  # plain http on loopback
     assert kinds[-1] == "run_finished"
     finished = events[-1]
     assert finished["reason"] == "duration"
@@ -471,6 +473,15 @@ def test_full_disk_stops_the_run_and_keeps_what_was_logged(sim, tmp_path):
     events = list(iter_events(run_dir / "events.jsonl"))
     assert len(events) > 5 and events[0]["kind"] == "run_started"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+@pytest.mark.integration
+def test_http_transport_httpx_measures_through_httpx_and_says_so(sim, tmp_path):
+    code, events = soak(tmp_path / "run", sim.base_url, duration="2s", http_transport="httpx")
+    assert code == 0
+    assert set(events[0]["http"].values()) == {"httpx"}
+    ok = [e for e in events if e["kind"] == "request" and e["ok"]]
+    assert ok and all(e["output_tokens"] > 0 for e in ok)
 
 
 def test_json_streams_every_event_to_stdout_and_progress_goes_to_stderr(sim, tmp_path):

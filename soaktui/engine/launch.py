@@ -239,6 +239,7 @@ async def run_soak(req: RunRequest) -> int:
             scenarios=weights,
             settings=s.to_dict(),
             demo=req.demo,
+            http={name: client.transport for name, client in clients.items()},
         )
         bus.emit(ev.PROVIDERS_DISCOVERED, **selection.to_event())
 
