@@ -2,7 +2,8 @@
 
 State is compact: counters (distinct keys capped), and for the figures that need percentiles one
 `array('d')` per bucket per metric: 8 bytes a value, at most 48 bytes per successful request, no
-per-event objects. A snapshot sorts each bucket array in place (order means nothing) and reads
+per-event objects. A live fold (`exact=False`: test_summary.json, the viewer) keeps a bounded
+QuantileSketch there instead (sketch.py: the same `append`, percentiles within 1%). A snapshot sorts each bucket array in place (order means nothing) and reads
 percentiles over several buckets straight from the sorted arrays (stats.select), never building a
 merged copy. `on_request` runs once per request of the log and is written for speed: locals,
 dict.get, no per-event allocations (bench/report_1m.py folds a million request events in seconds).

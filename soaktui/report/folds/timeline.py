@@ -3,7 +3,7 @@
 The request fold (requests.py) keeps each model's requests in 15-second cells (BASE_S, by epoch
 time; the cell doubles when a model outgrows MAX_CELLS, about 17 hours), filled on its hot path: successes and failures, stalls, failures by class, and the generation tokens/s and TTFT of
 the successful warm streamed requests (arrays of floats: 16 bytes a request, sorted only when a
-snapshot reads them). `timeline()` regroups a model's cells into buckets sized
+snapshot reads them; bounded sketches in a live fold, see folds/common.new_sample). `timeline()` regroups a model's cells into buckets sized
 to the run (the smallest of WIDTHS that gives at most TARGET_BUCKETS buckets: 10 minutes for an
 eight-hour night, 15 seconds for a few minutes' demo) and compares each model's first hour with its last:
 
