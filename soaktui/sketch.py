@@ -70,13 +70,15 @@ class _Store:
         if not counts:
             self.offset, self.counts = i, array("q", [n])
             return
-        if j < 0:
-            self.counts = array("q", bytes(8 * -j)) + counts
-            self.offset = i
-            self.counts[0] += n
-        else:
-            counts.extend(array("q", bytes(8 * (j - len(counts) + 1))))
-            counts[j] += n
+        if j < 0:  # below the lowest bin: grow down, at most to MAX_BINS (then it joins the lowest)
+            grow = min(-j, MAX_BINS - len(counts))
+            if grow > 0:
+                self.counts = counts = array("q", bytes(8 * grow)) + counts
+                self.offset -= grow
+            counts[0] += n
+            return
+        counts.extend(array("q", bytes(8 * (j - len(counts) + 1))))
+        counts[j] += n
         if len(self.counts) > MAX_BINS:  # fold the lowest bins into the lowest one kept
             cut = len(self.counts) - MAX_BINS
             low = sum(self.counts[: cut + 1])

@@ -93,6 +93,9 @@ def test_memory_is_bounded_however_many_and_however_spread_the_values() -> None:
     # them keep the bound
     for q in (75, 95, 99, 100):
         assert within(sk.quantile(q), percentile(exact, q)), q
+    # folding is the same whatever the order the values come in, or the parts merged
+    halves = QuantileSketch.merged([QuantileSketch(xs[1::2]), QuantileSketch(xs[::2])])
+    assert list(QuantileSketch(exact[::-1]).counts()) == list(sk.counts()) == list(halves.counts())
 
 
 @pytest.mark.parametrize("bad", ["12.5", None, [1.0]])
