@@ -15,8 +15,9 @@ of a non-negative exact value interpolate to within ALPHA of the exact interpola
 results are clamped to the exact [min, max].
 
 Memory is bounded whatever the number of values: the first EXACT_CAP values are kept as they are
-(a small sample costs no more than an array and its figures are exact), then the bins take over as
-a dense array of counts, at most MAX_BINS of them per sign (8 bytes each). Values of one metric
+(a small sample, such as a quiet 15-second timeline cell, costs no more than an array, and its
+figures are exact), then the bins take over as a dense array of counts, at most MAX_BINS of them
+per sign (8 bytes each): a sketch holds at most 16 KiB of counts, typically a few hundred bytes. Values of one metric
 rarely span more than a few hundred bins (a ratio of 100 between the fastest and the slowest is 231
 bins at 1%); beyond MAX_BINS (a ratio of about 10^17) the lowest bins are folded together, as
 DDSketch does, and only the quantiles in those folded bins lose the bound.
@@ -33,7 +34,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 
 ALPHA = 0.01  # relative accuracy of every quantile
-EXACT_CAP = 256  # values kept exactly before the bins take over
+EXACT_CAP = 64  # values kept exactly before the bins take over (512 bytes, about a sketch's bins)
 MAX_BINS = 2048  # bins per sign; beyond, the lowest are folded together
 
 _GAMMA = (1 + ALPHA) / (1 - ALPHA)
