@@ -24,8 +24,6 @@ from soaktui.report.folds.timeline import mann_whitney
 from soaktui.sinks.summary import SummarySink
 from soaktui.sketch import ALPHA, EXACT_CAP
 
-pytestmark = pytest.mark.unit
-
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 # figures read from a sketch's percentiles, with the rounding the report gives them
@@ -75,6 +73,7 @@ def close(live: Any, exact: Any, where: str, key: str = "") -> list[str]:
     return [] if ok else [f"{where}: live {live!r}, exact {exact!r}"]
 
 
+@pytest.mark.unit
 def test_live_figures_differ_from_the_report_only_within_the_sketch_bound(run_dir: Path) -> None:
     events = list(iter_events(run_dir / "events.jsonl"))
     exact = RunAggregate().feed_all(events).snapshot()
@@ -112,18 +111,21 @@ def _traced_growth(feed_one: Callable[[dict[str, Any]], None], first: int, then:
         tracemalloc.stop()
 
 
+@pytest.mark.unit
 def test_the_report_keeps_every_value() -> None:
     """What the live views save: the exact fold keeps 8 bytes a value, about 100 bytes a request here
     (and the measure below does see memory grow)."""
     assert _traced_growth(RunAggregate().feed, 2000, 10_000) > 10_000 * 50
 
 
+@pytest.mark.unit
 def test_the_summary_sinks_aggregate_does_not_grow_with_the_requests(tmp_path: Path) -> None:
     sink = SummarySink(tmp_path, interval_s=1e9)  # the engine keeps it for the whole run
     grown = _traced_growth(sink.aggregate.feed, 2000, 10_000)
     assert grown < 50_000, f"the summary sink grew by {grown:,} bytes over 10,000 requests"
 
 
+@pytest.mark.unit
 def test_the_viewers_folds_do_not_grow_with_the_requests(tmp_path: Path) -> None:
     from soaktui.ui.app import create_app
 
@@ -137,6 +139,7 @@ def test_the_viewers_folds_do_not_grow_with_the_requests(tmp_path: Path) -> None
     assert grown < 50_000, f"the viewer's folds grew by {grown:,} bytes over 10,000 requests"
 
 
+@pytest.mark.e2e
 def test_the_viewers_w_writes_the_exact_report(run_dir: Path) -> None:
     """The viewer folds in the bounded mode, but the files `w` writes are `soaktui report`'s."""
     from soaktui.ui.app import create_app
@@ -196,6 +199,7 @@ def _pooled_mann_whitney(a: list[float], b: list[float]) -> float | None:
     return max(0.0, min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2))))
 
 
+@pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 30).map(float), max_size=60), st.lists(st.integers(0, 30).map(float), max_size=60))
 def test_the_drift_test_over_exact_samples_is_the_pooled_ranking_bit_for_bit(a: list[float], b: list[float]) -> None:
