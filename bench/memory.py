@@ -1,24 +1,31 @@
-"""Does the engine's memory stay flat over a long soak? 200,000 requests, time-compressed.
+"""Does memory stay flat over a long soak? 200,000 requests, time-compressed: the engine, and a viewer.
 
-An overnight run must not grow: everything the engine keeps is meant to be bounded (docs/architecture.md).
-This script starts the built-in simulator (`soaktui simulate --speed S`, default 1000: a 150 ms
-first token takes 0.15 ms) and the real engine as a subprocess, `soaktui --no-ui --scenarios
-streaming` with short answers (`SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS`, default 8), throttle 100,
-quiet hours off and `SOAKTUI_OUTPUT__STATUS_INTERVAL=1s`. The engine's own `status` events carry
-`requests` and `rss_bytes`; this script follows events.jsonl, takes the RSS of the first status at
-or past 10,000 requests (the baseline: caches and pools are warm by then) and of the first at or
-past 200,000, then stops the run with `soaktui ctl RUN_DIR stop`.
+An overnight run must not grow: everything the engine keeps is meant to be bounded (docs/architecture.md),
+and so is everything a viewer following the run keeps (its RunAggregate folds in the bounded live mode:
+docs/report.md, "Live figures"). This script starts the built-in simulator (`soaktui simulate --speed
+S`, default 1000: a 150 ms first token takes 0.15 ms) and the real engine as a subprocess, `soaktui
+--no-ui --scenarios streaming` with short answers (`SOAKTUI_THRESHOLDS__STREAM_MAX_TOKENS`, default 8),
+throttle 100, quiet hours off and `SOAKTUI_OUTPUT__STATUS_INTERVAL=1s`; and, unless `--no-viewer`,
+the real viewer `soaktui watch RUN_DIR` in a private tmux server (bench/_common.py's Viewer, 200x60)
+following that run from its start. The engine's own `status` events carry `requests` and
+`rss_bytes`; this script follows events.jsonl, takes the RSS of the first status at or past 10,000
+requests (the baseline: caches and pools are warm by then) and of the first at or past 200,000, then
+stops the run with `soaktui ctl RUN_DIR stop`. The viewer's RSS (psutil) is read at the same two
+moments, and once more when the run has finished and the viewer has read the whole log (its CPU
+idle): its end figure is the larger of the two.
 
-Printed: RSS along the way, baseline, end, growth, the engine's requests/s (the engine, not the
-simulator, is the bottleneck here: see the CPU seconds of each), and the machine's load.
+Printed: RSS along the way, baseline, end, growth of each, the engine's requests/s (the engine, not
+the simulator, is the bottleneck here: see the CPU seconds of each), and the machine's load.
 
-Target: RSS at the end at most 30 MB above the baseline.
+Target: RSS at the end at most 30 MB above the baseline, for the engine and for the viewer.
 
-    .venv/bin/python bench/memory.py [--requests 200000] [--baseline 10000] [--speed 1000] [--keep DIR]
+    .venv/bin/python bench/memory.py [--requests 200000] [--baseline 10000] [--speed 1000] [--no-viewer] [--keep DIR]
 
 `--tracemalloc` instead runs the engine in this process (several times slower) under tracemalloc
 and prints which source lines hold the memory that grew between the baseline and the end: the way
-to find a culprit when RSS grows. Use it with fewer requests, e.g. `--requests 30000 --baseline 5000`.
+to find a culprit when RSS grows. It then folds the run's log as the viewer does (a live
+RunAggregate and the dashboard's LiveState) under tracemalloc and prints the viewer's growers the
+same way. Use it with fewer requests, e.g. `--requests 30000 --baseline 5000`.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from pathlib import Path
 
 import orjson
 import psutil
-from _common import cpu_seconds, engine_env, stop_process
+from _common import Tmux, Viewer, cpu_seconds, engine_env, stop_process
 
 from soaktui.simulator.launcher import SimulatorProcess
 
@@ -131,6 +138,43 @@ def report(
 # -- the subprocess run (the measurement) ------------------------------------------------------------
 
 
+def rss(proc: psutil.Process | None) -> int | None:
+    """A process's resident set now, bytes; None when it cannot be read (or there is none)."""
+    try:
+        return None if proc is None else proc.memory_info().rss
+    except psutil.Error:
+        return None
+
+
+def wait_idle(proc: psutil.Process, timeout_s: float = 180.0) -> float:
+    """Wait until `proc` uses under a tenth of a CPU for a second (a viewer that has read the whole
+    log only redraws); returns the seconds waited."""
+    t0 = time.monotonic()
+    last = cpu_seconds(proc)
+    while time.monotonic() - t0 < timeout_s:
+        time.sleep(1.0)
+        now = cpu_seconds(proc)
+        if now is None or last is None or now - last < 0.1:
+            break
+        last = now
+    return time.monotonic() - t0
+
+
+def viewer_report(base: int | None, at_end: int | None, settled: int | None, cpu: float | None) -> None:
+    print()
+    if base is None or (at_end is None and settled is None):
+        print("viewer: its RSS could not be read (it exited?): no verdict")
+        return
+    end = max(x for x in (at_end, settled) if x is not None)
+    growth = (end - base) / MB
+    print(f"viewer (`soaktui watch RUN_DIR` in tmux) RSS at the baseline: {_mb(base)}")
+    print(f"viewer RSS at the end: {_mb(at_end)}; once it had read the whole log: {_mb(settled)}")
+    print(f"viewer growth: {growth:+.1f} MB (from the larger end figure)")
+    print(f"target: viewer growth <= {TARGET_MB:g} MB: {'PASS' if growth <= TARGET_MB else 'FAIL'}")
+    if cpu is not None:
+        print(f"viewer CPU between the two: {cpu:.0f} s")
+
+
 def run_subprocess(args: argparse.Namespace, base_url: str, work: Path) -> int:
     run_dir = work / "run"
     env = engine_env(
@@ -149,30 +193,50 @@ def run_subprocess(args: argparse.Namespace, base_url: str, work: Path) -> int:
     samples: list[Status] = []
     base = end = None
     cpu_at: dict[str, tuple[float | None, float | None]] = {}
+    tmux = Tmux() if args.viewer else None
+    viewer = Viewer(tmux, run_dir, env) if tmux is not None else None
+    viewer_ps: psutil.Process | None = None
+    viewer_rss: dict[str, int | None] = {}
+    viewer_cpu: dict[str, float | None] = {}
     try:
         while end is None:
             if proc.poll() is not None:
                 print(f"the engine exited early ({proc.returncode}); see {work / 'engine.stderr'}")
                 return 1
             time.sleep(0.5)
+            if viewer is not None and viewer_ps is None and (run_dir / "events.jsonl").exists():
+                viewer_ps = viewer.start()  # attached from the run's start, as a user watching it
+                print(f"viewer: `soaktui watch {run_dir}` in tmux, pid {viewer_ps.pid}", flush=True)
             for s in follower.poll():
                 samples.append(s)
                 if base is None and s.requests >= args.baseline:
                     base = s
                     cpu_at["base"] = (cpu_seconds(engine_ps), cpu_seconds(sim_ps))
-                    print(f"baseline: {s.requests:,} requests, RSS {_mb(s.rss_bytes)}", flush=True)
+                    viewer_rss["base"], viewer_cpu["base"] = rss(viewer_ps), cpu_seconds(viewer_ps)
+                    print(
+                        f"baseline: {s.requests:,} requests, RSS {_mb(s.rss_bytes)}, viewer {_mb(viewer_rss['base'])}",
+                        flush=True,
+                    )
                 elif samples and len(samples) % 30 == 0:
-                    print(f"  {s.requests:,} requests, RSS {_mb(s.rss_bytes)}", flush=True)
+                    print(f"  {s.requests:,} requests, RSS {_mb(s.rss_bytes)}, viewer {_mb(rss(viewer_ps))}", flush=True)
                 if s.requests >= args.requests:
                     end = s
                     cpu_at["end"] = (cpu_seconds(engine_ps), cpu_seconds(sim_ps))
+                    viewer_rss["end"], viewer_cpu["end"] = rss(viewer_ps), cpu_seconds(viewer_ps)
                     break
         stop_run(run_dir, env)
         t0 = time.monotonic()
         rc = proc.wait(timeout=600)
         print(f"stopped; the engine wrote its report and exited ({rc}) in {time.monotonic() - t0:.1f} s")
+        if viewer_ps is not None:
+            waited = wait_idle(viewer_ps)
+            viewer_rss["settled"] = rss(viewer_ps)
+            print(f"the viewer went idle {waited:.0f} s after that: RSS {_mb(viewer_rss['settled'])}")
     finally:
         stop_process(proc, 30)
+        if viewer is not None and tmux is not None:
+            viewer.stop()
+            tmux.close()
     assert base is not None
     report(samples, base, end, load0)
     (e0, s0), (e1, s1) = cpu_at["base"], cpu_at["end"]
@@ -182,6 +246,10 @@ def run_subprocess(args: argparse.Namespace, base_url: str, work: Path) -> int:
             f"CPU between the two: engine {e1 - e0:.0f} s, simulator {s1 - s0:.0f} s over {dt:.0f} s of wall time "
             f"({os.cpu_count()} CPUs)"
         )
+    if args.viewer:
+        v0, v1 = viewer_cpu.get("base"), viewer_cpu.get("end")
+        cpu = v1 - v0 if v0 is not None and v1 is not None else None
+        viewer_report(viewer_rss.get("base"), viewer_rss.get("end"), viewer_rss.get("settled"), cpu)
     size = (run_dir / "events.jsonl").stat().st_size
     print(f"events.jsonl: {size / MB:,.0f} MB; run directory {run_dir}")
     return 0
@@ -246,13 +314,20 @@ def run_traced(args: argparse.Namespace, base_url: str, work: Path) -> int:
     print(
         f"tracemalloc: memory that grew between {marks['base'].requests:,} and {marks['end'].requests:,} requests"
     )
+    print_growers(snaps["base"], snaps["end"], marks["end"].requests - marks["base"].requests)
+    trace_viewer_fold(run_dir, marks["base"].requests, marks["end"].requests)
+    return 0
+
+
+def print_growers(base: tracemalloc.Snapshot, end: tracemalloc.Snapshot, requests: int) -> None:
+    """The source lines that hold the memory grown between two snapshots, largest first."""
     own = (
         tracemalloc.Filter(False, __file__, all_frames=True),
         tracemalloc.Filter(False, tracemalloc.__file__),
     )
-    stats = snaps["end"].filter_traces(own).compare_to(snaps["base"].filter_traces(own), "traceback")
+    stats = end.filter_traces(own).compare_to(base.filter_traces(own), "traceback")
     total = sum(s.size_diff for s in stats)
-    per = total / (marks["end"].requests - marks["base"].requests)
+    per = total / max(1, requests)
     print(
         f"  total traced growth: {total / MB:+.2f} MB ({per:.1f} bytes per request; this script's own left out)"
     )
@@ -262,7 +337,40 @@ def run_traced(args: argparse.Namespace, base_url: str, work: Path) -> int:
         print(f"  {s.size_diff / 1024:+9.1f} KiB in {s.count_diff:+,} blocks, allocated at:")
         for frame in list(s.traceback)[-4:]:
             print(f"      {frame.filename}:{frame.lineno}")
-    return 0
+
+
+def trace_viewer_fold(run_dir: Path, baseline: int, end: int) -> None:
+    """Fold the run's log as the viewer's follower thread does (ui/app.py: a live RunAggregate and
+    the dashboard's LiveState reading its counts) under tracemalloc, and print what grew."""
+    from soaktui.log.reader import iter_events
+    from soaktui.report.aggregate import RunAggregate
+    from soaktui.ui.state import LiveState
+
+    agg = RunAggregate(exact=False)
+    live = LiveState(counts=agg.requests)
+    snaps: dict[str, tracemalloc.Snapshot] = {}
+    requests = 0
+    tracemalloc.start(5)
+    try:
+        for ev in iter_events(run_dir / "events.jsonl"):
+            agg.feed(ev)
+            live.feed(ev)
+            if ev.get("kind") == "request":
+                requests += 1
+                if requests == baseline:
+                    snaps["base"] = tracemalloc.take_snapshot()
+                elif requests == end:
+                    snaps["end"] = tracemalloc.take_snapshot()
+                    break
+    finally:
+        tracemalloc.stop()
+    print()
+    if "end" not in snaps:
+        print(f"the viewer's fold: the log holds {requests:,} requests, fewer than {end:,}")
+        return
+    print("tracemalloc: the viewer's fold (RunAggregate(exact=False) + LiveState over the run's log),")
+    print(f"memory that grew between {baseline:,} and {end:,} request events")
+    print_growers(snaps["base"], snaps["end"], end - baseline)
 
 
 def main() -> None:
@@ -273,6 +381,9 @@ def main() -> None:
     ap.add_argument("--stream-max-tokens", type=int, default=8, help="max_tokens of a streaming test")
     ap.add_argument("--scenarios", default="streaming", help="scenarios the engine runs (comma list)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--no-viewer", dest="viewer", action="store_false", help="the engine alone, no `soaktui watch` attached"
+    )
     ap.add_argument("--keep", type=Path, help="run here (kept) instead of a temporary directory")
     ap.add_argument("--tracemalloc", action="store_true", help="diagnose: in-process run under tracemalloc")
     args = ap.parse_args()

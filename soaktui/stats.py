@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
+
+from soaktui.sketch import QuantileSketch
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -53,17 +55,43 @@ def select(parts: Sequence[Sequence[float]], r: int) -> float:
     raise IndexError(f"rank {r} out of range")
 
 
-def percentile_parts(parts: Sequence[Sequence[float]], q: float) -> float | None:
-    """`percentile` (linear interpolation, q in 0..100) of the union of sorted parts."""
-    parts = [p for p in parts if len(p)]
-    if len(parts) <= 1:
-        return percentile(parts[0], q) if parts else None
-    n = sum(len(p) for p in parts)
+Sample = Sequence[float] | QuantileSketch  # a sorted exact sample, or a live fold's sketch of one
+
+
+def _split(parts: Sequence[Sample]) -> tuple[QuantileSketch | None, Sequence[Sequence[float]]]:
+    """(the parts merged into one sketch, ()) when they are sketches (a live fold's), else (None,
+    the parts): a fold keeps all its samples one way or the other."""
+    if parts and isinstance(parts[0], QuantileSketch):
+        return QuantileSketch.merged(cast("Sequence[QuantileSketch]", parts)), ()
+    return None, cast("Sequence[Sequence[float]]", parts)
+
+
+def sorted_sample(values: Sample) -> Sample:
+    """An exact sample sorted (a new list), or a live fold's sketch as it is (it needs no sorting)."""
+    return values if isinstance(values, QuantileSketch) else sorted(values)
+
+
+def percentile_of(sample: Sample, q: float) -> float | None:
+    """`percentile` of one sorted sample or sketch (a sketch's within its ALPHA)."""
+    if isinstance(sample, QuantileSketch):
+        return sample.quantile(q)
+    return percentile(sample, q)
+
+
+def percentile_parts(parts: Sequence[Sample], q: float) -> float | None:
+    """`percentile` (linear interpolation, q in 0..100) of the union of sorted parts (or sketches)."""
+    sketch, exact = _split(parts)
+    if sketch is not None:
+        return sketch.quantile(q)
+    exact = [p for p in exact if len(p)]
+    if len(exact) <= 1:
+        return percentile(exact[0], q) if exact else None
+    n = sum(len(p) for p in exact)
     pos = (n - 1) * q / 100.0
     lo = int(pos)
     hi = min(lo + 1, n - 1)
-    a = select(parts, lo)
-    b = a if hi == lo else select(parts, hi)
+    a = select(exact, lo)
+    b = a if hi == lo else select(exact, hi)
     return float(a + (b - a) * (pos - lo))
 
 
@@ -92,35 +120,54 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(x, nd)
 
 
-def describe_parts(parts: Sequence[Sequence[float]], sums: Sequence[float] | None = None) -> Describe:
+def describe_parts(parts: Sequence[Sample], sums: Sequence[float] | None = None) -> Describe:
     """n, mean, p50/p95/p99, min, max over the union of sorted parts; figures None when n is 0.
 
-    `sums` (one per part, e.g. cached `math.fsum` of each) saves a pass over the data.
+    `sums` (one per part, e.g. cached `math.fsum` of each) saves a pass over the data. Sketches (a
+    live fold's) give the same figures, the percentiles within the sketch's ALPHA.
     """
+    sketch, exact = _split(parts)
+    if sketch is not None:
+        return _describe_sketch(sketch)
     if sums is None:
-        sums = [math.fsum(p) for p in parts]
-    n = sum(len(p) for p in parts)
+        sums = [math.fsum(p) for p in exact]
+    n = sum(len(p) for p in exact)
     if n == 0:
         return {"n": 0, "mean": None, "p50": None, "p95": None, "p99": None, "min": None, "max": None}
-    total = math.fsum(s for p, s in zip(parts, sums, strict=True) if len(p))
-    parts = [p for p in parts if len(p)]
+    total = math.fsum(s for p, s in zip(exact, sums, strict=True) if len(p))
+    exact = [p for p in exact if len(p)]
     return {
         "n": n,
         "mean": _r(total / n),
-        "p50": _r(percentile_parts(parts, 50)),
-        "p95": _r(percentile_parts(parts, 95)),
-        "p99": _r(percentile_parts(parts, 99)),
-        "min": _r(float(min(p[0] for p in parts))),
-        "max": _r(float(max(p[-1] for p in parts))),
+        "p50": _r(percentile_parts(exact, 50)),
+        "p95": _r(percentile_parts(exact, 95)),
+        "p99": _r(percentile_parts(exact, 99)),
+        "min": _r(float(min(p[0] for p in exact))),
+        "max": _r(float(max(p[-1] for p in exact))),
     }
 
 
-def describe(sorted_values: Sequence[float]) -> Describe:
+def _describe_sketch(s: QuantileSketch) -> Describe:
+    n = len(s)
+    if n == 0:
+        return {"n": 0, "mean": None, "p50": None, "p95": None, "p99": None, "min": None, "max": None}
+    return {
+        "n": n,
+        "mean": _r(s.sum() / n),
+        "p50": _r(s.quantile(50)),
+        "p95": _r(s.quantile(95)),
+        "p99": _r(s.quantile(99)),
+        "min": _r(s.min),
+        "max": _r(s.max),
+    }
+
+
+def describe(sorted_values: Sample) -> Describe:
     """n, mean, p50/p95/p99, min, max of one sorted sample; every figure None when n is 0."""
     return describe_parts([sorted_values])
 
 
-def median_ci(parts: Sequence[Sequence[float]], z: float = Z95) -> list[float] | None:
+def median_ci(parts: Sequence[Sample], z: float = Z95) -> list[float] | None:
     """A distribution-free 95% confidence interval of the median of the union of sorted `parts`:
     the order statistics at ranks n/2 -+ z*sqrt(n)/2 (the binomial(n, 1/2) normal approximation).
     None below 6 values, where no such interval reaches 95%."""
@@ -130,7 +177,10 @@ def median_ci(parts: Sequence[Sequence[float]], z: float = Z95) -> list[float] |
     half = z * math.sqrt(n) / 2
     lo = max(0, math.floor(n / 2 - half))
     hi = min(n - 1, math.ceil(n / 2 + half) - 1)
-    live = [p for p in parts if len(p)]
+    sketch, exact = _split(parts)
+    if sketch is not None:
+        return [round(sketch.value_at_rank(lo), 3), round(sketch.value_at_rank(hi), 3)]
+    live = [p for p in exact if len(p)]
     return [round(float(select(live, lo)), 3), round(float(select(live, hi)), 3)]
 
 

@@ -65,7 +65,11 @@ DEFINITIONS = {
 class RunAggregate:
     """Feed events in log order; `snapshot()` gives the report data (JSON-able) at any time."""
 
-    def __init__(self, *, min_requests: int = 5, min_tests: int = 5) -> None:
+    def __init__(self, *, min_requests: int = 5, min_tests: int = 5, exact: bool = True) -> None:
+        # exact (the report: `soaktui report`, the end of a run): every value kept, 8 bytes each.
+        # Not exact (the live views: test_summary.json and the viewer): bounded memory, percentiles
+        # within sketch.ALPHA (1%) of the exact ones (folds/common.new_sample, docs/report.md).
+        self.exact = exact
         self.min_requests = min_requests  # rankings: successful streamed requests needed
         self.min_tests = min_tests  # rankings: tests needed
         self.events = 0
@@ -76,15 +80,15 @@ class RunAggregate:
         self._first_mono: int | None = None
         self._last_mono: int | None = None
         self._first_run_id: str | None = None
-        self.requests = RequestFold()
+        self.requests = RequestFold(exact=exact)
         self.run = RunFold()
         self.control = ControlFold()
         self.engine_errors = EngineErrorFold()
-        self.concurrency = ConcurrencyFold()
-        self.context = ContextFold()
-        self.failover = FailoverFold()
+        self.concurrency = ConcurrencyFold(exact=exact)
+        self.context = ContextFold(exact=exact)
+        self.failover = FailoverFold(exact=exact)
         self.hardware = HardwareFold()  # telemetry, thermal guard, energy
-        self.truth = ServerTruthFold()  # cold loads, stalls, cut prompts, the server's own speed
+        self.truth = ServerTruthFold(exact=exact)  # cold loads, stalls, cut prompts, the server's own speed
         self.capabilities = CapabilityReducer()
         self.outages = OutageFold()  # providers that were down, as periods
         folds = (

@@ -95,7 +95,9 @@ class SoakApp(App[int]):
         self.engine = engine
         self.clock: Callable[[], float] = clock or time.time
         self.lock = threading.Lock()  # guards live + aggregate (the follower thread feeds them)
-        self.aggregate = RunAggregate()
+        # bounded (sketches, percentiles within 1% of the report's): a viewer may follow a run for
+        # days; `w` on the report screen rebuilds the exact report from the log
+        self.aggregate = RunAggregate(exact=False)
         self.live = LiveState(counts=self.aggregate.requests)  # counts read from the report's fold
         self.follower = LogFollower(self.run_dir / rundir.EVENTS)
         self.generation = 0  # batches folded so far

@@ -159,7 +159,7 @@ class LiveState:
 
     def __init__(self, counts: RequestFold | None = None) -> None:
         self._own_counts = counts is None
-        self.counts = RequestFold() if counts is None else counts
+        self.counts = RequestFold(exact=False) if counts is None else counts  # bounded: a live view
         self.versions = dict.fromkeys(SECTIONS, 0)
         self.events = 0
         self.run_id: str | None = None

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeGuard
 
 from soaktui.errors import CANCELLED
+from soaktui.sketch import QuantileSketch
 
 
 def model_key(provider: Any, model: Any) -> str:
     """`provider/model`, the key of a model in every section of the report."""
     return f"{provider}/{model}" if provider else str(model)
+
+
+def new_sample(exact: bool) -> Callable[[], Any]:
+    """What a fold keeps a metric's values in: every value (`array('d')`, 8 bytes each: the report)
+    or a bounded QuantileSketch (the live views: test_summary.json and the viewer), whose figures are
+    within sketch.ALPHA of the exact ones. Both have `append`, `extend` and `len`."""
+    return (lambda: array("d")) if exact else QuantileSketch
 
 
 def is_cancelled(ev: dict[str, Any]) -> bool:

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from array import array
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from soaktui.report.folds.common import is_cancelled, is_num, model_key
+from soaktui.report.folds.common import is_cancelled, is_num, model_key, new_sample
 from soaktui.report.snapshot import FailoverMode
-from soaktui.stats import describe, rate
+from soaktui.stats import describe, rate, sorted_sample
 
 
 class _FailRow:
     __slots__ = ("tests", "ok", "detect", "recover", "cold", "attempts")
 
-    def __init__(self) -> None:
+    def __init__(self, new: Callable[[], Any]) -> None:
         self.tests = self.ok = 0
-        self.detect = array("d")
-        self.recover = array("d")
-        self.cold = array("d")
-        self.attempts = array("d")
+        self.detect = new()
+        self.recover = new()
+        self.cold = new()
+        self.attempts = new()
 
 
 class FailoverFold:
     KINDS: ClassVar[dict[str, str]] = {"scenario_result": "on_result"}
 
-    def __init__(self) -> None:
+    def __init__(self, *, exact: bool = True) -> None:
+        self._new = new_sample(exact)  # every value, or bounded sketches (folds/common.new_sample)
         self._rows: dict[tuple[Any, Any, Any], _FailRow] = {}
 
     def on_result(self, ev: dict[str, Any]) -> None:
@@ -37,7 +38,7 @@ class FailoverFold:
         key = (get("provider"), get("model"), m.get("mode") or "unknown")
         row = self._rows.get(key)
         if row is None:
-            row = self._rows[key] = _FailRow()
+            row = self._rows[key] = _FailRow(self._new)
         row.tests += 1
         row.ok += get("ok") is True
         for name, arr in (
@@ -57,9 +58,9 @@ class FailoverFold:
                 "tests": row.tests,
                 "ok_tests": row.ok,
                 "success": rate(row.ok, row.tests),
-                "detect_ms": describe(sorted(row.detect)),
-                "recover_ms": describe(sorted(row.recover)),
-                "cold_load_ms": describe(sorted(row.cold)),
-                "attempts": describe(sorted(row.attempts)),
+                "detect_ms": describe(sorted_sample(row.detect)),
+                "recover_ms": describe(sorted_sample(row.recover)),
+                "cold_load_ms": describe(sorted_sample(row.cold)),
+                "attempts": describe(sorted_sample(row.attempts)),
             }
         return out

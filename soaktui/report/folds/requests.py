@@ -2,7 +2,8 @@
 
 State is compact: counters (distinct keys capped), and for the figures that need percentiles one
 `array('d')` per bucket per metric: 8 bytes a value, at most 48 bytes per successful request, no
-per-event objects. A snapshot sorts each bucket array in place (order means nothing) and reads
+per-event objects. A live fold (`exact=False`: test_summary.json, the viewer) keeps a bounded
+QuantileSketch there instead (sketch.py: the same `append`, percentiles within 1%). A snapshot sorts each bucket array in place (order means nothing) and reads
 percentiles over several buckets straight from the sorted arrays (stats.select), never building a
 merged copy. `on_request` runs once per request of the log and is written for speed: locals,
 dict.get, no per-event allocations (bench/report_1m.py folds a million request events in seconds).
@@ -32,7 +33,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from soaktui.errors import CANCELLED, TOOLS_DID_NOT_FIT
 from soaktui.log.events import SOURCE_CHUNKS, SOURCE_USAGE, token_source_kind, usage_was_rejected
-from soaktui.report.folds.common import is_num, model_key
+from soaktui.report.folds.common import is_num, model_key, new_sample
 from soaktui.report.folds.timeline import TimeCells
 from soaktui.report.snapshot import ErrorClass, ModelProfile, RequestTotals, ScenarioSummary
 from soaktui.stats import Describe, bounded_inc, bounded_tally, describe_parts, median_ci, rate, top
@@ -88,15 +89,15 @@ class _Bucket:
         "sums",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, new: Callable[[], Any]) -> None:
         self.req_ok = 0
         self.req_failed = 0
-        self.e2e = array("d")
-        self.ttft = array("d")
-        self.itl50 = array("d")
-        self.gen = array("d")
-        self.gen_ns = array("d")
-        self.ptps = array("d")
+        self.e2e = new()  # array('d') in an exact fold, a QuantileSketch in a live one
+        self.ttft = new()
+        self.itl50 = new()
+        self.gen = new()
+        self.gen_ns = new()
+        self.ptps = new()
         self.out_tokens = 0
         self.src_usage = 0
         self.src_chunks = 0
@@ -122,7 +123,7 @@ class _Bucket:
         done = self.sorted_n
         for i, name in enumerate(METRICS):
             arr = getattr(self, name)
-            if len(arr) != done[i]:
+            if len(arr) != done[i] and type(arr) is array:  # a live fold's sketch needs no sorting
                 arr = array("d", sorted(arr))
                 setattr(self, name, arr)
                 done[i] = len(arr)
@@ -138,7 +139,7 @@ def _new_class() -> ErrorClass:
     return {"requests": 0, "tests": 0, "per_model": {}, "example": None, "first_t": None, "last_t": None}
 
 
-_NO_CELLS = TimeCells()  # a bucket's cells until it is registered (never read)
+_NO_CELLS = TimeCells(new_sample(True))  # a bucket's cells until it is registered (never read)
 
 
 class RequestFold:
@@ -146,7 +147,10 @@ class RequestFold:
 
     KINDS: ClassVar[dict[str, str]] = {"request": "on_request", "scenario_result": "on_result"}
 
-    def __init__(self) -> None:
+    def __init__(self, *, exact: bool = True) -> None:
+        # exact: every value kept (the report); else bounded sketches (the live views, sketch.py)
+        self.exact = exact
+        self._new: Callable[[], Any] = new_sample(exact)
         # Cancelled by us (skip, stop, end of the run): neither a success nor a failure of the model.
         self.cancelled_requests = 0
         self.cancelled_tests = 0
@@ -163,10 +167,13 @@ class RequestFold:
     def _bucket_for(self, key: tuple[Any, Any, Any]) -> _Bucket:
         b = self._buckets.get(key)
         if b is None:
-            b = self._buckets[key] = _Bucket()
+            b = self._buckets[key] = _Bucket(self._new)
             # one model's scenarios share its time cells: consecutive requests (one model at a time in
             # the rotation) then mostly land in the cell of the request before
-            b.cells = self._cells.setdefault((key[0], key[1]), TimeCells())
+            cells = self._cells.get((key[0], key[1]))
+            if cells is None:
+                cells = self._cells[(key[0], key[1])] = TimeCells(self._new)
+            b.cells = cells
         self._last_key = key
         self._last_bucket = b
         return b

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from array import array
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from soaktui.report.folds.common import is_cancelled, is_int, is_num, model_key
+from soaktui.report.folds.common import is_cancelled, is_int, is_num, model_key, new_sample
 from soaktui.report.snapshot import ConcurrencyRow, ContextRow
-from soaktui.stats import describe
+from soaktui.stats import describe, sorted_sample
 
 # Context-size buckets for large_context (prompt tokens; k = 1024 tokens).
 CONTEXT_BUCKETS = ((8192, "<8k"), (16384, "8k-16k"), (32768, "16k-32k"), (None, "32k+"))
@@ -26,11 +26,11 @@ class _ConcRow:
 
     __slots__ = ("batches", "full", "partial", "none", "saturated", "agg_tps", "lat_p50", "ok", "failed")
 
-    def __init__(self) -> None:
+    def __init__(self, new: Callable[[], Any]) -> None:
         self.batches = self.full = self.partial = self.none = self.saturated = 0
         self.ok = self.failed = 0
-        self.agg_tps = array("d")
-        self.lat_p50 = array("d")
+        self.agg_tps = new()
+        self.lat_p50 = new()
 
 
 class ConcurrencyFold:
@@ -39,7 +39,8 @@ class ConcurrencyFold:
 
     KINDS: ClassVar[dict[str, str]] = {"scenario_result": "on_result"}
 
-    def __init__(self) -> None:
+    def __init__(self, *, exact: bool = True) -> None:
+        self._new = new_sample(exact)  # every value, or bounded sketches (folds/common.new_sample)
         self._rows: dict[tuple[Any, Any, Any], _ConcRow] = {}
 
     def on_result(self, ev: dict[str, Any]) -> None:
@@ -53,7 +54,7 @@ class ConcurrencyFold:
         key = (get("provider"), get("model"), m.get("concurrency"))
         row = self._rows.get(key)
         if row is None:
-            row = self._rows[key] = _ConcRow()
+            row = self._rows[key] = _ConcRow(self._new)
         row.batches += 1
         succeeded, failed = m.get("succeeded"), m.get("failed")
         if is_int(succeeded) and is_int(failed):
@@ -91,8 +92,8 @@ class ConcurrencyFold:
                     "saturated": row.saturated,
                     "requests_ok": row.ok,
                     "requests_failed": row.failed,
-                    "aggregate_tps": describe(sorted(row.agg_tps)),
-                    "latency_p50_ms": describe(sorted(row.lat_p50)),
+                    "aggregate_tps": describe(sorted_sample(row.agg_tps)),
+                    "latency_p50_ms": describe(sorted_sample(row.lat_p50)),
                 }
             )
         for rows in out.values():
@@ -105,11 +106,11 @@ class _CtxRow:
 
     __slots__ = ("ok", "failed", "overflow", "by_target", "max_ok", "ttft", "ptps")
 
-    def __init__(self) -> None:
+    def __init__(self, new: Callable[[], Any]) -> None:
         self.ok = self.failed = self.overflow = self.by_target = 0
         self.max_ok: float | None = None  # largest server-reported prompt answered successfully
-        self.ttft = array("d")
-        self.ptps = array("d")
+        self.ttft = new()
+        self.ptps = new()
 
 
 class ContextFold:
@@ -117,7 +118,8 @@ class ContextFold:
 
     KINDS: ClassVar[dict[str, str]] = {"request": "on_request"}
 
-    def __init__(self) -> None:
+    def __init__(self, *, exact: bool = True) -> None:
+        self._new = new_sample(exact)  # every value, or bounded sketches (folds/common.new_sample)
         self._rows: dict[tuple[Any, Any, str], _CtxRow] = {}
 
     def on_request(self, ev: dict[str, Any]) -> None:
@@ -133,7 +135,7 @@ class ContextFold:
         key = (get("provider"), get("model"), label)
         row = self._rows.get(key)
         if row is None:
-            row = self._rows[key] = _CtxRow()
+            row = self._rows[key] = _CtxRow(self._new)
         row.by_target += by_target
         if get("ok"):
             row.ok += 1
@@ -162,8 +164,8 @@ class ContextFold:
                     "context_overflow": row.overflow,
                     "bucketed_by_target": row.by_target,
                     "max_prompt_tokens_ok": row.max_ok,
-                    "ttft_ms": describe(sorted(row.ttft)),
-                    "prompt_tps": describe(sorted(row.ptps)),
+                    "ttft_ms": describe(sorted_sample(row.ttft)),
+                    "prompt_tps": describe(sorted_sample(row.ptps)),
                 }
             )
         for rows in out.values():

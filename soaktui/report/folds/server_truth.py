@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from soaktui.report.folds.common import is_cancelled, is_num
+from soaktui.report.folds.common import is_cancelled, is_num, new_sample
 from soaktui.report.snapshot import ServerTruth
-from soaktui.stats import describe, percentile_parts
+from soaktui.stats import describe, percentile_parts, sorted_sample
 
 MAX_EXAMPLES = 20  # stall and truncation examples kept per model (all are counted)
 SPEED_DISAGREEMENT = 0.25  # |soaktui / server - 1| above this is flagged
@@ -45,7 +46,7 @@ class _ModelTruth:
         "prompt_server",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, new: Callable[[], Any]) -> None:
         self.cold = 0
         self.cold_wait = array("d")  # ms until the first token (whole answer when not streamed)
         self.load_server = array("d")  # load_ms derived from the server's own timings
@@ -54,9 +55,11 @@ class _ModelTruth:
         self.max_gap: float | None = None
         self.cut = 0
         self.cut_examples: deque[dict[str, Any]] = deque(maxlen=MAX_EXAMPLES)
-        self.gen_pairs_client = array("d")
-        self.gen_pairs_server = array("d")
-        self.prompt_server = array("d")
+        # one value per warm request: bounded sketches in a live fold (folds/common.new_sample); the
+        # cold waits above stay exact (one per model load, and the estimate subtracts value by value)
+        self.gen_pairs_client = new()
+        self.gen_pairs_server = new()
+        self.prompt_server = new()
 
 
 class ServerTruthFold:
@@ -64,7 +67,8 @@ class ServerTruthFold:
 
     KINDS: ClassVar[dict[str, str]] = {"request": "feed_request", "model_context": "on_model_context"}
 
-    def __init__(self) -> None:
+    def __init__(self, *, exact: bool = True) -> None:
+        self._new = new_sample(exact)
         self._models: dict[str, _ModelTruth] = {}
         self._context: dict[str, dict[str, Any]] = {}
 
@@ -72,7 +76,7 @@ class ServerTruthFold:
         key = f"{ev.get('provider')}/{ev.get('model')}" if ev.get("provider") else str(ev.get("model"))
         row = self._models.get(key)
         if row is None:
-            row = self._models[key] = _ModelTruth()
+            row = self._models[key] = _ModelTruth(self._new)
         return row
 
     @staticmethod
@@ -155,12 +159,12 @@ class ServerTruthFold:
         `warm_ttft_p50`: each model's TTFT p50 over warm successful requests (for load estimates)."""
         out: dict[str, Any] = {}
         for key in sorted(set(self._models) | set(self._context)):
-            row = self._models.get(key) or _ModelTruth()
+            row = self._models.get(key) or _ModelTruth(self._new)
             waits = sorted(row.cold_wait)
             warm = warm_ttft_p50.get(key)
             estimated = sorted(max(0.0, w - warm) for w in waits) if waits and is_num(warm) else []
-            client = sorted(row.gen_pairs_client)
-            server = sorted(row.gen_pairs_server)
+            client = sorted_sample(row.gen_pairs_client)
+            server = sorted_sample(row.gen_pairs_server)
             c50, s50 = percentile_parts([client], 50), percentile_parts([server], 50)
             ratio = round(c50 / s50, 3) if c50 is not None and s50 else None
             out[key] = {
@@ -184,7 +188,7 @@ class ServerTruthFold:
                     "ratio": ratio,
                     "disagree": None if ratio is None else abs(ratio - 1.0) > SPEED_DISAGREEMENT,
                 },
-                "server_prompt_tps": describe(sorted(row.prompt_server)),
+                "server_prompt_tps": describe(sorted_sample(row.prompt_server)),
                 "runtime_context": self._context.get(key),
             }
         return out

@@ -3,7 +3,7 @@
 The request fold (requests.py) keeps each model's requests in 15-second cells (BASE_S, by epoch
 time; the cell doubles when a model outgrows MAX_CELLS, about 17 hours), filled on its hot path: successes and failures, stalls, failures by class, and the generation tokens/s and TTFT of
 the successful warm streamed requests (arrays of floats: 16 bytes a request, sorted only when a
-snapshot reads them). `timeline()` regroups a model's cells into buckets sized
+snapshot reads them; bounded sketches in a live fold, see folds/common.new_sample). `timeline()` regroups a model's cells into buckets sized
 to the run (the smallest of WIDTHS that gives at most TARGET_BUCKETS buckets: 10 minutes for an
 eight-hour night, 15 seconds for a few minutes' demo) and compares each model's first hour with its last:
 
@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from soaktui.report.snapshot import Drift, DriftTest, TimeBucket, Timeline
-from soaktui.stats import percentile
+from soaktui.sketch import QuantileSketch
+from soaktui.stats import Sample, percentile_of
 
 BASE_S = 15.0
 MAX_CELLS = 4096  # per model; beyond, the cell width doubles
@@ -45,11 +47,11 @@ METHOD = (
 class _Cell:
     __slots__ = ("ok", "failed", "stalls", "classes", "tps", "ttft")
 
-    def __init__(self) -> None:
+    def __init__(self, new: Callable[[], Any]) -> None:
         self.ok = self.failed = self.stalls = 0
         self.classes: dict[str, int] | None = None
-        self.tps = array("d")
-        self.ttft = array("d")
+        self.tps = new()  # array('d'), or a QuantileSketch in a live fold (folds/common.new_sample)
+        self.ttft = new()
 
     def fail(self, cls: str) -> None:
         self.failed += 1
@@ -78,14 +80,15 @@ class TimeCells:
     requests of one minute skip the lookup; `nowhere` takes requests without a time (read by nothing).
     """
 
-    __slots__ = ("width", "cells", "last", "last_i", "nowhere")
+    __slots__ = ("width", "cells", "last", "last_i", "nowhere", "new")
 
-    def __init__(self) -> None:
+    def __init__(self, new: Callable[[], Any]) -> None:
+        self.new = new
         self.width = BASE_S
         self.cells: dict[int, _Cell] = {}
-        self.last = _Cell()
+        self.last = _Cell(new)
         self.last_i: int | None = None
-        self.nowhere = _Cell()
+        self.nowhere = _Cell(new)
 
     def cell(self, i: int) -> _Cell:
         c = self.cells.get(i)
@@ -93,7 +96,7 @@ class TimeCells:
             if len(self.cells) >= MAX_CELLS:
                 self._coarsen()
                 return self.cell(i // 2)
-            c = self.cells[i] = _Cell()
+            c = self.cells[i] = _Cell(self.new)
         self.last, self.last_i = c, i
         return c
 
@@ -107,28 +110,41 @@ class TimeCells:
                 into.merge(c)
         self.cells = merged
         self.width *= 2
-        self.last, self.last_i = _Cell(), None
+        self.last, self.last_i = _Cell(self.new), None
 
 
-def mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
+def _runs(sample: Sample) -> Iterable[tuple[float, int]]:
+    """(value, how many) of an exact sample (each value once) or of a live fold's sketch (its bins)."""
+    if isinstance(sample, QuantileSketch):
+        return sample.counts()
+    return ((v, 1) for v in sample)
+
+
+def mann_whitney(a: Sample, b: Sample) -> float | None:
     """Two-sided p-value of the Mann-Whitney U test (normal approximation with the tie correction);
-    None below 5 values on either side or when every value is tied."""
+    None below 5 values on either side or when every value is tied. Sketches (a live fold's) are
+    ranked by their bins' values: their values tie within a bin."""
     n1, n2 = len(a), len(b)
     if n1 < 5 or n2 < 5:
         return None
-    pooled = sorted([(v, 0) for v in a] + [(v, 1) for v in b])
+    groups: dict[float, list[int]] = {}  # value -> [how many in a, how many in b]
+    for side, sample in ((0, a), (1, b)):
+        for v, k in _runs(sample):
+            row = groups.get(v)
+            if row is None:
+                row = groups[v] = [0, 0]
+            row[side] += k
     n = n1 + n2
     rank_sum_a = 0.0
     ties = 0.0
     i = 0
-    while i < n:
-        j = i
-        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
-            j += 1
-        rank = (i + j) / 2 + 1
-        size = j - i + 1
+    for v in sorted(groups):
+        in_a, in_b = groups[v]
+        size = in_a + in_b
+        j = i + size - 1
+        rank = (i + j) / 2 + 1  # the tied values' mean rank
         ties += size**3 - size
-        rank_sum_a += rank * sum(1 for k in range(i, j + 1) if pooled[k][1] == 0)
+        rank_sum_a += rank * in_a
         i = j + 1
     u = rank_sum_a - n1 * (n1 + 1) / 2
     var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
@@ -150,11 +166,11 @@ def two_proportions(k1: int, n1: int, k2: int, n2: int) -> float | None:
     return math.erfc(z / math.sqrt(2))
 
 
-def _median(values: Sequence[float]) -> float | None:
-    return percentile(sorted(values), 50)
+def _median(values: Sample) -> float | None:
+    return percentile_of(values, 50)
 
 
-def _shift(first: Sequence[float], last: Sequence[float], worse_if_lower: bool) -> DriftTest:
+def _shift(first: Sample, last: Sample, worse_if_lower: bool) -> DriftTest:
     m1, m2 = _median(first), _median(last)
     p = mann_whitney(first, last)
     change = (m2 - m1) / m1 if m1 and m2 is not None else None
@@ -201,10 +217,14 @@ def timeline(cells: dict[str, list[TimeCells]], origin: float | None, end: float
     }
 
 
-def _merged(cells: list[_Cell], attr: str) -> list[float]:
+def _merged(cells: list[_Cell], attr: str) -> Sample:
+    """The cells' values of `attr` as one sorted sample (one sketch, in a live fold)."""
+    parts = [getattr(c, attr) for c in cells]
+    if parts and isinstance(parts[0], QuantileSketch):
+        return QuantileSketch.merged(parts)
     merged = array("d")
-    for c in cells:
-        merged.extend(getattr(c, attr))
+    for p in parts:
+        merged.extend(p)
     return sorted(merged)
 
 
@@ -223,9 +243,9 @@ def _buckets(cells: list[tuple[float, float, _Cell]], zero: float, width: float)
         for c in group:
             for cls, n in (c.classes or {}).items():
                 classes[cls] = classes.get(cls, 0) + n
-        p50 = percentile(tps, 50)
-        t50 = percentile(ttft, 50)
-        t95 = percentile(ttft, 95)
+        p50 = percentile_of(tps, 50)
+        t50 = percentile_of(ttft, 50)
+        t95 = percentile_of(ttft, 95)
         out.append(
             {
                 "start_s": b * width,

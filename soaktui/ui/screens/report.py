@@ -2,9 +2,10 @@
 
 The data is `RunAggregate.snapshot()` of everything the viewer has folded so far (the report so far
 while the run goes on, the final report once it has finished), computed on a thread worker and
-refreshed every few seconds while the screen is open and new events arrived. `w` writes
-final_report.md and report.json from that snapshot (report.build.write_report_files, the same
-writer as the end of a run and `soaktui report`).
+refreshed every few seconds while the screen is open and new events arrived. The viewer folds in
+the aggregate's bounded live mode, so its percentiles are within 1% of the report's (sketch.py). `w`
+writes final_report.md, report.json and report.html rebuilt exactly from the run's events.jsonl
+(report.build: the same fold and writer as the end of a run and `soaktui report`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
-from soaktui.report.build import write_report_files
+from soaktui.report.build import build_report, write_report_files
 from soaktui.report.cells import NA, duration, num
 from soaktui.report.hardware_markdown import (
     FAMILY_LABELS,
@@ -195,8 +196,8 @@ class ReportScreen(Screen):
     )
     def _write(self) -> None:
         app, source = self.app, self.source
-        snap = source.report_snapshot()
         try:
+            snap, _ = build_report(source.run_dir)  # exact, not the viewer's bounded live figures
             paths = write_report_files(source.run_dir, snap)
         except OSError as exc:
             app.call_from_thread(
