@@ -242,8 +242,8 @@ class Settings:
     http_transport: str = setting(
         "auto",
         c.choice("auto", "lean", "httpx"),
-        "HTTP client under the measurements: lean (soaktui's own HTTP/1.1, far less CPU per token), "
-        "httpx (httpx's own), or auto: lean for plain http with no proxy in the way, httpx otherwise.",
+        "HTTP client under the measurements: lean (soaktui's own HTTP/1.1 for plain http, far less "
+        "CPU per token), httpx (httpx's own), or auto: lean unless a proxy is in the way. https always uses httpx.",
     )
     api_key: str | None = setting(
         None,

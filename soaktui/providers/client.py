@@ -278,8 +278,9 @@ class ChatClient:
         max_connections: int = 64,
         transport: str = "auto",
     ) -> None:
-        """`transport` (the setting http_transport): "lean" (providers/http1.py), "httpx" (httpx's
-        own), or "auto": lean for plain http with no proxy in the way, httpx's otherwise."""
+        """`transport` (the setting http_transport): "lean" (providers/http1.py for every plain
+        http URL), "httpx" (httpx's own), or "auto": lean for plain http with no proxy in the way.
+        https always uses httpx's own."""
         if transport not in ("auto", "lean", "httpx"):
             raise ValueError(f"transport must be auto, lean or httpx, not {transport!r}")
         self.base_url = base_url.rstrip("/")
@@ -292,7 +293,8 @@ class ChatClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         trust_env = not is_loopback(self.base_url)  # a proxy must not sit between us and a local server
-        lean = transport == "lean" or (transport == "auto" and lean_applies(self.base_url, trust_env=trust_env))
+        plain = self.base_url.lower().startswith("http://")  # https always goes through httpx's own
+        lean = plain and (transport == "lean" or (transport == "auto" and lean_applies(self.base_url, trust_env=trust_env)))
         self.transport = "lean" if lean else "httpx"
         self._http = httpx.AsyncClient(
             headers=headers,

@@ -1,9 +1,11 @@
 """A lean HTTP/1.1 transport for httpx: plain-text connections to the servers soaktui measures.
 
-Why: httpx's default transport (httpcore + h11 over anyio) costs about 35 µs per HTTP chunk and
-yields to the event loop several times before a request reaches the wire. A local LLM server sends
-one HTTP chunk per token, so at 64 streams the client's own work showed up as the model's speed and
-requests waited hundreds of milliseconds inside the client at the start of a batch (issue 15). This
+Why: httpx's default transport (httpcore + h11 over anyio) does its framing work once per HTTP
+chunk and yields to the event loop several times before a request reaches the wire. A local LLM
+server sends one HTTP chunk per token, so the client's own cost grew with the model's speed: on
+`bench/client_ceiling.py --engine 8,64` the engine spent 15-20 CPU s per million tokens, drove 0.8
+of a bare httpx loop, and requests waited 20-400 ms inside the client at the start of a batch
+(issue 15). On this transport: about 5 CPU s per million tokens and well under a millisecond. This
 transport keeps httpx's API (requests, responses, exceptions, the `trace` extension the client
 stamps "sent" with) and does the HTTP/1.1 work in an asyncio Protocol:
 
