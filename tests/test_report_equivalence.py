@@ -1,0 +1,92 @@
+"""The report of a varied generated log is byte for byte what the code before the report's
+optimisations made (issue 15, item 5: every figure stays what it was).
+
+tests/report_log.py writes the log (every fold, every hot-path branch, malformed events, a dirty
+line, a torn tail). tests/data/golden/report_varied.json is its report.json; report_varied.sha256
+holds the digests of its Markdown and HTML and of the report of the same log without the dirty
+line (the reader's clean path). Regenerate only after a deliberate change to a figure, with
+SOAKTUI_TEST_UPDATE_GOLDEN=1, and read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from soaktui.log import reader
+from soaktui.log.reader import ReadStats, iter_events
+from soaktui.report import build_report
+from soaktui.report.aggregate import RunAggregate
+from soaktui.report.html import render_html
+from soaktui.report.jsonout import render_json
+from soaktui.report.markdown import render_markdown
+from soaktui.report.snapshot import log_stats
+from tests.report_log import write_varied_log
+
+pytestmark = pytest.mark.unit
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN_JSON = GOLDEN / "report_varied.json"
+GOLDEN_SHA = GOLDEN / "report_varied.sha256"
+UPDATE = bool(os.environ.get("SOAKTUI_TEST_UPDATE_GOLDEN"))
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch):
+    """Clock times in the report are local: pin the zone so the golden files hold anywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digests() -> dict[str, str]:
+    return dict(line.split("  ", 1)[::-1] for line in GOLDEN_SHA.read_text().splitlines())
+
+
+def test_the_report_of_a_varied_log_is_unchanged(tmp_path: Path, utc) -> None:
+    write_varied_log(tmp_path / "events.jsonl")
+    snap, _ = build_report(tmp_path)
+    got = render_json(snap)
+    shas = {
+        "report.json": _sha(got),
+        "final_report.md": _sha(render_markdown(snap).encode()),
+        "report.html": _sha(render_html(snap)),
+    }
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    write_varied_log(clean / "events.jsonl", dirty=False)
+    shas["clean/report.json"] = _sha(render_json(build_report(clean)[0]))
+    if UPDATE:
+        GOLDEN_JSON.write_bytes(got)
+        GOLDEN_SHA.write_text("".join(f"{v}  {k}\n" for k, v in shas.items()))
+    assert orjson.loads(got) == orjson.loads(GOLDEN_JSON.read_bytes())  # a readable diff first
+    assert got == GOLDEN_JSON.read_bytes()
+    assert shas == _digests()
+    assert snap["totals"]["malformed_events"] > 10 and snap["hardware"]["readings"] > 500
+
+
+def test_small_blocks_and_a_snapshot_midway_change_nothing(tmp_path: Path, utc, monkeypatch) -> None:
+    """Many read blocks (lines split across them, clean and dirty ones), and a snapshot taken
+    halfway through (the live views do that) before the rest is fed: the same report."""
+    monkeypatch.setattr(reader, "BLOCK_SIZE", 64 << 10)
+    log = write_varied_log(tmp_path / "events.jsonl")
+    stats = ReadStats()
+    agg = RunAggregate()
+    for i, ev in enumerate(iter_events(log, stats)):
+        agg.feed(ev)
+        if i == 2000:
+            agg.snapshot()
+    snap = agg.snapshot()
+    snap["log"] = log_stats(stats)
+    assert render_json(snap) == GOLDEN_JSON.read_bytes()
