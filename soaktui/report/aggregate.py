@@ -31,6 +31,8 @@ from soaktui.report.snapshot import Snapshot, Totals
 from soaktui.report.verdict import decide
 
 T = TypeVar("T")
+Route = Callable[[dict[str, Any]], None]
+MAX_SCENARIO_ROUTES = 256  # distinct scenario names whose routes are kept (a hostile log has more)
 
 DEFINITIONS = {
     "e2e_ms": "request sent -> response complete, successful requests only",
@@ -100,11 +102,32 @@ class RunAggregate:
             self.capabilities,
             self.outages,
         )
-        routes: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        # kind -> [(method, the scenarios it reads or None for all)], in fold order
+        routes: dict[str, list[tuple[Route, tuple[str, ...] | None]]] = {}
         for fold in folds:
+            only = getattr(fold, "ONLY_SCENARIOS", {})
             for kind, method in fold.KINDS.items():
-                routes.setdefault(kind, []).append(getattr(fold, method))
-        self._routes = {kind: tuple(fns) for kind, fns in routes.items()}
+                routes.setdefault(kind, []).append((getattr(fold, method), only.get(kind)))
+        self._all_routes = {kind: tuple(fn for fn, _ in pairs) for kind, pairs in routes.items()}
+        self._filters = {kind: pairs for kind, pairs in routes.items() if any(s for _, s in pairs)}
+        # kind -> its methods, or, for a kind some method reads for some scenarios only, a dict
+        # scenario -> the methods that read it (filled as scenarios are met)
+        self._routes: dict[Any, tuple[Route, ...] | dict[Any, tuple[Route, ...]]] = {
+            kind: {} if kind in self._filters else fns for kind, fns in self._all_routes.items()
+        }
+
+    def _scenario_routes(self, kind: Any, scenario: Any) -> tuple[Route, ...]:
+        """The methods that read `kind` events of `scenario`, in fold order (kept for next time)."""
+        by_scenario = self._routes[kind]
+        assert type(by_scenario) is dict
+        try:
+            hash(scenario)
+        except TypeError:
+            return self._all_routes[kind]  # no scenario name: every method sees it, and decides
+        fns = tuple(fn for fn, only in self._filters[kind] if only is None or scenario in only)
+        if len(by_scenario) < MAX_SCENARIO_ROUTES:
+            by_scenario[scenario] = fns
+        return fns
 
     # -- feeding -------------------------------------------------------------------------------
     def feed(self, ev: dict[str, Any]) -> None:
@@ -123,12 +146,18 @@ class RunAggregate:
                 self._first_mono = mono
             self._last_mono = mono
         kind = get("kind")
-        routes = self._routes.get(kind)  # type: ignore[arg-type]
+        routes = self._routes.get(kind)
         if kind != "request" and kind != "scenario_result":  # those are counted by the request fold
             kinds = self._kinds
             kinds[kind] = kinds.get(kind, 0) + 1
         if routes is None:
             return
+        if type(routes) is dict:  # some folds read only some scenarios of this kind
+            scenario = get("scenario")
+            try:
+                routes = routes[scenario]
+            except (KeyError, TypeError):
+                routes = self._scenario_routes(kind, scenario)
         try:
             for fn in routes:
                 fn(ev)

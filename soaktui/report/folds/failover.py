@@ -23,6 +23,7 @@ class _FailRow:
 
 class FailoverFold:
     KINDS: ClassVar[dict[str, str]] = {"scenario_result": "on_result"}
+    ONLY_SCENARIOS: ClassVar[dict[str, tuple[str, ...]]] = {"scenario_result": ("provider_failover",)}
 
     def __init__(self) -> None:
         self._rows: dict[tuple[Any, Any, Any], _FailRow] = {}
