@@ -27,7 +27,7 @@ import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from soaktui.config import Thermal
 from soaktui.report.snapshot import Family, Hardware, Histogram, ModelEnergy, Series, Temperature
@@ -48,6 +48,7 @@ SERIES = ("cpu_temp_c", "gpu_temp_c", "power_w", "fan_rpm", "gen_tps")
 _CPU, _GPU, _POWER, _FAN, _TPS = range(len(SERIES))
 FAMILIES = ("temps", "fans", "power", "gpu", "thermal_pressure", "cpu_throttle")
 LIMIT_FAMILIES = ("cpu", "gpu", "pressure", "gpu_throttle")
+_FAMILY_LISTS = {"temps": "temps", "fans": "fans", "power": "power", "gpu": "gpus"}  # family -> its list
 
 METHODS = {
     "hold": f"a reading holds until the next one, for at most {MAX_GAP_S:g} s; gaps count as unknown",
@@ -266,6 +267,18 @@ class _Hist:
         }
 
 
+class _Judged(NamedTuple):
+    """thermal.judge's verdicts on a reading, and what the time after it is credited to."""
+
+    verdicts: dict[str, str]  # family -> verdict
+    over: bool  # some family over a limit
+    families: tuple[str, ...]  # the families judged (time known)
+    over_families: tuple[str, ...]  # those over a limit (time over)
+
+
+MAX_JUDGED = 4096  # distinct judged readings remembered (a long log has a few hundred)
+
+
 def _bounded_add(names: dict[str, Any], key: str, value: Any) -> None:
     if key in names or len(names) < MAX_NAMES:
         names[key] = value
@@ -314,7 +327,9 @@ class HardwareFold:
         self.energy_j = 0.0
         self.energy_s = 0.0
         self._power: deque[tuple[float, float | None]] = deque(maxlen=MAX_POWER_POINTS)
-        self._prev: tuple[float, dict[str, str], float | None, str | None, list[str]] | None = None
+        self._prev: tuple[float, _Judged, float | None, str | None, list[str]] | None = None
+        self._judged: dict[tuple[Any, ...], _Judged] = {}  # a reading's judged values -> its verdicts
+        self._hist_list = [self.hists[name] for name in SERIES[:_TPS]]  # by series index
         self._pending: dict[Any, list[Any]] = {}  # test_id -> [output tokens, sum gen_tps, n]
         self.per_model: dict[str, list[float]] = {}  # key -> [joules, seconds, tokens, covered, uncovered]
         self.busy_s = 0.0
@@ -348,6 +363,7 @@ class HardwareFold:
     def on_run_started(self, ev: dict[str, Any]) -> None:
         self.limits, self.limits_source = limits_from_settings(ev.get("settings"))
         self._thermal_reasons = frozenset(self.limits.gpu_throttle_reasons)
+        self._judged.clear()  # judged against the old limits
         t = _num(ev.get("t"))
         if t is not None:
             self._started_t = t
@@ -355,7 +371,13 @@ class HardwareFold:
                 self._origin = t
 
     def on_telemetry(self, ev: dict[str, Any]) -> None:
-        t = _num(ev.get("t"))
+        """One reading: the time since the previous one, then what this one read.
+
+        Once per reading of a log that can hold hundreds of thousands: the verdicts of a reading
+        are looked up by its values (`_verdicts`), and its timeline cell is found once.
+        """
+        get = ev.get
+        t = _num(get("t"))
         if t is None:
             return
         tl = self._time(t)
@@ -363,42 +385,46 @@ class HardwareFold:
         if self._first_reading_t is None:
             self._first_reading_t = t
         self._last_reading_t = t
-        self._hold_previous(t)
-        una = ev.get("unavailable")
+        if self._prev is not None:
+            self._hold_previous(t)
+        una = get("unavailable")
         if isinstance(una, dict):
             for fam, why in una.items():
                 _bounded_add(self.unavailable, str(fam), str(why)[:200])
-        cpu, gpu = _num(ev.get("cpu_temp_c")), _num(ev.get("gpu_temp_c"))
-        power, fan = _num(ev.get("power_w")), _num(ev.get("fan_rpm"))
+        cpu, gpu = _num(get("cpu_temp_c")), _num(get("gpu_temp_c"))
+        power, fan = _num(get("power_w")), _num(get("fan_rpm"))
         if not self.sensing and (
             cpu is not None
             or gpu is not None
             or power is not None
             or fan is not None
-            or ev.get("thermal_pressure") is not None
-            or ev.get("gpu_throttle_reasons")
+            or get("thermal_pressure") is not None
+            or get("gpu_throttle_reasons")
         ):
             self.sensing = True
-        for key, idx, v in (
-            ("cpu_temp_c", _CPU, cpu),
-            ("gpu_temp_c", _GPU, gpu),
-            ("power_w", _POWER, power),
-            ("fan_rpm", _FAN, fan),
-        ):
+        cell = None
+        hists = self._hist_list
+        for idx, v in ((_CPU, cpu), (_GPU, gpu), (_POWER, power), (_FAN, fan)):
             if v is not None:
-                self.hists[key].add(v)
-                tl.add(t, idx, v)
+                hists[idx].add(v)
+                if cell is None:
+                    cell = tl.cell(t)
+                cell.sums[idx] += v
+                cell.counts[idx] += 1
+                if v > cell.maxes[idx]:
+                    cell.maxes[idx] = v
         self._families(ev, cpu is not None or gpu is not None, power is not None, fan is not None)
         self._counters(ev)
-        verdicts = {f: v for f, (v, _) in judge(ev, self.limits, self._thermal_reasons, explain=False).items()}
-        over = any(v in ("over", "pause") for v in verdicts.values())
-        cell = tl.cell(t)
+        judged = self._verdicts(ev)
+        if cell is None:
+            cell = tl.cell(t)
+        over = judged.over
         cell.over = cell.over or over
         cell.guard = max(cell.guard, STATE_RANK[self.guard_state])
-        if verdicts:
+        if judged.verdicts:
             self._stretch_step(t, over)
-        level = pressure_level(ev.get("thermal_pressure"))
-        reasons = ev.get("gpu_throttle_reasons")
+        level = pressure_level(get("thermal_pressure"))
+        reasons = get("gpu_throttle_reasons")
         reasons = [str(r) for r in reasons] if isinstance(reasons, list) else []
         for r in reasons:
             rec = self.gpu_reasons.get(r)
@@ -409,28 +435,58 @@ class HardwareFold:
         self._power.append((t, power))
         self._prev = (
             t,
-            verdicts,
+            judged,
             power,
             None if level is None else THERMAL_PRESSURE_LEVELS[level],
             reasons,
         )
+
+    def _verdicts(self, ev: dict[str, Any]) -> _Judged:
+        """thermal.judge's verdicts on a reading (the guard's rule), looked up by the values it reads:
+        a long log repeats a few hundred temperatures, so judge runs once per distinct set."""
+        get = ev.get
+        cpu, gpu, pressure, reasons = (
+            get("cpu_temp_c"),
+            get("gpu_temp_c"),
+            get("thermal_pressure"),
+            get("gpu_throttle_reasons"),
+        )
+        # bools compare equal to 1 and 0 but judge reads no temperature from them: not looked up
+        key = None
+        if type(cpu) is not bool and type(gpu) is not bool:
+            key = (cpu, gpu, pressure, tuple(reasons) if type(reasons) is list else reasons)
+            try:
+                found = self._judged.get(key)
+            except TypeError:  # a value that cannot be a key (a list in the reasons, say)
+                found = key = None
+            if found is not None:
+                return found
+        verdicts = {f: v for f, (v, _) in judge(ev, self.limits, self._thermal_reasons, explain=False).items()}
+        judged = _Judged(
+            verdicts,
+            any(v in ("over", "pause") for v in verdicts.values()),
+            tuple(verdicts),
+            tuple(f for f, v in verdicts.items() if v in ("over", "pause")),
+        )
+        if key is not None and len(self._judged) < MAX_JUDGED:
+            self._judged[key] = judged
+        return judged
 
     def _hold_previous(self, t: float) -> None:
         """Credit the time since the previous reading (at most MAX_GAP_S) to what it read."""
         prev = self._prev
         if prev is None:
             return
-        pt, verdicts, power, pressure, reasons = prev
+        pt, judged, power, pressure, reasons = prev
         dt = min(max(0.0, t - pt), MAX_GAP_S)
         if dt <= 0:
             return
-        any_over = False
-        for fam, v in verdicts.items():
-            self.time_known[fam] += dt
-            if v in ("over", "pause"):
-                self.time_over[fam] += dt
-                any_over = True
-        if any_over:
+        known, over = self.time_known, self.time_over
+        for fam in judged.families:
+            known[fam] += dt
+        if judged.over_families:
+            for fam in judged.over_families:
+                over[fam] += dt
             self.time_any_over += dt
         if power is not None:
             self.energy_j += power * dt
@@ -444,16 +500,16 @@ class HardwareFold:
 
     def _families(self, ev: dict[str, Any], temps: bool, power: bool, fans: bool) -> None:
         get = ev.get
-        has = {
-            "temps": temps or bool(get("temps")),
-            "fans": fans or bool(get("fans")),
-            "power": power or bool(get("power")),
-            "gpu": bool(get("gpus")),
-            "thermal_pressure": get("thermal_pressure") is not None,
-            "cpu_throttle": isinstance(get("cpu_throttle"), dict),
-        }
-        lists = {"temps": "temps", "fans": "fans", "power": "power", "gpu": "gpus"}
-        for fam, present in has.items():
+        has = (  # in FAMILIES order
+            temps or bool(get("temps")),
+            fans or bool(get("fans")),
+            power or bool(get("power")),
+            bool(get("gpus")),
+            get("thermal_pressure") is not None,
+            isinstance(get("cpu_throttle"), dict),
+        )
+        lists = _FAMILY_LISTS
+        for fam, present in zip(FAMILIES, has):
             if not present:
                 continue
             self.family_readings[fam] += 1
@@ -601,6 +657,13 @@ class HardwareFold:
 
     def _energy(self, a: float, b: float) -> tuple[float, float]:
         """(joules, seconds covered) of power_w over [a, b], each reading held up to MAX_GAP_S."""
+        pt, w = self._power[-1]
+        if pt < b and pt <= a:  # the usual case, a test shorter than a reading: the newest covers it
+            if w is None:
+                return 0.0, 0.0
+            hi = min(b, pt + MAX_GAP_S)
+            lo = max(pt, a)
+            return (0.0 + w * (hi - lo), 0.0 + (hi - lo)) if hi > lo else (0.0, 0.0)  # as the loop sums
         pts: list[tuple[float, float | None]] = []
         for pt, w in reversed(self._power):
             if pt >= b:
