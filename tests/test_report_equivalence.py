@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from soaktui.log import reader
+from soaktui.log.follow import LogFollower
 from soaktui.log.reader import ReadStats, iter_events
 from soaktui.report import build_report
 from soaktui.report.aggregate import RunAggregate
@@ -90,3 +91,23 @@ def test_small_blocks_and_a_snapshot_midway_change_nothing(tmp_path: Path, utc, 
     snap = agg.snapshot()
     snap["log"] = log_stats(stats)
     assert render_json(snap) == GOLDEN_JSON.read_bytes()
+
+
+def test_the_follower_reads_the_varied_log_as_the_reader_does(tmp_path: Path) -> None:
+    """The live viewer's follower, in small reads: the same events, and the counts of the golden
+    report's `log` section (clean blocks take the one-pass parse, the others line by line)."""
+    log = write_varied_log(tmp_path / "events.jsonl")
+    follower = LogFollower(log, read_bytes=64 << 10)
+    followed: list[dict] = []
+    for _ in range(10_000):
+        got = follower.read()
+        if not got and follower.at_end():
+            break
+        followed += got
+    assert followed == list(iter_events(log))
+    golden = orjson.loads(GOLDEN_JSON.read_bytes())["log"]
+    st = follower.stats
+    got_counts = (st.lines_ok, st.lines_bad, st.first_bad_line, st.newer_schema, st.newer_events)
+    assert got_counts == tuple(
+        golden[k] for k in ("lines_ok", "lines_bad", "first_bad_line", "newer_schema", "newer_events")
+    )
