@@ -65,6 +65,8 @@ METHODS = {
 
 
 def _num(x: Any) -> float | None:
+    if type(x) is float:  # the usual case, first: finite when x - x is 0 (not for inf or nan)
+        return x if x - x == 0.0 else None
     if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
         return float(x)
     return None
@@ -238,8 +240,13 @@ class _Hist:
         if v > self.peak:
             self.peak = v
         k = round(v / self.res)
-        self.counts[k] = self.counts.get(k, 0) + 1
-        if len(self.counts) > HIST_KEYS:
+        counts = self.counts
+        n = counts.get(k)
+        if n is not None:
+            counts[k] = n + 1
+            return
+        counts[k] = 1
+        if len(counts) > HIST_KEYS:  # only a new key can take it past
             self.res *= 2
             merged: dict[int, int] = {}
             for key, n in self.counts.items():
@@ -509,7 +516,7 @@ class HardwareFold:
             isinstance(get("cpu_throttle"), dict),
         )
         lists = _FAMILY_LISTS
-        for fam, present in zip(FAMILIES, has):
+        for fam, present in zip(FAMILIES, has, strict=True):
             if not present:
                 continue
             self.family_readings[fam] += 1
