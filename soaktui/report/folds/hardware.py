@@ -49,6 +49,7 @@ _CPU, _GPU, _POWER, _FAN, _TPS = range(len(SERIES))
 FAMILIES = ("temps", "fans", "power", "gpu", "thermal_pressure", "cpu_throttle")
 LIMIT_FAMILIES = ("cpu", "gpu", "pressure", "gpu_throttle")
 _FAMILY_LISTS = {"temps": "temps", "fans": "fans", "power": "power", "gpu": "gpus"}  # family -> its list
+_FAMILY_KEYS = ("temps", "fans", "power", "gpus", "thermal_pressure", "cpu_throttle")  # what names sources
 
 METHODS = {
     "hold": f"a reading holds until the next one, for at most {MAX_GAP_S:g} s; gaps count as unknown",
@@ -507,6 +508,15 @@ class HardwareFold:
 
     def _families(self, ev: dict[str, Any], temps: bool, power: bool, fans: bool) -> None:
         get = ev.get
+        if all(get(k) is None for k in _FAMILY_KEYS):  # summary values only: nothing to name
+            readings = self.family_readings
+            if temps:
+                readings["temps"] += 1
+            if fans:
+                readings["fans"] += 1
+            if power:
+                readings["power"] += 1
+            return
         has = (  # in FAMILIES order
             temps or bool(get("temps")),
             fans or bool(get("fans")),
