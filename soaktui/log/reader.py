@@ -26,6 +26,7 @@ from soaktui.log.events import SCHEMA_VERSION
 from soaktui.log.textsafe import from_log, suspect
 
 BLOCK_SIZE = 4 << 20  # 4 MiB reads: few system calls, bounded memory
+BATCH_LINES = 64  # lines parsed and handed on together (iter_event_batches)
 MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is garbage (no event is that big): skipped
 
 
@@ -133,40 +134,43 @@ def iter_event_batches(
             if len(rest) > MAX_LINE_BYTES:
                 rest = b""
                 skipping = True
-            clean = None if dirty else parse_clean(lines)
-            if clean is not None:
-                lineno += len(lines)
-                if clean and pending_bad is not None:
-                    _count_bad(st, pending_bad)
-                    pending_bad = None
-                n_ok += len(clean)
-                yield clean
-                st.lines_ok = n_ok
-                continue
-            out: list[dict[str, Any]] = []
-            append = out.append
-            for line in lines:
-                lineno += 1
-                try:
-                    ev = loads(line)
-                except decode_error:
-                    if not line.strip():
-                        continue  # blank line
+            # A batch is a few dozen lines: its events are folded while they are still in the
+            # CPU's cache (a whole block's would not be: the fold then runs at half speed).
+            for lo in range(0, len(lines), BATCH_LINES):
+                chunk = lines[lo : lo + BATCH_LINES]
+                clean = None if dirty else parse_clean(chunk)
+                if clean is not None:
+                    lineno += len(chunk)
                     if pending_bad is not None:
                         _count_bad(st, pending_bad)
-                    pending_bad = lineno
+                        pending_bad = None
+                    n_ok += len(clean)
+                    yield clean
                     continue
-                if pending_bad is not None:
-                    _count_bad(st, pending_bad)
-                    pending_bad = None
-                if type(ev) is dict:
-                    n_ok += 1
-                    if ev.get("v") != SCHEMA_VERSION:
-                        st.note_version(ev)
-                    append(from_log(line, ev) if dirty else ev)
-                else:
-                    pending_bad = lineno
-            yield out
+                out: list[dict[str, Any]] = []
+                append = out.append
+                for line in chunk:
+                    lineno += 1
+                    try:
+                        ev = loads(line)
+                    except decode_error:
+                        if not line.strip():
+                            continue  # blank line
+                        if pending_bad is not None:
+                            _count_bad(st, pending_bad)
+                        pending_bad = lineno
+                        continue
+                    if pending_bad is not None:
+                        _count_bad(st, pending_bad)
+                        pending_bad = None
+                    if type(ev) is dict:
+                        n_ok += 1
+                        if ev.get("v") != SCHEMA_VERSION:
+                            st.note_version(ev)
+                        append(from_log(line, ev) if dirty else ev)
+                    else:
+                        pending_bad = lineno
+                yield out
             st.lines_ok = n_ok
     if skipping or rest.strip():
         # An unterminated last line: torn by a crash mid-write. A bad line just before it is a
