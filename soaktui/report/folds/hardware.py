@@ -49,7 +49,6 @@ _CPU, _GPU, _POWER, _FAN, _TPS = range(len(SERIES))
 FAMILIES = ("temps", "fans", "power", "gpu", "thermal_pressure", "cpu_throttle")
 LIMIT_FAMILIES = ("cpu", "gpu", "pressure", "gpu_throttle")
 _FAMILY_LISTS = {"temps": "temps", "fans": "fans", "power": "power", "gpu": "gpus"}  # family -> its list
-_FAMILY_KEYS = ("temps", "fans", "power", "gpus", "thermal_pressure", "cpu_throttle")  # what names sources
 
 METHODS = {
     "hold": f"a reading holds until the next one, for at most {MAX_GAP_S:g} s; gaps count as unknown",
@@ -422,7 +421,8 @@ class HardwareFold:
                 if v > cell.maxes[idx]:
                     cell.maxes[idx] = v
         self._families(ev, cpu is not None or gpu is not None, power is not None, fan is not None)
-        self._counters(ev)
+        if get("cpu_throttle") is not None:
+            self._counters(ev)
         judged = self._verdicts(ev)
         if cell is None:
             cell = tl.cell(t)
@@ -431,9 +431,10 @@ class HardwareFold:
         cell.guard = max(cell.guard, STATE_RANK[self.guard_state])
         if judged.verdicts:
             self._stretch_step(t, over)
-        level = pressure_level(get("thermal_pressure"))
+        pressure = get("thermal_pressure")
+        level = None if pressure is None else pressure_level(pressure)
         reasons = get("gpu_throttle_reasons")
-        reasons = [str(r) for r in reasons] if isinstance(reasons, list) else []
+        reasons = [str(r) for r in reasons] if type(reasons) is list else []
         for r in reasons:
             rec = self.gpu_reasons.get(r)
             if rec is None and len(self.gpu_reasons) < MAX_NAMES:
@@ -508,7 +509,14 @@ class HardwareFold:
 
     def _families(self, ev: dict[str, Any], temps: bool, power: bool, fans: bool) -> None:
         get = ev.get
-        if all(get(k) is None for k in _FAMILY_KEYS):  # summary values only: nothing to name
+        if (  # summary values only: nothing names a source
+            get("temps") is None
+            and get("fans") is None
+            and get("power") is None
+            and get("gpus") is None
+            and get("thermal_pressure") is None
+            and get("cpu_throttle") is None
+        ):
             readings = self.family_readings
             if temps:
                 readings["temps"] += 1
