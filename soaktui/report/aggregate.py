@@ -132,42 +132,53 @@ class RunAggregate:
     # -- feeding -------------------------------------------------------------------------------
     def feed(self, ev: dict[str, Any]) -> None:
         """Fold one event into every fold that reads its kind."""
-        self.events += 1
-        get = ev.get
-        t = get("t")
-        if t is not None:
-            if self._first_t is None:
-                self._first_t = t
-                self._first_run_id = get("run_id")
-            self._last_t = t
-        mono = get("mono_ns")
-        if mono is not None:
-            if self._first_mono is None:
-                self._first_mono = mono
-            self._last_mono = mono
-        kind = get("kind")
-        routes = self._routes.get(kind)
-        if kind != "request" and kind != "scenario_result":  # those are counted by the request fold
-            kinds = self._kinds
-            kinds[kind] = kinds.get(kind, 0) + 1
-        if routes is None:
-            return
-        if type(routes) is dict:  # some folds read only some scenarios of this kind
-            scenario = get("scenario")
-            try:
-                routes = routes[scenario]
-            except (KeyError, TypeError):
-                routes = self._scenario_routes(kind, scenario)
-        try:
-            for fn in routes:
-                fn(ev)
-        except (TypeError, ValueError, AttributeError, OverflowError):
-            self.malformed += 1
+        self.feed_all((ev,))
 
     def feed_all(self, events: Iterable[dict[str, Any]]) -> RunAggregate:
-        feed = self.feed
-        for ev in events:
-            feed(ev)
+        """Fold `events` in order, each into every fold that reads its kind.
+
+        The loop `soaktui report` runs over every event of a log: the aggregate's own state is
+        kept in locals while it runs (stored back at the end, or when an event breaks the loop).
+        """
+        routes_of, kinds = self._routes, self._kinds
+        first_t, last_t, first_mono, last_mono = self._first_t, self._last_t, self._first_mono, self._last_mono
+        n = malformed = 0
+        try:
+            for ev in events:
+                n += 1
+                get = ev.get
+                t = get("t")
+                if t is not None:
+                    if first_t is None:
+                        first_t = t
+                        self._first_run_id = get("run_id")
+                    last_t = t
+                mono = get("mono_ns")
+                if mono is not None:
+                    if first_mono is None:
+                        first_mono = mono
+                    last_mono = mono
+                kind = get("kind")
+                routes = routes_of.get(kind)
+                if kind != "request" and kind != "scenario_result":  # counted by the request fold
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                if routes is None:
+                    continue
+                if type(routes) is dict:  # some folds read only some scenarios of this kind
+                    scenario = get("scenario")
+                    try:
+                        routes = routes[scenario]
+                    except (KeyError, TypeError):
+                        routes = self._scenario_routes(kind, scenario)
+                try:
+                    for fn in routes:
+                        fn(ev)
+                except (TypeError, ValueError, AttributeError, OverflowError):
+                    malformed += 1
+        finally:
+            self.events += n
+            self.malformed += malformed
+            self._first_t, self._last_t, self._first_mono, self._last_mono = first_t, last_t, first_mono, last_mono
         return self
 
     # -- reading -------------------------------------------------------------------------------
