@@ -1,7 +1,9 @@
 """Read `events.jsonl` back, fast and in bounded memory, forgiving what a crash leaves behind.
 
 The log is the run's truth and can be hundreds of megabytes after a long soak, so the reader
-streams it in large binary blocks (never the whole file) and parses each line with orjson. A run
+streams it in large binary blocks (never the whole file) and parses each line with orjson: the
+lines of a clean stretch a few dozen at a time in one C-level pass (`parse_clean`), any other
+line by line. A run
 killed mid-write leaves at most one incomplete last line: it is skipped and reported as a torn
 tail, never an error. A damaged line in the middle (disk trouble, a hand edit) is counted and
 skipped so one bad byte cannot cost the whole report. Server text in a log written before the bus

@@ -4,7 +4,8 @@
 events to a `RunAggregate` and read `snapshot()`, so a figure means the same thing everywhere. The
 work is done by the folds in report/folds/, one per section; each declares the event kinds it reads
 (`KINDS`), and `feed` routes every event to those folds: a table lookup and a few calls per event,
-no per-event allocations (bench/report_1m.py folds a million request events in seconds). An event
+no per-event allocations (bench/report_1m.py folds a million request events in seconds). A fold
+that reads a kind for some scenarios only (`ONLY_SCENARIOS`) is not called for the others. An event
 whose fields have the wrong types is counted as malformed and skipped; unknown kinds are counted.
 """
 
