@@ -639,9 +639,10 @@ class HardwareFold:
             return
         get: Callable[[str], Any] = ev.get
         pending = self._pending.pop(get("test_id"), None)
-        try:
-            t = float(get("t"))
-            span = float(get("duration_ms")) / 1000.0
+        t, ms = get("t"), get("duration_ms")
+        try:  # float() as the rule, skipped for what is a float already
+            t = t if type(t) is float else float(t)
+            span = (ms if type(ms) is float else float(ms)) / 1000.0
         except (TypeError, ValueError):
             return
         if not (0.0 <= span < 1e7 and -1e12 < t < 1e12):  # also NaN and infinities
@@ -649,7 +650,9 @@ class HardwareFold:
         tl = self.timeline if self.timeline is not None and self._last_t is not None else self._time(t)
         if t > self._last_t:  # type: ignore[operator]
             self._last_t = t
-        i = tl.index(t)
+        i = int((t - tl.origin) // tl.width)
+        if not 0 <= i < tl.cap:  # before the first bucket, or past the last: Timeline.index decides
+            i = tl.index(t)
         cell = tl.cells[i]
         if cell is None:
             cell = tl.cells[i] = _Cell()
