@@ -9,6 +9,7 @@ a test of another kind in it carries its own tier mark, and the closest mark win
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,16 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 
 SIM_FAST = 1000.0  # the simulator's time compression for tests that do not look at pacing
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch):
+    """Clock times in reports are local: pin the zone so golden files hold anywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

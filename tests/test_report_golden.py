@@ -7,7 +7,6 @@ committing it.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,6 @@ pytestmark = pytest.mark.unit
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden" / "report_head.md"
-
-
-@pytest.fixture
-def utc(monkeypatch: pytest.MonkeyPatch):
-    """Clock times in the report are local: pin the zone so the golden file is the same anywhere."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_the_report_opens_with_the_verdict_and_the_legend(utc):

@@ -3,9 +3,12 @@ the bus and both log readers apply it (issue 14, items 6 and 10)."""
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 
+from soaktui.log import textsafe
 from soaktui.log.events import EventBus
 from soaktui.log.follow import LogFollower
 from soaktui.log.reader import read_all
@@ -88,3 +91,26 @@ def test_both_log_readers_neutralise_a_log_stored_raw(tmp_path):
     for events in (read_all(log)[0], follower.read()):
         assert events[0]["error"] == f"\\x1b[2J\\x9b Bearer {REDACTED}" and events[1] == raw[1]
     follower.close()
+
+
+def test_the_block_prefilter_answers_as_the_plain_substring_searches():
+    """`suspect` walks the backslashes instead of searching each escape: the same answer on
+    blocks with none, few and more than it walks (then the searches take over), wherever the
+    escape sits (an escaped backslash before `r` too)."""
+    rng = random.Random(3)
+    pieces = [b'{"a":1.25}', b'\\"q\\"', b"\\\\", b"\\\\r", b"\\r", b"\\u001b", b"\\u00e9", b"\\n", b"\x7f"]
+    pieces += [b"\xc2\x9b", b"\\u0", b"r", b"u00", b"0" * 50, b"\\t"]
+    for n in (0, 1, 3, 20, textsafe._BACKSLASH_WALK + 5):
+        for _ in range(60):
+            block = b"".join(rng.choice(pieces[:1] * 6 + pieces) for _ in range(n))
+            quotes = b'\\"x' * rng.randint(0, 2 * n)  # clean escapes, then one piece of any kind
+            if rng.random() < 0.5:
+                block = quotes + rng.choice(pieces) + block
+            else:
+                block += quotes + rng.choice(pieces)
+            expected = any(s in block for s in textsafe._SUSPECT_BYTES)
+            assert textsafe.suspect(block) is expected, block[:200]
+    many = b'{"body":"\\"busy\\""}' * textsafe._BACKSLASH_WALK  # more clean backslashes than it walks
+    for piece in pieces:
+        expected = any(s in piece for s in textsafe._SUSPECT_BYTES)
+        assert textsafe.suspect(many + piece) is expected and textsafe.suspect(piece + many) is expected

@@ -27,7 +27,7 @@ from typing import IO, Any
 import orjson
 
 from soaktui.log.events import SCHEMA_VERSION
-from soaktui.log.reader import MAX_LINE_BYTES, ReadStats
+from soaktui.log.reader import MAX_LINE_BYTES, ReadStats, parse_clean
 from soaktui.log.textsafe import from_log, suspect
 
 READ_BYTES = 1 << 20  # one read: ~2,000-5,000 events, a few ms of parsing
@@ -110,9 +110,14 @@ class LogFollower:
             self._skipping = True
         self._rest = rest
         st.torn_tail = bool(rest.strip()) or self._skipping
+        dirty = suspect(block)  # server text stored raw (an old log): look at its lines
+        clean = None if dirty else parse_clean(lines)
+        if clean is not None:  # the usual block: every line an event, parsed in one pass
+            self._lineno += len(lines)
+            st.lines_ok += len(clean)
+            return clean
         out: list[dict[str, Any]] = []
         append = out.append
-        dirty = suspect(block)  # server text stored raw (an old log): look at its lines
         loads = orjson.loads
         for line in lines:
             n = self._next_line()

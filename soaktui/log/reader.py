@@ -1,7 +1,9 @@
 """Read `events.jsonl` back, fast and in bounded memory, forgiving what a crash leaves behind.
 
 The log is the run's truth and can be hundreds of megabytes after a long soak, so the reader
-streams it in large binary blocks (never the whole file) and parses each line with orjson. A run
+streams it in large binary blocks (never the whole file) and parses each line with orjson: the
+lines of a clean stretch a few dozen at a time in one C-level pass (`parse_clean`), any other
+line by line. A run
 killed mid-write leaves at most one incomplete last line: it is skipped and reported as a torn
 tail, never an error. A damaged line in the middle (disk trouble, a hand edit) is counted and
 skipped so one bad byte cannot cost the whole report. Server text in a log written before the bus
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -25,6 +28,7 @@ from soaktui.log.events import SCHEMA_VERSION
 from soaktui.log.textsafe import from_log, suspect
 
 BLOCK_SIZE = 4 << 20  # 4 MiB reads: few system calls, bounded memory
+BATCH_LINES = 64  # lines parsed and handed on together (iter_event_batches)
 MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is garbage (no event is that big): skipped
 
 
@@ -62,6 +66,21 @@ def newer_schema_warning(stats: ReadStats) -> str | None:
     )
 
 
+def parse_clean(lines: list[bytes]) -> list[dict[str, Any]] | None:
+    """The events of complete lines when every one is a JSON object of this schema version, parsed
+    in one C-level pass; None when any is not (blank, damaged, not an object, another version):
+    the caller then reads the lines one by one. Most blocks of a log are clean."""
+    try:
+        events = list(map(orjson.loads, lines))
+    except orjson.JSONDecodeError:
+        return None
+    if set(map(type, events)) - {dict}:
+        return None
+    if list(map(dict.get, events, repeat("v"))).count(SCHEMA_VERSION) != len(events):
+        return None
+    return events
+
+
 def _count_bad(st: ReadStats, lineno: int) -> None:
     st.lines_bad += 1
     if st.first_bad_line is None:
@@ -76,6 +95,15 @@ def iter_events(path: str | os.PathLike[str], stats: ReadStats | None = None) ->
     event (the crash-safety contract: the report counts exactly the complete lines). Blank lines
     are ignored.
     """
+    for batch in iter_event_batches(path, stats):
+        yield from batch
+
+
+def iter_event_batches(
+    path: str | os.PathLike[str], stats: ReadStats | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """`iter_events` a block at a time (lists of events, in order): for a caller that folds a whole
+    log, one step per block instead of one per event."""
     st = stats if stats is not None else ReadStats()
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
@@ -108,27 +136,43 @@ def iter_events(path: str | os.PathLike[str], stats: ReadStats | None = None) ->
             if len(rest) > MAX_LINE_BYTES:
                 rest = b""
                 skipping = True
-            for line in lines:
-                lineno += 1
-                try:
-                    ev = loads(line)
-                except decode_error:
-                    if not line.strip():
-                        continue  # blank line
+            # A batch is a few dozen lines: its events are folded while they are still in the
+            # CPU's cache (a whole block's would not be: the fold then runs at half speed).
+            for lo in range(0, len(lines), BATCH_LINES):
+                chunk = lines[lo : lo + BATCH_LINES]
+                clean = None if dirty else parse_clean(chunk)
+                if clean is not None:
+                    lineno += len(chunk)
                     if pending_bad is not None:
                         _count_bad(st, pending_bad)
-                    pending_bad = lineno
+                        pending_bad = None
+                    n_ok += len(clean)
+                    yield clean
                     continue
-                if pending_bad is not None:
-                    _count_bad(st, pending_bad)
-                    pending_bad = None
-                if type(ev) is dict:
-                    n_ok += 1
-                    if ev.get("v") != SCHEMA_VERSION:
-                        st.note_version(ev)
-                    yield from_log(line, ev) if dirty else ev
-                else:
-                    pending_bad = lineno
+                out: list[dict[str, Any]] = []
+                append = out.append
+                for line in chunk:
+                    lineno += 1
+                    try:
+                        ev = loads(line)
+                    except decode_error:
+                        if not line.strip():
+                            continue  # blank line
+                        if pending_bad is not None:
+                            _count_bad(st, pending_bad)
+                        pending_bad = lineno
+                        continue
+                    if pending_bad is not None:
+                        _count_bad(st, pending_bad)
+                        pending_bad = None
+                    if type(ev) is dict:
+                        n_ok += 1
+                        if ev.get("v") != SCHEMA_VERSION:
+                            st.note_version(ev)
+                        append(from_log(line, ev) if dirty else ev)
+                    else:
+                        pending_bad = lineno
+                yield out
             st.lines_ok = n_ok
     if skipping or rest.strip():
         # An unterminated last line: torn by a crash mid-write. A bad line just before it is a
@@ -148,4 +192,12 @@ def read_all(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], ReadSt
     return list(iter_events(path, st)), st
 
 
-__all__ = ["BLOCK_SIZE", "ReadStats", "iter_events", "newer_schema_warning", "read_all"]
+__all__ = [
+    "BLOCK_SIZE",
+    "ReadStats",
+    "iter_event_batches",
+    "iter_events",
+    "newer_schema_warning",
+    "parse_clean",
+    "read_all",
+]

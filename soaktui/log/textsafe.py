@@ -42,10 +42,12 @@ _SK_KEY = r"\bsk-[A-Za-z0-9_-]{16,}"
 # C2 80..9F). Backspace and form feed (\b, \f) are left to the bus: they drive no sequence, and
 # looking for them doubles the cost. Credential shapes are not looked for either: the bus redacts
 # them before they are stored; a log that already holds a key is not made safe by reading it.
-# `_SUSPECT_BYTES` is the coarse first test, plain substring searches (~1 GB/s where a regex scans
-# at ~40 MB/s), run over a whole block; only a block it flags has its lines looked at, then the
-# regex, then a decoded event's strings. False positives cost only time.
+# `_SUSPECT_BYTES` is the coarse first test (`suspect`: memchr scans and a walk over the backslashes,
+# ~8 GB/s on a clean log, where a regex scans at ~40 MB/s), run over a whole block; only a block it
+# flags has its lines looked at, then the regex, then a decoded event's strings. False positives
+# cost only time.
 _SUSPECT_BYTES = (b"\\u00", b"\\r", b"\x7f", b"\xc2")
+_BACKSLASH_WALK = 4096  # backslashes `suspect` visits one by one in a block before searching
 _RAW_SUSPECT = re.compile(rb"\\u00[01789]|\\r|\x7f|\xc2[\x80-\x9f]")
 
 
@@ -102,8 +104,24 @@ neutralise: Callable[[Any], Any] = DEFAULT.neutralise
 
 
 def suspect(raw: bytes) -> bool:
-    """Whether log bytes (a block or a line) may hold text for the pass; False is certain."""
-    return any(s in raw for s in _SUSPECT_BYTES)
+    """Whether log bytes (a block or a line) may hold text for the pass; False is certain.
+
+    The same answer as a substring search for each of `_SUSPECT_BYTES`, faster on a clean log: the
+    one-byte ones are memchr scans, and the two escapes start with a backslash, which is rare in a
+    log, so the backslashes are visited from one to the next (a multi-byte search over a block of
+    digits runs at a fraction of memchr's speed). Past _BACKSLASH_WALK of them the searches take over.
+    """
+    if b"\x7f" in raw or b"\xc2" in raw:
+        return True
+    find, starts = raw.find, raw.startswith
+    i = find(b"\\")
+    for _ in range(_BACKSLASH_WALK):
+        if i < 0:
+            return False
+        if starts(b"r", i + 1) or starts(b"u00", i + 1):
+            return True
+        i = find(b"\\", i + 1)
+    return i >= 0 and (find(b"\\u00", i) >= 0 or find(b"\\r", i) >= 0)
 
 
 def from_log(line: bytes, event: Any) -> Any:

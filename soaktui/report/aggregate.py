@@ -4,7 +4,8 @@
 events to a `RunAggregate` and read `snapshot()`, so a figure means the same thing everywhere. The
 work is done by the folds in report/folds/, one per section; each declares the event kinds it reads
 (`KINDS`), and `feed` routes every event to those folds: a table lookup and a few calls per event,
-no per-event allocations (bench/report_1m.py folds a million request events in seconds). An event
+no per-event allocations (bench/report_1m.py folds a million request events in seconds). A fold
+that reads a kind for some scenarios only (`ONLY_SCENARIOS`) is not called for the others. An event
 whose fields have the wrong types is counted as malformed and skipped; unknown kinds are counted.
 """
 
@@ -31,6 +32,8 @@ from soaktui.report.snapshot import Snapshot, Totals
 from soaktui.report.verdict import decide
 
 T = TypeVar("T")
+Route = Callable[[dict[str, Any]], None]
+MAX_SCENARIO_ROUTES = 256  # distinct scenario names whose routes are kept (a hostile log has more)
 
 DEFINITIONS = {
     "e2e_ms": "request sent -> response complete, successful requests only",
@@ -104,45 +107,83 @@ class RunAggregate:
             self.capabilities,
             self.outages,
         )
-        routes: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        # kind -> [(method, the scenarios it reads or None for all)], in fold order
+        routes: dict[str, list[tuple[Route, tuple[str, ...] | None]]] = {}
         for fold in folds:
+            only = getattr(fold, "ONLY_SCENARIOS", {})
             for kind, method in fold.KINDS.items():
-                routes.setdefault(kind, []).append(getattr(fold, method))
-        self._routes = {kind: tuple(fns) for kind, fns in routes.items()}
+                routes.setdefault(kind, []).append((getattr(fold, method), only.get(kind)))
+        self._all_routes = {kind: tuple(fn for fn, _ in pairs) for kind, pairs in routes.items()}
+        self._filters = {kind: pairs for kind, pairs in routes.items() if any(s for _, s in pairs)}
+        # kind -> its methods, or, for a kind some method reads for some scenarios only, a dict
+        # scenario -> the methods that read it (filled as scenarios are met)
+        self._routes: dict[Any, tuple[Route, ...] | dict[Any, tuple[Route, ...]]] = {
+            kind: {} if kind in self._filters else fns for kind, fns in self._all_routes.items()
+        }
+
+    def _scenario_routes(self, kind: Any, scenario: Any) -> tuple[Route, ...]:
+        """The methods that read `kind` events of `scenario`, in fold order (kept for next time)."""
+        by_scenario = self._routes[kind]
+        assert type(by_scenario) is dict
+        try:
+            hash(scenario)
+        except TypeError:
+            return self._all_routes[kind]  # no scenario name: every method sees it, and decides
+        fns = tuple(fn for fn, only in self._filters[kind] if only is None or scenario in only)
+        if len(by_scenario) < MAX_SCENARIO_ROUTES:
+            by_scenario[scenario] = fns
+        return fns
 
     # -- feeding -------------------------------------------------------------------------------
     def feed(self, ev: dict[str, Any]) -> None:
         """Fold one event into every fold that reads its kind."""
-        self.events += 1
-        get = ev.get
-        t = get("t")
-        if t is not None:
-            if self._first_t is None:
-                self._first_t = t
-                self._first_run_id = get("run_id")
-            self._last_t = t
-        mono = get("mono_ns")
-        if mono is not None:
-            if self._first_mono is None:
-                self._first_mono = mono
-            self._last_mono = mono
-        kind = get("kind")
-        routes = self._routes.get(kind)  # type: ignore[arg-type]
-        if kind != "request" and kind != "scenario_result":  # those are counted by the request fold
-            kinds = self._kinds
-            kinds[kind] = kinds.get(kind, 0) + 1
-        if routes is None:
-            return
-        try:
-            for fn in routes:
-                fn(ev)
-        except (TypeError, ValueError, AttributeError, OverflowError):
-            self.malformed += 1
+        self.feed_all((ev,))
 
     def feed_all(self, events: Iterable[dict[str, Any]]) -> RunAggregate:
-        feed = self.feed
-        for ev in events:
-            feed(ev)
+        """Fold `events` in order, each into every fold that reads its kind.
+
+        The loop `soaktui report` runs over every event of a log: the aggregate's own state is
+        kept in locals while it runs (stored back at the end, or when an event breaks the loop).
+        """
+        routes_of, kinds = self._routes, self._kinds
+        first_t, last_t, first_mono, last_mono = self._first_t, self._last_t, self._first_mono, self._last_mono
+        n = malformed = 0
+        try:
+            for ev in events:
+                n += 1
+                get = ev.get
+                t = get("t")
+                if t is not None:
+                    if first_t is None:
+                        first_t = t
+                        self._first_run_id = get("run_id")
+                    last_t = t
+                mono = get("mono_ns")
+                if mono is not None:
+                    if first_mono is None:
+                        first_mono = mono
+                    last_mono = mono
+                kind = get("kind")
+                routes = routes_of.get(kind)
+                if kind != "request" and kind != "scenario_result":  # counted by the request fold
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                if routes is None:
+                    continue
+                if type(routes) is dict:  # some folds read only some scenarios of this kind
+                    scenario = get("scenario")
+                    try:
+                        routes = routes[scenario]
+                    except (KeyError, TypeError):
+                        routes = self._scenario_routes(kind, scenario)
+                try:
+                    for fn in routes:
+                        fn(ev)
+                except (TypeError, ValueError, AttributeError, OverflowError):
+                    malformed += 1
+        finally:
+            self.events += n
+            self.malformed += malformed
+            self._first_t, self._last_t, self._first_mono, self._last_mono = first_t, last_t, first_mono, last_mono
         return self
 
     # -- reading -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from soaktui.log import rundir
-from soaktui.log.reader import ReadStats, iter_events
+from soaktui.log.reader import ReadStats, iter_event_batches
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.atomic import atomic_write_bytes
 from soaktui.report.html import render_html
@@ -25,9 +25,9 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[Snapshot, ReadStats]:
     """
     stats = ReadStats()
     agg = RunAggregate()
-    feed = agg.feed
-    for ev in iter_events(Path(run_dir) / rundir.EVENTS, stats):
-        feed(ev)
+    feed_all = agg.feed_all
+    for batch in iter_event_batches(Path(run_dir) / rundir.EVENTS, stats):
+        feed_all(batch)
     snap = agg.snapshot()
     snap["log"] = log_stats(stats)
     return snap, stats

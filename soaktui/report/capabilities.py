@@ -277,6 +277,7 @@ class CapabilityReducer:
     """Fed by RunAggregate: capability scenarios' results and `tool_call` events, per model key."""
 
     KINDS: ClassVar[dict[str, str]] = {"scenario_result": "feed_result", "tool_call": "feed_tool_call"}
+    ONLY_SCENARIOS: ClassVar[dict[str, tuple[str, ...]]] = {"scenario_result": tuple(sorted(SCENARIOS))}
 
     def __init__(self) -> None:
         self._models: dict[str, _Model] = {}

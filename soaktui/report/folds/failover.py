@@ -23,6 +23,7 @@ class _FailRow:
 
 class FailoverFold:
     KINDS: ClassVar[dict[str, str]] = {"scenario_result": "on_result"}
+    ONLY_SCENARIOS: ClassVar[dict[str, tuple[str, ...]]] = {"scenario_result": ("provider_failover",)}
 
     def __init__(self, *, exact: bool = True) -> None:
         self._new = new_sample(exact)  # every value, or bounded sketches (folds/common.new_sample)

@@ -27,7 +27,7 @@ import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from soaktui.config import Thermal
 from soaktui.report.snapshot import Family, Hardware, Histogram, ModelEnergy, Series, Temperature
@@ -48,6 +48,7 @@ SERIES = ("cpu_temp_c", "gpu_temp_c", "power_w", "fan_rpm", "gen_tps")
 _CPU, _GPU, _POWER, _FAN, _TPS = range(len(SERIES))
 FAMILIES = ("temps", "fans", "power", "gpu", "thermal_pressure", "cpu_throttle")
 LIMIT_FAMILIES = ("cpu", "gpu", "pressure", "gpu_throttle")
+_FAMILY_LISTS = {"temps": "temps", "fans": "fans", "power": "power", "gpu": "gpus"}  # family -> its list
 
 METHODS = {
     "hold": f"a reading holds until the next one, for at most {MAX_GAP_S:g} s; gaps count as unknown",
@@ -64,6 +65,8 @@ METHODS = {
 
 
 def _num(x: Any) -> float | None:
+    if type(x) is float:  # the usual case, first: finite when x - x is 0 (not for inf or nan)
+        return x if x - x == 0.0 else None
     if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
         return float(x)
     return None
@@ -237,8 +240,13 @@ class _Hist:
         if v > self.peak:
             self.peak = v
         k = round(v / self.res)
-        self.counts[k] = self.counts.get(k, 0) + 1
-        if len(self.counts) > HIST_KEYS:
+        counts = self.counts
+        n = counts.get(k)
+        if n is not None:
+            counts[k] = n + 1
+            return
+        counts[k] = 1
+        if len(counts) > HIST_KEYS:  # only a new key can take it past
             self.res *= 2
             merged: dict[int, int] = {}
             for key, n in self.counts.items():
@@ -264,6 +272,18 @@ class _Hist:
             "peak": _r(self.peak),
             "resolution": self.res,
         }
+
+
+class _Judged(NamedTuple):
+    """thermal.judge's verdicts on a reading, and what the time after it is credited to."""
+
+    verdicts: dict[str, str]  # family -> verdict
+    over: bool  # some family over a limit
+    families: tuple[str, ...]  # the families judged (time known)
+    over_families: tuple[str, ...]  # those over a limit (time over)
+
+
+MAX_JUDGED = 4096  # distinct judged readings remembered (a long log has a few hundred)
 
 
 def _bounded_add(names: dict[str, Any], key: str, value: Any) -> None:
@@ -314,7 +334,9 @@ class HardwareFold:
         self.energy_j = 0.0
         self.energy_s = 0.0
         self._power: deque[tuple[float, float | None]] = deque(maxlen=MAX_POWER_POINTS)
-        self._prev: tuple[float, dict[str, str], float | None, str | None, list[str]] | None = None
+        self._prev: tuple[float, _Judged, float | None, str | None, list[str]] | None = None
+        self._judged: dict[tuple[Any, ...], _Judged] = {}  # a reading's judged values -> its verdicts
+        self._hist_list = [self.hists[name] for name in SERIES[:_TPS]]  # by series index
         self._pending: dict[Any, list[Any]] = {}  # test_id -> [output tokens, sum gen_tps, n]
         self.per_model: dict[str, list[float]] = {}  # key -> [joules, seconds, tokens, covered, uncovered]
         self.busy_s = 0.0
@@ -348,6 +370,7 @@ class HardwareFold:
     def on_run_started(self, ev: dict[str, Any]) -> None:
         self.limits, self.limits_source = limits_from_settings(ev.get("settings"))
         self._thermal_reasons = frozenset(self.limits.gpu_throttle_reasons)
+        self._judged.clear()  # judged against the old limits
         t = _num(ev.get("t"))
         if t is not None:
             self._started_t = t
@@ -355,51 +378,91 @@ class HardwareFold:
                 self._origin = t
 
     def on_telemetry(self, ev: dict[str, Any]) -> None:
-        t = _num(ev.get("t"))
-        if t is None:
-            return
-        tl = self._time(t)
+        """One reading: the time since the previous one, then what this one read.
+
+        Once per reading of a log that can hold hundreds of thousands, so written for speed: each
+        field read once, a finite float taken without a call, the verdicts looked up by the values
+        judge reads (`_verdicts`), the timeline cell found once.
+        """
+        get = ev.get
+        t = get("t")
+        if type(t) is not float or t - t != 0.0:  # not a finite float: _num decides
+            t = _num(t)
+            if t is None:
+                return
+        tl = self.timeline
+        if tl is None or self._guard_since is None:
+            tl = self._time(t)
+        elif self._last_t is None or t > self._last_t:
+            self._last_t = t
         self.readings += 1
         if self._first_reading_t is None:
             self._first_reading_t = t
         self._last_reading_t = t
-        self._hold_previous(t)
-        una = ev.get("unavailable")
+        if self._prev is not None:
+            self._hold_previous(t)
+        una = get("unavailable")
         if isinstance(una, dict):
             for fam, why in una.items():
                 _bounded_add(self.unavailable, str(fam), str(why)[:200])
-        cpu, gpu = _num(ev.get("cpu_temp_c")), _num(ev.get("gpu_temp_c"))
-        power, fan = _num(ev.get("power_w")), _num(ev.get("fan_rpm"))
+        cpu_raw, gpu_raw, power_raw, fan_raw = get("cpu_temp_c"), get("gpu_temp_c"), get("power_w"), get("fan_rpm")
+        pressure, reasons_raw = get("thermal_pressure"), get("gpu_throttle_reasons")
+        # _num, its usual cases first: a finite float as it is, nothing as nothing
+        cpu = cpu_raw if type(cpu_raw) is float and cpu_raw - cpu_raw == 0.0 else _num(cpu_raw)
+        gpu = None if gpu_raw is None else _num(gpu_raw)
+        power = power_raw if type(power_raw) is float and power_raw - power_raw == 0.0 else _num(power_raw)
+        fan = None if fan_raw is None else _num(fan_raw)
         if not self.sensing and (
             cpu is not None
             or gpu is not None
             or power is not None
             or fan is not None
-            or ev.get("thermal_pressure") is not None
-            or ev.get("gpu_throttle_reasons")
+            or pressure is not None
+            or reasons_raw
         ):
             self.sensing = True
-        for key, idx, v in (
-            ("cpu_temp_c", _CPU, cpu),
-            ("gpu_temp_c", _GPU, gpu),
-            ("power_w", _POWER, power),
-            ("fan_rpm", _FAN, fan),
-        ):
+        cell = None
+        hists = self._hist_list
+        for idx, v in ((_CPU, cpu), (_GPU, gpu), (_POWER, power), (_FAN, fan)):
             if v is not None:
-                self.hists[key].add(v)
-                tl.add(t, idx, v)
-        self._families(ev, cpu is not None or gpu is not None, power is not None, fan is not None)
-        self._counters(ev)
-        verdicts = {f: v for f, (v, _) in judge(ev, self.limits, self._thermal_reasons, explain=False).items()}
-        over = any(v in ("over", "pause") for v in verdicts.values())
-        cell = tl.cell(t)
+                hists[idx].add(v)
+                if cell is None:
+                    cell = tl.cell(t)
+                cell.sums[idx] += v
+                cell.counts[idx] += 1
+                if v > cell.maxes[idx]:
+                    cell.maxes[idx] = v
+        temps, fans = cpu is not None or gpu is not None, fan is not None
+        throttle = get("cpu_throttle")
+        if (
+            pressure is None
+            and throttle is None
+            and get("temps") is None
+            and get("fans") is None
+            and get("power") is None
+            and get("gpus") is None
+        ):  # summary values only: nothing names a source, the families are counted
+            readings = self.family_readings
+            if temps:
+                readings["temps"] += 1
+            if fans:
+                readings["fans"] += 1
+            if power is not None:
+                readings["power"] += 1
+        else:
+            self._families(ev, temps, power is not None, fans)
+            if throttle is not None:
+                self._counters(ev)
+        judged = self._verdicts(ev, cpu_raw, gpu_raw, pressure, reasons_raw)
+        if cell is None:
+            cell = tl.cell(t)
+        over = judged.over
         cell.over = cell.over or over
         cell.guard = max(cell.guard, STATE_RANK[self.guard_state])
-        if verdicts:
+        if judged.verdicts:
             self._stretch_step(t, over)
-        level = pressure_level(ev.get("thermal_pressure"))
-        reasons = ev.get("gpu_throttle_reasons")
-        reasons = [str(r) for r in reasons] if isinstance(reasons, list) else []
+        level = None if pressure is None else pressure_level(pressure)
+        reasons = [str(r) for r in reasons_raw] if type(reasons_raw) is list else []
         for r in reasons:
             rec = self.gpu_reasons.get(r)
             if rec is None and len(self.gpu_reasons) < MAX_NAMES:
@@ -409,28 +472,52 @@ class HardwareFold:
         self._power.append((t, power))
         self._prev = (
             t,
-            verdicts,
+            judged,
             power,
             None if level is None else THERMAL_PRESSURE_LEVELS[level],
             reasons,
         )
+
+    def _verdicts(self, ev: dict[str, Any], cpu: Any, gpu: Any, pressure: Any, reasons: Any) -> _Judged:
+        """thermal.judge's verdicts on reading `ev` (the guard's rule), looked up by the values it
+        reads (passed in, as read from `ev`): a long log repeats a few hundred temperatures, so judge
+        runs once per distinct set."""
+        # bools compare equal to 1 and 0 but judge reads no temperature from them: not looked up
+        key = None
+        if type(cpu) is not bool and type(gpu) is not bool:
+            key = (cpu, gpu, pressure, tuple(reasons) if type(reasons) is list else reasons)
+            try:
+                found = self._judged.get(key)
+            except TypeError:  # a value that cannot be a key (a list in the reasons, say)
+                found = key = None
+            if found is not None:
+                return found
+        verdicts = {f: v for f, (v, _) in judge(ev, self.limits, self._thermal_reasons, explain=False).items()}
+        judged = _Judged(
+            verdicts,
+            any(v in ("over", "pause") for v in verdicts.values()),
+            tuple(verdicts),
+            tuple(f for f, v in verdicts.items() if v in ("over", "pause")),
+        )
+        if key is not None and len(self._judged) < MAX_JUDGED:
+            self._judged[key] = judged
+        return judged
 
     def _hold_previous(self, t: float) -> None:
         """Credit the time since the previous reading (at most MAX_GAP_S) to what it read."""
         prev = self._prev
         if prev is None:
             return
-        pt, verdicts, power, pressure, reasons = prev
+        pt, judged, power, pressure, reasons = prev
         dt = min(max(0.0, t - pt), MAX_GAP_S)
         if dt <= 0:
             return
-        any_over = False
-        for fam, v in verdicts.items():
-            self.time_known[fam] += dt
-            if v in ("over", "pause"):
-                self.time_over[fam] += dt
-                any_over = True
-        if any_over:
+        known, over = self.time_known, self.time_over
+        for fam in judged.families:
+            known[fam] += dt
+        if judged.over_families:
+            for fam in judged.over_families:
+                over[fam] += dt
             self.time_any_over += dt
         if power is not None:
             self.energy_j += power * dt
@@ -444,16 +531,16 @@ class HardwareFold:
 
     def _families(self, ev: dict[str, Any], temps: bool, power: bool, fans: bool) -> None:
         get = ev.get
-        has = {
-            "temps": temps or bool(get("temps")),
-            "fans": fans or bool(get("fans")),
-            "power": power or bool(get("power")),
-            "gpu": bool(get("gpus")),
-            "thermal_pressure": get("thermal_pressure") is not None,
-            "cpu_throttle": isinstance(get("cpu_throttle"), dict),
-        }
-        lists = {"temps": "temps", "fans": "fans", "power": "power", "gpu": "gpus"}
-        for fam, present in has.items():
+        has = (  # in FAMILIES order
+            temps or bool(get("temps")),
+            fans or bool(get("fans")),
+            power or bool(get("power")),
+            bool(get("gpus")),
+            get("thermal_pressure") is not None,
+            isinstance(get("cpu_throttle"), dict),
+        )
+        lists = _FAMILY_LISTS
+        for fam, present in zip(FAMILIES, has, strict=True):
             if not present:
                 continue
             self.family_readings[fam] += 1
@@ -552,9 +639,10 @@ class HardwareFold:
             return
         get: Callable[[str], Any] = ev.get
         pending = self._pending.pop(get("test_id"), None)
-        try:
-            t = float(get("t"))
-            span = float(get("duration_ms")) / 1000.0
+        t, ms = get("t"), get("duration_ms")
+        try:  # float() as the rule, skipped for what is a float already
+            t = t if type(t) is float else float(t)
+            span = (ms if type(ms) is float else float(ms)) / 1000.0
         except (TypeError, ValueError):
             return
         if not (0.0 <= span < 1e7 and -1e12 < t < 1e12):  # also NaN and infinities
@@ -562,7 +650,9 @@ class HardwareFold:
         tl = self.timeline if self.timeline is not None and self._last_t is not None else self._time(t)
         if t > self._last_t:  # type: ignore[operator]
             self._last_t = t
-        i = tl.index(t)
+        i = int((t - tl.origin) // tl.width)
+        if not 0 <= i < tl.cap:  # before the first bucket, or past the last: Timeline.index decides
+            i = tl.index(t)
         cell = tl.cells[i]
         if cell is None:
             cell = tl.cells[i] = _Cell()
@@ -601,6 +691,13 @@ class HardwareFold:
 
     def _energy(self, a: float, b: float) -> tuple[float, float]:
         """(joules, seconds covered) of power_w over [a, b], each reading held up to MAX_GAP_S."""
+        pt, w = self._power[-1]
+        if pt < b and pt <= a:  # the usual case, a test shorter than a reading: the newest covers it
+            if w is None:
+                return 0.0, 0.0
+            hi = min(b, pt + MAX_GAP_S)
+            lo = max(pt, a)
+            return (0.0 + w * (hi - lo), 0.0 + (hi - lo)) if hi > lo else (0.0, 0.0)  # as the loop sums
         pts: list[tuple[float, float | None]] = []
         for pt, w in reversed(self._power):
             if pt >= b:

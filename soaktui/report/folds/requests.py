@@ -141,6 +141,18 @@ def _new_class() -> ErrorClass:
 
 _NO_CELLS = TimeCells(new_sample(True))  # a bucket's cells until it is registered (never read)
 
+# token_source value -> (token_source_kind, usage_was_rejected): a log repeats a handful of values
+_SOURCES: dict[Any, tuple[str, bool]] = {}
+MAX_SOURCES = 256
+
+
+def _source_of(v: Any) -> tuple[str, bool]:
+    """What a token_source says (kept in _SOURCES for the next request with the same text)."""
+    found = (token_source_kind(v), usage_was_rejected(v))
+    if (v is None or type(v) is str) and len(_SOURCES) < MAX_SOURCES:
+        _SOURCES[v] = found
+    return found
+
 
 class RequestFold:
     """Counts and timings of every request and test, per (provider, model, scenario) bucket."""
@@ -237,14 +249,17 @@ class RequestFold:
             if v is not None:
                 b.out_tokens += v
             v = get("token_source")
-            kind = token_source_kind(v)
+            try:
+                kind, rejected = _SOURCES[v]
+            except (KeyError, TypeError):  # not seen yet, or a value that cannot be a key
+                kind, rejected = _source_of(v)
             if kind == SOURCE_USAGE:
                 b.src_usage += 1
             elif kind == SOURCE_CHUNKS:
                 b.src_chunks += 1
             else:
                 b.src_none += 1
-            if usage_was_rejected(v):
+            if rejected:
                 b.src_rejected += 1
             if get("truncated"):
                 b.truncated += 1

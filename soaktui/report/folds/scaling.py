@@ -38,6 +38,7 @@ class ConcurrencyFold:
     medians over full batches (a partial batch's throughput would mix two things)."""
 
     KINDS: ClassVar[dict[str, str]] = {"scenario_result": "on_result"}
+    ONLY_SCENARIOS: ClassVar[dict[str, tuple[str, ...]]] = {"scenario_result": ("concurrent_load",)}
 
     def __init__(self, *, exact: bool = True) -> None:
         self._new = new_sample(exact)  # every value, or bounded sketches (folds/common.new_sample)
@@ -117,6 +118,7 @@ class ContextFold:
     """large_context requests per (model, prompt-size bucket): how far a model's context really goes."""
 
     KINDS: ClassVar[dict[str, str]] = {"request": "on_request"}
+    ONLY_SCENARIOS: ClassVar[dict[str, tuple[str, ...]]] = {"request": ("large_context",)}
 
     def __init__(self, *, exact: bool = True) -> None:
         self._new = new_sample(exact)  # every value, or bounded sketches (folds/common.new_sample)
