@@ -20,7 +20,12 @@ def new_sample(exact: bool) -> Callable[[], Any]:
     """What a fold keeps a metric's values in: every value (`array('d')`, 8 bytes each: the report)
     or a bounded QuantileSketch (the live views: test_summary.json and the viewer), whose figures are
     within sketch.ALPHA of the exact ones. Both have `append`, `extend` and `len`."""
-    return (lambda: array("d")) if exact else QuantileSketch
+    return _float_array if exact else QuantileSketch
+
+
+def _float_array() -> array[float]:
+    """An empty exact sample (a module-level function, so a fold's state pickles)."""
+    return array("d")
 
 
 def is_cancelled(ev: dict[str, Any]) -> bool:
