@@ -525,6 +525,22 @@ def test_malformed_fields_are_counted_not_fatal() -> None:
     assert s["totals"]["malformed_events"] == 1
 
 
+def test_a_log_no_writer_makes_is_read_for_what_it_holds(tmp_path: Path) -> None:
+    """A hand-edited or foreign log: a list for a kind, text where a stall's time and gap belong.
+    The report counts the odd events and renders; it does not crash."""
+    log = make_log()
+    log.req("alpha", "streaming", 98, stalled=True, max_gap_ms="long", t="noon")
+    log.req("alpha", "streaming", 97, prompt_truncated=True, prompt_tokens="many", t=[1])
+    events = [*log.events, {"v": 1, "kind": ["request"], "t": 1.0}, {"v": 1, "kind": {"x": 1}}]
+    s, _ = build_report(write_run(tmp_path, events))
+    assert s["totals"]["malformed_events"] == 2
+    truth = s["server_truth"]
+    stall = [ex for t in truth.values() for ex in t["stalls"]["examples"] if ex["test_id"] == 98]
+    assert stall == [{"t": None, "scenario": "streaming", "max_gap_ms": None, "test_id": 98}]
+    md = render_markdown(s)
+    assert "## What the servers hid" in md
+
+
 def test_failover_figures_and_unmeasured_stays_none() -> None:
     log = Log()
     log.req(

@@ -164,7 +164,11 @@ class RunAggregate:
                         first_mono = mono
                     last_mono = mono
                 kind = get("kind")
-                routes = routes_of.get(kind)
+                try:
+                    routes = routes_of.get(kind)
+                except TypeError:  # a kind no writer makes (a list, an object): nothing reads it
+                    malformed += 1
+                    continue
                 if kind != "request" and kind != "scenario_result":  # counted by the request fold
                     kinds[kind] = kinds.get(kind, 0) + 1
                 if routes is None:

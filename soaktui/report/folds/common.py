@@ -34,6 +34,11 @@ def is_cancelled(ev: dict[str, Any]) -> bool:
     return ev.get("error_class") == CANCELLED
 
 
+def num_or_none(v: Any) -> float | None:
+    """`v` when it is a real number, else None: what an example row may show of a field."""
+    return v if is_num(v) else None
+
+
 def is_num(v: Any) -> TypeGuard[float]:
     """A real number (bools are not)."""
     return v is not None and type(v) is not bool and isinstance(v, (int, float))

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from soaktui.report.folds.common import is_cancelled, is_num, new_sample
+from soaktui.report.folds.common import is_cancelled, is_num, new_sample, num_or_none
 from soaktui.report.snapshot import ServerTruth
 from soaktui.stats import describe, percentile_parts, sorted_sample
 
@@ -119,17 +119,22 @@ class ServerTruthFold:
             if is_num(gap) and (row.max_gap is None or gap > row.max_gap):
                 row.max_gap = gap
             row.stall_examples.append(
-                {"t": get("t"), "scenario": get("scenario"), "max_gap_ms": gap, "test_id": get("test_id")}
+                {
+                    "t": num_or_none(get("t")),
+                    "scenario": get("scenario"),
+                    "max_gap_ms": num_or_none(gap),
+                    "test_id": get("test_id"),
+                }
             )
         if get("prompt_truncated"):
             row.cut += 1
             row.cut_examples.append(
                 {
-                    "t": get("t"),
+                    "t": num_or_none(get("t")),
                     "scenario": get("scenario"),
-                    "prompt_tokens": get("prompt_tokens"),
-                    "prompt_tokens_floor": get("prompt_tokens_floor"),
-                    "prompt_chars": get("prompt_chars"),
+                    "prompt_tokens": num_or_none(get("prompt_tokens")),
+                    "prompt_tokens_floor": num_or_none(get("prompt_tokens_floor")),
+                    "prompt_chars": num_or_none(get("prompt_chars")),
                 }
             )
         if get("ok") and get("stream") and not get("cold"):
