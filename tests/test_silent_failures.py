@@ -266,8 +266,11 @@ def test_a_cold_load_is_marked_and_kept_out_of_ttft(tmp_path):
     snap = fold(events).snapshot()
     key = f"{cold[0]['provider']}/{cold_id}"
     ttft = snap["models"][key]["ttft_ms"]
-    assert ttft["n"] == len(warm)  # the cold request is not in the TTFT figures
-    assert ttft["max"] < cold[0]["ttft_ms"]
+    # The cold request is not in the TTFT figures: they are exactly the warm requests'. (Not "the
+    # cold wait is the longest": at speed 40 a load takes ~80 ms, and one warm answer delayed as
+    # long by the machine would make that a timing assertion.)
+    assert ttft["n"] == len(warm)
+    assert ttft["max"] == max(e["ttft_ms"] for e in warm) and ttft["min"] == min(e["ttft_ms"] for e in warm)
     truth = snap["server_truth"][key]["cold_loads"]
     assert truth["requests"] == 1 and truth["first_token_wait_ms"]["max"] == cold[0]["ttft_ms"]
     assert truth["load_ms_estimated"]["n"] == 1  # the cold wait minus the warm TTFT p50
