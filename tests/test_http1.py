@@ -54,5 +54,5 @@ def test_the_client_says_which_transport_it_uses_and_rejects_an_unknown_one(no_p
         return [c.transport for c in clients]
 
     assert asyncio.run(transports()) == ["lean", "httpx", "httpx", "lean", "httpx"]
-    with pytest.raises(ValueError, match="auto, lean or httpx"):
+    with pytest.raises(ValueError, match="auto, lean, httpx"):
         ChatClient("http://127.0.0.1:9", transport="h2")

@@ -150,7 +150,8 @@ class _Accumulator:
     """Folds parsed chunk objects (streamed deltas or a whole message) into a RequestResult."""
 
     __slots__ = (
-        "r", "content", "content_len", "reasoning", "reasoning_len", "calls", "usage", "timings", "closed"
+        "r", "content", "content_len", "reasoning", "reasoning_len", "calls", "usage", "timings", "closed",
+        "runaway",
     )
 
     def __init__(self, result: RequestResult) -> None:
@@ -163,6 +164,7 @@ class _Accumulator:
         self.usage: dict[str, Any] | None = None
         self.timings: dict[str, Any] | None = None
         self.closed = False
+        self.runaway = runaway_chunks(result.max_tokens)  # once per request, not per chunk
 
     def add_content(self, text: str) -> None:
         room = MAX_CONTENT_CHARS - self.content_len
@@ -281,8 +283,6 @@ class ChatClient:
         """`transport` (the setting http_transport): "lean" (providers/http1.py for every plain
         http URL), "httpx" (httpx's own), or "auto": lean for plain http with no proxy in the way.
         https always uses httpx's own."""
-        if transport not in ("auto", "lean", "httpx"):
-            raise ValueError(f"transport must be auto, lean or httpx, not {transport!r}")
         self.base_url = base_url.rstrip("/")
         self.chat_url = f"{self.base_url}/v1/chat/completions"
         self.max_line_bytes = max_line_bytes
@@ -293,8 +293,7 @@ class ChatClient:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         trust_env = not is_loopback(self.base_url)  # a proxy must not sit between us and a local server
-        plain = self.base_url.lower().startswith("http://")  # https always goes through httpx's own
-        lean = plain and (transport == "lean" or (transport == "auto" and lean_applies(self.base_url, trust_env=trust_env)))
+        lean = lean_applies(self.base_url, trust_env=trust_env, setting=transport)
         self.transport = "lean" if lean else "httpx"
         self._http = httpx.AsyncClient(
             headers=headers,
@@ -585,7 +584,7 @@ class ChatClient:
         result.last_token_ns = stamp
         result.token_ns.append(stamp)
         result.chunks += 1
-        limit = runaway_chunks(result.max_tokens)
+        limit = acc.runaway
         if limit is not None and result.chunks > limit:
             raise _Failed(
                 errors.RUNAWAY_STREAM,

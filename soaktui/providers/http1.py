@@ -44,20 +44,26 @@ from soaktui.providers.types import is_loopback
 
 MAX_HEAD_BYTES = 64 * 1024  # status line + headers; h11's default limit is 16 KiB, servers send < 1 KiB
 MAX_CHUNK_LINE = 4096  # a chunk-size line with its extensions
-READ_HIGH_WATER = 1 << 20  # body bytes waiting for the consumer before reads pause
-READ_LOW_WATER = 1 << 18  # ... and resume
+READ_HIGH_WATER = 1 << 18  # body bytes waiting for the consumer before reads pause (resumed when taken)
 NO_BODY_STATUS = (204, 304)
+
+NO_RESPONSE = "Server disconnected without sending a response."  # httpcore's wording: the client retries it
 
 _HEAD, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _LENGTH, _UNTIL_CLOSE, _DONE = range(8)
 
 
-def lean_applies(url: str, *, trust_env: bool) -> bool:
-    """True when requests to `url` can use this transport: plain http, and no proxy from the
-    environment that httpx would route them through (a loopback server never goes via a proxy:
-    the client turns trust_env off for it)."""
-    if not url.lower().startswith("http://"):
+TRANSPORTS = ("auto", "lean", "httpx")  # the setting http_transport
+
+
+def lean_applies(url: str, *, trust_env: bool, setting: str = "auto") -> bool:
+    """True when requests to `url` use this transport under the setting http_transport: never for
+    https; always for plain http with "lean"; with "auto" unless a proxy from the environment would
+    carry them (a loopback server never goes via a proxy: the client turns trust_env off for it)."""
+    if setting not in TRANSPORTS:
+        raise ValueError(f"http_transport must be {', '.join(TRANSPORTS)}, not {setting!r}")
+    if setting == "httpx" or not url.lower().startswith("http://"):
         return False
-    if not trust_env or is_loopback(url):
+    if setting == "lean" or not trust_env or is_loopback(url):
         return True
     proxies = urllib.request.getproxies()
     if not (proxies.get("http") or proxies.get("all")):
@@ -126,7 +132,7 @@ class _Connection(asyncio.Protocol):
             if self.state == _UNTIL_CLOSE and exc is None:
                 self.state = _DONE  # the close is the end of this body
             elif self.head is None and not self.got_byte:
-                self.error = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+                self.error = httpx.RemoteProtocolError(NO_RESPONSE)
             elif exc is not None:
                 self.error = httpx.ReadError(str(exc) or type(exc).__name__)
             else:
@@ -317,6 +323,12 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
+    @property
+    def usable(self) -> bool:
+        """Open, and fit for another request."""
+        t = self.transport
+        return self.reusable and not self.closed and t is not None and not t.is_closing()
+
     def start(self, head_only: bool) -> None:
         self.in_use = True
         self.state = _HEAD
@@ -376,6 +388,7 @@ class _Body(httpx.AsyncByteStream):
 
 
 def _bind(exc: Exception, request: httpx.Request) -> Exception:
+    """`exc` carrying the request it failed, as httpx's own errors do."""
     if isinstance(exc, httpx.RequestError):
         exc.request = request
     return exc
@@ -397,7 +410,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
             idle = self._idle.get(key)
             while idle:
                 conn = idle.pop()
-                if not conn.closed and conn.reusable and conn.transport is not None and not conn.transport.is_closing():
+                if conn.usable:
                     return conn
             if self._open < self.max_connections:
                 return await self._connect(key, timeouts, trace)
@@ -433,23 +446,23 @@ class Http1Transport(httpx.AsyncBaseTransport):
             raise
         return conn
 
-    def _gone(self) -> None:
-        self._open -= 1
+    def _wake_one(self) -> None:
+        """A place or an idle connection came free: the longest waiter tries again."""
         while self._waiters:
             w = self._waiters.popleft()
             if not w.done():
                 w.set_result(None)
                 break
 
+    def _gone(self) -> None:
+        self._open -= 1
+        self._wake_one()
+
     def _release(self, conn: _Connection) -> None:
         conn.in_use = False
-        if conn.reusable and not conn.closed and not self._closed and conn.state == _DONE:
+        if conn.usable and not self._closed and conn.state == _DONE:
             self._idle.setdefault(conn.key, []).append(conn)
-            while self._waiters:
-                w = self._waiters.popleft()
-                if not w.done():
-                    w.set_result(None)
-                    break
+            self._wake_one()
         elif conn.transport is not None and not conn.closed:
             conn.transport.close()  # connection_lost will free its place
 
@@ -489,9 +502,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
             if trace is not None:
                 await trace("http11.send_request_headers.started", {"request": request})
             if conn.closed or conn.transport is None:
-                raise conn.error or httpx.RemoteProtocolError(
-                    "Server disconnected without sending a response."
-                )
+                raise conn.error or httpx.RemoteProtocolError(NO_RESPONSE)
             conn.transport.write(data)
             if conn.write_paused:
                 await self._drain(conn, timeouts.get("write"))
@@ -499,14 +510,13 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 if conn.error is not None:
                     raise conn.error
                 if conn.closed:
-                    raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+                    raise httpx.RemoteProtocolError(NO_RESPONSE)
                 await conn.wait(timeouts.get("read"), "response head")
         except BaseException as exc:
             conn.reusable = False
-            conn.in_use = False
             self._release(conn)
-            if isinstance(exc, httpx.RequestError):
-                exc.request = request
+            if isinstance(exc, Exception):
+                _bind(exc, request)
             raise
         status, reason, headers = conn.head
         if trace is not None:
