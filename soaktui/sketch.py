@@ -185,8 +185,6 @@ class QuantileSketch:
         self.lo = min(self.lo, other.lo)
         self.hi = max(self.hi, other.hi)
 
-    merge = extend
-
     @property
     def min(self) -> float | None:
         """The smallest value (exact); None when empty."""

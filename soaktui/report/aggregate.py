@@ -72,7 +72,6 @@ class RunAggregate:
         # exact (the report: `soaktui report`, the end of a run): every value kept, 8 bytes each.
         # Not exact (the live views: test_summary.json and the viewer): bounded memory, percentiles
         # within sketch.ALPHA (1%) of the exact ones (folds/common.new_sample, docs/report.md).
-        self.exact = exact
         self.min_requests = min_requests  # rankings: successful streamed requests needed
         self.min_tests = min_tests  # rankings: tests needed
         self.events = 0

@@ -28,7 +28,7 @@ from soaktui.report.build import build_report
 from soaktui.report.cells import NA, duration, num, pvalue, table
 from soaktui.report.folds.timeline import two_proportions
 from soaktui.report.html import STYLE
-from soaktui.report.names import elide
+from soaktui.report.names import elide, split_key
 from soaktui.report.snapshot import Snapshot
 from soaktui.stats import Rate, compact_rate
 
@@ -65,8 +65,8 @@ def expand(patterns: list[str]) -> list[Path]:
 
 def match_key(model_key: str) -> str:
     """`kind/model`: the provider's kind (its name before `@host:port`) and the model id."""
-    provider, _, model = model_key.partition("/")
-    return f"{provider.split('@', 1)[0]}/{model}" if model else model_key
+    kind, _, model = split_key(model_key, profile_key=True)
+    return f"{kind}/{model}" if kind and model else model_key
 
 
 def _rates(snap: Snapshot, key: str) -> dict[str, Rate | None]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 MAX_NAME = 32
 
 
-def _split(key: str, profile_key: bool = False) -> tuple[str, str, str]:
+def split_key(key: str, profile_key: bool = False) -> tuple[str, str, str]:
     """(server kind, host, model id) of a run's key `kind@host/model`, or of a profile key
     `kind/model`; ("", "", key) for a key without a provider."""
     head, sep, tail = key.partition("/")
@@ -29,7 +29,7 @@ def _split(key: str, profile_key: bool = False) -> tuple[str, str, str]:
 
 def model_id(key: str) -> str:
     """The model part of a key (everything after the provider)."""
-    return _split(key)[2]
+    return split_key(key)[2]
 
 
 def _base(model: str) -> str:
@@ -52,7 +52,7 @@ def short_names(keys: Iterable[str], *, profile_keys: bool = False) -> dict[str,
     """key -> short name, distinct for distinct keys; `profile_keys` for the capability database's
     `kind/model` keys."""
     keys = list(dict.fromkeys(keys))
-    parts = {k: _split(k, profile_keys) for k in keys}
+    parts = {k: split_key(k, profile_keys) for k in keys}
     plain = {k: _base(parts[k][2]) for k in keys}
     out: dict[str, str] = {}
     for k in keys:

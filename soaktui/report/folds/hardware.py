@@ -152,13 +152,6 @@ class Timeline:
             c = self.cells[i] = _Cell()
         return c
 
-    def add(self, t: float, series: int, value: float) -> None:
-        c = self.cell(t)
-        c.sums[series] += value
-        c.counts[series] += 1
-        if value > c.maxes[series]:
-            c.maxes[series] = value
-
     def add_busy(self, a: float, b: float) -> None:
         """Spread the test span [a, b] over the buckets it covers."""
         o = self.origin

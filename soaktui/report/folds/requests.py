@@ -161,7 +161,6 @@ class RequestFold:
 
     def __init__(self, *, exact: bool = True) -> None:
         # exact: every value kept (the report); else bounded sketches (the live views, sketch.py)
-        self.exact = exact
         self._new: Callable[[], Any] = new_sample(exact)
         # Cancelled by us (skip, stop, end of the run): neither a success nor a failure of the model.
         self.cancelled_requests = 0
