@@ -245,8 +245,11 @@ def top(counts: dict[str, int], limit: int) -> list[list[Any]]:
     return [[k, v] for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
+OVERFLOW = "(other)"  # where a bounded tally or count puts the keys past its cap
+
+
 def bounded_tally(
-    pairs: dict[str, list[int]], key: str, ok: bool, cap: int, overflow: str = "(other)"
+    pairs: dict[str, list[int]], key: str, ok: bool, cap: int, overflow: str = OVERFLOW
 ) -> None:
     """pairs[key] += [ok, 1 trial], at most `cap` distinct keys: later newcomers go to `overflow`.
 
@@ -261,7 +264,7 @@ def bounded_tally(
     row[1] += 1
 
 
-def bounded_inc(counts: dict[str, int], key: str, cap: int, overflow: str = "(other)") -> None:
+def bounded_inc(counts: dict[str, int], key: str, cap: int, overflow: str = OVERFLOW) -> None:
     """counts[key] += 1, but never more than `cap` distinct keys: later newcomers go to `overflow`."""
     if key in counts or len(counts) < cap:
         counts[key] = counts.get(key, 0) + 1

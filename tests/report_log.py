@@ -219,9 +219,13 @@ def _telemetry(log: _Log, n: int, sensing: bool) -> None:
     log.emit("telemetry", **ev)
 
 
-def write_varied_log(path: Path, seed: int = 7, tests: int = 1400, dirty: bool = True) -> Path:
+def write_varied_log(
+    path: Path, seed: int = 7, tests: int = 1400, dirty: bool = True, hardware: bool = True
+) -> Path:
     """Write the log to `path` (see the module docstring); returns `path`. `dirty=False` leaves out
-    the line with a control character, so the reader takes its clean path."""
+    the line with a control character, so the reader takes its clean path; `hardware=False` leaves
+    out the telemetry and thermal guard events (a machine without sensors: the log report/split.py
+    joins from two halves)."""
     rng = random.Random(seed)
     log = _Log(rng)
     log.emit(
@@ -261,9 +265,10 @@ def write_varied_log(path: Path, seed: int = 7, tests: int = 1400, dirty: bool =
         while log.t - last_reading >= gap:
             last_reading = log.t if gap == 2.0 else log.t - 1.0
             readings += 1
-            _telemetry(log, readings, sensing=test_id > 40)
+            if hardware:
+                _telemetry(log, readings, sensing=test_id > 40)
             break
-        if test_id % 97 == 0:
+        if test_id % 97 == 0 and hardware:
             state = rng.choice(["ok", "reduced", "paused", "melting"])
             log.emit(
                 "thermal_guard",

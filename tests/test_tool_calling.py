@@ -227,6 +227,7 @@ ODD_TOOLS = [
 @pytest.mark.unit
 @hypothesis.settings(max_examples=150, deadline=None)
 @given(prompt=st.text(max_size=300), seed=st.integers(0, 2**32), native=st.booleans(), odd=st.booleans())
+@hypothesis.example(prompt="20000000000000000000", seed=243, native=False, odd=False)  # past 64 bits
 def test_the_simulated_model_answers_any_prompt_and_any_tool_list(prompt, seed, native, odd):
     """Demo users send anything: the simulator's tool play never raises, and what it returns is sound."""
     tools = ODD_TOOLS if odd else catalog.tools()

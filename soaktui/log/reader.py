@@ -43,6 +43,8 @@ class ReadStats:
     first_bad_line: int | None = None  # 1-based line number of the first bad line, for a message
     newer_schema: int | None = None  # the highest schema version above SCHEMA_VERSION seen, if any
     newer_events: int = 0  # events with that kind of version
+    lines: int = 0  # lines seen, blank and bad ones too (a later stretch's are numbered after them)
+    open_bad_line: int | None = None  # a stretch's last non-blank line was bad: what follows decides
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +56,29 @@ class ReadStats:
             self.newer_events += 1
             if self.newer_schema is None or v > self.newer_schema:
                 self.newer_schema = v
+
+    def merge(self, later: ReadStats) -> None:
+        """Join the statistics of the rest of the log, read after this stretch (report/split.py),
+        as if one pass had read both: its lines are numbered after this stretch's, and this
+        stretch's open bad line is a bad line when any line follows it, else the torn tail."""
+        if self.open_bad_line is not None:
+            if later.lines_ok or later.lines_bad or later.torn_tail:
+                _count_bad(self, self.open_bad_line)
+            else:
+                self.torn_tail = True
+            self.open_bad_line = None
+        if self.first_bad_line is None and later.first_bad_line is not None:
+            self.first_bad_line = self.lines + later.first_bad_line
+        self.lines_ok += later.lines_ok
+        self.lines_bad += later.lines_bad
+        self.bytes_read += later.bytes_read
+        self.torn_tail = self.torn_tail or later.torn_tail
+        if later.newer_schema is not None and (
+            self.newer_schema is None or later.newer_schema > self.newer_schema
+        ):
+            self.newer_schema = later.newer_schema
+        self.newer_events += later.newer_events
+        self.lines += later.lines
 
 
 def newer_schema_warning(stats: ReadStats) -> str | None:
@@ -100,10 +125,15 @@ def iter_events(path: str | os.PathLike[str], stats: ReadStats | None = None) ->
 
 
 def iter_event_batches(
-    path: str | os.PathLike[str], stats: ReadStats | None = None
+    path: str | os.PathLike[str], stats: ReadStats | None = None, *, start: int = 0, end: int | None = None
 ) -> Iterator[list[dict[str, Any]]]:
     """`iter_events` a block at a time (lists of events, in order): for a caller that folds a whole
-    log, one step per block instead of one per event."""
+    log, one step per block instead of one per event.
+
+    `start` and `end` read one stretch of the log (report/split.py): `start` at the beginning of a
+    line, `end` (None: the end of the file) just after a newline. Lines are numbered from the
+    stretch's start, and a stretch that stops before the end leaves its last bad line open
+    (`ReadStats.open_bad_line`) for `ReadStats.merge` to decide."""
     st = stats if stats is not None else ReadStats()
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
@@ -112,11 +142,15 @@ def iter_event_batches(
     pending_bad: int | None = None  # a bad line is only "bad" once we know it is not the last
     skipping = False  # inside an overlong line, dropping bytes until its newline
     with open(path, "rb", buffering=0) as fh:
+        fh.seek(start)
+        left = end - start if end is not None else -1  # bytes of the stretch not read yet (-1: all)
         rest = b""
-        while True:
-            block = fh.read(BLOCK_SIZE)
+        while left:
+            block = fh.read(BLOCK_SIZE if left < 0 else min(BLOCK_SIZE, left))
             if not block:
                 break
+            if left > 0:
+                left -= len(block)
             st.bytes_read += len(block)
             if skipping:
                 cut = block.find(b"\n")
@@ -174,6 +208,10 @@ def iter_event_batches(
                         pending_bad = lineno
                 yield out
             st.lines_ok = n_ok
+    st.lines = lineno
+    if end is not None and left == 0:  # a stretch that stops before the end of the log
+        st.open_bad_line = pending_bad
+        return
     if skipping or rest.strip():
         # An unterminated last line: torn by a crash mid-write. A bad line just before it is a
         # genuine bad middle line.

@@ -21,6 +21,7 @@ from soaktui.report.folds.control import ControlFold
 from soaktui.report.folds.engine_errors import EngineErrorFold
 from soaktui.report.folds.failover import FailoverFold
 from soaktui.report.folds.hardware import HardwareFold
+from soaktui.report.folds.merging import add_counts
 from soaktui.report.folds.outages import OutageFold
 from soaktui.report.folds.requests import RequestFold
 from soaktui.report.folds.run import RunFold
@@ -64,11 +65,12 @@ DEFINITIONS = {
 }
 
 
-
 class RunAggregate:
     """Feed events in log order; `snapshot()` gives the report data (JSON-able) at any time."""
 
-    def __init__(self, *, min_requests: int = 5, min_tests: int = 5, exact: bool = True) -> None:
+    def __init__(
+        self, *, min_requests: int = 5, min_tests: int = 5, exact: bool = True, later: bool = False
+    ) -> None:
         # exact (the report: `soaktui report`, the end of a run): every value kept, 8 bytes each.
         # Not exact (the live views: test_summary.json and the viewer): bounded memory, percentiles
         # within sketch.ALPHA (1%) of the exact ones (folds/common.new_sample, docs/report.md).
@@ -89,7 +91,7 @@ class RunAggregate:
         self.concurrency = ConcurrencyFold(exact=exact)
         self.context = ContextFold(exact=exact)
         self.failover = FailoverFold(exact=exact)
-        self.hardware = HardwareFold()  # telemetry, thermal guard, energy
+        self.hardware = HardwareFold(later=later)  # telemetry, thermal guard, energy
         self.truth = ServerTruthFold(exact=exact)  # cold loads, stalls, cut prompts, the server's own speed
         self.capabilities = CapabilityReducer()
         self.outages = OutageFold()  # providers that were down, as periods
@@ -106,12 +108,23 @@ class RunAggregate:
             self.capabilities,
             self.outages,
         )
+        # A fold with a `merge` joins the state of a later stretch of the log (report/split.py); the
+        # others read rare kinds only, and a later stretch's events of those kinds are kept as they
+        # are (`replayed`) for the earlier stretch's aggregate to feed them on after its own.
+        self._merged: tuple[Any, ...] = tuple(f for f in folds if hasattr(f, "merge"))
+        replayed_kinds = {kind for f in folds if not hasattr(f, "merge") for kind in f.KINDS}
+        self.replayed: list[dict[str, Any]] = []
+        self.unmergeable: str | None = None  # why this later stretch cannot be joined exactly
         # kind -> [(method, the scenarios it reads or None for all)], in fold order
         routes: dict[str, list[tuple[Route, tuple[str, ...] | None]]] = {}
-        for fold in folds:
+        for fold in self._merged if later else folds:
             only = getattr(fold, "ONLY_SCENARIOS", {})
             for kind, method in fold.KINDS.items():
                 routes.setdefault(kind, []).append((getattr(fold, method), only.get(kind)))
+        if later:
+            for kind in replayed_kinds:
+                keep = self._keep_mixed if kind in routes else self.replayed.append
+                routes.setdefault(kind, []).insert(0, (keep, None))
         self._all_routes = {kind: tuple(fn for fn, _ in pairs) for kind, pairs in routes.items()}
         self._filters = {kind: pairs for kind, pairs in routes.items() if any(s for _, s in pairs)}
         # kind -> its methods, or, for a kind some method reads for some scenarios only, a dict
@@ -133,6 +146,13 @@ class RunAggregate:
             by_scenario[scenario] = fns
         return fns
 
+    def _keep_mixed(self, ev: dict[str, Any]) -> None:
+        """A later stretch's event of a kind both merged and replayed folds read (run_started): the
+        order between the two would be lost, so this stretch is folded again in order instead."""
+        self.replayed.append(ev)
+        if self.unmergeable is None:
+            self.unmergeable = f"a {ev.get('kind')} event"
+
     # -- feeding -------------------------------------------------------------------------------
     def feed(self, ev: dict[str, Any]) -> None:
         """Fold one event into every fold that reads its kind."""
@@ -145,7 +165,12 @@ class RunAggregate:
         kept in locals while it runs (stored back at the end, or when an event breaks the loop).
         """
         routes_of, kinds = self._routes, self._kinds
-        first_t, last_t, first_mono, last_mono = self._first_t, self._last_t, self._first_mono, self._last_mono
+        first_t, last_t, first_mono, last_mono = (
+            self._first_t,
+            self._last_t,
+            self._first_mono,
+            self._last_mono,
+        )
         n = malformed = 0
         try:
             for ev in events:
@@ -186,7 +211,50 @@ class RunAggregate:
         finally:
             self.events += n
             self.malformed += malformed
-            self._first_t, self._last_t, self._first_mono, self._last_mono = first_t, last_t, first_mono, last_mono
+            self._first_t, self._last_t, self._first_mono, self._last_mono = (
+                first_t,
+                last_t,
+                first_mono,
+                last_mono,
+            )
+        return self
+
+    # -- joining (report/split.py) -------------------------------------------------------------
+    def cannot_merge(self, later: RunAggregate) -> str | None:
+        """Why `merge(later)` would not give exactly one fold's figures, or None when it would."""
+        if later.unmergeable is not None:
+            return later.unmergeable
+        for fold, theirs in zip(self._merged, later._merged, strict=True):
+            reason = fold.cannot_merge(theirs) if hasattr(fold, "cannot_merge") else None
+            if reason is not None:
+                return f"{type(fold).__name__}: {reason}"
+        return None
+
+    def merge(self, later: RunAggregate) -> RunAggregate:
+        """Join the aggregate of the stretch of the log after this one's (made with `later=True`),
+        as if this aggregate had read it: exact when `cannot_merge(later)` is None."""
+        reason = self.cannot_merge(later)
+        if reason is not None:
+            raise ValueError(f"cannot merge: {reason}")
+        self.events += later.events
+        self.malformed += later.malformed
+        add_counts(self._kinds, later._kinds)
+        if self._first_t is None:
+            self._first_t, self._first_run_id = later._first_t, later._first_run_id
+        if self._first_mono is None:
+            self._first_mono = later._first_mono
+        if later._last_t is not None:
+            self._last_t = later._last_t
+        if later._last_mono is not None:
+            self._last_mono = later._last_mono
+        for fold, theirs in zip(self._merged, later._merged, strict=True):
+            fold.merge(theirs)
+        for ev in later.replayed:  # kinds only folds without `merge` read: routes are plain tuples
+            try:
+                for fn in self._all_routes[ev["kind"]]:
+                    fn(ev)
+            except (TypeError, ValueError, AttributeError, OverflowError):
+                self.malformed += 1
         return self
 
     # -- reading -------------------------------------------------------------------------------

@@ -9,13 +9,13 @@ import os
 from pathlib import Path
 
 from soaktui.log import rundir
-from soaktui.log.reader import ReadStats, iter_event_batches
-from soaktui.report.aggregate import RunAggregate
+from soaktui.log.reader import ReadStats
 from soaktui.report.atomic import atomic_write_bytes
 from soaktui.report.html import render_html
 from soaktui.report.jsonout import render_json
 from soaktui.report.markdown import render_markdown
 from soaktui.report.snapshot import Snapshot, log_stats
+from soaktui.report.split import fold_log
 
 
 def build_report(run_dir: str | os.PathLike[str]) -> tuple[Snapshot, ReadStats]:
@@ -24,10 +24,7 @@ def build_report(run_dir: str | os.PathLike[str]) -> tuple[Snapshot, ReadStats]:
     Raises FileNotFoundError when the run directory has no event log.
     """
     stats = ReadStats()
-    agg = RunAggregate()
-    feed_all = agg.feed_all
-    for batch in iter_event_batches(Path(run_dir) / rundir.EVENTS, stats):
-        feed_all(batch)
+    agg = fold_log(Path(run_dir) / rundir.EVENTS, stats)  # in two processes when the log is long
     snap = agg.snapshot()
     snap["log"] = log_stats(stats)
     return snap, stats

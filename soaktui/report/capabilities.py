@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from soaktui import errors
 from soaktui.report.folds.common import is_cancelled, model_key
+from soaktui.report.folds.merging import add_counts, add_fields, add_firsts, add_rows, add_tallies, overflowed
 from soaktui.report.snapshot import (
     Capabilities,
     CapabilityRow,
@@ -157,6 +158,22 @@ class _Tools:
                 if type(passed) is bool:
                     _tally(self.checks, str(name), passed)
 
+    def overflowed(self) -> bool:
+        return overflowed(self.kinds, self.modes, self.checks, self.verdicts, self.formats)
+
+    def merge(self, later: _Tools) -> None:
+        add_fields(self, later, ("tests", "request_failed", "unscored", "events"))
+        self.overall = [a + b for a, b in zip(self.overall, later.overall, strict=True)]
+        for mine, theirs in (
+            (self.kinds, later.kinds),
+            (self.modes, later.modes),
+            (self.checks, later.checks),
+        ):
+            add_tallies(mine, theirs, MAX_NAMES)
+        add_counts(self.verdicts, later.verdicts, MAX_NAMES)
+        add_counts(self.formats, later.formats, MAX_NAMES)
+        add_firsts(self.unparsed, later.unparsed, MAX_EXAMPLES)
+
     def figures(self) -> ToolCalling:
         return {
             "tests": self.tests,
@@ -214,6 +231,15 @@ class _Structured:
             if path and len(self.examples) < MAX_EXAMPLES and path not in self.examples:
                 self.examples.append(path)
 
+    def overflowed(self) -> bool:
+        return overflowed(self.modes, self.failures)
+
+    def merge(self, later: _Structured) -> None:
+        add_fields(self, later, ("tests", "request_failed", "unscored", "scored", "parsed", "valid"))
+        add_tallies(self.modes, later.modes, MAX_NAMES)
+        add_counts(self.failures, later.failures, MAX_NAMES)
+        add_firsts(self.examples, later.examples, MAX_EXAMPLES)
+
     def figures(self) -> StructuredOutput:
         return {
             "tests": self.tests,
@@ -253,6 +279,14 @@ class _Checks:
         self.passed[0] += all_ok
         self.passed[1] += 1
 
+    def overflowed(self) -> bool:
+        return overflowed(self.by_check)
+
+    def merge(self, later: _Checks) -> None:
+        add_fields(self, later, ("tests", "request_failed", "no_checks"))
+        self.passed = [a + b for a, b in zip(self.passed, later.passed, strict=True)]
+        add_tallies(self.by_check, later.by_check, MAX_NAMES)
+
     def figures(self) -> PromptChecks:
         return {
             "tests": self.tests,
@@ -271,6 +305,18 @@ class _Model:
         self.tools: _Tools | None = None
         self.structured: _Structured | None = None
         self.checks: _Checks | None = None
+
+    def parts(self) -> tuple[_Tools | None, _Structured | None, _Checks | None]:
+        return self.tools, self.structured, self.checks
+
+    def merge(self, later: _Model) -> None:
+        for name in self.__slots__:
+            theirs = getattr(later, name)
+            mine = getattr(self, name)
+            if mine is None:
+                setattr(self, name, theirs)
+            elif theirs is not None:
+                mine.merge(theirs)
 
 
 class CapabilityReducer:
@@ -321,6 +367,17 @@ class CapabilityReducer:
         if model.tools is None:
             model.tools = _Tools()
         model.tools.events += 1
+
+    # -- joining (report/split.py) -----------------------------------------------------------------
+    def cannot_merge(self, later: CapabilityReducer) -> str | None:
+        """Why `merge(later)` would not be exact (a bounded table of `later` overflowed), or None."""
+        if any(p is not None and p.overflowed() for m in later._models.values() for p in m.parts()):
+            return "more capability verdicts, formats or checks than a fold keeps"
+        return None
+
+    def merge(self, later: CapabilityReducer) -> None:
+        """Join the state over a later stretch of the log, as if one reducer had read both."""
+        add_rows(self._models, later._models)
 
     def matrix(
         self,

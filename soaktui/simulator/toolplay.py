@@ -371,7 +371,18 @@ def _proper_names(text: str) -> list[tuple[int, str]]:
 
 def _number(text: str) -> int | float:
     value = float(text)
-    return int(value) if value.is_integer() and "." not in text else value
+    return _json_int(value) if value.is_integer() and "." not in text else value
+
+
+def _integer(text: str) -> int | float:
+    return _json_int(float(text))
+
+
+def _json_int(value: float) -> int | float:
+    """A whole number as the simulated model writes it: an int where JSON encoders take one (64
+    bits), else the float (a prompt may hold a 20-digit number)."""
+    whole = int(value)
+    return whole if -(1 << 63) <= whole < (1 << 64) else value
 
 
 def fill_arguments(tool: dict[str, Any], text: str) -> dict[str, Any]:
@@ -466,16 +477,14 @@ def _fill_numbers(props: dict[str, Any], required: list[str], masked: str, args:
     for _, _, arg, pos, text in sorted(options, reverse=True):
         if arg in args or pos in taken:
             continue
-        args[arg] = _number(text) if _kind(props[arg]) == "number" else int(float(text))
+        args[arg] = _number(text) if _kind(props[arg]) == "number" else _integer(text)
         taken.add(pos)
     for arg in wanted:
         if arg in args or arg not in required:
             continue
         free = next(((p, t) for p, t in numbers if p not in taken), None)
         args[arg] = (
-            1
-            if free is None
-            else (_number(free[1]) if _kind(props[arg]) == "number" else int(float(free[1])))
+            1 if free is None else (_number(free[1]) if _kind(props[arg]) == "number" else _integer(free[1]))
         )
         if free is not None:
             taken.add(free[0])

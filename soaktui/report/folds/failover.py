@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from soaktui.report.folds.common import is_cancelled, is_num, model_key, new_sample
+from soaktui.report.folds.merging import add_fields, add_rows
 from soaktui.report.snapshot import FailoverMode
 from soaktui.stats import describe, rate, sorted_sample
 
@@ -19,6 +20,9 @@ class _FailRow:
         self.recover = new()
         self.cold = new()
         self.attempts = new()
+
+    def merge(self, later: _FailRow) -> None:
+        add_fields(self, later, ("tests", "ok"), ("detect", "recover", "cold", "attempts"))
 
 
 class FailoverFold:
@@ -51,6 +55,10 @@ class FailoverFold:
             v = m.get(name)
             if is_num(v):
                 arr.append(v)
+
+    def merge(self, later: FailoverFold) -> None:
+        """Join the state over a later stretch of the log (folds/merging.py)."""
+        add_rows(self._rows, later._rows)
 
     def snapshot(self) -> dict[str, dict[str, FailoverMode]]:
         out: dict[str, dict[str, FailoverMode]] = {}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 from soaktui.config import Thermal
@@ -43,6 +43,10 @@ MAX_MODELS = 200
 MAX_POWER_POINTS = 4096  # power readings kept for integrating over a test (over 2 h at 2 s)
 MAX_PENDING = 256  # tests whose requests arrived but whose scenario_result has not yet
 HIST_KEYS = 4000  # a histogram coarsens its resolution beyond this many distinct values
+# Means are sums of whole multiples of 2**-52 (exact for any value of magnitude 1 or more): an
+# int sum does not depend on the order of its terms, so a mean on a rounding edge (sensor values
+# have one decimal) comes out the same however the log was folded (report/split.py joins halves).
+FIXED = float(1 << 52)
 
 SERIES = ("cpu_temp_c", "gpu_temp_c", "power_w", "fan_rpm", "gen_tps")
 _CPU, _GPU, _POWER, _FAN, _TPS = range(len(SERIES))
@@ -95,16 +99,17 @@ def limits_from_settings(settings: Any) -> tuple[Thermal, str]:
 class _Cell:
     """One timeline bucket."""
 
-    __slots__ = ("sums", "counts", "maxes", "busy_s", "tokens", "over", "guard")
+    __slots__ = ("sums", "counts", "maxes", "busy_s", "tokens", "over", "guard", "early")
 
     def __init__(self) -> None:
-        self.sums = [0.0] * len(SERIES)
+        self.sums = [0] * len(SERIES)  # in units of 1 / FIXED
         self.counts = [0] * len(SERIES)
         self.maxes = [-math.inf] * len(SERIES)
         self.busy_s = 0.0
         self.tokens = 0.0
         self.over = False
         self.guard = 0  # highest guard state seen (STATE_RANK)
+        self.early = False  # a later stretch's reading before its first guard change (folds/hardware_join.py)
 
     def merge(self, o: _Cell) -> None:
         for i in range(len(SERIES)):
@@ -115,6 +120,7 @@ class _Cell:
         self.tokens += o.tokens
         self.over = self.over or o.over
         self.guard = max(self.guard, o.guard)
+        self.early = self.early or o.early
 
 
 class Timeline:
@@ -132,6 +138,21 @@ class Timeline:
             self._coarsen()
             i = int((t - self.origin) // self.width)
         return max(0, i)
+
+    def join(self, later: Timeline) -> None:
+        """Add a later stretch's timeline (the same origin): its width is the one a single timeline
+        would have reached, as the width depends only on the latest time seen."""
+        while later.width < self.width:
+            later._coarsen()
+        while self.width < later.width:
+            self._coarsen()
+        for i, c in enumerate(later.cells):
+            if c is not None:
+                mine = self.cells[i]
+                if mine is None:
+                    self.cells[i] = c
+                else:
+                    mine.merge(c)
 
     def _coarsen(self) -> None:
         cells: list[_Cell | None] = [None] * self.cap
@@ -191,7 +212,7 @@ class Timeline:
                 continue
             minutes.append(round((self.origin + (i + 0.5) * w - started_t) / 60, 3))
             for k, column in enumerate(means):
-                column.append(round(c.sums[k] / c.counts[k], 1) if c.counts[k] else None)
+                column.append(round(c.sums[k] / FIXED / c.counts[k], 1) if c.counts[k] else None)
             cpu_max.append(c.maxes[_CPU] if c.counts[_CPU] else None)
             gpu_max.append(c.maxes[_GPU] if c.counts[_GPU] else None)
             duty.append(round(100 * min(1.0, c.busy_s / w), 1))
@@ -218,18 +239,19 @@ class Timeline:
 class _Hist:
     """Counts of values rounded to a resolution (it doubles past HIST_KEYS distinct values)."""
 
-    __slots__ = ("res", "counts", "n", "total", "peak")
+    __slots__ = ("res", "base", "counts", "n", "total", "peak")
 
     def __init__(self, res: float) -> None:
         self.res = res
+        self.base = res
         self.counts: dict[int, int] = {}
         self.n = 0
-        self.total = 0.0
+        self.total = 0  # in units of 1 / FIXED
         self.peak = -math.inf
 
     def add(self, v: float) -> None:
         self.n += 1
-        self.total += v
+        self.total += round(v * FIXED)
         if v > self.peak:
             self.peak = v
         k = round(v / self.res)
@@ -260,11 +282,41 @@ class _Hist:
                 break
         return {
             "n": self.n,
-            "mean": _r(self.total / self.n),
+            "mean": _r(self.total / FIXED / self.n),
             "p95": _r(p95),
             "peak": _r(self.peak),
             "resolution": self.res,
         }
+
+
+def energy_over(power: Sequence[tuple[float, float | None]], a: float, b: float) -> tuple[float, float]:
+    """(joules, seconds covered) of the power readings `power` (in time order) over [a, b], each
+    reading held up to MAX_GAP_S."""
+    pt, w = power[-1]
+    if pt < b and pt <= a:  # the usual case, a test shorter than a reading: the newest covers it
+        if w is None:
+            return 0.0, 0.0
+        hi = min(b, pt + MAX_GAP_S)
+        lo = max(pt, a)
+        return (0.0 + w * (hi - lo), 0.0 + (hi - lo)) if hi > lo else (0.0, 0.0)  # as the loop sums
+    pts: list[tuple[float, float | None]] = []
+    for pt, w in reversed(power):
+        if pt >= b:
+            continue
+        pts.append((pt, w))
+        if pt <= a:
+            break
+    pts.reverse()
+    joules = covered = 0.0
+    for i, (pt, w) in enumerate(pts):
+        if w is None:
+            continue
+        nxt = pts[i + 1][0] if i + 1 < len(pts) else b
+        lo, hi = max(pt, a), min(nxt, b, pt + MAX_GAP_S)
+        if hi > lo:
+            joules += w * (hi - lo)
+            covered += hi - lo
+    return joules, covered
 
 
 class _Judged(NamedTuple):
@@ -276,12 +328,81 @@ class _Judged(NamedTuple):
     over_families: tuple[str, ...]  # those over a limit (time over)
 
 
+UNKNOWN = "unknown"  # a later stretch's guard state before its first thermal_guard event
+MAX_EARLY = 4096  # a later stretch's request and result events kept until its first reading
 MAX_JUDGED = 4096  # distinct judged readings remembered (a long log has a few hundred)
 
 
 def _bounded_add(names: dict[str, Any], key: str, value: Any) -> None:
     if key in names or len(names) < MAX_NAMES:
         names[key] = value
+
+
+class LaterStretch:
+    """What a fold over a later stretch of the log (report/split.py) cannot know of the stretch
+    before it, kept for folds/hardware_join.py to settle when the two are joined."""
+
+    __slots__ = (
+        "early",
+        "early_overflow",
+        "first_sensing",
+        "first_judged",
+        "first_stretch_open",
+        "provisional",
+        "first_stretch_tests",
+        "boundary",
+        "first_guard_t",
+        "power_head",
+        "min_id",
+        "problem",
+    )
+
+    def __init__(self) -> None:
+        # request and result events before the first reading (the earlier stretch's readings decide
+        # what they count for); past MAX_EARLY only counted as overflow
+        self.early: list[dict[str, Any]] = []
+        self.early_overflow = False
+        self.first_sensing: bool | None = (
+            None  # whether the first reading made the fold sensing (None: none came)
+        )
+        self.first_judged: tuple[float, bool] | None = None  # (t, over) of the first judged reading
+        self.first_stretch_open = True  # closing the first stretch is provisional: it may continue
+        self.provisional: tuple[float, float, float] | None = None  # the first stretch (start, end, busy)
+        self.first_stretch_tests: list[tuple[float, float]] = []  # tests begun before it: (start, end)
+        # results of tests begun before the first reading (their requests may be in the earlier
+        # stretch, their energy needs its power readings), or whose requests this stretch did not
+        # see: (test_id, t, start, span, model key, tokens, energy known, covered, readings so far)
+        self.boundary: list[tuple[Any, float, float, float, str, float, bool, bool, int]] = []
+        self.min_id: Any = None  # the smallest test_id of the other results (none is the earlier's)
+        self.first_guard_t: float | None = None  # before it the guard state is the earlier stretch's
+        self.power_head: list[tuple[float, float | None]] = []  # the first MAX_POWER_POINTS readings
+        self.problem: str | None = None  # why the two stretches cannot be joined exactly
+
+    def keep_early(self, ev: dict[str, Any]) -> bool:
+        """A request or result the fold does not read (not sensing), kept while no reading came;
+        False once there is no more use in handing them over (a reading came, or too many)."""
+        early = self.early
+        if self.first_sensing is not None:
+            return False
+        if len(early) < MAX_EARLY:
+            early.append(ev)
+            return True
+        self.early_overflow = True
+        return False
+
+    def note_id(self, test_id: Any) -> None:
+        """A result not kept in `boundary`: its test_id bounds the earlier stretch's unfinished ones."""
+        try:
+            if self.min_id is None or test_id < self.min_id:
+                self.min_id = test_id
+        except TypeError:
+            self.problem = "test ids that cannot be ordered"
+
+    def on_reading(self, t: float, power: float | None, sensing: bool) -> None:
+        if self.first_sensing is None:
+            self.first_sensing = sensing
+        if len(self.power_head) < MAX_POWER_POINTS:
+            self.power_head.append((t, power))
 
 
 class HardwareFold:
@@ -295,8 +416,9 @@ class HardwareFold:
         "scenario_result": "on_result",
     }
 
-    def __init__(self) -> None:
+    def __init__(self, *, later: bool = False) -> None:
         self.limits, self.limits_source = Thermal(), "defaults (no run_started event)"
+        self._runs_started = 0
         self._thermal_reasons = frozenset(self.limits.gpu_throttle_reasons)
         self.readings = 0
         # Tests are folded (busy time, tokens, energy) only from the first hardware reading on: with
@@ -330,15 +452,15 @@ class HardwareFold:
         self._prev: tuple[float, _Judged, float | None, str | None, list[str]] | None = None
         self._judged: dict[tuple[Any, ...], _Judged] = {}  # a reading's judged values -> its verdicts
         self._hist_list = [self.hists[name] for name in SERIES[:_TPS]]  # by series index
-        self._pending: dict[Any, list[Any]] = {}  # test_id -> [output tokens, sum gen_tps, n]
+        self._pending: dict[Any, list[Any]] = {}  # test_id -> [output tokens, sum gen_tps (FIXED), n]
         self.per_model: dict[str, list[float]] = {}  # key -> [joules, seconds, tokens, covered, uncovered]
         self.busy_s = 0.0
         self.tests = 0
         # the guard
-        self.guard_state = OK
+        self.guard_state = UNKNOWN if later else OK
         self._guard_since: float | None = None
-        self.guard_time = dict.fromkeys(STATE_RANK, 0.0)
-        self.guard_busy = dict.fromkeys(STATE_RANK, 0.0)
+        self.guard_time = dict.fromkeys([*STATE_RANK, UNKNOWN] if later else STATE_RANK, 0.0)
+        self.guard_busy = dict.fromkeys([*STATE_RANK, UNKNOWN] if later else STATE_RANK, 0.0)
         self.guard_entries = dict.fromkeys(STATE_RANK, 0)
         self.guard_events = 0
         self.guard_history: deque[dict[str, Any]] = deque(maxlen=MAX_HISTORY)
@@ -347,6 +469,14 @@ class HardwareFold:
         self.longest: tuple[float, float] | None = None  # (seconds, busy seconds)
         self.best: tuple[float, float] | None = None  # (duty, seconds) over stretches >= SUSTAIN_MIN_S
         self.stretches = 0
+        self._evicted = 0  # tests dropped from _pending unfinished
+        self._throttle_first: dict[str, int] = {}  # each throttle counter's first value
+        # A later stretch of the log (report/split.py) records what depends on the stretch before it,
+        # for folds/hardware_join.py to settle: see LaterStretch.
+        self.later = LaterStretch() if later else None
+        # what a request or result not folded (not sensing) is handed to: the later stretch's
+        # record until its first reading, or nothing (the usual case: one attribute test an event)
+        self._keep_early: Callable[[dict[str, Any]], bool] | None = self.later.keep_early if self.later else None
 
     # -- time ----------------------------------------------------------------------------------------
     def _time(self, t: float) -> Timeline:
@@ -361,6 +491,7 @@ class HardwareFold:
 
     # -- events ---------------------------------------------------------------------------------------
     def on_run_started(self, ev: dict[str, Any]) -> None:
+        self._runs_started += 1
         self.limits, self.limits_source = limits_from_settings(ev.get("settings"))
         self._thermal_reasons = frozenset(self.limits.gpu_throttle_reasons)
         self._judged.clear()  # judged against the old limits
@@ -389,6 +520,7 @@ class HardwareFold:
         elif self._last_t is None or t > self._last_t:
             self._last_t = t
         self.readings += 1
+        later = self.later
         if self._first_reading_t is None:
             self._first_reading_t = t
         self._last_reading_t = t
@@ -398,7 +530,12 @@ class HardwareFold:
         if isinstance(una, dict):
             for fam, why in una.items():
                 _bounded_add(self.unavailable, str(fam), str(why)[:200])
-        cpu_raw, gpu_raw, power_raw, fan_raw = get("cpu_temp_c"), get("gpu_temp_c"), get("power_w"), get("fan_rpm")
+        cpu_raw, gpu_raw, power_raw, fan_raw = (
+            get("cpu_temp_c"),
+            get("gpu_temp_c"),
+            get("power_w"),
+            get("fan_rpm"),
+        )
         pressure, reasons_raw = get("thermal_pressure"), get("gpu_throttle_reasons")
         # _num, its usual cases first: a finite float as it is, nothing as nothing
         cpu = cpu_raw if type(cpu_raw) is float and cpu_raw - cpu_raw == 0.0 else _num(cpu_raw)
@@ -414,6 +551,9 @@ class HardwareFold:
             or reasons_raw
         ):
             self.sensing = True
+        if later is not None:
+            later.on_reading(t, power, self.sensing)
+            self._keep_early = None
         cell = None
         hists = self._hist_list
         for idx, v in ((_CPU, cpu), (_GPU, gpu), (_POWER, power), (_FAN, fan)):
@@ -421,7 +561,7 @@ class HardwareFold:
                 hists[idx].add(v)
                 if cell is None:
                     cell = tl.cell(t)
-                cell.sums[idx] += v
+                cell.sums[idx] += round(v * FIXED)
                 cell.counts[idx] += 1
                 if v > cell.maxes[idx]:
                     cell.maxes[idx] = v
@@ -451,7 +591,10 @@ class HardwareFold:
             cell = tl.cell(t)
         over = judged.over
         cell.over = cell.over or over
-        cell.guard = max(cell.guard, STATE_RANK[self.guard_state])
+        if self.guard_state == UNKNOWN:  # a later stretch before its first guard change
+            cell.early = True
+        else:
+            cell.guard = max(cell.guard, STATE_RANK[self.guard_state])
         if judged.verdicts:
             self._stretch_step(t, over)
         level = None if pressure is None else pressure_level(pressure)
@@ -485,7 +628,9 @@ class HardwareFold:
                 found = key = None
             if found is not None:
                 return found
-        verdicts = {f: v for f, (v, _) in judge(ev, self.limits, self._thermal_reasons, explain=False).items()}
+        verdicts = {
+            f: v for f, (v, _) in judge(ev, self.limits, self._thermal_reasons, explain=False).items()
+        }
         judged = _Judged(
             verdicts,
             any(v in ("over", "pause") for v in verdicts.values()),
@@ -569,11 +714,16 @@ class HardwareFold:
             rec = self.cpu_throttle.get(name)
             if rec is None:
                 self.cpu_throttle[name] = [v, 0]
+                self._throttle_first.setdefault(name, v)
             else:
                 rec[1] += v - rec[0] if v >= rec[0] else v  # a smaller value: the counter restarted
                 rec[0] = v
 
     def _stretch_step(self, t: float, over: bool) -> None:
+        later = self.later
+        if later is not None and later.first_judged is None:
+            later.first_judged = (t, over)
+            later.first_stretch_open = not over
         s = self._stretch
         if s is not None and (over or t - s[1] > MAX_GAP_S):
             end = t if over else s[1] + MAX_GAP_S  # a gap in the readings ends the stretch too
@@ -587,6 +737,11 @@ class HardwareFold:
             s[1] = t
 
     def _close_stretch(self, start: float, end: float, busy: float) -> None:
+        later = self.later
+        if later is not None and later.first_stretch_open:  # it may continue the earlier stretch's
+            later.first_stretch_open = False
+            later.provisional = (start, end, busy)
+            return
         length = end - start
         if length <= 0:
             return
@@ -601,8 +756,13 @@ class HardwareFold:
     def feed_request(self, ev: dict[str, Any]) -> None:
         """A successful request's output tokens and streamed speed, for the energy figures."""
         get = ev.get
-        if self.sensing and get("ok"):  # a cancelled request is never ok; nothing to do before readings
-            self.on_request(get("test_id"), get("output_tokens"), get("gen_tps") if get("stream") else None)
+        if self.sensing:
+            if get("ok"):  # a cancelled request is never ok; nothing to do before readings
+                self.on_request(
+                    get("test_id"), get("output_tokens"), get("gen_tps") if get("stream") else None
+                )
+        elif self._keep_early is not None and not self._keep_early(ev):
+            self._keep_early = None
 
     def on_request(self, test_id: Any, output_tokens: Any, stream_tps: Any) -> None:
         """A successful request (the aggregate passes what it already read): its output tokens and,
@@ -618,17 +778,20 @@ class HardwareFold:
             pending = self._pending
             if len(pending) >= MAX_PENDING:
                 pending.pop(next(iter(pending)))  # a test that never reported a result
-            rec = pending[test_id] = [0.0, 0.0, 0]
+                self._evicted += 1
+            rec = pending[test_id] = [0.0, 0, 0]
         if output_tokens is not None:
             rec[0] += output_tokens
         if stream_tps is not None:
-            rec[1] += stream_tps
+            rec[1] += round(stream_tps * FIXED)
             rec[2] += 1
 
     def on_result(self, ev: dict[str, Any]) -> None:
         """A test ended: its span is busy time, its energy and tokens go to its model (once per test,
         so written for speed: a log has about one result per two requests)."""
         if not self.sensing:
+            if self._keep_early is not None and not self._keep_early(ev):
+                self._keep_early = None
             return
         get: Callable[[str], Any] = ev.get
         pending = self._pending.pop(get("test_id"), None)
@@ -663,58 +826,56 @@ class HardwareFold:
         self.tests += 1
         self.busy_s += span
         self.guard_busy[self.guard_state] += span
+        later = self.later
         s = self._stretch
         if s is not None:
             s[2] += max(0.0, t - max(a, s[0]))
+            if later is not None and a < s[0] and later.first_stretch_open:
+                later.first_stretch_tests.append((a, t))
+        elif later is not None and later.first_judged is None:
+            later.problem = "a test between the first reading and the first judged one"
         key = get("key") or f"{get('provider')}/{get('model')}"
         rec = self.per_model.get(key)
         if rec is None:
             if len(self.per_model) >= MAX_MODELS:
                 return
             rec = self.per_model[key] = [0.0, 0.0, 0.0, 0, 0]
+        if later is not None:
+            if pending is None or a < self._first_reading_t:  # type: ignore[operator]
+                # its requests may be in the earlier stretch, its start before this one's readings
+                known = a >= self._first_reading_t  # type: ignore[operator]
+                covered = self._credit(rec, a, t, span, tokens) if known else False
+                later.boundary.append(
+                    (get("test_id"), t, a, span, key, tokens, known, covered, self.readings)
+                )
+                return
+            later.note_id(get("test_id"))
+        self._credit(rec, a, t, span, tokens)
+
+    def _credit(self, rec: list[float], a: float, t: float, span: float, tokens: float) -> bool:
+        """A test's energy and tokens to its model's record when power readings cover its span
+        [a, t] (True), else counted as a test without power."""
         if self._power and span > 0:
-            joules, covered = self._energy(a, t)
+            joules, covered = energy_over(self._power, a, t)
             if covered >= span * 0.999:
                 rec[0] += joules
                 rec[1] += span
                 rec[2] += tokens
                 rec[3] += 1
-                return
+                return True
         rec[4] += 1
-
-    def _energy(self, a: float, b: float) -> tuple[float, float]:
-        """(joules, seconds covered) of power_w over [a, b], each reading held up to MAX_GAP_S."""
-        pt, w = self._power[-1]
-        if pt < b and pt <= a:  # the usual case, a test shorter than a reading: the newest covers it
-            if w is None:
-                return 0.0, 0.0
-            hi = min(b, pt + MAX_GAP_S)
-            lo = max(pt, a)
-            return (0.0 + w * (hi - lo), 0.0 + (hi - lo)) if hi > lo else (0.0, 0.0)  # as the loop sums
-        pts: list[tuple[float, float | None]] = []
-        for pt, w in reversed(self._power):
-            if pt >= b:
-                continue
-            pts.append((pt, w))
-            if pt <= a:
-                break
-        pts.reverse()
-        joules = covered = 0.0
-        for i, (pt, w) in enumerate(pts):
-            if w is None:
-                continue
-            nxt = pts[i + 1][0] if i + 1 < len(pts) else b
-            lo, hi = max(pt, a), min(nxt, b, pt + MAX_GAP_S)
-            if hi > lo:
-                joules += w * (hi - lo)
-                covered += hi - lo
-        return joules, covered
+        return False
 
     def on_guard(self, ev: dict[str, Any]) -> None:
         t = _num(ev.get("t"))
         state = ev.get("state")
         if t is None or state not in STATE_RANK:
             return
+        later = self.later
+        if later is not None and later.first_guard_t is None:
+            later.first_guard_t = t
+            if later.first_sensing is None:
+                later.problem = "a guard change before the first reading"
         tl = self._time(t)
         since = self._guard_since if self._guard_since is not None else t
         self.guard_time[self.guard_state] += max(0.0, t - since)
@@ -733,6 +894,34 @@ class HardwareFold:
                 "reason": str(ev.get("reason") or "")[:200],
             }
         )
+
+    # -- joining (report/split.py) ---------------------------------------------------------------------
+    @property
+    def untouched(self) -> bool:
+        """Nothing has been folded: no run_started, reading or guard change (requests and tests are
+        not folded before a reading)."""
+        return self.readings == 0 and self.guard_events == 0 and self._runs_started == 0
+
+    def seed(self, run_started: dict[str, Any]) -> None:
+        """A later stretch's fold starts from the run's run_started (the log's first line): the
+        limits the readings are judged against, and the start its timeline counts from."""
+        self.on_run_started(run_started)
+        self._runs_started = 0
+
+    def cannot_merge(self, later: HardwareFold) -> str | None:
+        """Why `merge(later)` would not be exact, or None (folds/hardware_join.py settles what
+        crosses the cut)."""
+        joined = _join(self, later)
+        self._joined = (later, joined)
+        return joined if isinstance(joined, str) else None
+
+    def merge(self, later: HardwareFold) -> None:
+        """Join the fold of the stretch of the log after this one's, as one fold would have read it."""
+        cached = self.__dict__.pop("_joined", None)
+        joined = cached[1] if cached is not None and cached[0] is later else _join(self, later)
+        if isinstance(joined, str):
+            raise ValueError(f"cannot merge: {joined}")
+        self.__dict__.update(joined.__dict__)
 
     # -- reading ---------------------------------------------------------------------------------------
     def snapshot(self, end_t: float | None = None) -> Hardware:
@@ -864,6 +1053,12 @@ class HardwareFold:
             else None,
             "methods": dict(METHODS),
         }
+
+
+def _join(first: HardwareFold, later: HardwareFold) -> HardwareFold | str:
+    from soaktui.report.folds.hardware_join import join  # it builds on this module
+
+    return join(first, later)
 
 
 __all__ = [

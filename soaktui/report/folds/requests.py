@@ -34,6 +34,14 @@ from typing import Any, ClassVar, NamedTuple
 from soaktui.errors import CANCELLED, TOOLS_DID_NOT_FIT
 from soaktui.log.events import SOURCE_CHUNKS, SOURCE_USAGE, token_source_kind, usage_was_rejected
 from soaktui.report.folds.common import is_num, model_key, new_sample
+from soaktui.report.folds.merging import (
+    add_counts,
+    add_fields,
+    add_first_of,
+    add_rows,
+    add_tallies,
+    overflowed,
+)
 from soaktui.report.folds.timeline import TimeCells
 from soaktui.report.snapshot import ErrorClass, ModelProfile, RequestTotals, ScenarioSummary
 from soaktui.stats import Describe, bounded_inc, bounded_tally, describe_parts, median_ci, rate, top
@@ -114,6 +122,15 @@ class _Bucket:
         self.sorted_n = [0] * len(METRICS)  # length of each metric array when last sorted
         self.sums = [0.0] * len(METRICS)  # math.fsum of each metric array when last sorted
 
+    def merge(self, later: _Bucket) -> None:
+        """Join the same bucket's state over a later stretch of the log (folds/merging.py)."""
+        add_fields(self, later, tuple(_BUCKET_COUNTS), METRICS)
+        self.sorted_n = [0] * len(METRICS)  # sorted again by the next snapshot
+        add_counts(self.req_errors, later.req_errors)
+        add_counts(self.reasons, later.reasons, MAX_REASONS)
+        add_counts(self.test_errors, later.test_errors)
+        add_tallies(self.categories, later.categories, MAX_CATEGORIES)
+
     def sort(self) -> None:
         """Sort every metric array (in place, as far as a caller can tell) for percentiles.
 
@@ -128,6 +145,21 @@ class _Bucket:
                 setattr(self, name, arr)
                 done[i] = len(arr)
                 self.sums[i] = math.fsum(arr)
+
+
+# a bucket's counters, summed when two stretches of a log are joined
+_BUCKET_COUNTS = [
+    "req_ok",
+    "req_failed",
+    "out_tokens",
+    "src_usage",
+    "src_chunks",
+    "src_none",
+    "src_rejected",
+    "truncated",
+    "tests",
+    "tests_ok",
+]
 
 
 def _describe(buckets: list[_Bucket], attr: str) -> Describe:
@@ -154,6 +186,30 @@ def _source_of(v: Any) -> tuple[str, bool]:
     return found
 
 
+def _saw(seen: dict[Any, list[float]], key: Any, t: Any) -> None:
+    """A failure of `key` at time `t`: its [first, last] span widened (at most MAX_SEEN keys)."""
+    if not is_num(t):
+        return
+    span = seen.get(key)
+    if span is None:
+        if len(seen) < MAX_SEEN:
+            seen[key] = [t, t]
+    elif t > span[1]:
+        span[1] = t
+    elif t < span[0]:
+        span[0] = t
+
+
+def _join_span(seen: dict[Any, list[float]], key: Any, span: list[float], cap: int | None = MAX_SEEN) -> None:
+    """`span` (a later stretch's, or a test's) joined into `seen[key]` as _saw would have widened it."""
+    mine = seen.get(key)
+    if mine is None:
+        if cap is None or len(seen) < cap:
+            seen[key] = list(span)
+    else:
+        mine[0], mine[1] = min(mine[0], span[0]), max(mine[1], span[1])
+
+
 class RequestFold:
     """Counts and timings of every request and test, per (provider, model, scenario) bucket."""
 
@@ -171,8 +227,11 @@ class RequestFold:
         self._last_bucket: _Bucket | None = None
         self._examples: dict[str, str] = {}  # request error class -> first message
         self._test_examples: dict[str, str] = {}  # test error class -> its first reason
-        # (provider, model, error class) -> [first time, last time] a request or test failed so
+        # (provider, model, error class) -> [first time, last time] a request failed so, and
+        # (provider, model, scenario, error class) -> the same for tests: a test's time counts when
+        # no request of its bucket failed with its class (a test-level failure, like check_failed)
         self._seen: dict[tuple[Any, Any, str], list[float]] = {}
+        self._seen_tests: dict[tuple[Any, Any, Any, str], list[float]] = {}
         self._cells: dict[tuple[Any, Any], TimeCells] = {}  # (provider, model) -> its time cells
 
     def _bucket_for(self, key: tuple[Any, Any, Any]) -> _Bucket:
@@ -271,9 +330,9 @@ class RequestFold:
                 errs[v] += 1
             else:
                 errs[v] = 1
-                if v not in self._examples and get("error"):
-                    self._examples[v] = str(get("error"))[:EXAMPLE_CHARS]
-            self._saw(key[0], key[1], v, get("t"))
+            if v not in self._examples and get("error"):  # the class's first message, anywhere
+                self._examples[v] = str(get("error"))[:EXAMPLE_CHARS]
+            _saw(self._seen, (key[0], key[1], v), get("t"))
 
     def on_result(self, ev: dict[str, Any]) -> None:
         get = ev.get
@@ -296,25 +355,42 @@ class RequestFold:
             b.test_errors[cls] = b.test_errors.get(cls, 0) + 1
             if cls not in self._test_examples:
                 self._test_examples[cls] = reason[:EXAMPLE_CHARS]
-            if cls not in b.req_errors:  # a test-level failure (check_failed): no request marked it
-                self._saw(key[0], key[1], cls, get("t"))
+            _saw(self._seen_tests, (*key, cls), get("t"))
         if scenario == "prompt_variety":
             m = get("metrics")
             cat = m.get("category") if type(m) is dict else None
             cat = "(uncategorised)" if cat is None else str(cat)
             bounded_tally(b.categories, cat, ok, MAX_CATEGORIES)
 
-    def _saw(self, provider: Any, model: Any, cls: str, t: Any) -> None:
-        if not is_num(t):
-            return
-        span = self._seen.get((provider, model, cls))
-        if span is None:
-            if len(self._seen) < MAX_SEEN:
-                self._seen[(provider, model, cls)] = [t, t]
-        elif t > span[1]:
-            span[1] = t
-        elif t < span[0]:
-            span[0] = t
+    # -- joining (report/split.py) --------------------------------------------------------------
+    def cannot_merge(self, later: RequestFold) -> str | None:
+        """Why `merge(later)` would not be exact (a bounded table of `later` overflowed), or None."""
+        if len(later._seen) >= MAX_SEEN or len(later._seen_tests) >= MAX_SEEN:
+            return "more error spans than a fold keeps"
+        if any(overflowed(b.reasons, b.categories) for b in later._buckets.values()):
+            return "more failure reasons or prompt categories than a fold keeps"
+        return None
+
+    def merge(self, later: RequestFold) -> None:
+        """Join this fold's state over a later stretch of the log, as if one fold had read both."""
+        self.cancelled_requests += later.cancelled_requests
+        self.cancelled_tests += later.cancelled_tests
+        self.refitted_requests += later.refitted_requests
+        for pm, cells in later._cells.items():
+            mine = self._cells.get(pm)
+            if mine is None:
+                self._cells[pm] = cells
+            else:
+                mine.merge(cells)
+        add_rows(self._buckets, later._buckets)
+        for key, b in self._buckets.items():
+            b.cells = self._cells[(key[0], key[1])]
+        add_first_of(self._examples, later._examples)
+        add_first_of(self._test_examples, later._test_examples)
+        for seen, theirs in ((self._seen, later._seen), (self._seen_tests, later._seen_tests)):
+            for failed, span in theirs.items():
+                _join_span(seen, failed, span)
+        self._last_key = self._last_bucket = None
 
     # -- reading -------------------------------------------------------------------------------
     def counts(self) -> tuple[int, int, int, int]:
@@ -387,6 +463,7 @@ class RequestFold:
             groups.setdefault(k, []).append(b)
             scen_of.setdefault(k, {})[scen] = b
         out: dict[str, ModelProfile] = {}
+        spans = self._spans()
         for key in order(groups):
             bs = groups.get(key, [])
             tests = sum(b.tests for b in bs)
@@ -441,7 +518,7 @@ class RequestFold:
                     c: {"tests": n, "ok": k, "success": rate(k, n)} for c, (k, n) in sorted(cats.items())
                 },
                 "errors": dict(sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))),
-                "error_spans": self._spans_of(key),
+                "error_spans": self._spans_of(key, spans),
                 "gen_tps_p50_ci95": median_ci([b.gen for b in bs]),
                 "e2e_ms": _describe(bs, "e2e"),
                 "ttft_ms": _describe(bs, "ttft"),
@@ -453,11 +530,20 @@ class RequestFold:
             out[key] = prof
         return out
 
-    def _spans_of(self, key: str) -> dict[str, list[float]]:
+    def _spans(self) -> dict[tuple[Any, Any, str], list[float]]:
+        """(provider, model, error class) -> [first, last] time a request failed with it, or a test
+        of a bucket in which no request failed with it."""
+        spans = {key: list(span) for key, span in self._seen.items()}
+        for (prov, model, scen, cls), span in self._seen_tests.items():
+            if cls not in self._buckets[(prov, model, scen)].req_errors:
+                _join_span(spans, (prov, model, cls), span, cap=None)
+        return spans
+
+    def _spans_of(self, key: str, spans: dict[tuple[Any, Any, str], list[float]]) -> dict[str, list[float]]:
         """A model's error classes -> [first, last] time a request or test failed with it."""
         return {
             cls: list(span)
-            for (prov, model, cls), span in sorted(self._seen.items(), key=lambda kv: kv[1][0])
+            for (prov, model, cls), span in sorted(spans.items(), key=lambda kv: kv[1][0])
             if model_key(prov, model) == key
         }
 
@@ -512,10 +598,11 @@ class RequestFold:
                 if cls not in b.req_errors:
                     # a test-level failure (e.g. check_failed) with no failed request behind it
                     rec["per_model"][key] = rec["per_model"].get(key, 0) + n
+        all_spans = self._spans()
         for cls, rec in by_class.items():
             rec["example"] = self._examples.get(cls) or self._test_examples.get(cls)
             rec["per_model"] = dict(sorted(rec["per_model"].items(), key=lambda kv: (-kv[1], kv[0])))
-            spans = [span for (_, _, c), span in self._seen.items() if c == cls]
+            spans = [span for (_, _, c), span in all_spans.items() if c == cls]
             rec["first_t"] = min(s[0] for s in spans) if spans else None
             rec["last_t"] = max(s[1] for s in spans) if spans else None
         return dict(sorted(by_class.items(), key=lambda kv: (-(kv[1]["requests"] + kv[1]["tests"]), kv[0])))

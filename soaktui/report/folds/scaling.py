@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from soaktui.report.folds.common import is_cancelled, is_int, is_num, model_key, new_sample
+from soaktui.report.folds.merging import add_fields, add_rows
 from soaktui.report.snapshot import ConcurrencyRow, ContextRow
 from soaktui.stats import describe, sorted_sample
 
@@ -31,6 +32,14 @@ class _ConcRow:
         self.ok = self.failed = 0
         self.agg_tps = new()
         self.lat_p50 = new()
+
+    def merge(self, later: _ConcRow) -> None:
+        add_fields(
+            self,
+            later,
+            ("batches", "full", "partial", "none", "saturated", "ok", "failed"),
+            ("agg_tps", "lat_p50"),
+        )
 
 
 class ConcurrencyFold:
@@ -80,6 +89,10 @@ class ConcurrencyFold:
         if m.get("saturated"):
             row.saturated += 1
 
+    def merge(self, later: ConcurrencyFold) -> None:
+        """Join the state over a later stretch of the log (folds/merging.py)."""
+        add_rows(self._rows, later._rows)
+
     def snapshot(self) -> dict[str, list[ConcurrencyRow]]:
         out: dict[str, list[ConcurrencyRow]] = {}
         for (prov, model, conc), row in self._rows.items():
@@ -112,6 +125,11 @@ class _CtxRow:
         self.max_ok: float | None = None  # largest server-reported prompt answered successfully
         self.ttft = new()
         self.ptps = new()
+
+    def merge(self, later: _CtxRow) -> None:
+        add_fields(self, later, ("ok", "failed", "overflow", "by_target"), ("ttft", "ptps"))
+        if later.max_ok is not None and (self.max_ok is None or later.max_ok > self.max_ok):
+            self.max_ok = later.max_ok
 
 
 class ContextFold:
@@ -153,6 +171,10 @@ class ContextFold:
             row.failed += 1
             if get("error_class") == "context_overflow":
                 row.overflow += 1
+
+    def merge(self, later: ContextFold) -> None:
+        """Join the state over a later stretch of the log (folds/merging.py)."""
+        add_rows(self._rows, later._rows)
 
     def snapshot(self) -> dict[str, list[ContextRow]]:
         out: dict[str, list[ContextRow]] = {}

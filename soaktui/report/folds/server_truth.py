@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from soaktui.report.folds.common import is_cancelled, is_num, new_sample, num_or_none
+from soaktui.report.folds.merging import add_fields, add_rows
 from soaktui.report.snapshot import ServerTruth
 from soaktui.stats import describe, percentile_parts, sorted_sample
 
@@ -60,6 +61,14 @@ class _ModelTruth:
         self.gen_pairs_client = new()
         self.gen_pairs_server = new()
         self.prompt_server = new()
+
+    def merge(self, later: _ModelTruth) -> None:
+        samples = ("cold_wait", "load_server", "gen_pairs_client", "gen_pairs_server", "prompt_server")
+        add_fields(self, later, ("cold", "stalls", "cut"), samples)  # the pairs stay pairs
+        self.stall_examples.extend(later.stall_examples)  # the newest MAX_EXAMPLES, as one fold keeps
+        self.cut_examples.extend(later.cut_examples)
+        if later.max_gap is not None and (self.max_gap is None or later.max_gap > self.max_gap):
+            self.max_gap = later.max_gap
 
 
 class ServerTruthFold:
@@ -155,6 +164,12 @@ class ServerTruthFold:
             "source": ev.get("source"),
             "t": ev.get("t"),
         }
+
+    def merge(self, later: ServerTruthFold) -> None:
+        """Join the state over a later stretch of the log (folds/merging.py): the later runtime
+        context of a model replaces the earlier, as a later event does."""
+        add_rows(self._models, later._models)
+        self._context.update(later._context)
 
     def runtime_context(self, key: str) -> dict[str, Any] | None:
         return self._context.get(key)

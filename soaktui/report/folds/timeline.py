@@ -100,6 +100,25 @@ class TimeCells:
         self.last, self.last_i = c, i
         return c
 
+    def merge(self, later: TimeCells) -> None:
+        """Join the cells of a later stretch of the log (folds/merging.py). Exact: the width one
+        fold over both would have reached is the narrowest that holds every cell within MAX_CELLS,
+        and cells are sums."""
+        while later.width > self.width:
+            self._coarsen()
+        while self.width > later.width:
+            later._coarsen()
+        for i, c in later.cells.items():
+            mine = self.cells.get(i)
+            if mine is None:
+                self.cells[i] = c
+            else:
+                mine.merge(c)
+        self.nowhere.merge(later.nowhere)
+        while len(self.cells) > MAX_CELLS:
+            self._coarsen()
+        self.last, self.last_i = _Cell(self.new), None
+
     def _coarsen(self) -> None:
         merged: dict[int, _Cell] = {}
         for i, c in self.cells.items():

@@ -1,0 +1,169 @@
+"""Fold a long event log in two processes: the report of a night's soak in half the wall time.
+
+Reading and folding a log costs a few microseconds an event, all of it in one CPU: a million
+requests take seconds. So a log of at least MIN_SPLIT_BYTES is cut in two at a line boundary; a
+forked child folds the second half (`RunAggregate(later=True)`) while this process folds the
+first, then the child's aggregate is joined on (`RunAggregate.merge`, folds/merging.py). The join
+gives exactly what one fold over the whole log gives; where it could not (hardware readings in
+the log, a bounded table that overflowed, a run_started in the second half), or when the child
+fails in any way, this process folds the second half itself, in order, and the report is the
+same, only slower. Nothing here is needed for correctness: it is only ever a shortcut.
+
+Forking is only done from a single-threaded process (`soaktui report`), never from one whose
+other threads could hold a lock the child would need.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from soaktui.log.reader import ReadStats, iter_event_batches
+from soaktui.report.aggregate import RunAggregate
+
+MIN_SPLIT_BYTES = 64 << 20  # below this a log folds in well under a second: one process
+MAX_LINE_SEARCH = 64 << 20  # how far past the middle a line end is looked for
+
+
+def _fold(agg: RunAggregate, path: Path, stats: ReadStats, start: int = 0, end: int | None = None) -> None:
+    feed_all = agg.feed_all
+    for batch in iter_event_batches(path, stats, start=start, end=end):
+        feed_all(batch)
+
+
+FIRST_SHARE = 0.52  # of the bytes, folded here: the child also sorts and sends its half
+
+
+def middle_cut(path: Path, size: int, share: float = FIRST_SHARE) -> int | None:
+    """The offset just after the first newline at or past `share` of the file (None: none near
+    enough, or nothing after it)."""
+    start = int(size * share)
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        searched = 0
+        while searched < MAX_LINE_SEARCH:
+            block = fh.read(1 << 20)
+            if not block:
+                return None
+            i = block.find(b"\n")
+            if i >= 0:
+                cut = start + searched + i + 1
+                return cut if cut < size else None
+            searched += len(block)
+    return None
+
+
+def can_fork() -> bool:
+    """Whether a child process may be forked here: a POSIX system, two CPUs, no other thread."""
+    return hasattr(os, "fork") and (os.cpu_count() or 1) >= 2 and threading.active_count() == 1
+
+
+def first_event(path: Path) -> dict[str, Any] | None:
+    """The log's first line as an event (None when it is not one): the run's run_started, which
+    the second half's hardware fold is seeded with."""
+    with open(path, "rb") as fh:
+        line = fh.readline(1 << 20)
+    try:
+        ev = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return ev if type(ev) is dict else None
+
+
+def _child(path: Path, cut: int, write_fd: int, run_started: dict[str, Any] | None) -> None:
+    """In the child: fold [cut, end) and send back (aggregate, stats), or the reason it stopped."""
+    payload: Any
+    try:
+        later, stats = RunAggregate(later=True), ReadStats()
+        if run_started is not None:
+            later.hardware.seed(run_started)
+        feed_all = later.feed_all
+        record = later.hardware.later
+        assert record is not None
+        for batch in iter_event_batches(path, stats, start=cut):
+            feed_all(batch)
+            if later.unmergeable is not None or record.problem is not None:
+                payload = "the second half cannot be joined"  # no use folding the rest
+                break
+        else:
+            later.requests.sort()  # sorted here, in parallel: the join then merges sorted runs
+            payload = (later, stats)
+        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:  # anything at all: the parent folds this half itself
+        data = pickle.dumps(f"the child failed: {type(exc).__name__}: {exc}")
+    with os.fdopen(write_fd, "wb") as out:
+        out.write(data)
+
+
+def _join(pid: int, read_fd: int) -> Any:
+    """What the child sent (None when it sent nothing usable), once it has exited."""
+    try:
+        with os.fdopen(read_fd, "rb") as inp:
+            data = inp.read()
+    finally:
+        os.waitpid(pid, 0)
+    try:
+        return pickle.loads(data)
+    except Exception:  # a child killed mid-write: its half is folded here instead
+        return None
+
+
+def fold_log(
+    path: str | os.PathLike[str],
+    stats: ReadStats,
+    agg: RunAggregate | None = None,
+    *,
+    min_bytes: int = MIN_SPLIT_BYTES,
+    cut: int | None = None,
+) -> RunAggregate:
+    """`agg` (a new RunAggregate by default) fed with every event of the log at `path`, `stats`
+    filled as one pass would fill them; in two processes when the log is large enough (`cut`:
+    where to split instead of the middle, for tests). Returns `agg`."""
+    path = Path(path)
+    agg = agg if agg is not None else RunAggregate()
+    size = path.stat().st_size
+    if cut is None and size >= min_bytes and can_fork():
+        cut = middle_cut(path, size)
+    if cut is None or not 0 < cut < size or not can_fork():
+        _fold(agg, path, stats)
+        return agg
+    start = first_event(path)
+    run_started = start if start is not None and start.get("kind") == "run_started" else None
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 0
+        try:
+            os.close(read_fd)
+            _child(path, cut, write_fd, run_started)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        _fold(agg, path, stats, end=cut)
+    except BaseException:
+        os.close(read_fd)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    agg.requests.sort()  # while the child finishes: the join then merges two sorted runs
+    got = _join(pid, read_fd)
+    later_stats = ReadStats()
+    if isinstance(got, tuple) and agg.cannot_merge(got[0]) is None:
+        agg.merge(got[0])
+        later_stats = got[1]
+    else:  # folded here, in order
+        _fold(agg, path, later_stats, start=cut)
+    stats.merge(later_stats)
+    return agg
+
+
+__all__ = ["MIN_SPLIT_BYTES", "can_fork", "fold_log", "middle_cut"]

@@ -1,0 +1,257 @@
+"""The report folded in two processes (report/split.py) is byte for byte the report of one pass.
+
+The varied log (tests/report_log.py) is cut at many line boundaries, each half folded on its own
+(the second in a forked child) and joined. Without hardware readings every cut must join; with
+them (and in the other cases the join cannot be exact) the second half is folded again in order,
+and the report must still be the same.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+from soaktui.log.reader import ReadStats, iter_event_batches
+from soaktui.report import aggregate, split
+from soaktui.report.aggregate import RunAggregate
+from soaktui.report.jsonout import render_json
+from soaktui.report.snapshot import log_stats
+from tests.report_log import write_varied_log
+
+pytestmark = pytest.mark.unit
+
+
+def _report(agg: RunAggregate, stats: ReadStats) -> bytes:
+    snap = agg.snapshot()
+    snap["log"] = log_stats(stats)
+    return render_json(snap)
+
+
+def _one_pass(path: Path) -> bytes:
+    stats = ReadStats()
+    agg = RunAggregate()
+    for batch in iter_event_batches(path, stats):
+        agg.feed_all(batch)
+    return _report(agg, stats)
+
+
+def _line_starts(path: Path) -> list[int]:
+    data = path.read_bytes()
+    return [i + 1 for i, b in enumerate(data) if b == 0x0A and i + 1 < len(data)]
+
+
+def _joined(path: Path, cut: int) -> tuple[bytes, RunAggregate]:
+    """The report when the halves [0, cut) and [cut, end) are folded apart and joined in this
+    process (no fork): the join itself, and whether it is allowed."""
+    stats, later_stats = ReadStats(), ReadStats()
+    agg, later = RunAggregate(), RunAggregate(later=True)
+    first = split.first_event(path)
+    if first is not None and first.get("kind") == "run_started":
+        later.hardware.seed(first)
+    for batch in iter_event_batches(path, stats, end=cut):
+        agg.feed_all(batch)
+    for batch in iter_event_batches(path, later_stats, start=cut):
+        later.feed_all(batch)
+    assert agg.cannot_merge(later) is None, agg.cannot_merge(later)
+    agg.merge(later)
+    stats.merge(later_stats)
+    return _report(agg, stats), later
+
+
+@pytest.fixture(scope="module", params=["readings", "sensorless"])
+def varied(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """The varied log, with telemetry and thermal guard changes (every kind of hardware reading,
+    gaps, a throttle counter that restarts) and without (a machine without sensors)."""
+    hardware = request.param == "readings"
+    path = write_varied_log(tmp_path_factory.mktemp("split") / "events.jsonl", hardware=hardware)
+    return path, _one_pass(path)
+
+
+def test_every_kind_of_cut_joins_to_the_one_pass_report(varied, utc) -> None:
+    """Cuts near the start, the middle and the end, and a random spread: the same bytes. The log
+    has bad lines, a blank line, a dirty line, malformed events, outages, pauses, a torn tail, and
+    readings that hold across the cut, stretches under the limits and guard states that span it,
+    tests whose requests or power readings are on the other side."""
+    path, want = varied
+    starts = _line_starts(path)
+    assert len(starts) > 3000
+    picks = starts[1:4] + starts[len(starts) // 2 - 2 : len(starts) // 2 + 2] + starts[-3:]
+    picks += random.Random(3).sample(starts[4:-3], 16)
+    for cut in picks:
+        got, later = _joined(path, cut)
+        assert got == want, f"cut at byte {cut}"
+    assert later.replayed, "the later half's rare events were kept for replay"
+
+
+def test_a_cut_just_after_a_bad_line_counts_it_as_the_one_pass_does(tmp_path: Path, utc) -> None:
+    """A bad line at the end of the first half is a bad line when any line follows, and the torn
+    tail when only blank lines do."""
+    good = orjson.dumps({"v": 1, "kind": "status", "t": 1.0, "run_id": "r"})
+    for tail, bad, torn in ((good + b"\n", 1, False), (b"\n\n", 0, True), (b"{torn", 1, True)):
+        path = tmp_path / "events.jsonl"
+        path.write_bytes(good + b"\n" + b"not json\n" + tail)
+        cut = len(good) + 1 + len(b"not json\n")
+        got, _ = _joined(path, cut)
+        stats = orjson.loads(got)["log"]
+        assert (stats["lines_bad"], stats["torn_tail"], stats["first_bad_line"]) == (
+            bad,
+            torn,
+            2 if bad else None,
+        )
+        assert got == _one_pass(path)
+
+
+def test_the_forked_report_is_joined(varied, utc, monkeypatch) -> None:
+    """fold_log itself, with a real child process: it joins (the second half is not folded again
+    here) and the report is the one pass's."""
+    path, want = varied
+    folded_here: list[int] = []
+    real = split._fold
+
+    def fold(agg, p, st, start=0, end=None):
+        folded_here.append(start)
+        real(agg, p, st, start, end)
+
+    monkeypatch.setattr(split, "_fold", fold)
+    stats = ReadStats()
+    agg = split.fold_log(path, stats, min_bytes=0)
+    assert _report(agg, stats) == want
+    assert folded_here == [0], "only the first half was folded in this process"
+
+
+def _events(*evs: dict) -> list[bytes]:
+    base = {"v": 1, "run_id": "r"}
+    return [orjson.dumps(base | ev) for ev in evs]
+
+
+RUN_STARTED = {"kind": "run_started", "t": 0.0, "settings": {}}
+
+
+def _reading(t: float, **values: float) -> dict:
+    return {"kind": "telemetry", "t": t, "cpu_temp_c": 70.0, "power_w": 100.0} | values
+
+
+def _refused_and_refolded(tmp_path: Path, first: list[bytes], second: list[bytes]) -> str:
+    """Why the halves cannot be joined; and fold_log's report of the log is still the one pass's."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(first + second) + b"\n")
+    cut = sum(len(line) + 1 for line in first)
+    agg, later = RunAggregate(), RunAggregate(later=True)
+    later.hardware.seed(orjson.loads(first[0]))
+    for batch in iter_event_batches(path, ReadStats(), end=cut):
+        agg.feed_all(batch)
+    for batch in iter_event_batches(path, ReadStats(), start=cut):
+        later.feed_all(batch)
+    reason = agg.cannot_merge(later)
+    assert reason is not None
+    stats = ReadStats()
+    assert _report(split.fold_log(path, stats, cut=cut), stats) == _one_pass(path)
+    return reason
+
+
+def test_what_the_hardware_join_cannot_settle_is_folded_again_in_order(tmp_path: Path, utc) -> None:
+    """A guard change before the second half's first reading; a value table that coarsened; a test
+    with requests on both sides that began after the second half's first reading (no sane log has
+    one, and its result was not kept): each is refused, and the report is the one pass's."""
+    guard = {"kind": "thermal_guard", "t": 9.0, "state": "reduced", "previous": "ok"}
+    first = _events(RUN_STARTED, _reading(2.0), _reading(4.0))
+    reason = _refused_and_refolded(tmp_path, first, _events(guard, _reading(10.0)))
+    assert reason == "HardwareFold: a guard change before the first reading"
+    fans = [_reading(2.0 + i, fan_rpm=float(i)) for i in range(4100)]
+    reason = _refused_and_refolded(tmp_path, _events(RUN_STARTED, *fans[:2050]), _events(*fans[2050:]))
+    assert reason == "HardwareFold: a value histogram coarsened"
+
+    def req(t: float) -> dict:
+        return {
+            "kind": "request",
+            "t": t,
+            "test_id": 7,
+            "ok": True,
+            "output_tokens": 5,
+            "scenario": "streaming",
+            "provider": "p",
+            "model": "m",
+            "stream": False,
+        }
+
+    result = {
+        "kind": "scenario_result",
+        "t": 12.0,
+        "test_id": 7,
+        "duration_ms": 1000.0,
+        "ok": True,
+        "scenario": "streaming",
+        "provider": "p",
+        "model": "m",
+    }
+    first = _events(RUN_STARTED, _reading(2.0), req(3.0))
+    reason = _refused_and_refolded(tmp_path, first, _events(_reading(10.0), req(11.5), result))
+    assert reason == "HardwareFold: an unfinished test's result may not have been kept"
+
+
+def test_a_child_that_dies_costs_time_not_figures(varied, utc, monkeypatch) -> None:
+    """The child fails (here: it exits before sending anything): this process folds the second
+    half itself and the report is unchanged."""
+    path, want = varied
+
+    class Broken(RunAggregate):
+        def __init__(self, **kw) -> None:
+            if kw.get("later"):
+                os._exit(3)  # the child dies without a word
+            super().__init__(**kw)
+
+    monkeypatch.setattr(split, "RunAggregate", Broken)
+    stats = ReadStats()
+    agg = split.fold_log(path, stats, min_bytes=0)
+    assert _report(agg, stats) == want
+
+
+def test_a_bounded_table_that_overflowed_in_the_second_half_is_not_joined(utc) -> None:
+    """More distinct failure reasons than a bucket keeps, all in the later half: which went to
+    '(other)' depended on what that half alone had seen, so it is folded again instead."""
+
+    def result(i: int) -> dict:
+        return {
+            "v": 1,
+            "kind": "scenario_result",
+            "t": float(i),
+            "scenario": "streaming",
+            "provider": "p",
+            "model": "m",
+            "ok": False,
+            "reason": f"reason {i}",
+            "error_class": "check_failed",
+        }
+
+    first, later = RunAggregate(), RunAggregate(later=True)
+    first.feed_all([result(0)])
+    later.feed_all([result(i) for i in range(1, 80)])
+    assert (
+        first.cannot_merge(later)
+        == "RequestFold: more failure reasons or prompt categories than a fold keeps"
+    )
+    with pytest.raises(ValueError, match="cannot merge"):
+        first.merge(later)
+
+
+def test_a_run_started_in_the_second_half_is_not_joined() -> None:
+    later = RunAggregate(later=True)
+    later.feed_all([{"v": 1, "kind": "run_started", "t": 5.0, "run_id": "r"}])
+    assert RunAggregate().cannot_merge(later) == "a run_started event"
+
+
+def test_the_folds_that_join_and_the_ones_replayed_split_every_kind() -> None:
+    """Every kind a fold reads is either joined (its folds have `merge`) or replayed (theirs have
+    none), and only run_started is read by both (which stops a join)."""
+    agg = RunAggregate()
+    merged = {k for f in agg._merged for k in f.KINDS}
+    replayed = {
+        k for f in vars(agg).values() if hasattr(f, "KINDS") and f not in agg._merged for k in f.KINDS
+    }
+    assert merged & replayed == {"run_started"}
+    assert {"request", "scenario_result", "telemetry"} <= merged
+    assert aggregate.RunAggregate is RunAggregate
