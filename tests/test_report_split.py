@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import orjson
@@ -205,6 +206,24 @@ def test_a_child_that_dies_costs_time_not_figures(varied, utc, monkeypatch) -> N
             super().__init__(**kw)
 
     monkeypatch.setattr(split, "RunAggregate", Broken)
+    stats = ReadStats()
+    agg = split.fold_log(path, stats, min_bytes=0)
+    assert _report(agg, stats) == want
+
+
+def test_a_child_that_hangs_is_killed_and_its_half_folded_here(varied, utc, monkeypatch) -> None:
+    """A child that never answers (stuck on a lock it inherited, say) is killed once it has taken
+    twice as long as this process plus the grace, and the report is unchanged."""
+    path, want = varied
+
+    class Stuck(RunAggregate):
+        def __init__(self, **kw) -> None:
+            if kw.get("later"):
+                time.sleep(3600)
+            super().__init__(**kw)
+
+    monkeypatch.setattr(split, "RunAggregate", Stuck)
+    monkeypatch.setattr(split, "CHILD_GRACE_S", 0.5)
     stats = ReadStats()
     agg = split.fold_log(path, stats, min_bytes=0)
     assert _report(agg, stats) == want

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from soaktui.report.aggregate import RunAggregate
 
 MIN_SPLIT_BYTES = 64 << 20  # below this a log folds in well under a second: one process
 MAX_LINE_SEARCH = 64 << 20  # how far past the middle a line end is looked for
+CHILD_GRACE_S = 10.0  # beyond twice this process's own fold time, the child is taken as stuck
 
 
 def _fold(agg: RunAggregate, path: Path, stats: ReadStats, start: int = 0, end: int | None = None) -> None:
@@ -101,15 +104,32 @@ def _child(path: Path, cut: int, write_fd: int, run_started: dict[str, Any] | No
         out.write(data)
 
 
-def _join(pid: int, read_fd: int) -> Any:
-    """What the child sent (None when it sent nothing usable), once it has exited."""
+def _join(pid: int, read_fd: int, wait_s: float) -> Any:
+    """What the child sent (None when it sent nothing usable), once it has exited. A child still
+    sending after `wait_s` is stuck (it should take as long as this process did): it is killed and
+    its half folded here."""
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + wait_s
+    stuck = False
     try:
-        with os.fdopen(read_fd, "rb") as inp:
-            data = inp.read()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+                stuck = True
+                break
+            chunk = os.read(read_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
     finally:
+        os.close(read_fd)
+        if stuck:
+            os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    if stuck:
+        return None
     try:
-        return pickle.loads(data)
+        return pickle.loads(b"".join(chunks))
     except Exception:  # a child killed mid-write: its half is folded here instead
         return None
 
@@ -147,6 +167,7 @@ def fold_log(
         finally:
             os._exit(code)
     os.close(write_fd)
+    started = time.monotonic()
     try:
         _fold(agg, path, stats, end=cut)
     except BaseException:
@@ -155,7 +176,7 @@ def fold_log(
         os.waitpid(pid, 0)
         raise
     agg.requests.sort()  # while the child finishes: the join then merges two sorted runs
-    got = _join(pid, read_fd)
+    got = _join(pid, read_fd, wait_s=2 * (time.monotonic() - started) + CHILD_GRACE_S)
     later_stats = ReadStats()
     if isinstance(got, tuple) and agg.cannot_merge(got[0]) is None:
         agg.merge(got[0])

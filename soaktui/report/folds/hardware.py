@@ -249,9 +249,10 @@ class _Hist:
         self.total = 0  # in units of 1 / FIXED
         self.peak = -math.inf
 
-    def add(self, v: float) -> None:
+    def add(self, v: float, fixed: int) -> None:
+        """Count `v`; `fixed` is round(v * FIXED), its share of the total."""
         self.n += 1
-        self.total += round(v * FIXED)
+        self.total += fixed
         if v > self.peak:
             self.peak = v
         k = round(v / self.res)
@@ -330,6 +331,7 @@ class _Judged(NamedTuple):
 
 UNKNOWN = "unknown"  # a later stretch's guard state before its first thermal_guard event
 MAX_EARLY = 4096  # a later stretch's request and result events kept until its first reading
+_NO_REASONS: list[str] = []  # shared by every reading without GPU throttle reasons (never changed)
 MAX_JUDGED = 4096  # distinct judged readings remembered (a long log has a few hundred)
 
 
@@ -558,10 +560,11 @@ class HardwareFold:
         hists = self._hist_list
         for idx, v in ((_CPU, cpu), (_GPU, gpu), (_POWER, power), (_FAN, fan)):
             if v is not None:
-                hists[idx].add(v)
+                fixed = round(v * FIXED)
+                hists[idx].add(v, fixed)
                 if cell is None:
                     cell = tl.cell(t)
-                cell.sums[idx] += round(v * FIXED)
+                cell.sums[idx] += fixed
                 cell.counts[idx] += 1
                 if v > cell.maxes[idx]:
                     cell.maxes[idx] = v
@@ -598,7 +601,7 @@ class HardwareFold:
         if judged.verdicts:
             self._stretch_step(t, over)
         level = None if pressure is None else pressure_level(pressure)
-        reasons = [str(r) for r in reasons_raw] if type(reasons_raw) is list else []
+        reasons = [str(r) for r in reasons_raw] if type(reasons_raw) is list else _NO_REASONS
         for r in reasons:
             rec = self.gpu_reasons.get(r)
             if rec is None and len(self.gpu_reasons) < MAX_NAMES:
