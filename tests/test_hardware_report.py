@@ -16,7 +16,7 @@ import pytest
 from soaktui.config import Settings, Thermal
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.build import build_report, write_report_files
-from soaktui.report.folds.hardware import BUCKETS, HardwareFold, Timeline
+from soaktui.report.folds.hardware import BUCKETS, FIXED, HardwareFold, Timeline
 
 pytestmark = pytest.mark.unit
 
@@ -264,5 +264,5 @@ def test_the_timeline_keeps_busy_time_when_it_coarsens():
     spans = [(i * 3.0, i * 3.0 + 1.7) for i in range(200)]
     for a, b in spans:
         tl.add_busy(a, b)
-    total = sum(c.busy_s for c in tl.cells if c is not None)
+    total = sum(c.busy_s for c in tl.cells if c is not None) / FIXED  # kept in 1 / FIXED units
     assert abs(total - 200 * 1.7) < 1e-6 and tl.width >= 64

@@ -1,9 +1,9 @@
 """The report folded in two processes (report/split.py) is byte for byte the report of one pass.
 
-The varied log (tests/report_log.py) is cut at many line boundaries, each half folded on its own
-(the second in a forked child) and joined. Without hardware readings every cut must join; with
-them (and in the other cases the join cannot be exact) the second half is folded again in order,
-and the report must still be the same.
+The varied log (tests/report_log.py), with hardware readings and without, is cut at many line
+boundaries, each half folded on its own (the second as a later stretch, or in a forked child) and
+joined: every cut must join and give the same bytes. Logs a review built to break the join are cut
+at every line: each cut is refused (the second half is then folded again in order) or exact.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from soaktui.log import reader
 from soaktui.log.reader import ReadStats, iter_event_batches
 from soaktui.report import aggregate, split
 from soaktui.report.aggregate import RunAggregate
@@ -45,9 +46,10 @@ def _line_starts(path: Path) -> list[int]:
     return [i + 1 for i, b in enumerate(data) if b == 0x0A and i + 1 < len(data)]
 
 
-def _joined(path: Path, cut: int) -> tuple[bytes, RunAggregate]:
-    """The report when the halves [0, cut) and [cut, end) are folded apart and joined in this
-    process (no fork): the join itself, and whether it is allowed."""
+def _join_at(path: Path, cut: int) -> tuple[str | None, bytes | None, RunAggregate]:
+    """Fold [0, cut) and [cut, end) apart in this process (no fork), the second seeded as
+    split.fold_log seeds it, and join them: (why the join was refused, or None; the joined report;
+    the second half's aggregate)."""
     stats, later_stats = ReadStats(), ReadStats()
     agg, later = RunAggregate(), RunAggregate(later=True)
     first = split.first_event(path)
@@ -57,10 +59,19 @@ def _joined(path: Path, cut: int) -> tuple[bytes, RunAggregate]:
         agg.feed_all(batch)
     for batch in iter_event_batches(path, later_stats, start=cut):
         later.feed_all(batch)
-    assert agg.cannot_merge(later) is None, agg.cannot_merge(later)
+    reason = agg.cannot_merge(later)
+    if reason is not None:
+        return reason, None, later
     agg.merge(later)
     stats.merge(later_stats)
-    return _report(agg, stats), later
+    return None, _report(agg, stats), later
+
+
+def _joined(path: Path, cut: int) -> tuple[bytes, RunAggregate]:
+    """The joined report at `cut`, which must join."""
+    reason, got, later = _join_at(path, cut)
+    assert reason is None and got is not None, reason
+    return got, later
 
 
 @pytest.fixture(scope="module", params=["readings", "sensorless"])
@@ -274,3 +285,134 @@ def test_the_folds_that_join_and_the_ones_replayed_split_every_kind() -> None:
     assert merged & replayed == {"run_started"}
     assert {"request", "scenario_result", "telemetry"} <= merged
     assert aggregate.RunAggregate is RunAggregate
+
+
+# -- logs a review built to break the join (each once broke it); every cut is exact or refused ------
+def _exact_or_refused_at_every_cut(tmp_path: Path, events: list[dict], lead: bytes = b"") -> tuple[int, int]:
+    """Cut the log at every line start: the join is refused, or its report is the one pass's bytes.
+    Returns (cuts joined, cuts refused)."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(lead + b"\n".join(_events(*events)) + b"\n")
+    want = _one_pass(path)
+    joined = refused = 0
+    for cut in _line_starts(path):
+        reason, got, _ = _join_at(path, cut)
+        if reason is not None:
+            refused += 1
+            continue
+        assert got == want, f"cut at byte {cut}"
+        joined += 1
+    stats = ReadStats()
+    assert _report(split.fold_log(path, stats, min_bytes=0), stats) == want
+    return joined, refused
+
+
+def _req(t: float, test_id: object = 7, tokens: object = 5, **more: object) -> dict:
+    ev = {"kind": "request", "t": t, "ok": True, "output_tokens": tokens, "scenario": "streaming"}
+    ev |= {"provider": "p", "model": "m", "stream": False, "test_id": test_id} | more
+    return {k: v for k, v in ev.items() if v is not ...}
+
+
+def _result(t: float, test_id: object = 7, ms: object = 3000.0) -> dict:
+    ev = {"kind": "scenario_result", "t": t, "duration_ms": ms, "ok": True, "scenario": "streaming"}
+    ev |= {"provider": "p", "model": "m", "test_id": test_id}
+    return {k: v for k, v in ev.items() if v is not ...}
+
+
+def _power(t: float, w: float = 100.0) -> dict:
+    return _reading(t, power_w=w) | {"cpu_temp_c": 50.0}
+
+
+REVIEWED_LOGS = {
+    "a test across the cut, joined once only": [
+        RUN_STARTED,
+        _power(1.0),
+        _req(2.0),
+        _power(3.0),
+        _result(4.0),
+    ],
+    "sums of one-decimal power readings": [
+        RUN_STARTED,
+        *[_reading(t, power_w=w) for t, w in ((0.0, 100.0), (2.0, 250.5), (7.0, 33.3), (8.5, 33.3))],
+        _reading(23.5, cpu_temp_c=50.0),
+    ],
+    "time running backwards at the cut": [
+        RUN_STARTED,
+        _reading(100.0, cpu_temp_c=50.0),
+        _reading(90.0, cpu_temp_c=50.0),
+        _result(95.0, test_id=1),
+        _reading(104.0, cpu_temp_c=50.0),
+    ],
+    "unfinished tests up to the pending cap": [
+        RUN_STARTED,
+        _power(1.0),
+        *[_req(1.5, test_id=i, tokens=1) for i in range(1, 257)],
+        _power(2.0),
+        _req(2.5, test_id=1000),
+        _result(3.0, test_id=1, ms=500.0),
+    ],
+    "tests without a test_id": [
+        RUN_STARTED,
+        _power(1.0),
+        _req(1.5, test_id=..., tokens=5),
+        _power(2.0),
+        _req(2.5, test_id=..., tokens=3),
+        _result(3.0, test_id=..., ms=500.0),
+    ],
+    "a result with a bad duration, then its test_id again": [
+        RUN_STARTED,
+        _power(1.0),
+        _req(1.5),
+        _power(2.0),
+        _result(2.5, ms=-1.0),
+        _result(3.0, ms=500.0),
+    ],
+    "token counts that are not whole": [_req(1.0, tokens=0.1), _req(2.0, tokens=0.2), _req(3.0, tokens=0.3)],
+    "two run_started": [RUN_STARTED, RUN_STARTED | {"t": 100.0}, _reading(105.0), _reading(107.0)],
+    "a guard change whose fields are structures": [
+        RUN_STARTED,
+        _reading(1.0),
+        {"kind": "thermal_guard", "t": 2.0, "state": "reduced", "previous": [[[]]], "cap_pct": {"x": 1}},
+        _reading(3.0),
+        *[{"kind": "thermal_guard", "t": 4.0 + i, "state": "ok", "previous": "reduced"} for i in range(100)],
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(REVIEWED_LOGS))
+def test_a_reviewed_log_is_exact_or_refused_at_every_cut(name: str, tmp_path: Path, utc) -> None:
+    joined, refused = _exact_or_refused_at_every_cut(tmp_path, REVIEWED_LOGS[name])
+    assert joined + refused >= len(REVIEWED_LOGS[name]) - 1
+
+
+def test_a_log_whose_first_line_is_blank_is_exact_or_refused(tmp_path: Path, utc) -> None:
+    events = [RUN_STARTED, _req(2.0), _reading(5.0), _reading(7.0)]
+    _exact_or_refused_at_every_cut(tmp_path, events, lead=b"\n")
+
+
+def test_the_joins_that_should_happen_do(tmp_path: Path, utc) -> None:
+    """Refusing is always safe; these ordinary logs must still join where a cut allows it."""
+    for name in ("a test across the cut, joined once only", "sums of one-decimal power readings"):
+        joined, _ = _exact_or_refused_at_every_cut(tmp_path, REVIEWED_LOGS[name])
+        assert joined >= len(REVIEWED_LOGS[name]) - 2, name
+
+
+def test_a_line_longer_than_the_limit_is_bad_wherever_the_reads_fall(tmp_path: Path, monkeypatch) -> None:
+    """The limit is on the line, not on how much of it one read held: the same counts from any
+    start (report/split.py starts the second half's reads at its cut)."""
+    monkeypatch.setattr(reader, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(reader, "BLOCK_SIZE", 256)
+    good = orjson.dumps({"v": 1, "kind": "status", "t": 1.0, "run_id": "r"})
+    long = orjson.dumps({"v": 1, "kind": "status", "t": 2.0, "run_id": "r", "pad": "x" * 1100})
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join([good] * 7 + [long] + [good] * 3) + b"\n")
+    for cut in _line_starts(path):
+        if cut > len(good) * 7 + 7:
+            break
+        first, rest = ReadStats(), ReadStats()
+        for _ in iter_event_batches(path, first, end=cut):
+            pass
+        for _ in iter_event_batches(path, rest, start=cut):
+            pass
+        first.merge(rest)
+        assert (first.lines_ok, first.lines_bad, first.first_bad_line) == (10, 1, 8), cut

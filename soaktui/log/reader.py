@@ -167,6 +167,8 @@ def iter_event_batches(
             lines = block.split(b"\n")
             rest = lines.pop()  # the (possibly empty) piece after the last newline
             dirty = suspect(block)  # server text stored raw (an old log): look at its lines
+            # a complete line longer than MAX_LINE_BYTES is bad too, wherever the reads fell
+            overlong = len(block) > MAX_LINE_BYTES
             if len(rest) > MAX_LINE_BYTES:
                 rest = b""
                 skipping = True
@@ -174,7 +176,7 @@ def iter_event_batches(
             # CPU's cache (a whole block's would not be: the fold then runs at half speed).
             for lo in range(0, len(lines), BATCH_LINES):
                 chunk = lines[lo : lo + BATCH_LINES]
-                clean = None if dirty else parse_clean(chunk)
+                clean = None if dirty or overlong else parse_clean(chunk)
                 if clean is not None:
                     lineno += len(chunk)
                     if pending_bad is not None:
@@ -188,6 +190,8 @@ def iter_event_batches(
                 for line in chunk:
                     lineno += 1
                     try:
+                        if overlong and len(line) > MAX_LINE_BYTES:
+                            raise decode_error("overlong", "", 0)
                         ev = loads(line)
                     except decode_error:
                         if not line.strip():

@@ -108,11 +108,22 @@ class RunAggregate:
             self.capabilities,
             self.outages,
         )
-        # A fold with a `merge` joins the state of a later stretch of the log (report/split.py); the
-        # others read rare kinds only, and a later stretch's events of those kinds are kept as they
-        # are (`replayed`) for the earlier stretch's aggregate to feed them on after its own.
-        self._merged: tuple[Any, ...] = tuple(f for f in folds if hasattr(f, "merge"))
-        replayed_kinds = {kind for f in folds if not hasattr(f, "merge") for kind in f.KINDS}
+        # These folds join the state of a later stretch of the log (report/split.py): `merge`, or
+        # for the hardware fold `joined`; the others read rare kinds only, and a later stretch's
+        # events of those kinds are kept as they are (`replayed`) for the earlier stretch's
+        # aggregate to feed on after its own. The routes keep the fold order either way.
+        self._merged: tuple[Any, ...] = (
+            self.requests,
+            self.concurrency,
+            self.context,
+            self.failover,
+            self.hardware,  # joined by folds/hardware_join.py (HardwareFold.joined)
+            self.truth,
+            self.capabilities,
+        )
+        replayed = (self.run, self.control, self.engine_errors, self.outages)
+        assert len(self._merged) + len(replayed) == len(folds)
+        replayed_kinds = {kind for f in replayed for kind in f.KINDS}
         self.replayed: list[dict[str, Any]] = []
         self.unmergeable: str | None = None  # why this later stretch cannot be joined exactly
         # kind -> [(method, the scenarios it reads or None for all)], in fold order
@@ -222,19 +233,29 @@ class RunAggregate:
     # -- joining (report/split.py) -------------------------------------------------------------
     def cannot_merge(self, later: RunAggregate) -> str | None:
         """Why `merge(later)` would not give exactly one fold's figures, or None when it would."""
+        reason, _ = self._plan(later)
+        return reason
+
+    def _plan(self, later: RunAggregate) -> tuple[str | None, HardwareFold | None]:
+        """(why the join cannot be exact, None) or (None, the joined hardware fold): every check
+        and the one costly join done before anything is changed."""
         if later.unmergeable is not None:
-            return later.unmergeable
+            return later.unmergeable, None
         for fold, theirs in zip(self._merged, later._merged, strict=True):
             reason = fold.cannot_merge(theirs) if hasattr(fold, "cannot_merge") else None
             if reason is not None:
-                return f"{type(fold).__name__}: {reason}"
-        return None
+                return f"{type(fold).__name__}: {reason}", None
+        joined = self.hardware.joined(later.hardware)
+        if isinstance(joined, str):
+            return f"HardwareFold: {joined}", None
+        return None, joined
 
     def merge(self, later: RunAggregate) -> RunAggregate:
         """Join the aggregate of the stretch of the log after this one's (made with `later=True`),
-        as if this aggregate had read it: exact when `cannot_merge(later)` is None."""
-        reason = self.cannot_merge(later)
-        if reason is not None:
+        as if this aggregate had read it. Raises ValueError, changing nothing, when the join would
+        not be exact (`cannot_merge`)."""
+        reason, hardware = self._plan(later)
+        if reason is not None or hardware is None:
             raise ValueError(f"cannot merge: {reason}")
         self.events += later.events
         self.malformed += later.malformed
@@ -248,7 +269,10 @@ class RunAggregate:
         if later._last_mono is not None:
             self._last_mono = later._last_mono
         for fold, theirs in zip(self._merged, later._merged, strict=True):
-            fold.merge(theirs)
+            if fold is self.hardware:
+                fold.adopt(hardware)
+            else:
+                fold.merge(theirs)
         for ev in later.replayed:  # kinds only folds without `merge` read: routes are plain tuples
             try:
                 for fn in self._all_routes[ev["kind"]]:

@@ -3,11 +3,12 @@
 Reading and folding a log costs a few microseconds an event, all of it in one CPU: a million
 requests take seconds. So a log of at least MIN_SPLIT_BYTES is cut in two at a line boundary; a
 forked child folds the second half (`RunAggregate(later=True)`) while this process folds the
-first, then the child's aggregate is joined on (`RunAggregate.merge`, folds/merging.py). The join
-gives exactly what one fold over the whole log gives; where it could not (hardware readings in
-the log, a bounded table that overflowed, a run_started in the second half), or when the child
-fails in any way, this process folds the second half itself, in order, and the report is the
-same, only slower. Nothing here is needed for correctness: it is only ever a shortcut.
+first, then the child's aggregate is joined on (`RunAggregate.merge`: folds/merging.py, and
+folds/hardware_join.py for the readings). The join gives exactly what one fold over the whole log
+gives; where it could not (a bounded table that overflowed, a run_started in the second half, a
+guard change before its first reading...: `RunAggregate.cannot_merge` says which), or when the
+child fails, hangs or dies, this process folds the second half itself, in order, and the report is
+the same, only slower. Nothing here is needed for correctness: it is only ever a shortcut.
 
 Forking is only done from a single-threaded process (`soaktui report`), never from one whose
 other threads could hold a lock the child would need.
@@ -68,10 +69,12 @@ def can_fork() -> bool:
 
 
 def first_event(path: Path) -> dict[str, Any] | None:
-    """The log's first line as an event (None when it is not one): the run's run_started, which
-    the second half's hardware fold is seeded with."""
+    """The log's first event (its first non-blank line, if that is one within the first MiB): the
+    run's run_started, which the second half's hardware fold is seeded with. A wrong seed costs
+    time only: the join checks it against the run_started the first half read last."""
     with open(path, "rb") as fh:
-        line = fh.readline(1 << 20)
+        head = fh.read(1 << 20)
+    line = next((ln for ln in head.split(b"\n") if ln.strip()), b"")
     try:
         ev = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -110,28 +113,38 @@ def _join(pid: int, read_fd: int, wait_s: float) -> Any:
     its half folded here."""
     chunks: list[bytes] = []
     deadline = time.monotonic() + wait_s
-    stuck = False
+    done = False
     try:
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([read_fd], [], [], left)[0]:
-                stuck = True
-                break
+                break  # stuck
             chunk = os.read(read_fd, 1 << 20)
             if not chunk:
+                done = True
                 break
             chunks.append(chunk)
     finally:
-        os.close(read_fd)
-        if stuck:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    if stuck:
+        _stop(pid, read_fd, kill=not done)  # killed when stuck, or when this process is interrupted
+    if not done:
         return None
     try:
         return pickle.loads(b"".join(chunks))
     except Exception:  # a child killed mid-write: its half is folded here instead
         return None
+
+
+def _stop(pid: int, read_fd: int, kill: bool = True) -> None:
+    """Close the pipe, kill the child (unless it finished) and reap it, whatever state each is in."""
+    for step in (
+        lambda: os.close(read_fd),
+        lambda: os.kill(pid, signal.SIGKILL) if kill else None,
+        lambda: os.waitpid(pid, 0),
+    ):
+        try:
+            step()
+        except OSError:  # closed already, gone already, reaped already
+            pass
 
 
 def fold_log(
@@ -153,6 +166,10 @@ def fold_log(
     if cut is None or not 0 < cut < size or not can_fork():
         _fold(agg, path, stats)
         return agg
+    with open(path, "rb") as fh:
+        fh.seek(cut - 1)
+        if fh.read(1) != b"\n":
+            raise ValueError(f"cut {cut} is not at the start of a line")
     start = first_event(path)
     run_started = start if start is not None and start.get("kind") == "run_started" else None
     read_fd, write_fd = os.pipe()
@@ -170,18 +187,18 @@ def fold_log(
     started = time.monotonic()
     try:
         _fold(agg, path, stats, end=cut)
+        agg.requests.sort()  # while the child finishes: the join then merges two sorted runs
     except BaseException:
-        os.close(read_fd)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        _stop(pid, read_fd)
         raise
-    agg.requests.sort()  # while the child finishes: the join then merges two sorted runs
     got = _join(pid, read_fd, wait_s=2 * (time.monotonic() - started) + CHILD_GRACE_S)
     later_stats = ReadStats()
-    if isinstance(got, tuple) and agg.cannot_merge(got[0]) is None:
-        agg.merge(got[0])
+    try:
+        if not isinstance(got, tuple):
+            raise ValueError("the child sent nothing usable")
+        agg.merge(got[0])  # changes nothing when it raises
         later_stats = got[1]
-    else:  # folded here, in order
+    except ValueError:  # folded here, in order
         _fold(agg, path, later_stats, start=cut)
     stats.merge(later_stats)
     return agg

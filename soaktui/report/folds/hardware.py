@@ -43,10 +43,22 @@ MAX_MODELS = 200
 MAX_POWER_POINTS = 4096  # power readings kept for integrating over a test (over 2 h at 2 s)
 MAX_PENDING = 256  # tests whose requests arrived but whose scenario_result has not yet
 HIST_KEYS = 4000  # a histogram coarsens its resolution beyond this many distinct values
-# Means are sums of whole multiples of 2**-52 (exact for any value of magnitude 1 or more): an
-# int sum does not depend on the order of its terms, so a mean on a rounding edge (sensor values
-# have one decimal) comes out the same however the log was folded (report/split.py joins halves).
+# Every sum of this fold (readings for a mean, seconds, joules) is an int of 2**-52 units, each
+# term rounded there once (exact for any term of magnitude 1 or more): an int sum does not depend
+# on the order of its terms, so a figure on a rounding edge (sensor values have one decimal, readings
+# come every 2 s) is the same however the log was folded (report/split.py joins two halves).
 FIXED = float(1 << 52)
+
+
+def _fx(x: float) -> int:
+    """`x` in units of 1 / FIXED (see FIXED)."""
+    return round(x * FIXED)
+
+
+def _rx(units: int, nd: int = 1) -> float:
+    """A sum in units of 1 / FIXED as the rounded figure."""
+    return round(units / FIXED, nd)
+
 
 SERIES = ("cpu_temp_c", "gpu_temp_c", "power_w", "fan_rpm", "gen_tps")
 _CPU, _GPU, _POWER, _FAN, _TPS = range(len(SERIES))
@@ -105,8 +117,8 @@ class _Cell:
         self.sums = [0] * len(SERIES)  # in units of 1 / FIXED
         self.counts = [0] * len(SERIES)
         self.maxes = [-math.inf] * len(SERIES)
-        self.busy_s = 0.0
-        self.tokens = 0.0
+        self.busy_s = 0  # 1 / FIXED units
+        self.tokens = 0
         self.over = False
         self.guard = 0  # highest guard state seen (STATE_RANK)
         self.early = False  # a later stretch's reading before its first guard change (folds/hardware_join.py)
@@ -186,7 +198,7 @@ class Timeline:
             c = self.cells[last]
             if c is None:
                 c = self.cells[last] = _Cell()
-            c.busy_s += b - a
+            c.busy_s += _fx(b - a)
             return
         for i in range(self.index(a), last + 1):
             lo, hi = max(a, o + i * w), min(b, o + (i + 1) * w)
@@ -194,7 +206,7 @@ class Timeline:
                 c = self.cells[i]
                 if c is None:
                     c = self.cells[i] = _Cell()
-                c.busy_s += hi - lo
+                c.busy_s += _fx(hi - lo)
 
     def points(self, started_t: float) -> Series:
         """Per non-empty bucket: minutes since `started_t` and each series' mean (None = no reading)."""
@@ -215,7 +227,7 @@ class Timeline:
                 column.append(round(c.sums[k] / FIXED / c.counts[k], 1) if c.counts[k] else None)
             cpu_max.append(c.maxes[_CPU] if c.counts[_CPU] else None)
             gpu_max.append(c.maxes[_GPU] if c.counts[_GPU] else None)
-            duty.append(round(100 * min(1.0, c.busy_s / w), 1))
+            duty.append(round(100 * min(1.0, c.busy_s / FIXED / w), 1))
             output_tps.append(round(c.tokens / w, 1))
             over.append(c.over)
             guard.append([k for k, r in STATE_RANK.items() if r == c.guard][0])
@@ -369,13 +381,17 @@ class LaterStretch:
         )
         self.first_judged: tuple[float, bool] | None = None  # (t, over) of the first judged reading
         self.first_stretch_open = True  # closing the first stretch is provisional: it may continue
-        self.provisional: tuple[float, float, float] | None = None  # the first stretch (start, end, busy)
+        self.provisional: tuple[float, float, int] | None = None  # the first stretch (start, end, busy)
         self.first_stretch_tests: list[tuple[float, float]] = []  # tests begun before it: (start, end)
-        # results of tests begun before the first reading (their requests may be in the earlier
-        # stretch, their energy needs its power readings), or whose requests this stretch did not
-        # see: (test_id, t, start, span, model key, tokens, energy known, covered, readings so far)
-        self.boundary: list[tuple[Any, float, float, float, str, float, bool, bool, int]] = []
-        self.min_id: Any = None  # the smallest test_id of the other results (none is the earlier's)
+        # in order: results of tests begun before the first reading (their requests may be in the
+        # earlier stretch, their energy needs its power readings) or whose requests this stretch
+        # did not see: (test_id, t, start, span, model key, tokens, energy known, covered, readings
+        # so far); and results not folded (a bad time or length), which still used up their
+        # test's requests: (test_id, None, ...)
+        self.boundary: list[tuple[Any, float | None, float, float, str, int, bool, bool, int]] = []
+        # the smallest test_id of the results not in `boundary`: a test the earlier stretch left
+        # unfinished must have a smaller id, or its result may be among them (the join refuses)
+        self.min_id: int | None = None
         self.first_guard_t: float | None = None  # before it the guard state is the earlier stretch's
         self.power_head: list[tuple[float, float | None]] = []  # the first MAX_POWER_POINTS readings
         self.problem: str | None = None  # why the two stretches cannot be joined exactly
@@ -394,11 +410,14 @@ class LaterStretch:
 
     def note_id(self, test_id: Any) -> None:
         """A result not kept in `boundary`: its test_id bounds the earlier stretch's unfinished ones."""
-        try:
-            if self.min_id is None or test_id < self.min_id:
-                self.min_id = test_id
-        except TypeError:
-            self.problem = "test ids that cannot be ordered"
+        if type(test_id) is not int:
+            self.problem = "a test id that is not a whole number"
+        elif self.min_id is None or test_id < self.min_id:
+            self.min_id = test_id
+
+    def discard(self, test_id: Any) -> None:
+        """A result not folded (a bad time or length): it used up its test's requests all the same."""
+        self.boundary.append((test_id, None, 0.0, 0.0, "", 0, False, False, 0))
 
     def on_reading(self, t: float, power: float | None, sensing: bool) -> None:
         if self.first_sensing is None:
@@ -442,43 +461,49 @@ class HardwareFold:
         self.family_readings = dict.fromkeys(FAMILIES, 0)
         self.unavailable: dict[str, str] = {}  # family -> the latest reason given
         self.sources: dict[str, dict[str, None]] = {f: {} for f in FAMILIES}
-        self.time_known = dict.fromkeys(LIMIT_FAMILIES, 0.0)
-        self.time_over = dict.fromkeys(LIMIT_FAMILIES, 0.0)
-        self.time_any_over = 0.0
-        self.pressure_time: dict[str, float] = {}
-        self.gpu_reasons: dict[str, list[float]] = {}  # reason -> [readings, seconds]
+        # sums below are ints of 1 / FIXED units (see FIXED)
+        self.time_known = dict.fromkeys(LIMIT_FAMILIES, 0)
+        self.time_over = dict.fromkeys(LIMIT_FAMILIES, 0)
+        self.time_any_over = 0
+        self.pressure_time: dict[str, int] = {}
+        self.gpu_reasons: dict[str, list[int]] = {}  # reason -> [readings, seconds (1 / FIXED)]
         self.cpu_throttle: dict[str, list[int]] = {}  # counter -> [last value, total increase]
-        self.energy_j = 0.0
-        self.energy_s = 0.0
+        self.energy_j = 0
+        self.energy_s = 0
         self._power: deque[tuple[float, float | None]] = deque(maxlen=MAX_POWER_POINTS)
         self._prev: tuple[float, _Judged, float | None, str | None, list[str]] | None = None
         self._judged: dict[tuple[Any, ...], _Judged] = {}  # a reading's judged values -> its verdicts
         self._hist_list = [self.hists[name] for name in SERIES[:_TPS]]  # by series index
         self._pending: dict[Any, list[Any]] = {}  # test_id -> [output tokens, sum gen_tps (FIXED), n]
-        self.per_model: dict[str, list[float]] = {}  # key -> [joules, seconds, tokens, covered, uncovered]
-        self.busy_s = 0.0
+        self.per_model: dict[
+            str, list[int]
+        ] = {}  # key -> [joules, seconds (1 / FIXED), tokens, covered, uncovered]
+        self.busy_s = 0
         self.tests = 0
         # the guard
         self.guard_state = UNKNOWN if later else OK
         self._guard_since: float | None = None
-        self.guard_time = dict.fromkeys([*STATE_RANK, UNKNOWN] if later else STATE_RANK, 0.0)
-        self.guard_busy = dict.fromkeys([*STATE_RANK, UNKNOWN] if later else STATE_RANK, 0.0)
+        self.guard_time = dict.fromkeys([*STATE_RANK, UNKNOWN] if later else STATE_RANK, 0)
+        self.guard_busy = dict.fromkeys([*STATE_RANK, UNKNOWN] if later else STATE_RANK, 0)
         self.guard_entries = dict.fromkeys(STATE_RANK, 0)
         self.guard_events = 0
         self.guard_history: deque[dict[str, Any]] = deque(maxlen=MAX_HISTORY)
         # stretches under the limits
-        self._stretch: list[float] | None = None  # [start, last judged t, busy]
-        self.longest: tuple[float, float] | None = None  # (seconds, busy seconds)
+        self._stretch: list[Any] | None = None  # [start, last judged t, busy (1 / FIXED)]
+        self.longest: tuple[float, int] | None = None  # (seconds, busy seconds in 1 / FIXED)
         self.best: tuple[float, float] | None = None  # (duty, seconds) over stretches >= SUSTAIN_MIN_S
         self.stretches = 0
         self._evicted = 0  # tests dropped from _pending unfinished
+        self._pending_peak = 0  # the most tests _pending held at once
         self._throttle_first: dict[str, int] = {}  # each throttle counter's first value
         # A later stretch of the log (report/split.py) records what depends on the stretch before it,
         # for folds/hardware_join.py to settle: see LaterStretch.
         self.later = LaterStretch() if later else None
         # what a request or result not folded (not sensing) is handed to: the later stretch's
         # record until its first reading, or nothing (the usual case: one attribute test an event)
-        self._keep_early: Callable[[dict[str, Any]], bool] | None = self.later.keep_early if self.later else None
+        self._keep_early: Callable[[dict[str, Any]], bool] | None = (
+            self.later.keep_early if self.later else None
+        )
 
     # -- time ----------------------------------------------------------------------------------------
     def _time(self, t: float) -> Timeline:
@@ -605,7 +630,7 @@ class HardwareFold:
         for r in reasons:
             rec = self.gpu_reasons.get(r)
             if rec is None and len(self.gpu_reasons) < MAX_NAMES:
-                rec = self.gpu_reasons[r] = [0, 0.0]
+                rec = self.gpu_reasons[r] = [0, 0]
             if rec is not None:
                 rec[0] += 1
         self._power.append((t, power))
@@ -653,22 +678,23 @@ class HardwareFold:
         dt = min(max(0.0, t - pt), MAX_GAP_S)
         if dt <= 0:
             return
+        fdt = round(dt * FIXED)
         known, over = self.time_known, self.time_over
         for fam in judged.families:
-            known[fam] += dt
+            known[fam] += fdt
         if judged.over_families:
             for fam in judged.over_families:
-                over[fam] += dt
-            self.time_any_over += dt
+                over[fam] += fdt
+            self.time_any_over += fdt
         if power is not None:
-            self.energy_j += power * dt
-            self.energy_s += dt
+            self.energy_j += round(power * dt * FIXED)
+            self.energy_s += fdt
         if pressure is not None:
-            self.pressure_time[pressure] = self.pressure_time.get(pressure, 0.0) + dt
+            self.pressure_time[pressure] = self.pressure_time.get(pressure, 0) + fdt
         for r in reasons:
             rec = self.gpu_reasons.get(r)
             if rec is not None:
-                rec[1] += dt
+                rec[1] += fdt
 
     def _families(self, ev: dict[str, Any], temps: bool, power: bool, fans: bool) -> None:
         get = ev.get
@@ -735,11 +761,11 @@ class HardwareFold:
         if over:
             return
         if s is None:
-            self._stretch = [t, t, 0.0]
+            self._stretch = [t, t, 0]
         else:
             s[1] = t
 
-    def _close_stretch(self, start: float, end: float, busy: float) -> None:
+    def _close_stretch(self, start: float, end: float, busy: int) -> None:
         later = self.later
         if later is not None and later.first_stretch_open:  # it may continue the earlier stretch's
             later.first_stretch_open = False
@@ -752,7 +778,7 @@ class HardwareFold:
         if self.longest is None or length > self.longest[0]:
             self.longest = (length, busy)
         if length >= SUSTAIN_MIN_S:
-            duty = min(1.0, busy / length)
+            duty = min(1.0, busy / FIXED / length)
             if self.best is None or duty > self.best[0]:
                 self.best = (duty, length)
 
@@ -782,7 +808,9 @@ class HardwareFold:
             if len(pending) >= MAX_PENDING:
                 pending.pop(next(iter(pending)))  # a test that never reported a result
                 self._evicted += 1
-            rec = pending[test_id] = [0.0, 0, 0]
+            rec = pending[test_id] = [0, 0, 0]
+            if len(pending) > self._pending_peak:
+                self._pending_peak = len(pending)
         if output_tokens is not None:
             rec[0] += output_tokens
         if stream_tps is not None:
@@ -803,11 +831,13 @@ class HardwareFold:
             t = t if type(t) is float else float(t)
             span = (ms if type(ms) is float else float(ms)) / 1000.0
         except (TypeError, ValueError):
-            return
+            span = -1.0
         if not (0.0 <= span < 1e7 and -1e12 < t < 1e12):  # also NaN and infinities
+            if self.later is not None:
+                self.later.discard(get("test_id"))
             return
         tl = self.timeline if self.timeline is not None and self._last_t is not None else self._time(t)
-        if t > self._last_t:  # type: ignore[operator]
+        if t > self._last_t:
             self._last_t = t
         i = int((t - tl.origin) // tl.width)
         if not 0 <= i < tl.cap:  # before the first bucket, or past the last: Timeline.index decides
@@ -815,24 +845,25 @@ class HardwareFold:
         cell = tl.cells[i]
         if cell is None:
             cell = tl.cells[i] = _Cell()
-        tokens = 0.0
+        tokens = 0
         if pending is not None:
             tokens, tps_sum, tps_n = pending
             cell.tokens += tokens
             cell.sums[_TPS] += tps_sum
             cell.counts[_TPS] += tps_n
         a = t - span
+        fspan = round(span * FIXED)
         if a >= tl.origin + i * tl.width:  # the usual case: the test fits in its end's bucket
-            cell.busy_s += span
+            cell.busy_s += fspan
         else:
             tl.add_busy(a, t)
         self.tests += 1
-        self.busy_s += span
-        self.guard_busy[self.guard_state] += span
+        self.busy_s += fspan
+        self.guard_busy[self.guard_state] += fspan
         later = self.later
         s = self._stretch
         if s is not None:
-            s[2] += max(0.0, t - max(a, s[0]))
+            s[2] += round(max(0.0, t - max(a, s[0])) * FIXED)
             if later is not None and a < s[0] and later.first_stretch_open:
                 later.first_stretch_tests.append((a, t))
         elif later is not None and later.first_judged is None:
@@ -842,11 +873,11 @@ class HardwareFold:
         if rec is None:
             if len(self.per_model) >= MAX_MODELS:
                 return
-            rec = self.per_model[key] = [0.0, 0.0, 0.0, 0, 0]
+            rec = self.per_model[key] = [0, 0, 0, 0, 0]
         if later is not None:
-            if pending is None or a < self._first_reading_t:  # type: ignore[operator]
+            if pending is None or a < self._first_reading_t:
                 # its requests may be in the earlier stretch, its start before this one's readings
-                known = a >= self._first_reading_t  # type: ignore[operator]
+                known = a >= self._first_reading_t
                 covered = self._credit(rec, a, t, span, tokens) if known else False
                 later.boundary.append(
                     (get("test_id"), t, a, span, key, tokens, known, covered, self.readings)
@@ -855,14 +886,14 @@ class HardwareFold:
             later.note_id(get("test_id"))
         self._credit(rec, a, t, span, tokens)
 
-    def _credit(self, rec: list[float], a: float, t: float, span: float, tokens: float) -> bool:
+    def _credit(self, rec: list[int], a: float, t: float, span: float, tokens: int) -> bool:
         """A test's energy and tokens to its model's record when power readings cover its span
         [a, t] (True), else counted as a test without power."""
         if self._power and span > 0:
             joules, covered = energy_over(self._power, a, t)
             if covered >= span * 0.999:
-                rec[0] += joules
-                rec[1] += span
+                rec[0] += round(joules * FIXED)
+                rec[1] += round(span * FIXED)
                 rec[2] += tokens
                 rec[3] += 1
                 return True
@@ -881,7 +912,7 @@ class HardwareFold:
                 later.problem = "a guard change before the first reading"
         tl = self._time(t)
         since = self._guard_since if self._guard_since is not None else t
-        self.guard_time[self.guard_state] += max(0.0, t - since)
+        self.guard_time[self.guard_state] += round(max(0.0, t - since) * FIXED)
         self._guard_since = t
         self.guard_state = state
         self.guard_events += 1
@@ -892,8 +923,8 @@ class HardwareFold:
             {
                 "t": t,
                 "state": state,
-                "previous": ev.get("previous"),
-                "cap_pct": ev.get("cap_pct"),
+                "previous": prev if type(prev := ev.get("previous")) is str else None,  # values, never
+                "cap_pct": cap if type(cap := ev.get("cap_pct")) in (int, float) else None,  # structures
                 "reason": str(ev.get("reason") or "")[:200],
             }
         )
@@ -911,19 +942,14 @@ class HardwareFold:
         self.on_run_started(run_started)
         self._runs_started = 0
 
-    def cannot_merge(self, later: HardwareFold) -> str | None:
-        """Why `merge(later)` would not be exact, or None (folds/hardware_join.py settles what
-        crosses the cut)."""
-        joined = _join(self, later)
-        self._joined = (later, joined)
-        return joined if isinstance(joined, str) else None
+    def joined(self, later: HardwareFold) -> HardwareFold | str:
+        """A new fold: this one with the fold of the stretch of the log after it joined on, as one
+        fold would have read both; or why that cannot be exact (folds/hardware_join.py). Neither
+        fold is changed."""
+        return _join(self, later)
 
-    def merge(self, later: HardwareFold) -> None:
-        """Join the fold of the stretch of the log after this one's, as one fold would have read it."""
-        cached = self.__dict__.pop("_joined", None)
-        joined = cached[1] if cached is not None and cached[0] is later else _join(self, later)
-        if isinstance(joined, str):
-            raise ValueError(f"cannot merge: {joined}")
+    def adopt(self, joined: HardwareFold) -> None:
+        """Become `joined` (from `joined()`), keeping this object: the aggregate's routes hold it."""
         self.__dict__.update(joined.__dict__)
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -933,7 +959,8 @@ class HardwareFold:
         started = self._started_t if self._started_t is not None else self._origin
         if started is None and self.timeline is not None:
             started = self.timeline.origin
-        guard_time = dict(self.guard_time)
+        u = FIXED  # sums are kept in 1 / FIXED units
+        guard_time = {k: v / u for k, v in self.guard_time.items()}
         if self._guard_since is not None and end is not None:
             guard_time[self.guard_state] += max(0.0, end - self._guard_since)
         run_s = (end - started) if end is not None and started is not None else None
@@ -954,8 +981,8 @@ class HardwareFold:
             temps[fam] = {
                 **self.hists[key].describe(),
                 "limit_c": limit,
-                "time_over_s": _r(self.time_over[fam]),
-                "time_known_s": _r(self.time_known[fam]),
+                "time_over_s": _rx(self.time_over[fam]),
+                "time_known_s": _rx(self.time_known[fam]),
             }
         models: dict[str, ModelEnergy] = {
             key: {
@@ -968,7 +995,9 @@ class HardwareFold:
                 "tests_with_power": int(cov),
                 "tests_without_power": int(unc),
             }
-            for key, (j, s, tok, cov, unc) in self.per_model.items()
+            for key, (j, s, tok, cov, unc) in (
+                (k, (r[0] / u, r[1] / u, *r[2:])) for k, r in self.per_model.items()
+            )
         }
         stretch = self._stretch
         longest, best, stretches = self.longest, self.best, self.stretches
@@ -978,8 +1007,8 @@ class HardwareFold:
                 stretches += 1
                 if longest is None or length > longest[0]:
                     longest = (length, stretch[2])
-                if length >= SUSTAIN_MIN_S and (best is None or stretch[2] / length > best[0]):
-                    best = (min(1.0, stretch[2] / length), length)
+                if length >= SUSTAIN_MIN_S and (best is None or stretch[2] / u / length > best[0]):
+                    best = (min(1.0, stretch[2] / u / length), length)
         intervened = self.guard_entries["reduced"] + self.guard_entries["paused"] > 0
         known = any(v > 0 for v in self.time_known.values()) or any(
             self.family_readings[f] for f in ("temps", "thermal_pressure")
@@ -999,13 +1028,13 @@ class HardwareFold:
             "power_w": self.hists["power_w"].describe(),
             "fan_rpm": self.hists["fan_rpm"].describe(),
             "over_limits": {
-                "time_over_s": {f: _r(v) for f, v in self.time_over.items()},
-                "time_known_s": {f: _r(v) for f, v in self.time_known.items()},
-                "time_any_over_s": _r(self.time_any_over),
+                "time_over_s": {f: _rx(v) for f, v in self.time_over.items()},
+                "time_known_s": {f: _rx(v) for f, v in self.time_known.items()},
+                "time_any_over_s": _rx(self.time_any_over),
             },
             "thermal_pressure": {
                 "time_s": {
-                    k: _r(v)
+                    k: _rx(v)
                     for k, v in sorted(
                         self.pressure_time.items(), key=lambda kv: THERMAL_PRESSURE_LEVELS.index(kv[0])
                     )
@@ -1013,7 +1042,7 @@ class HardwareFold:
                 "limit": lim.pressure_limit,
             },
             "gpu_throttle": {
-                r: {"readings": int(n), "time_s": _r(s), "thermal": r in lim.gpu_throttle_reasons}
+                r: {"readings": int(n), "time_s": _rx(s), "thermal": r in lim.gpu_throttle_reasons}
                 for r, (n, s) in sorted(self.gpu_reasons.items())
             },
             "cpu_throttle": {name: total for name, (_, total) in self.cpu_throttle.items()} or None,
@@ -1024,7 +1053,7 @@ class HardwareFold:
                 "entries": dict(self.guard_entries),
                 "time_s": {k: _r(v) for k, v in guard_time.items()},
                 "duty_pct": {  # tests are folded only once a hardware reading exists (see sensing)
-                    k: _r(100 * self.guard_busy[k] / guard_time[k])
+                    k: _r(100 * self.guard_busy[k] / u / guard_time[k])
                     if guard_time[k] > 0 and self.sensing
                     else None
                     for k in STATE_RANK
@@ -1033,8 +1062,8 @@ class HardwareFold:
                 "history": list(self.guard_history),
             },
             "energy": {
-                "total_j": _r(self.energy_j) if self.energy_s > 0 else None,
-                "covered_s": _r(self.energy_s),
+                "total_j": _rx(self.energy_j) if self.energy_s > 0 else None,
+                "covered_s": _rx(self.energy_s),
                 "mean_power_w": _r(self.energy_j / self.energy_s) if self.energy_s > 0 else None,
                 "per_model": models,
             },
@@ -1042,11 +1071,11 @@ class HardwareFold:
                 "readings_known": bool(known),
                 "exceeded": self.time_any_over > 0 or intervened,
                 "run_s": _r(run_s),
-                "busy_s": _r(self.busy_s) if self.sensing else None,
-                "run_duty_pct": _r(100 * self.busy_s / run_s) if run_s and self.sensing else None,
+                "busy_s": _rx(self.busy_s) if self.sensing else None,
+                "run_duty_pct": _r(100 * self.busy_s / u / run_s) if run_s and self.sensing else None,
                 "stretches": stretches,
                 "longest_s": _r(longest[0]) if longest else None,
-                "longest_duty_pct": _r(100 * min(1.0, longest[1] / longest[0])) if longest else None,
+                "longest_duty_pct": _r(100 * min(1.0, longest[1] / u / longest[0])) if longest else None,
                 "best_duty_pct": _r(100 * best[0]) if best else None,
                 "best_s": _r(best[1]) if best else None,
                 "min_stretch_s": SUSTAIN_MIN_S,

@@ -19,9 +19,11 @@ it here against the earlier fold, step by step in the order one pass would have 
    earlier stretch, and their energy over the earlier stretch's power readings and the later's.
 
 `join` says why (the caller then folds the later stretch again, in order) wherever it could not
-be exact: a bounded table that overflowed, a value histogram that coarsened, a guard change before
-the later stretch's first reading, a test the earlier stretch left unfinished whose result the
-later one may not have kept. Sums of floats may differ from one pass's in their last bits.
+be exact: a bounded table that overflowed or could have (tests left unfinished), a value histogram
+that coarsened, a guard change before the later stretch's first reading, a run_started other than
+the one the later fold was seeded with, times that run backwards at the cut, token counts that are
+not whole numbers, a test id that is not one. Every sum of the fold is an int (hardware.FIXED), so
+the order of the terms changes nothing.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from typing import Any
 
 from soaktui.report.folds.hardware import (
     _TPS,
+    FIXED,
     HIST_KEYS,
     MAX_GAP_S,
     MAX_MODELS,
     MAX_NAMES,
+    MAX_PENDING,
     MAX_POWER_POINTS,
     UNKNOWN,
     HardwareFold,
@@ -53,20 +57,18 @@ class _Inexact(Exception):
 def join(first: HardwareFold, later: HardwareFold) -> HardwareFold | str:
     """A new fold: `first` with `later` (a later stretch's fold) joined on, or why the join could
     not be exact. Neither argument is changed."""
-    rec = later.later
-    if rec is None:
+    if later.later is None:
         return "the later fold was not made for a later stretch"
-    if rec.problem is not None:
-        return rec.problem
-    joined = copy.deepcopy(first)
-    joined.__dict__.pop("_joined", None)
+    if later.later.problem is not None:
+        return later.later.problem
     try:
-        _join_into(joined, later, rec)
+        joined, theirs = copy.deepcopy(first), copy.deepcopy(later)  # the join takes parts of both
+        assert theirs.later is not None
+        _join_into(joined, theirs, theirs.later)
     except _Inexact as exc:
         return str(exc)
-    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-        # an early event replayed here was malformed: one pass would have counted it so
-        return f"a malformed event before the later stretch's first reading ({type(exc).__name__})"
+    except Exception as exc:  # noqa: BLE001 - a malformed early event, a value too deep to copy...
+        return f"the join failed ({type(exc).__name__}): one pass decides"
     return joined
 
 
@@ -79,10 +81,14 @@ def _join_into(m: HardwareFold, b: HardwareFold, rec: LaterStretch) -> None:
             (m.feed_request if ev.get("kind") == "request" else m.on_result)(ev)
     if b.untouched:  # no reading, guard change or run_started: those events were all of it
         return
-    if b.limits != m.limits or b._evicted or len(b.per_model) >= MAX_MODELS:
-        raise _Inexact("other limits, or a bounded table full")
+    if (b.limits, b.limits_source, b._origin, b._started_t) != (m.limits, m.limits_source, m._origin, m._started_t):
+        raise _Inexact("the later fold was not seeded with the run_started this one read last")
+    if b._evicted or len(b.per_model) >= MAX_MODELS or len(m._pending) + b._pending_peak >= MAX_PENDING:
+        raise _Inexact("a bounded table full, or it could have been")
     if rec.first_sensing is False and m.sensing:
         raise _Inexact("the later stretch's first reading did not make it sensing")
+    if not _whole_tokens(m) or not _whole_tokens(b):
+        raise _Inexact("token counts that are not whole numbers")
     power_at_cut = list(m._power)
     _hold_and_stretch(m, b, rec)
     cut_state = m.guard_state
@@ -113,8 +119,11 @@ def _hold_and_stretch(m: HardwareFold, b: HardwareFold, rec: LaterStretch) -> No
     merged_open = b._stretch
     if not over1:  # the later stretch's first one began at t1
         if open_a is not None:  # and continues the open one: its early tests count from its start
+            if t1 < open_a[0]:  # time ran backwards: tests it did not keep would count otherwise
+                raise _Inexact("times that run backwards at the cut")
             extra = sum(
-                max(0.0, t - max(a, open_a[0])) - max(0.0, t - max(a, t1)) for a, t in rec.first_stretch_tests
+                round(max(0.0, t - max(a, open_a[0])) * FIXED) - round(max(0.0, t - max(a, t1)) * FIXED)
+                for a, t in rec.first_stretch_tests
             )
             if rec.provisional is not None:
                 _, end, busy = rec.provisional
@@ -141,7 +150,7 @@ def _guard(m: HardwareFold, b: HardwareFold, rec: LaterStretch, cut_state: str) 
         if since is None:  # one pass would have started the guard's clock at the timeline's origin
             assert b.timeline is not None  # a guard change makes one
             since = b.timeline.origin
-        m.guard_time[cut_state] += max(0.0, rec.first_guard_t - since)
+        m.guard_time[cut_state] += round(max(0.0, rec.first_guard_t - since) * FIXED)
         for state in STATE_RANK:
             m.guard_time[state] += b.guard_time[state]
         m._guard_since, m.guard_state = b._guard_since, b.guard_state
@@ -199,7 +208,7 @@ def _tables(m: HardwareFold, b: HardwareFold) -> None:
         m.time_over[fam] += b.time_over[fam]
     m.time_any_over += b.time_any_over
     for level, seconds in b.pressure_time.items():
-        m.pressure_time[level] = m.pressure_time.get(level, 0.0) + seconds
+        m.pressure_time[level] = m.pressure_time.get(level, 0) + seconds
     for reason, (n, seconds) in b.gpu_reasons.items():
         row = m.gpu_reasons.get(reason)
         if row is not None:
@@ -230,15 +239,18 @@ def _tables(m: HardwareFold, b: HardwareFold) -> None:
 
 
 def _boundary_tests(m: HardwareFold, b: HardwareFold, rec: LaterStretch, power_at_cut: list[Any]) -> None:
-    """Step 6: tests whose requests or power readings the earlier stretch holds."""
+    """Step 6, in the later stretch's order: tests whose requests or power readings the earlier
+    stretch holds, and results that only used up a test's requests (their time or length bad)."""
     unfinished = m._pending
     for test_id, t, a, span, key, tokens, known, covered, readings in rec.boundary:
         earlier = unfinished.pop(test_id, None)
-        extra = 0.0
+        if t is None:  # a result that was not folded: one pass would have dropped the requests too
+            continue
+        extra = 0
         if earlier is not None:
             extra, tps_sum, tps_n = earlier
-            cell = m.timeline.cell(t) if m.timeline is not None else None
-            if cell is not None:
+            if m.timeline is not None:
+                cell = m.timeline.cell(t)
                 cell.tokens += extra
                 cell.sums[_TPS] += tps_sum
                 cell.counts[_TPS] += tps_n
@@ -254,8 +266,8 @@ def _boundary_tests(m: HardwareFold, b: HardwareFold, rec: LaterStretch, power_a
         points = (power_at_cut + rec.power_head[:readings])[-MAX_POWER_POINTS:]
         joules, seconds = energy_over(points, a, t) if points and span > 0 else (0.0, 0.0)
         if points and span > 0 and seconds >= span * 0.999:
-            row[0] += joules
-            row[1] += span
+            row[0] += round(joules * FIXED)
+            row[1] += round(span * FIXED)
             row[2] += tokens + extra
             row[3] += 1
         else:
@@ -270,6 +282,16 @@ def _boundary_tests(m: HardwareFold, b: HardwareFold, rec: LaterStretch, power_a
         else:
             for i, v in enumerate(row):
                 mine[i] += v
+
+
+def _whole_tokens(fold: HardwareFold) -> bool:
+    """Every token count the fold added up is an int: sums of ints do not depend on their order."""
+    cells = fold.timeline.cells if fold.timeline is not None else ()
+    return (
+        all(type(c.tokens) is int for c in cells if c is not None)
+        and all(type(row[2]) is int for row in fold.per_model.values())
+        and all(type(row[0]) is int for row in fold._pending.values())
+    )
 
 
 __all__ = ["join"]

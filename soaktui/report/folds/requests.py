@@ -369,6 +369,8 @@ class RequestFold:
             return "more error spans than a fold keeps"
         if any(overflowed(b.reasons, b.categories) for b in later._buckets.values()):
             return "more failure reasons or prompt categories than a fold keeps"
+        if any(type(b.out_tokens) is not int for fold in (self, later) for b in fold._buckets.values()):
+            return "token counts that are not whole numbers (their sum depends on its order)"
         return None
 
     def merge(self, later: RequestFold) -> None:
