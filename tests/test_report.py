@@ -21,6 +21,7 @@ import pytest
 from soaktui.log.events import EventBus
 from soaktui.log.rundir import SUMMARY as SUMMARY_FILE
 from soaktui.report import build_report, fold, render_json, render_markdown, write_report
+from soaktui.report.html import render_html
 from soaktui.sinks.summary import SummarySink
 from soaktui.stats import describe, rate, wilson
 
@@ -539,6 +540,29 @@ def test_a_log_no_writer_makes_is_read_for_what_it_holds(tmp_path: Path) -> None
     assert stall == [{"t": None, "scenario": "streaming", "max_gap_ms": None, "test_id": 98}]
     md = render_markdown(s)
     assert "## What the servers hid" in md
+
+
+def test_a_log_with_absurd_values_where_times_and_counts_belong_still_renders(tmp_path: Path) -> None:
+    """Times that are text, lists or past any calendar, a class that is a number, token counts past
+    64 bits, a thermal limit that is text: every renderer still gives the report, and the times no
+    clock can show are shown as unknown (a fuzzer of hostile logs crashed `soaktui report` in about
+    one log in ten before)."""
+    log = make_log()
+    log.req("alpha", "streaming", 90, ok=False, error_class=1.5, error="odd")
+    log.req("alpha", "streaming", 91, output_tokens=2**62, token_source="usage")
+    log.req("alpha", "streaming", 92, output_tokens=2**62, token_source="usage")
+    events = [
+        {"v": 1, "kind": "run_started", "t": "noon", "settings": {"thermal": {"hysteresis_c": "x"}}},
+        *log.events,
+        {"v": 1, "kind": "paused", "t": -1e300},
+        {"v": 1, "kind": "resumed", "t": 1e300},
+        {"v": 1, "kind": "telemetry", "t": 1e300, "cpu_temp_c": 50.0, "power_w": 1e300},
+        {"v": 1, "kind": "run_finished", "t": [1], "elapsed_s": 5.0},
+    ]
+    s, _ = build_report(write_run(tmp_path, events))
+    assert s["run"]["ended_at"] is None  # run_finished's time is a list
+    assert "1.5" in s["errors"]["by_class"]
+    assert render_json(s) and render_markdown(s) and render_html(s)
 
 
 def test_failover_figures_and_unmeasured_stays_none() -> None:

@@ -369,6 +369,51 @@ REVIEWED_LOGS = {
     ],
     "token counts that are not whole": [_req(1.0, tokens=0.1), _req(2.0, tokens=0.2), _req(3.0, tokens=0.3)],
     "two run_started": [RUN_STARTED, RUN_STARTED | {"t": 100.0}, _reading(105.0), _reading(107.0)],
+    # a second review's: a reading or a result that raised partway, a test id used after its result
+    "a reading judged against a limit that is text": [
+        RUN_STARTED | {"t": 5.5, "settings": {"thermal": {"cpu_temp_limit_c": 80.0, "hysteresis_c": "x"}}},
+        {"kind": "telemetry", "t": 39.157102, "power_w": 290.7},
+        {"kind": "telemetry", "t": 42.157102, "cpu_temp_c": 62.3},
+        {"kind": "telemetry", "t": 54.858814},
+    ],
+    "a reading of an absurd power": [
+        RUN_STARTED | {"t": 6.0},
+        {"kind": "telemetry", "t": 11.902, "gpu_throttle_reasons": ["sw_thermal_slowdown"]},
+        {"kind": "telemetry", "t": 50.663, "power_w": 1e300},
+        {"kind": "telemetry", "t": 88.857},
+    ],
+    "a reading whose gpus are not a list": [
+        {"kind": "request"},
+        {"kind": "telemetry", "t": -1, "gpu_throttle_reasons": ["gpu_idle"]},
+        {"kind": "telemetry", "t": -138.412866, "gpus": True, "power_w": 381.4},
+        {"kind": "scenario_result", "t": -133.4, "provider": "p", "model": "o:7b", "duration_ms": 3000.0},
+    ],
+    "a test id used again after its result": [
+        RUN_STARTED,
+        _power(1.0),
+        _req(2.0),
+        _power(3.0),
+        _req(3.5, tokens=3),
+        _result(4.0, ms=500.0),
+        _result(5.0, ms="long"),
+    ],
+    "a result whose model key is not a name": [
+        RUN_STARTED,
+        _power(1.0),
+        _req(2.0),
+        _power(3.0),
+        _result(4.0, ms=2500.0) | {"key": ["x"]},
+        _result(5.0, ms=500.0),
+    ],
+    "absurd token counts and a class that is a number": [
+        RUN_STARTED,
+        _power(1.0),
+        _req(2.0, tokens=1e300),
+        _power(3.0),
+        _req(3.5, test_id=8, ok=False, error_class=1.5),
+        _req(3.6, test_id=8, ok=False, error_class="http_status"),
+        _result(4.0, ms=2500.0),
+    ],
     "a guard change whose fields are structures": [
         RUN_STARTED,
         _reading(1.0),
@@ -404,15 +449,16 @@ def test_a_line_longer_than_the_limit_is_bad_wherever_the_reads_fall(tmp_path: P
     monkeypatch.setattr(reader, "BLOCK_SIZE", 256)
     good = orjson.dumps({"v": 1, "kind": "status", "t": 1.0, "run_id": "r"})
     long = orjson.dumps({"v": 1, "kind": "status", "t": 2.0, "run_id": "r", "pad": "x" * 1100})
-    path = tmp_path / "events.jsonl"
-    path.write_bytes(b"\n".join([good] * 7 + [long] + [good] * 3) + b"\n")
-    for cut in _line_starts(path):
-        if cut > len(good) * 7 + 7:
-            break
-        first, rest = ReadStats(), ReadStats()
-        for _ in iter_event_batches(path, first, end=cut):
-            pass
-        for _ in iter_event_batches(path, rest, start=cut):
-            pass
-        first.merge(rest)
-        assert (first.lines_ok, first.lines_bad, first.first_bad_line) == (10, 1, 8), cut
+    for overlong in (long, b" " * 1100):  # a blank line that long is bad too
+        path = tmp_path / "events.jsonl"
+        path.write_bytes(b"\n".join([good] * 7 + [overlong] + [good] * 3) + b"\n")
+        for cut in _line_starts(path):
+            if cut > len(good) * 7 + 7:
+                break
+            first, rest = ReadStats(), ReadStats()
+            for _ in iter_event_batches(path, first, end=cut):
+                pass
+            for _ in iter_event_batches(path, rest, start=cut):
+                pass
+            first.merge(rest)
+            assert (first.lines_ok, first.lines_bad, first.first_bad_line) == (10, 1, 8), cut

@@ -194,8 +194,8 @@ def iter_event_batches(
                             raise decode_error("overlong", "", 0)
                         ev = loads(line)
                     except decode_error:
-                        if not line.strip():
-                            continue  # blank line
+                        if not line.strip() and len(line) <= MAX_LINE_BYTES:
+                            continue  # blank line (an overlong one is bad, as when its reads split it)
                         if pending_bad is not None:
                             _count_bad(st, pending_bad)
                         pending_bad = lineno

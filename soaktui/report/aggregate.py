@@ -188,13 +188,13 @@ class RunAggregate:
                 n += 1
                 get = ev.get
                 t = get("t")
-                if t is not None:
+                if type(t) is float or type(t) is int:  # a time, not whatever a log put there
                     if first_t is None:
                         first_t = t
                         self._first_run_id = get("run_id")
                     last_t = t
                 mono = get("mono_ns")
-                if mono is not None:
+                if type(mono) is int:
                     if first_mono is None:
                         first_mono = mono
                     last_mono = mono
@@ -357,7 +357,8 @@ class RunAggregate:
             capabilities=capabilities["models"],
         )
         names = short_names(models)
-        timeline = over_time(self.requests.time_cells(), header["started_t"], self._last_t)
+        started = header["started_t"] if is_num(header["started_t"]) else None  # a log's text "time"
+        timeline = over_time(self.requests.time_cells(), started, self._last_t)
         by_class = self.requests.errors_by_class()
         verdict = decide(
             models,
@@ -383,7 +384,7 @@ class RunAggregate:
             "capabilities": capabilities,
             "failover": self.failover.snapshot(),
             "control": self.control.snapshot(self._last_mono, self._last_t),
-            "hardware": self.hardware.snapshot((run.finished or {}).get("t", self._last_t)),
+            "hardware": self.hardware.snapshot(_time_or((run.finished or {}).get("t"), self._last_t)),
             "server_truth": self.truth.snapshot({k: m["ttft_ms"]["p50"] for k, m in models.items()}),
             "definitions": dict(DEFINITIONS),
             "rankings": ranks,
@@ -393,6 +394,11 @@ class RunAggregate:
             "timeline": timeline,
             "outages": self.outages.snapshot(),
         }
+
+
+def _time_or(t: Any, default: Any) -> Any:
+    """`t` when it is a number, else `default` (a log may hold anything where a time belongs)."""
+    return t if is_num(t) else default
 
 
 def fold(events: Iterable[dict[str, Any]], **kwargs: Any) -> RunAggregate:

@@ -68,6 +68,8 @@ def num(x: Any, nd: int = 1) -> str:
         return "yes" if x else "no"
     if isinstance(x, int):
         return f"{x:,}"
+    if not isinstance(x, float):  # a log's value that is not a number, shown as it is
+        return str(x)
     return f"{x:,.{nd}f}"
 
 

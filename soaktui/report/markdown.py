@@ -578,7 +578,10 @@ def _ms_cell(d: Describe | None) -> str:
 def _clock(t: Any) -> str:
     from datetime import datetime
 
-    return NA if t is None else datetime.fromtimestamp(float(t)).strftime("%H:%M:%S")
+    try:
+        return NA if t is None else datetime.fromtimestamp(float(t)).strftime("%H:%M:%S")
+    except (OverflowError, OSError, ValueError, TypeError):  # a log's absurd time
+        return NA
 
 
 def _server_truth(snap: Snapshot) -> list[str]:

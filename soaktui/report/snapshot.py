@@ -440,7 +440,7 @@ class ModelEnergy(TypedDict):
     energy_j: float | None
     energy_wh: float | None
     seconds: float | None
-    output_tokens: int
+    output_tokens: int | float  # a float only past 64 bits (a log with absurd counts)
     j_per_token: float | None
     mean_power_w: float | None
     tests_with_power: int

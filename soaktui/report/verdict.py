@@ -49,7 +49,10 @@ RULES = {
 
 
 def _clock(t: float | None) -> str:
-    return "?" if t is None else datetime.fromtimestamp(t).strftime("%H:%M")
+    try:
+        return "?" if t is None else datetime.fromtimestamp(t).strftime("%H:%M")
+    except (OverflowError, OSError, ValueError, TypeError):  # a log's absurd time
+        return "?"
 
 
 def _hours_text(h: float) -> str:

@@ -49,8 +49,11 @@ def is_int(v: Any) -> TypeGuard[int]:
     return type(v) is int
 
 
-def iso(t: float | None) -> str | None:
-    """Epoch seconds as a local ISO time, to the second."""
-    if t is None:
+def iso(t: Any) -> str | None:
+    """Epoch seconds as a local ISO time, to the second (None for what is not a time a clock shows)."""
+    if not is_num(t):
         return None
-    return datetime.fromtimestamp(t, tz=timezone.utc).astimezone().isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(t, tz=timezone.utc).astimezone().isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # a log's absurd time
+        return None

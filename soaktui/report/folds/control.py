@@ -3,6 +3,7 @@ and the engine's last status."""
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any, ClassVar
 
@@ -95,7 +96,8 @@ class ControlFold:
         if is_int(m0) and is_int(mono):
             return max(0, mono - m0)
         if is_num(t0) and is_num(t):
-            return int(max(0.0, t - t0) * 1e9)
+            ns = max(0.0, t - t0) * 1e9
+            return int(ns) if math.isfinite(ns) else 0  # a log's absurd times: unknown
         return 0
 
     def on_command(self, ev: dict[str, Any]) -> None:

@@ -80,10 +80,13 @@ METHODS = {
 }
 
 
+MAX_VALUE = 1e12  # no reading, time or power is this large: beyond it a value is not a number
+
+
 def _num(x: Any) -> float | None:
-    if type(x) is float:  # the usual case, first: finite when x - x is 0 (not for inf or nan)
-        return x if x - x == 0.0 else None
-    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+    if type(x) is float:  # the usual case, first (false for inf and nan too)
+        return x if -MAX_VALUE < x < MAX_VALUE else None
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and -MAX_VALUE < x < MAX_VALUE:
         return float(x)
     return None
 
@@ -102,6 +105,13 @@ def limits_from_settings(settings: Any) -> tuple[Thermal, str]:
     values = {k: v for k, v in section.items() if k in known}
     if isinstance(values.get("gpu_throttle_reasons"), list):
         values["gpu_throttle_reasons"] = tuple(values["gpu_throttle_reasons"])
+    for name, value in values.items():  # judge compares numbers with numbers: a "x" limit would raise
+        default = getattr(base, name)
+        wanted = (int, float) if type(default) is float else type(default)
+        if not isinstance(value, wanted) or (type(value) is bool) != (type(default) is bool):
+            return base, "defaults (the run's [thermal] settings could not be read)"
+        if isinstance(value, tuple) and not all(type(r) is str for r in value):
+            return base, "defaults (the run's [thermal] settings could not be read)"
     try:
         return dataclasses.replace(base, **values), "run settings"
     except (TypeError, ValueError):
@@ -368,6 +378,7 @@ class LaterStretch:
         "first_guard_t",
         "power_head",
         "min_id",
+        "results",
         "problem",
     )
 
@@ -392,6 +403,7 @@ class LaterStretch:
         # the smallest test_id of the results not in `boundary`: a test the earlier stretch left
         # unfinished must have a smaller id, or its result may be among them (the join refuses)
         self.min_id: int | None = None
+        self.results = [0, 0]  # results whose test's requests were taken, and of those recorded
         self.first_guard_t: float | None = None  # before it the guard state is the earlier stretch's
         self.power_head: list[tuple[float, float | None]] = []  # the first MAX_POWER_POINTS readings
         self.problem: str | None = None  # why the two stretches cannot be joined exactly
@@ -410,6 +422,7 @@ class LaterStretch:
 
     def note_id(self, test_id: Any) -> None:
         """A result not kept in `boundary`: its test_id bounds the earlier stretch's unfinished ones."""
+        self.results[1] += 1
         if type(test_id) is not int:
             self.problem = "a test id that is not a whole number"
         elif self.min_id is None or test_id < self.min_id:
@@ -417,6 +430,7 @@ class LaterStretch:
 
     def discard(self, test_id: Any) -> None:
         """A result not folded (a bad time or length): it used up its test's requests all the same."""
+        self.results[1] += 1
         self.boundary.append((test_id, None, 0.0, 0.0, "", 0, False, False, 0))
 
     def on_reading(self, t: float, power: float | None, sensing: bool) -> None:
@@ -494,6 +508,7 @@ class HardwareFold:
         self.best: tuple[float, float] | None = None  # (duty, seconds) over stretches >= SUSTAIN_MIN_S
         self.stretches = 0
         self._evicted = 0  # tests dropped from _pending unfinished
+        self._readings_done = 0  # readings folded to the end (one that raised partway is not)
         self._pending_peak = 0  # the most tests _pending held at once
         self._throttle_first: dict[str, int] = {}  # each throttle counter's first value
         # A later stretch of the log (report/split.py) records what depends on the stretch before it,
@@ -537,7 +552,7 @@ class HardwareFold:
         """
         get = ev.get
         t = get("t")
-        if type(t) is not float or t - t != 0.0:  # not a finite float: _num decides
+        if type(t) is not float or not -MAX_VALUE < t < MAX_VALUE:  # not a usual float: _num decides
             t = _num(t)
             if t is None:
                 return
@@ -565,9 +580,9 @@ class HardwareFold:
         )
         pressure, reasons_raw = get("thermal_pressure"), get("gpu_throttle_reasons")
         # _num, its usual cases first: a finite float as it is, nothing as nothing
-        cpu = cpu_raw if type(cpu_raw) is float and cpu_raw - cpu_raw == 0.0 else _num(cpu_raw)
+        cpu = cpu_raw if type(cpu_raw) is float and -MAX_VALUE < cpu_raw < MAX_VALUE else _num(cpu_raw)
         gpu = None if gpu_raw is None else _num(gpu_raw)
-        power = power_raw if type(power_raw) is float and power_raw - power_raw == 0.0 else _num(power_raw)
+        power = power_raw if type(power_raw) is float and -MAX_VALUE < power_raw < MAX_VALUE else _num(power_raw)
         fan = None if fan_raw is None else _num(fan_raw)
         if not self.sensing and (
             cpu is not None
@@ -641,6 +656,7 @@ class HardwareFold:
             None if level is None else THERMAL_PRESSURE_LEVELS[level],
             reasons,
         )
+        self._readings_done += 1
 
     def _verdicts(self, ev: dict[str, Any], cpu: Any, gpu: Any, pressure: Any, reasons: Any) -> _Judged:
         """thermal.judge's verdicts on reading `ev` (the guard's rule), looked up by the values it
@@ -724,7 +740,8 @@ class HardwareFold:
                             label = f"{name} ({label})"
                         _bounded_add(src, label, None)
                 if fam == "power":  # a GPU's own power reading is summed into power_w too
-                    for g in get("gpus") or ():
+                    gpus = get("gpus")
+                    for g in gpus if isinstance(gpus, list) else ():
                         if isinstance(g, dict) and g.get("power_w") is not None:
                             _bounded_add(src, f"{g.get('name') or 'gpu'} ({g.get('source') or '?'})", None)
             elif fam == "thermal_pressure":
@@ -826,6 +843,8 @@ class HardwareFold:
             return
         get: Callable[[str], Any] = ev.get
         pending = self._pending.pop(get("test_id"), None)
+        if self.later is not None:  # a result that raises before it is recorded: the join refuses
+            self.later.results[0] += 1
         t, ms = get("t"), get("duration_ms")
         try:  # float() as the rule, skipped for what is a float already
             t = t if type(t) is float else float(t)
@@ -872,7 +891,7 @@ class HardwareFold:
         rec = self.per_model.get(key)
         if rec is None:
             if len(self.per_model) >= MAX_MODELS:
-                return
+                return  # a later stretch with a full table is not joined
             rec = self.per_model[key] = [0, 0, 0, 0, 0]
         if later is not None:
             if pending is None or a < self._first_reading_t:
@@ -882,6 +901,7 @@ class HardwareFold:
                 later.boundary.append(
                     (get("test_id"), t, a, span, key, tokens, known, covered, self.readings)
                 )
+                later.results[1] += 1
                 return
             later.note_id(get("test_id"))
         self._credit(rec, a, t, span, tokens)
@@ -989,7 +1009,7 @@ class HardwareFold:
                 "energy_j": _r(j),
                 "energy_wh": _r(j / 3600, 3),
                 "seconds": _r(s),
-                "output_tokens": int(tok),
+                "output_tokens": int(tok) if abs(tok) < 1 << 63 else float(tok),  # JSON ints are 64-bit
                 "j_per_token": _r(j / tok, 3) if tok > 0 else None,
                 "mean_power_w": _r(j / s) if s > 0 else None,
                 "tests_with_power": int(cov),

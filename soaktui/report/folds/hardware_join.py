@@ -81,6 +81,8 @@ def _join_into(m: HardwareFold, b: HardwareFold, rec: LaterStretch) -> None:
             (m.feed_request if ev.get("kind") == "request" else m.on_result)(ev)
     if b.untouched:  # no reading, guard change or run_started: those events were all of it
         return
+    if b._readings_done != b.readings or rec.results[0] != rec.results[1]:
+        raise _Inexact("a reading or a result that raised partway (one pass keeps what it did)")
     if (b.limits, b.limits_source, b._origin, b._started_t) != (m.limits, m.limits_source, m._origin, m._started_t):
         raise _Inexact("the later fold was not seeded with the run_started this one read last")
     if b._evicted or len(b.per_model) >= MAX_MODELS or len(m._pending) + b._pending_peak >= MAX_PENDING:
@@ -242,6 +244,9 @@ def _boundary_tests(m: HardwareFold, b: HardwareFold, rec: LaterStretch, power_a
     """Step 6, in the later stretch's order: tests whose requests or power readings the earlier
     stretch holds, and results that only used up a test's requests (their time or length bad)."""
     unfinished = m._pending
+    # tests the earlier stretch left unfinished: no result the later one did not keep is theirs
+    if unfinished and rec.min_id is not None and not max(unfinished) < rec.min_id:
+        raise _Inexact("an unfinished test's result may not have been kept")
     for test_id, t, a, span, key, tokens, known, covered, readings in rec.boundary:
         earlier = unfinished.pop(test_id, None)
         if t is None:  # a result that was not folded: one pass would have dropped the requests too
@@ -272,9 +277,6 @@ def _boundary_tests(m: HardwareFold, b: HardwareFold, rec: LaterStretch, power_a
             row[3] += 1
         else:
             row[4] += 1
-    # tests the earlier stretch left unfinished: no result the later one did not keep is theirs
-    if unfinished and rec.min_id is not None and not max(unfinished) < rec.min_id:
-        raise _Inexact("an unfinished test's result may not have been kept")
     for test_id, row in b._pending.items():
         mine = unfinished.get(test_id)
         if mine is None:

@@ -186,6 +186,12 @@ def _source_of(v: Any) -> tuple[str, bool]:
     return found
 
 
+def _class_name(cls: Any) -> Any:
+    """An error class as a name: a number written as one becomes its text (numbers and names would
+    not sort together); a structure stays as it is, and the fold raises on it (malformed)."""
+    return str(cls) if isinstance(cls, (int, float)) else cls
+
+
 def _saw(seen: dict[Any, list[float]], key: Any, t: Any) -> None:
     """A failure of `key` at time `t`: its [first, last] span widened (at most MAX_SEEN keys)."""
     if not is_num(t):
@@ -323,7 +329,7 @@ class RequestFold:
                 b.truncated += 1
         else:
             b.req_failed += 1
-            v = cls or "other"
+            v = _class_name(cls or "other")
             c.fail(v)
             errs = b.req_errors
             if v in errs:
@@ -351,7 +357,7 @@ class RequestFold:
         else:
             reason = str(get("reason") or "(no reason given)")
             bounded_inc(b.reasons, reason, MAX_REASONS)
-            cls = get("error_class") or "other"
+            cls = _class_name(get("error_class") or "other")
             b.test_errors[cls] = b.test_errors.get(cls, 0) + 1
             if cls not in self._test_examples:
                 self._test_examples[cls] = reason[:EXAMPLE_CHARS]
