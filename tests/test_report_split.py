@@ -152,13 +152,7 @@ def _refused_and_refolded(tmp_path: Path, first: list[bytes], second: list[bytes
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(first + second) + b"\n")
     cut = sum(len(line) + 1 for line in first)
-    agg, later = RunAggregate(), RunAggregate(later=True)
-    later.hardware.seed(orjson.loads(first[0]))
-    for batch in iter_event_batches(path, ReadStats(), end=cut):
-        agg.feed_all(batch)
-    for batch in iter_event_batches(path, ReadStats(), start=cut):
-        later.feed_all(batch)
-    reason = agg.cannot_merge(later)
+    reason, _, _ = _join_at(path, cut)
     assert reason is not None
     stats = ReadStats()
     assert _report(split.fold_log(path, stats, cut=cut), stats) == _one_pass(path)
