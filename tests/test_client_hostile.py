@@ -107,7 +107,10 @@ def test_the_report_counts_rejected_usage_and_never_shows_negative_speed():
 
 def _peak_of_a_whole_answer(size: int) -> tuple[Any, int]:
     """(result, traced peak) of a non-stream request whose body is `size` bytes of spaces."""
-    piece = b" " * min(size, 1 << 20)  # allocated before tracing starts: only the client is measured
+    # Allocated before tracing starts. tracemalloc also sees this server, in the same process: when
+    # the socket takes less than a write, its transport copies the rest, so pieces stay small (64
+    # KiB) or that copy (up to 1 MiB with 1 MiB pieces, as CI once saw) is counted as the client's.
+    piece = b" " * min(size, 1 << 16)
 
     async def handler(req: Request, w: asyncio.StreamWriter) -> None:
         w.write(head(200, "application/json", chunked=False, length=size))
@@ -129,8 +132,10 @@ def test_a_50_mb_body_fails_at_the_cap_holding_it_at_most_once():
     r, peak = _peak_of_a_whole_answer(50 << 20)
     assert r.error_class == errors.BAD_RESPONSE
     assert r.error == f"response body larger than {JSON_BODY_CAP // 2**20} MiB (not read further)"
-    # The capped body once (a bytearray grows by an eighth); a copy of it would double this.
-    assert peak - baseline < 1.3 * JSON_BODY_CAP, (peak, baseline)
+    # The capped body once: a bytearray grows by an eighth, so about 1.2 caps here. One copy of it
+    # would make 2.1 or more. The bound sits between, since tracemalloc counts every thread of this
+    # process, and in the full suite others (CI once added 0.1 of a cap) allocate while it traces.
+    assert peak - baseline < 1.6 * JSON_BODY_CAP, (peak, baseline)
 
 
 def endless_stream(sent: list[int]) -> Any:
