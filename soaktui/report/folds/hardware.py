@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 from soaktui.config import Thermal
+from soaktui.report.folds.merging import add_counts
 from soaktui.report.snapshot import Family, Hardware, Histogram, ModelEnergy, Series, Temperature
 from soaktui.thermal import OK, STATE_RANK, THERMAL_PRESSURE_LEVELS, judge, pressure_level
 
@@ -153,6 +154,8 @@ class Timeline:
         self.width = width
         self.cap = cap
         self.cells: list[_Cell | None] = [None] * cap
+        self.last_i = -1  # the index `cell` found last, and its cell (-1: none since a coarsening)
+        self.last: _Cell | None = None
 
     def index(self, t: float) -> int:
         i = int((t - self.origin) // self.width)
@@ -187,12 +190,14 @@ class Timeline:
             cells[j] = a
         self.cells = cells
         self.width *= 2
+        self.last_i, self.last = -1, None
 
     def cell(self, t: float) -> _Cell:
         i = self.index(t)
         c = self.cells[i]
         if c is None:
             c = self.cells[i] = _Cell()
+        self.last_i, self.last = i, c
         return c
 
     def add_busy(self, a: float, b: float) -> None:
@@ -259,22 +264,38 @@ class Timeline:
 
 
 class _Hist:
-    """Counts of values rounded to a resolution (it doubles past HIST_KEYS distinct values)."""
+    """The values of one series: exact counts of each value while there are at most HIST_KEYS
+    distinct ones (one dict increment a reading; sensors give one decimal, so a long log repeats a
+    few hundred values), then counts of values rounded to a resolution, which doubles past HIST_KEYS
+    keys. Binned once, or seen binned (`binned()`), the two are the same counts: with at most
+    HIST_KEYS distinct values the resolution never doubled."""
 
-    __slots__ = ("res", "base", "counts", "n", "total", "peak")
+    __slots__ = ("res", "base", "raw", "counts", "n", "total", "peak")
 
     def __init__(self, res: float) -> None:
         self.res = res
         self.base = res
+        self.raw: dict[float, int] | None = {}  # value -> readings, until binned (then None)
+        # once binned: counts of round(value / res), the readings, their sum (1 / FIXED units), peak
         self.counts: dict[int, int] = {}
         self.n = 0
-        self.total = 0  # in units of 1 / FIXED
+        self.total = 0
         self.peak = -math.inf
 
-    def add(self, v: float, fixed: int) -> None:
-        """Count `v`; `fixed` is round(v * FIXED), its share of the total."""
+    def add(self, v: float) -> None:
+        """Count `v` (a finite float)."""
+        raw = self.raw
+        if raw is not None:
+            n = raw.get(v)
+            if n is not None:
+                raw[v] = n + 1
+                return
+            if len(raw) < HIST_KEYS:
+                raw[v] = 1
+                return
+            self._bin()  # the binned counts one pass would hold now: none coarsened yet
         self.n += 1
-        self.total += fixed
+        self.total += round(v * FIXED)
         if v > self.peak:
             self.peak = v
         k = round(v / self.res)
@@ -292,22 +313,58 @@ class _Hist:
                 merged[j] = merged.get(j, 0) + n
             self.counts = merged
 
+    def binned(self) -> tuple[dict[int, int], int, int, float]:
+        """(counts, n, total, peak) at the resolution, whether or not binned yet."""
+        raw = self.raw
+        if raw is None:
+            return self.counts, self.n, self.total, self.peak
+        counts: dict[int, int] = {}
+        res = self.res
+        for v, n in raw.items():
+            k = round(v / res)
+            counts[k] = counts.get(k, 0) + n
+        total = sum([round(v * FIXED) * n for v, n in raw.items()])
+        return counts, sum(raw.values()), total, max(raw) if raw else -math.inf
+
+    def _bin(self) -> None:
+        self.counts, self.n, self.total, self.peak = self.binned()
+        self.raw = None
+
+    def join(self, later: _Hist) -> bool:
+        """Add `later` (the same series over a later stretch of the log); False when the counts
+        would depend on the order of the values (a resolution doubled, or would have)."""
+        if self.raw is not None and later.raw is not None:
+            add_counts(self.raw, later.raw)
+            if len(self.raw) <= HIST_KEYS:
+                return True
+        for h in (self, later):
+            if h.raw is not None:
+                h._bin()
+        if self.res != self.base or later.res != later.base:
+            return False
+        add_counts(self.counts, later.counts)
+        self.n += later.n
+        self.total += later.total
+        self.peak = max(self.peak, later.peak)
+        return len(self.counts) <= HIST_KEYS
+
     def describe(self) -> Histogram:
-        if not self.n:
+        counts, n, total, peak = self.binned()
+        if not n:
             return {"n": 0, "mean": None, "p95": None, "peak": None, "resolution": self.res}
-        rank = math.ceil(0.95 * self.n)  # nearest rank
+        rank = math.ceil(0.95 * n)  # nearest rank
         seen = 0
         p95 = None
-        for k in sorted(self.counts):
-            seen += self.counts[k]
+        for k in sorted(counts):
+            seen += counts[k]
             if seen >= rank:
                 p95 = k * self.res
                 break
         return {
-            "n": self.n,
-            "mean": _r(self.total / FIXED / self.n),
+            "n": n,
+            "mean": _r(total / FIXED / n),
             "p95": _r(p95),
-            "peak": _r(self.peak),
+            "peak": _r(peak),
             "resolution": self.res,
         }
 
@@ -354,6 +411,7 @@ class _Judged(NamedTuple):
 UNKNOWN = "unknown"  # a later stretch's guard state before its first thermal_guard event
 MAX_EARLY = 4096  # a later stretch's request and result events kept until its first reading
 _NO_REASONS: list[str] = []  # shared by every reading without GPU throttle reasons (never changed)
+_PLAIN = (float, type(None))  # reading values _verdicts looks up as they are
 MAX_JUDGED = 4096  # distinct judged readings remembered (a long log has a few hundred)
 
 
@@ -569,7 +627,7 @@ class HardwareFold:
         if self._prev is not None:
             self._hold_previous(t)
         una = get("unavailable")
-        if isinstance(una, dict):
+        if una is not None and isinstance(una, dict):
             for fam, why in una.items():
                 _bounded_add(self.unavailable, str(fam), str(why)[:200])
         cpu_raw, gpu_raw, power_raw, fan_raw = (
@@ -596,18 +654,22 @@ class HardwareFold:
         if later is not None:
             later.on_reading(t, power, self.sensing)
             self._keep_early = None
-        cell = None
+        i = int((t - tl.origin) // tl.width)  # the timeline cell: the one before, usually
+        cell = tl.last if i == tl.last_i and tl.last is not None else tl.cell(t)
+        sums, counts, maxes = cell.sums, cell.counts, cell.maxes
         hists = self._hist_list
-        for idx, v in ((_CPU, cpu), (_GPU, gpu), (_POWER, power), (_FAN, fan)):
+        for idx, v in enumerate((cpu, gpu, power, fan)):
             if v is not None:
-                fixed = round(v * FIXED)
-                hists[idx].add(v, fixed)
-                if cell is None:
-                    cell = tl.cell(t)
-                cell.sums[idx] += fixed
-                cell.counts[idx] += 1
-                if v > cell.maxes[idx]:
-                    cell.maxes[idx] = v
+                h = hists[idx]
+                raw = h.raw
+                if raw is not None and (n := raw.get(v)) is not None:  # _Hist.add's usual case
+                    raw[v] = n + 1
+                else:
+                    h.add(v)
+                sums[idx] += round(v * FIXED)
+                counts[idx] += 1
+                if v > maxes[idx]:
+                    maxes[idx] = v
         temps, fans = cpu is not None or gpu is not None, fan is not None
         throttle = get("cpu_throttle")
         if (
@@ -629,25 +691,37 @@ class HardwareFold:
             self._families(ev, temps, power is not None, fans)
             if throttle is not None:
                 self._counters(ev)
-        judged = self._verdicts(ev, cpu_raw, gpu_raw, pressure, reasons_raw)
-        if cell is None:
-            cell = tl.cell(t)
+        judged = None  # _verdicts' lookup, for the usual reading (no pressure, no throttle reasons)
+        if pressure is None and reasons_raw is None and type(cpu_raw) in _PLAIN and type(gpu_raw) in _PLAIN:
+            judged = self._judged.get((cpu_raw, gpu_raw, None, None))
+        if judged is None:
+            judged = self._verdicts(ev, cpu_raw, gpu_raw, pressure, reasons_raw)
         over = judged.over
-        cell.over = cell.over or over
+        if over:
+            cell.over = True
         if self.guard_state == UNKNOWN:  # a later stretch before its first guard change
             cell.early = True
         else:
-            cell.guard = max(cell.guard, STATE_RANK[self.guard_state])
+            rank = STATE_RANK[self.guard_state]
+            if rank > cell.guard:
+                cell.guard = rank
         if judged.verdicts:
-            self._stretch_step(t, over)
-        level = None if pressure is None else pressure_level(pressure)
-        reasons = [str(r) for r in reasons_raw] if type(reasons_raw) is list else _NO_REASONS
-        for r in reasons:
-            rec = self.gpu_reasons.get(r)
-            if rec is None and len(self.gpu_reasons) < MAX_NAMES:
-                rec = self.gpu_reasons[r] = [0, 0]
-            if rec is not None:
-                rec[0] += 1
+            st = self._stretch
+            if later is None and st is not None and not over and t - st[1] <= MAX_GAP_S:
+                st[1] = t  # _stretch_step's usual case: the stretch goes on
+            else:
+                self._stretch_step(t, over)
+        if pressure is None and reasons_raw is None:
+            level, reasons = None, _NO_REASONS
+        else:
+            level = None if pressure is None else pressure_level(pressure)
+            reasons = [str(r) for r in reasons_raw] if type(reasons_raw) is list else _NO_REASONS
+            for r in reasons:
+                rec = self.gpu_reasons.get(r)
+                if rec is None and len(self.gpu_reasons) < MAX_NAMES:
+                    rec = self.gpu_reasons[r] = [0, 0]
+                if rec is not None:
+                    rec[0] += 1
         self._power.append((t, power))
         self._prev = (
             t,
@@ -691,9 +765,11 @@ class HardwareFold:
         if prev is None:
             return
         pt, judged, power, pressure, reasons = prev
-        dt = min(max(0.0, t - pt), MAX_GAP_S)
+        dt = t - pt
         if dt <= 0:
             return
+        if dt > MAX_GAP_S:
+            dt = MAX_GAP_S
         fdt = round(dt * FIXED)
         known, over = self.time_known, self.time_over
         for fam in judged.families:

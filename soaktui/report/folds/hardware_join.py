@@ -34,7 +34,6 @@ from typing import Any
 from soaktui.report.folds.hardware import (
     _TPS,
     FIXED,
-    HIST_KEYS,
     MAX_GAP_S,
     MAX_MODELS,
     MAX_NAMES,
@@ -187,13 +186,8 @@ def _timeline(m: HardwareFold, b: HardwareFold, cut_state: str) -> None:
 def _tables(m: HardwareFold, b: HardwareFold) -> None:
     """Step 5, the rest: histograms, counts, times, names, counters, energy, models."""
     for name, h in m.hists.items():
-        hb = b.hists[name]
-        if hb.res != hb.base or h.res != hb.res or len(h.counts.keys() | hb.counts.keys()) > HIST_KEYS:
+        if not h.join(b.hists[name]):
             raise _Inexact("a value histogram coarsened")
-        add_counts(h.counts, hb.counts)
-        h.n += hb.n
-        h.total += hb.total
-        h.peak = max(h.peak, hb.peak)
     m.sensing = m.sensing or b.sensing
     add_counts(m.family_readings, b.family_readings)
     if len(b.unavailable) >= MAX_NAMES or len(b.gpu_reasons) >= MAX_NAMES:
