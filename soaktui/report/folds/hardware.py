@@ -641,10 +641,11 @@ class HardwareFold:
         cpu = cpu_raw if type(cpu_raw) is float and -MAX_VALUE < cpu_raw < MAX_VALUE else _num(cpu_raw)
         gpu = None if gpu_raw is None else _num(gpu_raw)
         power = power_raw if type(power_raw) is float and -MAX_VALUE < power_raw < MAX_VALUE else _num(power_raw)
+        fan: float | None = None
         if type(fan_raw) is int and -MAX_VALUE < fan_raw < MAX_VALUE:  # rpm, a whole number usually
             fan = float(fan_raw)
-        else:
-            fan = None if fan_raw is None else _num(fan_raw)
+        elif fan_raw is not None:
+            fan = _num(fan_raw)
         if not self.sensing and (
             cpu is not None
             or gpu is not None
