@@ -199,6 +199,20 @@ def test_what_the_hardware_join_cannot_settle_is_folded_again_in_order(tmp_path:
     assert reason == "HardwareFold: an unfinished test's result may not have been kept"
 
 
+def test_values_past_the_exact_counts_still_join_while_their_bins_are_few(tmp_path: Path, utc) -> None:
+    """Each half counts its 2,050 fan values exactly; together they are past HIST_KEYS distinct
+    values, so one pass bins them (at 1 rpm: 42 bins, no coarsening), and so must the join."""
+    fans = [_reading(2.0 + i, fan_rpm=1000 + i / 100) for i in range(4100)]
+    first, second = _events(RUN_STARTED, *fans[:2050]), _events(*fans[2050:])
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(first + second) + b"\n")
+    got, later = _joined(path, sum(len(line) + 1 for line in first))
+    assert got == _one_pass(path)
+    assert later.hardware.hists["fan_rpm"].raw is not None  # the half held exact counts
+    fan = orjson.loads(got)["hardware"]["fan_rpm"]
+    assert (fan["n"], fan["resolution"], fan["peak"]) == (4100, 1.0, 1041.0)
+
+
 def test_a_child_that_dies_costs_time_not_figures(varied, utc, monkeypatch) -> None:
     """The child fails (here: it exits before sending anything): this process folds the second
     half itself and the report is unchanged."""

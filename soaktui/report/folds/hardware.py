@@ -337,6 +337,8 @@ class _Hist:
             add_counts(self.raw, later.raw)
             if len(self.raw) <= HIST_KEYS:
                 return True
+            self._bin()  # one pass binned them too, at some point: binned, the same counts
+            return len(self.counts) <= HIST_KEYS
         for h in (self, later):
             if h.raw is not None:
                 h._bin()
