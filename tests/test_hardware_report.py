@@ -16,7 +16,7 @@ import pytest
 from soaktui.config import Settings, Thermal
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.build import build_report, write_report_files
-from soaktui.report.folds.hardware import BUCKETS, FIXED, HardwareFold, Timeline
+from soaktui.report.folds.hardware import BUCKETS, FIXED, HIST_KEYS, HardwareFold, Timeline, _Hist
 
 pytestmark = pytest.mark.unit
 
@@ -257,6 +257,36 @@ def test_the_fold_stays_bounded_over_a_long_run():
     assert all(len(h.raw or ()) + len(h.counts) <= 4000 for h in fold.hists.values())
     assert len(fold._power) <= 4096 and not fold._pending
     assert snap["temperatures"]["cpu"]["peak"] == 99.9
+
+
+def _binned_from_the_first_value(values: list[float], res: float) -> tuple[dict[int, int], float, int]:
+    """The histogram as it was before it counted exact values first: (counts, resolution, total)."""
+    counts: dict[int, int] = {}
+    total = 0
+    for v in values:
+        total += round(v * FIXED)
+        k = round(v / res)
+        counts[k] = counts.get(k, 0) + 1
+        if len(counts) > HIST_KEYS:
+            res *= 2
+            merged: dict[int, int] = {}
+            for key, n in counts.items():
+                merged[round(key / 2)] = merged.get(round(key / 2), 0) + n
+            counts = merged
+    return counts, res, total
+
+
+@pytest.mark.parametrize("step", [0.01, 0.1, 1.0], ids=["few bins", "one bin a value", "wide apart"])
+def test_a_histogram_counting_exact_values_first_holds_what_binning_from_the_start_did(step: float):
+    """Exact value counts until HIST_KEYS distinct values, then bins: the same counts, resolution
+    and sum as binning from the first value, whether the bins stay few (no coarsening) or not."""
+    values = [50.0 + (i * 7919 % 4500) * step for i in range(9000)]  # 4,500 distinct, shuffled
+    h = _Hist(0.1)
+    for v in values:
+        h.add(v)
+    counts, res, total = _binned_from_the_first_value(values, 0.1)
+    assert h.binned() == (counts, 9000, total, max(values)) and h.res == res
+    assert (res > 0.1) == (step >= 0.1) and h.raw is None  # past HIST_KEYS distinct values: binned
 
 
 def test_the_timeline_keeps_busy_time_when_it_coarsens():
