@@ -3,7 +3,8 @@
 RunAggregate hands this fold the `run_started`, `telemetry`, `thermal_guard`, successful `request`
 and `scenario_result` events. Its state is bounded whatever the length of the run: a timeline of
 at most BUCKETS buckets whose width doubles when the run outgrows it, value histograms (for peaks
-and p95) at a fixed resolution, counters, and a short window of power readings.
+and p95: exact values up to HIST_KEYS distinct ones, then values at a resolution), counters, and a
+short window of power readings.
 
 Methods (the section states them too):
 - A reading holds from its time until the next reading, for at most MAX_GAP_S: a gap in the
