@@ -321,7 +321,9 @@ def generate(path: Path, n_requests: int, seed: int = 1, sensors: bool = False) 
 
 
 CHILD_REPORT = """
-import json, resource, sys, time
+import json, resource, sys, threading, time
+if sys.argv[2:] == ["--threaded"]:  # a second thread, as in the engine: no fork, a fresh child
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
 t0 = time.perf_counter()
 from soaktui.report import build_report, write_report_files
 snap, stats = build_report(sys.argv[1])
@@ -378,6 +380,12 @@ def main() -> int:
         action="store_true",
         help="add telemetry events with temperature, power and fan readings every 2 s of log time",
     )
+    ap.add_argument(
+        "--threaded",
+        action="store_true",
+        help="a second thread alive in the report's process, as in the engine's end-of-run report "
+        "(its child is then a fresh interpreter, not a fork)",
+    )
     ap.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate_only:
@@ -394,7 +402,9 @@ def main() -> int:
             _, gen_wall, _ = _child(gen + (["--sensors"] if args.sensors else []))
             print(f"generated {log.stat().st_size / 1e6:,.0f} MB of events in {gen_wall:.1f} s")
         _warm(log)  # both measurements read a cached file: CPU work, not the disk
-        out, rep_wall, rep_rss = _child(["-c", CHILD_REPORT, str(run_dir)])
+        out, rep_wall, rep_rss = _child(
+            ["-c", CHILD_REPORT, str(run_dir)] + (["--threaded"] if args.threaded else [])
+        )
         rep = json.loads(out)
         children_maxrss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         out, bare_wall, bare_rss = _child(["-c", CHILD_BARE, str(log)])

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -117,18 +121,24 @@ def test_a_cut_just_after_a_bad_line_counts_it_as_the_one_pass_does(tmp_path: Pa
         assert got == _one_pass(path)
 
 
-def test_the_forked_report_is_joined(varied, utc, monkeypatch) -> None:
-    """fold_log itself, with a real child process: it joins (the second half is not folded again
-    here) and the report is the one pass's."""
-    path, want = varied
-    folded_here: list[int] = []
+@pytest.fixture
+def folded_here(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Where each stretch this process folded began (split._fold, spied on)."""
+    starts: list[int] = []
     real = split._fold
 
     def fold(agg, p, st, start=0, end=None):
-        folded_here.append(start)
+        starts.append(start)
         real(agg, p, st, start, end)
 
     monkeypatch.setattr(split, "_fold", fold)
+    return starts
+
+
+def test_the_forked_report_is_joined(varied, utc, folded_here) -> None:
+    """fold_log itself, with a real child process: it joins (the second half is not folded again
+    here) and the report is the one pass's."""
+    path, want = varied
     stats = ReadStats()
     agg = split.fold_log(path, stats, min_bytes=0)
     assert _report(agg, stats) == want
@@ -211,6 +221,58 @@ def test_values_past_the_exact_counts_still_join_while_their_bins_are_few(tmp_pa
     assert later.hardware.hists["fan_rpm"].raw is not None  # the half held exact counts
     fan = orjson.loads(got)["hardware"]["fan_rpm"]
     assert (fan["n"], fan["resolution"], fan["peak"]) == (4100, 1.0, 1041.0)
+
+
+@pytest.fixture
+def another_thread() -> Iterator[None]:
+    """A second thread in this process (as in the engine or the dashboard): no fork."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_process_with_other_threads_starts_a_fresh_child_and_joins(
+    varied, utc, folded_here, another_thread
+) -> None:
+    """The engine's end-of-run report and the dashboard's report screen run with other threads:
+    the child is a fresh interpreter instead of a fork, and the join is the same."""
+    path, want = varied
+    assert not split.can_fork() and split.can_spawn()
+    stats = ReadStats()
+    agg = split.fold_log(path, stats, min_bytes=0)
+    assert _report(agg, stats) == want
+    assert folded_here == [0], "only the first half was folded in this process"
+
+
+def test_a_fresh_child_that_does_not_answer_costs_time_not_figures(
+    varied, utc, monkeypatch, folded_here, another_thread
+) -> None:
+    """The interpreter started is not python (here: /bin/false exits at once): the second half is
+    folded here and the report is unchanged."""
+    path, want = varied
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))
+    stats = ReadStats()
+    agg = split.fold_log(path, stats, min_bytes=0)
+    assert _report(agg, stats) == want
+    assert len(folded_here) == 2 and folded_here[0] == 0, "both halves were folded here"
+
+
+def test_no_child_to_be_had_is_one_pass_here(varied, utc, monkeypatch, folded_here, another_thread) -> None:
+    """Starting a process fails (a limit on processes, say): the whole log is folded here."""
+    path, want = varied
+
+    def refused(*args: object, **kwargs: object) -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "posix_spawn", refused)
+    stats = ReadStats()
+    assert _report(split.fold_log(path, stats, min_bytes=0), stats) == want
+    assert folded_here == [0]
 
 
 def test_a_child_that_dies_costs_time_not_figures(varied, utc, monkeypatch) -> None:

@@ -10,8 +10,10 @@ guard change before its first reading...: `RunAggregate.cannot_merge` says which
 child fails, hangs or dies, this process folds the second half itself, in order, and the report is
 the same, only slower. Nothing here is needed for correctness: it is only ever a shortcut.
 
-Forking is only done from a single-threaded process (`soaktui report`), never from one whose
-other threads could hold a lock the child would need.
+The child is forked from a single-threaded process (`soaktui report`). A process with other
+threads (the engine writing its end-of-run report, the dashboard's report screen) must not fork:
+another thread could hold a lock the child would need. It starts a fresh interpreter instead
+(`CHILD_CODE`), which costs its imports, a fraction of a second.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import pickle
 import select
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -68,6 +71,11 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and (os.cpu_count() or 1) >= 2 and threading.active_count() == 1
 
 
+def can_spawn() -> bool:
+    """Whether a child interpreter may be started here instead: POSIX, two CPUs, a known python."""
+    return hasattr(os, "posix_spawn") and (os.cpu_count() or 1) >= 2 and bool(sys.executable)
+
+
 def first_event(path: Path) -> dict[str, Any] | None:
     """The log's first event (its first non-blank line, if that is one within the first MiB): the
     run's run_started, which the second half's hardware fold is seeded with. A wrong seed costs
@@ -82,13 +90,47 @@ def first_event(path: Path) -> dict[str, Any] | None:
     return ev if type(ev) is dict else None
 
 
-def _child(path: Path, cut: int, write_fd: int, run_started: dict[str, Any] | None) -> None:
+def _start_child(path: Path, cut: int) -> tuple[int, int]:
+    """A child process folding [cut, end): (its pid, the read end of the pipe it answers on).
+    Forked when this process has no other thread, else a fresh interpreter (see the docstring)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        if can_fork():
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                code = 0
+                try:
+                    os.close(read_fd)
+                    _child(path, cut, write_fd)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+        else:  # the pipe's write end at a number of its own (dup2 keeps it open across exec); the
+            # child's standard streams go nowhere (a dashboard owns the terminal): it answers on the pipe
+            fd = max(read_fd, write_fd, 2) + 1
+            argv = [sys.executable, "-c", CHILD_CODE, str(path), str(cut), str(fd)]
+            actions: list[tuple[Any, ...]] = [
+                (os.POSIX_SPAWN_DUP2, write_fd, fd),
+                *((os.POSIX_SPAWN_OPEN, n, os.devnull, os.O_RDWR, 0) for n in (0, 1, 2)),
+            ]
+            pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return pid, read_fd
+
+
+def _child(path: Path, cut: int, write_fd: int) -> None:
     """In the child: fold [cut, end) and send back (aggregate, stats), or the reason it stopped."""
     payload: Any
     try:
         later, stats = RunAggregate(later=True), ReadStats()
-        if run_started is not None:
-            later.hardware.seed(run_started)
+        start = first_event(path)  # the run's run_started seeds the hardware fold
+        if start is not None and start.get("kind") == "run_started":
+            later.hardware.seed(start)
         feed_all = later.feed_all
         record = later.hardware.later
         assert record is not None
@@ -161,29 +203,21 @@ def fold_log(
     path = Path(path)
     agg = agg if agg is not None else RunAggregate()
     size = path.stat().st_size
-    if cut is None and size >= min_bytes and can_fork():
+    two = can_fork() or can_spawn()
+    if cut is None and size >= min_bytes and two:
         cut = middle_cut(path, size)
-    if cut is None or not 0 < cut < size or not can_fork():
+    if cut is None or not 0 < cut < size or not two:
         _fold(agg, path, stats)
         return agg
     with open(path, "rb") as fh:
         fh.seek(cut - 1)
         if fh.read(1) != b"\n":
             raise ValueError(f"cut {cut} is not at the start of a line")
-    start = first_event(path)
-    run_started = start if start is not None and start.get("kind") == "run_started" else None
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 0
-        try:
-            os.close(read_fd)
-            _child(path, cut, write_fd, run_started)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_fd)
+    try:
+        pid, read_fd = _start_child(path, cut)
+    except OSError:  # no process to be had (a limit on processes, no memory): one pass, here
+        _fold(agg, path, stats)
+        return agg
     started = time.monotonic()
     try:
         _fold(agg, path, stats, end=cut)
@@ -204,4 +238,14 @@ def fold_log(
     return agg
 
 
-__all__ = ["MIN_SPLIT_BYTES", "can_fork", "fold_log", "middle_cut"]
+def main(argv: list[str]) -> int:
+    """The child as a fresh interpreter (CHILD_CODE): LOG CUT FD."""
+    _child(Path(argv[0]), int(argv[1]), int(argv[2]))
+    return 0
+
+
+# what a fresh interpreter runs (not `-m soaktui.report.split`: runpy warns on stderr when the
+# package has imported the module already)
+CHILD_CODE = "import sys; from soaktui.report.split import main; sys.exit(main(sys.argv[1:]))"
+
+__all__ = ["MIN_SPLIT_BYTES", "can_fork", "can_spawn", "fold_log", "middle_cut"]
