@@ -436,12 +436,9 @@ class RequestFold:
         return {k: Counts(*row) for k, row in sums.items()}
 
     def sort(self) -> None:
-        """Sort every bucket's arrays and every time cell's: before any snapshot part that reads
-        percentiles."""
+        """Sort every bucket's arrays: before any snapshot part that reads percentiles."""
         for b in self._buckets.values():
             b.sort()
-        for cells in self._cells.values():
-            cells.sort()
 
     def totals(self) -> RequestTotals:
         tests, ok_tests, req_ok, req_failed = self.counts()

@@ -100,16 +100,6 @@ class TimeCells:
         self.last, self.last_i = c, i
         return c
 
-    def sort(self) -> None:
-        """Sort each cell's values (no figure reads their order): `timeline` then sorts a bucket's
-        cells from sorted runs, and report/split.py sorts each half's cells in parallel."""
-        for c in self.cells.values():
-            if type(c.tps) is array:  # a live fold's sketch needs no sorting
-                if len(c.tps) > 1:
-                    c.tps = array("d", sorted(c.tps))
-                if len(c.ttft) > 1:
-                    c.ttft = array("d", sorted(c.ttft))
-
     def merge(self, later: TimeCells) -> None:
         """Join the cells of a later stretch of the log (folds/merging.py). Exact: the width one
         fold over both would have reached is the narrowest that holds every cell within MAX_CELLS,
