@@ -17,6 +17,7 @@ from soaktui.config import Settings, Thermal
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.build import build_report, write_report_files
 from soaktui.report.folds.hardware import BUCKETS, FIXED, HIST_KEYS, HardwareFold, Timeline, _Hist
+from soaktui.thermal import judge
 
 pytestmark = pytest.mark.unit
 
@@ -287,6 +288,33 @@ def test_a_histogram_counting_exact_values_first_holds_what_binning_from_the_sta
     counts, res, total = _binned_from_the_first_value(values, 0.1)
     assert h.binned() == (counts, 9000, total, max(values)) and h.res == res
     assert (res > 0.1) == (step >= 0.1) and h.raw is None  # past HIST_KEYS distinct values: binned
+
+
+def test_a_readings_verdicts_looked_up_family_by_family_are_judges_on_the_whole_reading():
+    """The fold looks each family's verdict up by its own value (a GPU machine's readings seldom
+    repeat whole): every combination, odd values included, gives what judge gives the reading."""
+    values = {
+        "cpu_temp_c": [None, 40.0, 79.9, 80.0, 84.5, 96.0, 70, 1, True, "hot"],
+        "gpu_temp_c": [None, 50.0, 83.0, 99.5, 1, False],
+        "thermal_pressure": [None, "nominal", "Moderate", "serious", "trapping", "bogus", 3],
+        "gpu_throttle_reasons": [None, [], ["gpu_idle"], ["sw_thermal_slowdown", "hw_slowdown"], "x"],
+    }
+    fold = HardwareFold()
+    fold.on_run_started({"t": T0, "settings": {}})
+    n = 0
+    for cpu in values["cpu_temp_c"]:
+        for gpu in values["gpu_temp_c"]:
+            for pressure in values["thermal_pressure"]:
+                for reasons in values["gpu_throttle_reasons"]:
+                    ev = {"cpu_temp_c": cpu, "gpu_temp_c": gpu, "thermal_pressure": pressure}
+                    ev["gpu_throttle_reasons"] = reasons
+                    want = {f: v for f, (v, _) in judge(ev, fold.limits, explain=False).items()}
+                    for _ in range(2):  # computed, then looked up
+                        got = fold._verdicts(ev, cpu, gpu, pressure, reasons)
+                        assert got.verdicts == want and list(got.verdicts) == list(want), ev
+                        assert got.over == any(v in ("over", "pause") for v in want.values())
+                    n += 1
+    assert n == 10 * 6 * 7 * 5
 
 
 def test_the_timeline_keeps_busy_time_when_it_coarsens():

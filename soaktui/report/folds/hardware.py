@@ -33,7 +33,7 @@ from typing import Any, ClassVar, NamedTuple
 from soaktui.config import Thermal
 from soaktui.report.folds.merging import add_counts
 from soaktui.report.snapshot import Family, Hardware, Histogram, ModelEnergy, Series, Temperature
-from soaktui.thermal import OK, STATE_RANK, THERMAL_PRESSURE_LEVELS, judge, pressure_level
+from soaktui.thermal import OK, READING_KEYS, STATE_RANK, THERMAL_PRESSURE_LEVELS, judge, pressure_level
 
 BUCKETS = 240  # timeline buckets, however long the run
 FIRST_BUCKET_S = 2.0  # the first width; it doubles whenever the run outgrows BUCKETS
@@ -548,6 +548,8 @@ class HardwareFold:
         self._power: deque[tuple[float, float | None]] = deque(maxlen=MAX_POWER_POINTS)
         self._prev: tuple[float, _Judged, float | None, str | None, list[str]] | None = None
         self._judged: dict[tuple[Any, ...], _Judged] = {}  # a reading's judged values -> its verdicts
+        self._family_verdicts: dict[tuple[str, Any], dict[str, str]] = {}  # (key, value) -> judge's
+        self._by_verdicts: dict[tuple[tuple[str, str], ...], _Judged] = {}  # verdicts -> _Judged
         self._hist_list = [self.hists[name] for name in SERIES[:_TPS]]  # by series index
         self._pending: dict[Any, list[Any]] = {}  # test_id -> [output tokens, sum gen_tps (FIXED), n]
         self.per_model: dict[
@@ -598,6 +600,8 @@ class HardwareFold:
         self.limits, self.limits_source = limits_from_settings(ev.get("settings"))
         self._thermal_reasons = frozenset(self.limits.gpu_throttle_reasons)
         self._judged.clear()  # judged against the old limits
+        self._family_verdicts.clear()
+        self._by_verdicts.clear()
         t = _num(ev.get("t"))
         if t is not None:
             self._started_t = t
@@ -753,18 +757,42 @@ class HardwareFold:
                 found = key = None
             if found is not None:
                 return found
-        verdicts = {
-            f: v for f, (v, _) in judge(ev, self.limits, self._thermal_reasons, explain=False).items()
-        }
-        judged = _Judged(
-            verdicts,
-            any(v in ("over", "pause") for v in verdicts.values()),
-            tuple(verdicts),
-            tuple(f for f, v in verdicts.items() if v in ("over", "pause")),
-        )
+        verdicts: dict[str, str] = {}
+        for name, value in zip(READING_KEYS, (cpu, gpu, pressure, reasons), strict=True):
+            if value is not None:  # judge reads nothing from a missing value
+                verdicts.update(self._family_verdict(name, value))
+        vkey = tuple(verdicts.items())
+        judged = self._by_verdicts.get(vkey)
+        if judged is None:
+            judged = _Judged(
+                verdicts,
+                any(v in ("over", "pause") for v in verdicts.values()),
+                tuple(verdicts),
+                tuple(f for f, v in verdicts.items() if v in ("over", "pause")),
+            )
+            if len(self._by_verdicts) < MAX_JUDGED:
+                self._by_verdicts[vkey] = judged
         if key is not None and len(self._judged) < MAX_JUDGED:
             self._judged[key] = judged
         return judged
+
+    def _family_verdict(self, name: str, value: Any) -> dict[str, str]:
+        """judge's verdict on one value of a reading (its families each read one: READING_KEYS),
+        looked up by the value. A machine with a GPU pairs a few hundred CPU temperatures with a few
+        hundred GPU ones, so whole readings seldom repeat, but each value does."""
+        key = None
+        if type(value) is not bool:  # True == 1, but judge reads no temperature from a bool
+            try:
+                key = (name, tuple(value) if type(value) is list else value)
+                found = self._family_verdicts.get(key)
+            except TypeError:  # a value that cannot be a key (a list in the reasons, say)
+                found = key = None
+            if found is not None:
+                return found
+        got = {f: v for f, (v, _) in judge({name: value}, self.limits, self._thermal_reasons, explain=False).items()}
+        if key is not None and len(self._family_verdicts) < MAX_JUDGED:
+            self._family_verdicts[key] = got
+        return got
 
     def _hold_previous(self, t: float) -> None:
         """Credit the time since the previous reading (at most MAX_GAP_S) to what it read."""
