@@ -745,8 +745,9 @@ class HardwareFold:
 
     def _verdicts(self, ev: dict[str, Any], cpu: Any, gpu: Any, pressure: Any, reasons: Any) -> _Judged:
         """thermal.judge's verdicts on reading `ev` (the guard's rule), looked up by the values it
-        reads (passed in, as read from `ev`): a long log repeats a few hundred temperatures, so judge
-        runs once per distinct set."""
+        reads (passed in, as read from `ev`), and for a new set of them family by family
+        (`_family_verdict`): a long log repeats a few hundred temperatures, so judge runs once per
+        distinct value."""
         # bools compare equal to 1 and 0 but judge reads no temperature from them: not looked up
         key = None
         if type(cpu) is not bool and type(gpu) is not bool:
