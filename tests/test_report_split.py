@@ -262,6 +262,38 @@ def test_a_fresh_child_that_does_not_answer_costs_time_not_figures(
     assert len(folded_here) == 2 and folded_here[0] == 0, "both halves were folded here"
 
 
+def test_a_fresh_child_runs_this_processes_code_not_the_working_directorys(
+    varied, utc, monkeypatch, folded_here, another_thread, tmp_path: Path
+) -> None:
+    """The engine may run in a directory it does not own: modules there (here a json.py and an
+    orjson.py that leave a mark) are never imported by the child, which still answers and is joined."""
+    mark = tmp_path / "imported"
+    for name in ("json", "orjson"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(mark)!r}, 'w').close()\nraise ImportError\n")
+    monkeypatch.chdir(tmp_path)
+    path, want = varied
+    stats = ReadStats()
+    assert _report(split.fold_log(path, stats, min_bytes=0), stats) == want
+    assert folded_here == [0] and not mark.exists()
+
+
+def test_a_child_that_ran_other_code_is_not_joined(varied, utc, monkeypatch, folded_here) -> None:
+    """A child's answer names the code it ran (soaktui upgraded while a long run went on, say):
+    when it is not this process's, the answer is not read and the half is folded here."""
+    path, want = varied
+    real = split._start_child
+
+    def start(p: Path, cut: int) -> tuple[int, int]:
+        started = real(p, cut)  # the child answers with the code id it has now
+        monkeypatch.setattr(split, "CODE_ID", b"another soaktui")
+        return started
+
+    monkeypatch.setattr(split, "_start_child", start)
+    stats = ReadStats()
+    assert _report(split.fold_log(path, stats, min_bytes=0), stats) == want
+    assert len(folded_here) == 2, "the second half was folded here"
+
+
 def test_no_child_to_be_had_is_one_pass_here(varied, utc, monkeypatch, folded_here, another_thread) -> None:
     """Starting a process fails (a limit on processes, say): the whole log is folded here."""
     path, want = varied

@@ -13,11 +13,16 @@ the same, only slower. Nothing here is needed for correctness: it is only ever a
 The child is forked from a single-threaded process (`soaktui report`). A process with other
 threads (the engine writing its end-of-run report, the dashboard's report screen) must not fork:
 another thread could hold a lock the child would need. It starts a fresh interpreter instead
-(`CHILD_CODE`), which costs its imports, a fraction of a second.
+(`CHILD_CODE`), which costs its imports, a fraction of a second: isolated from the environment and
+the working directory (`python -I`), with this process's import path, so it runs the same code. A
+child's answer starts with CODE_ID, what code it ran; one that ran other code (soaktui upgraded
+during a week-long run, say) is not joined.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import select
@@ -36,6 +41,23 @@ from soaktui.report.aggregate import RunAggregate
 MIN_SPLIT_BYTES = 64 << 20  # below this a log folds in well under a second: one process
 MAX_LINE_SEARCH = 64 << 20  # how far past the middle a line end is looked for
 CHILD_GRACE_S = 10.0  # beyond twice this process's own fold time, the child is taken as stuck
+
+
+def _code_id() -> bytes:
+    """Which soaktui this process runs, as its files were when this module was imported: the
+    package's directory and each module's size and modification time."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256(str(root).encode())
+    try:
+        for f in sorted(root.rglob("*.py")):
+            st = f.stat()
+            digest.update(f"{f.relative_to(root)} {st.st_size} {st.st_mtime_ns}\n".encode())
+    except OSError as exc:  # not files on a disk (a zip, say): only the place tells
+        digest.update(repr(exc).encode())
+    return digest.hexdigest().encode()
+
+
+CODE_ID = _code_id()
 
 
 def _fold(agg: RunAggregate, path: Path, stats: ReadStats, start: int = 0, end: int | None = None) -> None:
@@ -109,7 +131,8 @@ def _start_child(path: Path, cut: int) -> tuple[int, int]:
         else:  # the pipe's write end at a number of its own (dup2 keeps it open across exec); the
             # child's standard streams go nowhere (a dashboard owns the terminal): it answers on the pipe
             fd = max(read_fd, write_fd, 2) + 1
-            argv = [sys.executable, "-c", CHILD_CODE, str(path), str(cut), str(fd)]
+            paths = json.dumps(sys.path)
+            argv = [sys.executable, "-I", "-c", CHILD_CODE, paths, str(path), str(cut), str(fd)]
             actions: list[tuple[Any, ...]] = [
                 (os.POSIX_SPAWN_DUP2, write_fd, fd),
                 *((os.POSIX_SPAWN_OPEN, n, os.devnull, os.O_RDWR, 0) for n in (0, 1, 2)),
@@ -146,6 +169,7 @@ def _child(path: Path, cut: int, write_fd: int) -> None:
     except BaseException as exc:  # anything at all: the parent folds this half itself
         data = pickle.dumps(f"the child failed: {type(exc).__name__}: {exc}")
     with os.fdopen(write_fd, "wb") as out:
+        out.write(CODE_ID + b"\n")
         out.write(data)
 
 
@@ -170,8 +194,12 @@ def _join(pid: int, read_fd: int, wait_s: float) -> Any:
         _stop(pid, read_fd, kill=not done)  # killed when stuck, or when this process is interrupted
     if not done:
         return None
+    answer = b"".join(chunks)
+    head = answer.find(b"\n")
+    if answer[: max(head, 0)] != CODE_ID:  # nothing, or another soaktui's folds: not read
+        return None
     try:
-        return pickle.loads(b"".join(chunks))
+        return pickle.loads(memoryview(answer)[head + 1 :])
     except Exception:  # a child killed mid-write: its half is folded here instead
         return None
 
@@ -238,14 +266,23 @@ def fold_log(
     return agg
 
 
-def main(argv: list[str]) -> int:
-    """The child as a fresh interpreter (CHILD_CODE): LOG CUT FD."""
-    _child(Path(argv[0]), int(argv[1]), int(argv[2]))
-    return 0
+def main(argv: list[str]) -> None:
+    """The child as a fresh interpreter (CHILD_CODE): LOG CUT FD. It ends at once when it has
+    answered: no exit handlers, no waiting for threads a site hook may have started."""
+    code = 1
+    try:
+        _child(Path(argv[0]), int(argv[1]), int(argv[2]))
+        code = 0
+    finally:
+        os._exit(code)
 
 
-# what a fresh interpreter runs (not `-m soaktui.report.split`: runpy warns on stderr when the
-# package has imported the module already)
-CHILD_CODE = "import sys; from soaktui.report.split import main; sys.exit(main(sys.argv[1:]))"
+# What a fresh interpreter runs, with `-I` (no environment, no working directory on its path) and
+# this process's import path as its first argument. (Not `-m soaktui.report.split`: runpy warns on
+# stderr when the package has imported the module already.)
+CHILD_CODE = (
+    "import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
+    "from soaktui.report.split import main; main(sys.argv[2:])"
+)
 
 __all__ = ["MIN_SPLIT_BYTES", "can_fork", "can_spawn", "fold_log", "middle_cut"]
