@@ -4,6 +4,7 @@ the profiles text and the dashboard's report screen)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from soaktui.durations import format_duration
@@ -90,6 +91,17 @@ def pvalue(p: float | None) -> str:
     if p is None:
         return NA
     return "p<0.001" if p < 0.001 else f"p={p:.2g}"
+
+
+def clock(t: Any, fmt: str, missing: str) -> str:
+    """Epoch seconds as local wall-clock text in `fmt`; `missing` for no time, or one no clock shows
+    (a log may hold text or an absurd number where a time belongs)."""
+    if t is None:
+        return missing
+    try:
+        return datetime.fromtimestamp(t).strftime(fmt)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return missing
 
 
 def clock_offset(seconds: float) -> str:

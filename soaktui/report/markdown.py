@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from soaktui.report.aggregate import DEFINITIONS
 from soaktui.report.capabilities import KIND_LABELS, KINDS
-from soaktui.report.cells import NA, clock_offset, duration, ms, num, pvalue, table
+from soaktui.report.cells import NA, clock, clock_offset, duration, ms, num, pvalue, table
 from soaktui.report.hardware_markdown import render_hardware
 from soaktui.report.snapshot import (
     CapabilityRow,
@@ -576,12 +576,7 @@ def _ms_cell(d: Describe | None) -> str:
 
 
 def _clock(t: Any) -> str:
-    from datetime import datetime
-
-    try:
-        return NA if t is None else datetime.fromtimestamp(float(t)).strftime("%H:%M:%S")
-    except (OverflowError, OSError, ValueError, TypeError):  # a log's absurd time
-        return NA
+    return clock(t, "%H:%M:%S", NA)
 
 
 def _server_truth(snap: Snapshot) -> list[str]:

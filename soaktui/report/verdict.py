@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime
 
-from soaktui.report.cells import duration, pvalue
+from soaktui.report.cells import clock, duration, pvalue
 from soaktui.report.snapshot import CapabilityRow, Drift, ErrorClass, ModelProfile, Outage, Pick, Verdict
 from soaktui.stats import Z95, Rate, wilson
 
@@ -49,10 +48,7 @@ RULES = {
 
 
 def _clock(t: float | None) -> str:
-    try:
-        return "?" if t is None else datetime.fromtimestamp(t).strftime("%H:%M")
-    except (OverflowError, OSError, ValueError, TypeError):  # a log's absurd time
-        return "?"
+    return clock(t, "%H:%M", "?")
 
 
 def _hours_text(h: float) -> str:
