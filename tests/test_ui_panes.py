@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,8 +73,19 @@ async def watching(run_dir: Path, size: tuple[int, int]) -> AsyncIterator[tuple[
 
 
 def shown_lines(log: ErrorLog) -> list[str]:
-    """The error log's headline of each error shown (every other line; the message is under it)."""
-    return log.text.splitlines()[::2]
+    """The error log's headline of each error shown, as the screen shows it: a headline starts with
+    its time and may wrap onto the next lines; the message under it starts indented, and may wrap."""
+    heads: list[str] = []
+    in_head = False
+    for row in log.text.splitlines():
+        if re.match(r"(\d\d:\d\d:\d\d|--:--:--) ", row):
+            heads.append(row)
+            in_head = True
+        elif row.startswith("  "):
+            in_head = False
+        elif in_head:
+            heads[-1] += " " + row
+    return heads
 
 
 # -- 1-6 and Esc -----------------------------------------------------------------------------------
@@ -212,12 +224,16 @@ def test_the_error_log_scrolls_back_through_its_bounded_history_and_holds_the_vi
             await pilot.press("end", "pageup")  # back in the middle of the history
             await until(pilot, lambda: 0 < log.scroll_y < log.max_scroll_y - 6, "scrolled back")
             y = log.scroll_y
-            reading = log.text.splitlines()[int(y)]
+            rows = log.text.splitlines()
+            reading, newest = rows[int(y)], rows[:2]
             more = [failure(1000 + i, "m-alpha", "http_status") for i in range(3)]
             with open(run_dir / "events.jsonl", "ab") as f:
                 f.write(b"".join(orjson.dumps(e) + b"\n" for e in more))
             await until(pilot, lambda: "number 1002 " in log.text, "the new errors above")
-            await until(pilot, lambda: log.scroll_y == y + 6, "the view moved down with its lines")
+            rows = log.text.splitlines()
+            added = next(i for i in range(len(rows)) if rows[i : i + 2] == newest)  # their rows, wrapped
+            assert added >= 6  # three errors, at least two rows each
+            await until(pilot, lambda: log.scroll_y == y + added, "the view moved down with its lines")
             assert log.text.splitlines()[int(log.scroll_y)] == reading
 
     run(main())

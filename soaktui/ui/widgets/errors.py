@@ -1,6 +1,6 @@
 """The error log: classified errors from failed requests and `error` events, newest first, bounded.
 
-A scrollable pane holding one text block, rebuilt newest-first only when a new error arrives (and
+A scrollable pane holding the errors' lines, rebuilt newest-first only when a new error arrives (and
 at most twice a second), so the most recent failure is always the top line. Unfocused it renders
 only the errors that fit on screen, so a failing server does not make the viewer expensive; `e`
 (or the mouse wheel, or maximising it) focuses it and every held error (LiveState keeps
@@ -8,8 +8,9 @@ MAX_ERRORS) is rendered, to scroll back through. Scrolled back, the view stays o
 read while new ones arrive above them.
 `f` filters it to one model and/or one error class (an ErrorFilter, chosen among the held errors;
 the title says which). The filter is a view of LiveState's bounded deque, not a second store.
-One `Content` block costs a fraction of writing line by line to a RichLog (which renders each
-write through Rich), and its styles are theme variables, so a theme switch needs no redraw.
+The lines are wrapped here at the pane's width (so scrolling back knows each error's height) and
+drawn by a LineText (widgets/lines.py): a new error renders its own lines only, the older ones
+move down with the strips they had. Styles are theme variables: a theme switch needs no rebuild.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.widgets import Static
 
 from soaktui.report.names import elide, short_names
 from soaktui.ui import format as fmt
+from soaktui.ui.widgets.lines import LineText
 from soaktui.ui.widgets.pane import ACCENT, BAD, MUTED, Redraws, line
 
 MESSAGE_CHARS = 160  # a line of the log; the whole message is in errors.log
-LINES_PER_ERROR = 2
 TITLE_NAME = 20  # a model's name in the pane's title, elided in the middle
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class ErrorLog(Redraws, VerticalScroll):
     _top: ErrorLine | None = None  # the newest error drawn: how far new ones push the view down
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="errors-text", markup=False)
+        yield LineText(id="errors-text")
 
     def on_focus(self) -> None:
         self._drawn_key = None  # the next tick renders every held error, to scroll through
@@ -100,7 +100,7 @@ class ErrorLog(Redraws, VerticalScroll):
     @property
     def text(self) -> str:
         """The log as plain text (what the tests read)."""
-        return str(self.query_one("#errors-text", Static).render())
+        return self.query_one("#errors-text", LineText).content.plain
 
     def _title(self, live: LiveState, shown: int) -> str:
         f = self.error_filter
@@ -114,55 +114,61 @@ class ErrorLog(Redraws, VerticalScroll):
         return " · ".join(parts)
 
     def draw(self, live: LiveState, now: float) -> None:
-        body = self.query_one("#errors-text", Static)
+        body = self.query_one("#errors-text", LineText)
         f = self.error_filter
         shown = [e for e in live.errors if f.matches(e)] if f else list(live.errors)
         self.set_title(self._title(live, len(shown)))
         if not self.has_focus:
             shown = shown[-max(10, self.size.height) :]
         names = short_names({e.model for e in shown if e.model})
+        width = max(10, self.scrollable_content_region.width)
         lines: list[Content] = []
+        heights: list[int] = []  # each error's lines, newest first, once wrapped at the pane's width
         for e in reversed(shown):
             stamp = (
                 time.strftime("%H:%M:%S", time.localtime(e.t))
                 if isinstance(e.t, (int, float))
                 else "--:--:--"
             )
-            lines.append(
-                line(
-                    (stamp + " ", MUTED),
-                    (e.error_class, f"bold {BAD}"),
-                    " ",
-                    (e.where, ACCENT),
-                    (f" {names[e.model]}" if e.model else "", MUTED),
-                )
+            head = line(
+                (stamp + " ", MUTED),
+                (e.error_class, f"bold {BAD}"),
+                " ",
+                (e.where, ACCENT),
+                (f" {names[e.model]}" if e.model else "", MUTED),
             )
-            lines.append(Content("  " + fmt.clip(e.message.replace("\n", " "), MESSAGE_CHARS)))
-        empty = "No errors so far." if not f else "No held error matches the filter (f changes it)."
-        text = Content("\n").join(lines) if lines else line((empty, MUTED))
+            message = Content("  " + fmt.clip(e.message.replace("\n", " "), MESSAGE_CHARS))
+            before = len(lines)
+            lines += head.wrap(width)
+            lines += message.wrap(width)
+            heights.append(len(lines) - before)
+        if not lines:
+            empty = "No errors so far." if not f else "No held error matches the filter (f changes it)."
+            lines = line((empty, MUTED)).wrap(width)
         if self.has_focus:  # every held error, as tall as it needs: a layout pass sizes the scroll
             self._fixed = None
             body.styles.height = "auto"
-            body.update(text)
-            self._hold_view(shown)
+            body.set_lines(lines, layout=True)
+            self._hold_view(shown, heights)
         else:  # the pane's own height: the text changes, the layout does not
             height = max(1, self.scrollable_content_region.height)
             if self._fixed != height:
                 self._fixed = height
                 body.styles.height = height
-            body.update(text, layout=False)
+            body.set_lines(lines)
             if self.scroll_y:
                 self.scroll_home(animate=False)
         self._top = shown[-1] if shown else None
 
-    def _hold_view(self, shown: list[ErrorLine]) -> None:
-        """Scrolled back, keep the lines being read in place: move down by the lines added above."""
+    def _hold_view(self, shown: list[ErrorLine], heights: list[int]) -> None:
+        """Scrolled back, keep the lines being read in place: move down by the lines added above
+        (`heights`: each shown error's lines, newest first)."""
         top, y = self._top, self.scroll_y
         if top is None or not y:
             return
         for i, e in enumerate(reversed(shown)):
             if e is top:
                 if i:
-                    self.call_after_refresh(self.scroll_to, y=y + LINES_PER_ERROR * i, animate=False)
+                    self.call_after_refresh(self.scroll_to, y=y + sum(heights[:i]), animate=False)
                 return
         # the error at the top of the view has left the bounded history: stay where we are

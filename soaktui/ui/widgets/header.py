@@ -14,12 +14,12 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from textual.content import Content
-from textual.widgets import Static
 
 from soaktui.durations import parse_clock
 from soaktui.engine.throttle import in_window
 from soaktui.ui import format as fmt
-from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, block, line
+from soaktui.ui.widgets.lines import LineText
+from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, cut, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
@@ -39,26 +39,19 @@ def quiet_active(live: LiveState, now: float) -> bool | None:
     return in_window(dt.datetime.fromtimestamp(now).time(), start, end)
 
 
-class RunHeader(Static):
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
-        super().__init__(id=id, markup=False)
-        self._drawn: Content | None = None
+class RunHeader(LineText):
+    """Drawn a line at a time (widgets/lines.py): a tick that moves a counter redraws its line only."""
 
     @property
     def text(self) -> str:
         """The header as plain text (what the tests read)."""
-        return "" if self._drawn is None else self._drawn.plain
+        return self.content.plain
 
     def draw(self, run: RunStatus, live: LiveState, now: float) -> bool:
-        """Redraw if the text changed (the clock moves it once a second while live)."""
-        content = self.build(run, live, now)
-        if self._drawn is not None and self._drawn.is_same(content):
-            return False
-        self._drawn = content
-        self.update(content, layout=False)  # fixed height: no layout pass for a new header
-        return True
+        """Redraw the lines whose text changed (the clock moves one once a second while live)."""
+        return self.set_lines(self.build(run, live, now))  # fixed height: no layout pass
 
-    def build(self, run: RunStatus, live: LiveState, now: float) -> Content:
+    def build(self, run: RunStatus, live: LiveState, now: float) -> list[Content]:
         phase = run.phase
         is_live = phase in ("live", "stopping")
         width = max(20, self.size.width or 80)
@@ -136,7 +129,7 @@ class RunHeader(Static):
             "  ",
             (fmt.display_path(run.run_dir), MUTED),
         )
-        return block([l1, l2, l3, self._now(live, now, is_live)], width)
+        return cut([l1, l2, l3, self._now(live, now, is_live)], width)
 
     @staticmethod
     def _now(live: LiveState, now: float, is_live: bool) -> Content:

@@ -6,8 +6,9 @@ The dashboard numbers the panes (ui/panes.py: key N maximises pane N), so a pane
 its number and name, then what it shows now (`set_title`).
 A pane draws from the live state and the clock alone (`draw(live, now)`), never from the app: what
 else the header needs comes as a narrow view (ui/view.py).
-Text is built as Textual `Content` with theme-variable styles ($primary, $error ...), so a theme
-switch restyles it without a redraw and no colour is written here.
+Text is built as Textual `Content` lines with theme-variable styles ($primary, $error ...), so a
+theme switch restyles it without a rebuild and no colour is written here; a pane draws a line at a
+time (widgets/lines.py), so a redraw costs the lines that changed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.content import Content
-from textual.widgets import Static
+
+from soaktui.ui.widgets.lines import LineText
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
@@ -35,9 +37,9 @@ def line(*parts: Part) -> Content:
     return Content.assemble(*parts)
 
 
-def block(lines: Iterable[Content], width: int) -> Content:
-    """Lines cut to `width` cells (with an ellipsis), joined."""
-    return Content("\n").join(c.truncate(max(1, width), ellipsis=True) for c in lines)
+def cut(lines: Iterable[Content], width: int) -> list[Content]:
+    """Lines cut to `width` cells (with an ellipsis)."""
+    return [c.truncate(max(1, width), ellipsis=True) for c in lines]
 
 
 def cell(text: str, width: int, *, right: bool = False) -> str:
@@ -98,15 +100,20 @@ class Redraws:
         raise NotImplementedError
 
 
-class Pane(Redraws, Static):
-    """A bordered text pane drawn from one LiveState section."""
+class Pane(Redraws, LineText):
+    """A bordered text pane drawn from one LiveState section, a line at a time (widgets/lines.py):
+    a redraw renders only the lines that changed. The grid fixes the pane's size: no layout pass."""
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
-        super().__init__(id=id, classes="pane", markup=False)
+        super().__init__(id=id, classes="pane")
 
-    def show(self, content: Content) -> None:
-        """Replace the text; the grid fixes the pane's size, so no layout pass (that redraws the screen)."""
-        self.update(content, layout=False)
+    def show(self, lines: list[Content]) -> None:
+        """Show `lines`, each cut to the pane's width already (`cut`)."""
+        self.set_lines(lines)
+
+    def show_wrapped(self, text: Content) -> None:
+        """Show `text` wrapped at the pane's width (a message that must be read whole)."""
+        self.set_lines([part for piece in text.split("\n") for part in piece.wrap(self.inner_width)])
 
     @property
     def inner_width(self) -> int:

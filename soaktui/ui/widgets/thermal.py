@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from textual.content import Content
 
 from soaktui.ui import format as fmt
-from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, block, line
+from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, cut, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
@@ -125,11 +125,7 @@ class ThermalPane(Pane):
         width = self.inner_width
         t = live.telemetry
         if t is None:
-            self.show(
-                block(
-                    [line(("No machine reading yet (the engine samples every few seconds).", MUTED))], width
-                )
-            )
+            self.show(cut([line(("No machine reading yet (the engine samples every few seconds).", MUTED))], width))
             return
         why = t.get("unavailable") if isinstance(t.get("unavailable"), dict) else {}
         hot = live.thermal is not None and live.thermal.get("state") not in (None, "ok")
@@ -237,7 +233,7 @@ class ThermalPane(Pane):
         if live.telemetry_t is not None:
             stamp = time.strftime("%H:%M:%S", time.localtime(live.telemetry_t))
             rows.add(5, line((f"from {t.get('source') or 'telemetry'} at {stamp}", MUTED)))
-        self.show(block(rows.fit(self.inner_height), width))
+        self.show(cut(rows.fit(self.inner_height), width))
 
     @staticmethod
     def _gpu(rows: _Rows, t: dict[str, Any], missing: Any) -> None:

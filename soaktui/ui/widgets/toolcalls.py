@@ -16,7 +16,7 @@ from textual.content import Content
 from soaktui.report.names import MAX_NAME, elide, short_names
 from soaktui.ui import format as fmt
 from soaktui.ui.state import model_key
-from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, WARN, Pane, Part, block, line
+from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, WARN, Pane, Part, cut, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
@@ -49,7 +49,7 @@ class ToolCallPane(Pane):
     def draw(self, live: LiveState, now: float) -> None:
         width, height = self.inner_width, self.inner_height
         if not live.toolcalls:
-            self.show(  # wrapped, not cut: the pane is narrow at 120 columns
+            self.show_wrapped(  # wrapped, not cut: the pane is narrow at 120 columns
                 Content.styled(
                     "No tool-calling test has finished yet (or the run leaves the tool_calling "
                     "scenario out). Each attempt shows here: the verdict (✓/✗), the model, the "
@@ -89,4 +89,4 @@ class ToolCallPane(Pane):
             if verdict == "unparsed_call" and ev.get("detail") and len(out) < height:
                 # a call in a syntax soaktui cannot read: show what the model wrote, not a refusal
                 out.append(line(("  " + str(ev["detail"]), WARN)))
-        self.show(block(out, width))
+        self.show(cut(out, width))
