@@ -1,5 +1,6 @@
 """LineText (soaktui/ui/widgets/lines.py): a redraw renders only the lines that changed, a line that
-only moved reuses its strip, and what the screen shows is always the lines set last."""
+only moved reuses its strip, what the screen shows is always the lines set last, and a mouse
+selection works as on a Static."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import asyncio
 import pytest
 from textual.app import App, ComposeResult
 from textual.content import Content
+from textual.pilot import Pilot
 from textual.visual import Visual
+from textual.widget import Widget
+from textual.widgets import Static
 
 from soaktui.ui.widgets.lines import LineText
 
@@ -109,3 +113,47 @@ def test_height_follows_the_lines_when_asked():
             assert w.size.height == 7 and _screen_rows(app, 8)[6:] == ["6", ""]
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_mouse_selection_copies_and_shows_as_on_a_static():
+    """Dragging over a LineText selects what the same drag over a Static selects, and shows it the same."""
+    rows = [Content(f"row {i} text") for i in range(4)]
+
+    class Both(App[None]):
+        CSS = "LineText, Static { height: 5; }"
+
+        def compose(self) -> ComposeResult:
+            yield LineText(id="lines")
+            yield Static(Content("\n").join(rows), id="static")
+
+    def drawn(app: App[None], widget: Widget) -> list[list[tuple[str, object, object]]]:
+        strips = app.screen._compositor.render_strips()
+        top = widget.region.y
+        return [[(s.text, s.style and s.style.color, s.style and s.style.bgcolor) for s in strips[y]]
+                for y in range(top, top + len(rows))]  # fmt: skip
+
+    async def drag(pilot: Pilot[None], widget: Widget) -> None:
+        await pilot.mouse_down(widget, offset=(0, 1))
+        await pilot.hover(widget, offset=(5, 2))
+        await pilot.mouse_up(widget, offset=(5, 2))
+        await pilot.pause(0.05)
+
+    async def main() -> tuple[list[object], list[object]]:
+        app = Both()
+        seen: list[object] = []
+        async with app.run_test(size=(40, 12)) as pilot:
+            lines, static = app.query_one(LineText), app.query_one(Static)
+            lines.set_lines(list(rows))
+            await pilot.pause(0.05)
+            plain = drawn(app, lines)
+            for widget in (lines, static):
+                await drag(pilot, widget)
+                seen.append((app.screen.get_selected_text(), drawn(app, widget)))
+                app.screen.clear_selection()
+                await pilot.pause(0.05)
+            assert drawn(app, lines) == plain  # the selection gone, the rows as they were
+        return seen[0], seen[1]  # type: ignore[return-value]
+
+    on_lines, on_static = asyncio.run(asyncio.wait_for(main(), 60))
+    assert on_lines[0] == on_static[0] == "row 1 text\nrow 2 "
+    assert on_lines[1] == on_static[1]

@@ -25,6 +25,7 @@ from soaktui.ui.screens.error_filter import ErrorFilterScreen
 from soaktui.ui.screens.help import HelpScreen
 from soaktui.ui.state import MAX_ERRORS
 from soaktui.ui.widgets.errors import ErrorLog
+from soaktui.ui.widgets.lines import LineText
 from soaktui.ui.widgets.rotation import RotationPane
 from soaktui.ui.widgets.throughput import CachedPlot, ThroughputPane, segments, y_axis
 from soaktui.ui.widgets.toolcalls import ToolCallPane
@@ -235,6 +236,29 @@ def test_the_error_log_scrolls_back_through_its_bounded_history_and_holds_the_vi
             assert added >= 6  # three errors, at least two rows each
             await until(pilot, lambda: log.scroll_y == y + added, "the view moved down with its lines")
             assert log.text.splitlines()[int(log.scroll_y)] == reading
+
+    run(main())
+
+
+def test_a_focused_error_log_wraps_long_messages_at_the_width_they_are_shown_at(tmp_path):
+    """Focused, every held error is shown and a scrollbar takes a column: the lines are wrapped for
+    the width left, never cut by it (before, the first draw wrapped one column too wide)."""
+    errors = [failure(i, "m-alpha", "timeout") for i in range(1, 80)]
+    for e in errors:
+        e["error"] = f"timeout {e['t']} " + "0123456789" * 12  # wraps over several rows
+    run_dir = write_run(tmp_path, errors)
+
+    async def main():
+        async with watching(run_dir, (120, 40)) as (app, pilot):
+            log = app.screen.query_one(ErrorLog)
+            await pilot.press("e")
+            await until(pilot, lambda: len(shown_lines(log)) == len(errors), "every held error")
+            await pilot.pause(0.3)
+            body = log.query_one("#errors-text", LineText)
+            assert log.max_scroll_y > 0 and body.size.width == log.scrollable_content_region.width
+            rows = log.text.splitlines()
+            assert max(len(r) for r in rows) == body.size.width  # full rows fill it, none is longer
+            assert "".join(rows[1:5]).replace(" ", "").startswith("timeout") and "0123456789" * 3 in "".join(rows[1:5])
 
     run(main())
 

@@ -121,7 +121,10 @@ class ErrorLog(Redraws, VerticalScroll):
         if not self.has_focus:
             shown = shown[-max(10, self.size.height) :]
         names = short_names({e.model for e in shown if e.model})
-        width = max(10, self.scrollable_content_region.width)
+        # Focused, the text outgrows the pane and a scrollbar takes a column: that column is kept
+        # from the first draw on, so a line is never wrapped at one width and shown at another.
+        bar = self.styles.scrollbar_size_vertical if self.has_focus else 0
+        width = max(10, self.content_region.width - bar)
         lines: list[Content] = []
         heights: list[int] = []  # each error's lines, newest first, once wrapped at the pane's width
         for e in reversed(shown):

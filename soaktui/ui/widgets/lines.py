@@ -8,7 +8,10 @@ that differ as dirty, and a line's strip is kept by its text and styles, so a li
 (a feed's older entries going down) is not rendered again either.
 
 The strips are kept for one width, one visual style and one theme (`_strips_for`): a resize or a theme
-switch renders every line again, with the theme's colours.
+switch renders every line again, with the theme's colours. A mouse selection works as on a Static:
+each row carries its own offsets (what the screen maps a click to), `render()` is the whole text
+(what a copy extracts), and while a selection is on the widget its text is rendered whole, with the
+selection's colours.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class LineText(Widget):
         self._shown_lines: list[Content] = []
         self._line_strips: dict[LineKey, Strip] = {}  # a line's text and styles -> its strip in _strips_for
         self._strips_for: tuple[Any, ...] | None = None
+        self._version = 0  # set_lines calls: what a selection's render was made of
+        self._selected: tuple[Any, list[Strip]] | None = None  # (what, strips) while a selection is on
 
     @property
     def content(self) -> Content:
@@ -53,6 +58,7 @@ class LineText(Widget):
         `layout`: the widget's height follows its lines (height auto), so a new count needs a layout pass.
         """
         old, self._shown_lines = self._shown_lines, lines
+        self._version += 1
         keep = {_key(line) for line in lines}
         self._line_strips = {k: s for k, s in self._line_strips.items() if k in keep}
         width = self.size.width
@@ -69,12 +75,19 @@ class LineText(Widget):
             self.refresh(*changed)
         return True
 
+    def render(self) -> Content:
+        """The whole text, as a Static renders it: what a mouse selection copies (`get_selection`)."""
+        return self.content
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         style = self.visual_style
         if y >= len(self._shown_lines) or width <= 0:
             return Strip.blank(max(0, width), style.rich_style)
         context = (width, style, self.app.theme)
+        if self.text_selection is not None:
+            return self._selected_line(y, context)
+        self._selected = None
         if context != self._strips_for:
             self._line_strips.clear()
             self._strips_for = context
@@ -85,7 +98,16 @@ class LineText(Widget):
             strips = Visual.to_strips(self, line, width, 1, style)
             strip = strips[0] if strips else Strip.blank(width, style.rich_style)
             self._line_strips[key] = strip
-        return strip
+        return strip.apply_offsets(0, y)  # the row a click maps to (kept by the strip, per row)
+
+    def _selected_line(self, y: int, context: tuple[Any, ...]) -> Strip:
+        """Row `y` of the whole text rendered at once with the selection, as a Static would."""
+        what = (context, self.text_selection, self._version)
+        if self._selected is None or self._selected[0] != what:
+            lines = self._shown_lines
+            self._selected = what, Visual.to_strips(self, self.content, context[0], len(lines), context[1])
+        strips = self._selected[1]
+        return strips[y] if y < len(strips) else Strip.blank(context[0], context[1].rich_style)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         return len(self._shown_lines)
