@@ -47,10 +47,6 @@ class LineText(Widget):
         """The text shown, as one Content (what a Static's `content` would be)."""
         return Content("\n").join(self._shown_lines)
 
-    @property
-    def line_count(self) -> int:
-        return len(self._shown_lines)
-
     def set_lines(self, lines: list[Content], *, layout: bool = False) -> bool:
         """Show `lines`: only those that differ from the line shown at their place are drawn again.
         True when some line differed.
