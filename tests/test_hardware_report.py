@@ -310,7 +310,7 @@ def test_a_readings_verdicts_looked_up_family_by_family_are_judges_on_the_whole_
                     ev["gpu_throttle_reasons"] = reasons
                     want = {f: v for f, (v, _) in judge(ev, fold.limits, explain=False).items()}
                     for _ in range(2):  # computed, then looked up
-                        got = fold._verdicts(ev, cpu, gpu, pressure, reasons)
+                        got = fold._verdicts(cpu, gpu, pressure, reasons)
                         assert got.verdicts == want and list(got.verdicts) == list(want), ev
                         assert got.over == any(v in ("over", "pause") for v in want.values())
                     n += 1

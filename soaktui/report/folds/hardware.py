@@ -706,7 +706,7 @@ class HardwareFold:
         if pressure is None and reasons_raw is None and type(cpu_raw) in _PLAIN and type(gpu_raw) in _PLAIN:
             judged = self._judged.get((cpu_raw, gpu_raw, None, None))
         if judged is None:
-            judged = self._verdicts(ev, cpu_raw, gpu_raw, pressure, reasons_raw)
+            judged = self._verdicts(cpu_raw, gpu_raw, pressure, reasons_raw)
         over = judged.over
         if over:
             cell.over = True
@@ -743,9 +743,9 @@ class HardwareFold:
         )
         self._readings_done += 1
 
-    def _verdicts(self, ev: dict[str, Any], cpu: Any, gpu: Any, pressure: Any, reasons: Any) -> _Judged:
-        """thermal.judge's verdicts on reading `ev` (the guard's rule), looked up by the values it
-        reads (passed in, as read from `ev`), and for a new set of them family by family
+    def _verdicts(self, cpu: Any, gpu: Any, pressure: Any, reasons: Any) -> _Judged:
+        """thermal.judge's verdicts on a reading (the guard's rule), looked up by the values it
+        reads (READING_KEYS, passed in as read from the reading), and for a new set of them family by family
         (`_family_verdict`): a long log repeats a few hundred temperatures, so judge runs once per
         distinct value."""
         # bools compare equal to 1 and 0 but judge reads no temperature from them: not looked up

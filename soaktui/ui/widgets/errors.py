@@ -28,7 +28,7 @@ from textual.content import Content
 from soaktui.report.names import elide, short_names
 from soaktui.ui import format as fmt
 from soaktui.ui.widgets.lines import LineText
-from soaktui.ui.widgets.pane import ACCENT, BAD, MUTED, Redraws, line
+from soaktui.ui.widgets.pane import ACCENT, BAD, MUTED, Redraws, line, wrap
 
 MESSAGE_CHARS = 160  # a line of the log; the whole message is in errors.log
 TITLE_NAME = 20  # a model's name in the pane's title, elided in the middle
@@ -141,13 +141,12 @@ class ErrorLog(Redraws, VerticalScroll):
                 (f" {names[e.model]}" if e.model else "", MUTED),
             )
             message = Content("  " + fmt.clip(e.message.replace("\n", " "), MESSAGE_CHARS))
-            before = len(lines)
-            lines += head.wrap(width)
-            lines += message.wrap(width)
-            heights.append(len(lines) - before)
+            rows = wrap([head, message], width)
+            lines += rows
+            heights.append(len(rows))
         if not lines:
             empty = "No errors so far." if not f else "No held error matches the filter (f changes it)."
-            lines = line((empty, MUTED)).wrap(width)
+            lines = wrap([line((empty, MUTED))], width)
         if self.has_focus:  # every held error, as tall as it needs: a layout pass sizes the scroll
             self._fixed = None
             body.styles.height = "auto"

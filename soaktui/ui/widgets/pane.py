@@ -42,6 +42,11 @@ def cut(lines: Iterable[Content], width: int) -> list[Content]:
     return [c.truncate(max(1, width), ellipsis=True) for c in lines]
 
 
+def wrap(lines: Iterable[Content], width: int) -> list[Content]:
+    """Lines wrapped at `width` cells: a long one goes on over the next rows."""
+    return [row for c in lines for row in c.wrap(max(1, width))]
+
+
 def cell(text: str, width: int, *, right: bool = False) -> str:
     """`text` fitted to exactly `width` cells."""
     if width <= 0:
@@ -107,13 +112,13 @@ class Pane(Redraws, LineText):
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, classes="pane")
 
-    def show(self, lines: list[Content]) -> None:
-        """Show `lines`, each cut to the pane's width already (`cut`)."""
-        self.set_lines(lines)
+    def show(self, lines: Iterable[Content]) -> None:
+        """Show `lines`, each cut to the pane's width."""
+        self.set_lines(cut(lines, self.inner_width))
 
     def show_wrapped(self, text: Content) -> None:
         """Show `text` wrapped at the pane's width (a message that must be read whole)."""
-        self.set_lines([part for piece in text.split("\n") for part in piece.wrap(self.inner_width)])
+        self.set_lines(wrap(text.split("\n"), self.inner_width))
 
     @property
     def inner_width(self) -> int:

@@ -13,7 +13,7 @@ from textual.content import Content
 
 from soaktui.ui import format as fmt
 from soaktui.ui.state import MODEL_TPS_WINDOW, NO_COUNTS
-from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, cell, cut, line
+from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, cell, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import Counts, LiveState
@@ -35,7 +35,7 @@ class RotationPane(Pane):
         out: list[Content] = []
         if live.current is None:
             out.append(line(("No model yet: waiting for the engine's first model_switched event.", MUTED)))
-            self.show(cut(out, width))
+            self.show(out)
             return
         cur = live.models.get(live.current)
         name = fmt.short_model(live.current, live.current_model)
@@ -95,4 +95,4 @@ class RotationPane(Pane):
             out.append(
                 line((f"tok/s: median of each model's last {MODEL_TPS_WINDOW} streamed requests", MUTED))
             )
-        self.show(cut(out, width))
+        self.show(out)

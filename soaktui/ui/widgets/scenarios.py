@@ -14,7 +14,7 @@ from textual.content import Content
 
 from soaktui.ui import format as fmt
 from soaktui.ui.state import NO_COUNTS, SPARK_POINTS
-from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, cell, cut, line
+from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, cell, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import Counts, LiveState
@@ -40,7 +40,7 @@ class ScenarioPane(Pane):
         out: list[Content] = []
         if not live.scenarios:
             out.append(line(("No test has finished yet.", MUTED)))
-            self.show(cut(out, width))
+            self.show(out)
             return
         w_name = min(18, max(8, max(len(n) for n in live.scenarios)))
         w_rate = 12
@@ -65,4 +65,4 @@ class ScenarioPane(Pane):
             )
         if self.inner_height > len(out):
             out.append(line((f"e2e latency, last {SPARK_POINTS} ok requests · tests passed", MUTED)))
-        self.show(cut(out, width))
+        self.show(out)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from textual.content import Content
 
 from soaktui.ui import format as fmt
-from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, cut, line
+from soaktui.ui.widgets.pane import ACCENT, BAD, GOOD, MUTED, WARN, Pane, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
@@ -125,7 +125,7 @@ class ThermalPane(Pane):
         width = self.inner_width
         t = live.telemetry
         if t is None:
-            self.show(cut([line(("No machine reading yet (the engine samples every few seconds).", MUTED))], width))
+            self.show([line(("No machine reading yet (the engine samples every few seconds).", MUTED))])
             return
         why = t.get("unavailable") if isinstance(t.get("unavailable"), dict) else {}
         hot = live.thermal is not None and live.thermal.get("state") not in (None, "ok")
@@ -233,7 +233,7 @@ class ThermalPane(Pane):
         if live.telemetry_t is not None:
             stamp = time.strftime("%H:%M:%S", time.localtime(live.telemetry_t))
             rows.add(5, line((f"from {t.get('source') or 'telemetry'} at {stamp}", MUTED)))
-        self.show(cut(rows.fit(self.inner_height), width))
+        self.show(rows.fit(self.inner_height))
 
     @staticmethod
     def _gpu(rows: _Rows, t: dict[str, Any], missing: Any) -> None:

@@ -16,7 +16,7 @@ from textual.content import Content
 from soaktui.report.names import MAX_NAME, elide, short_names
 from soaktui.ui import format as fmt
 from soaktui.ui.state import model_key
-from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, WARN, Pane, Part, cut, line
+from soaktui.ui.widgets.pane import BAD, GOOD, MUTED, WARN, Pane, Part, line
 
 if TYPE_CHECKING:
     from soaktui.ui.state import LiveState
@@ -89,4 +89,4 @@ class ToolCallPane(Pane):
             if verdict == "unparsed_call" and ev.get("detail") and len(out) < height:
                 # a call in a syntax soaktui cannot read: show what the model wrote, not a refusal
                 out.append(line(("  " + str(ev["detail"]), WARN)))
-        self.show(cut(out, width))
+        self.show(out)
