@@ -21,6 +21,7 @@ import pytest
 from soaktui.log.events import EventBus
 from soaktui.log.rundir import SUMMARY as SUMMARY_FILE
 from soaktui.report import build_report, fold, render_json, render_markdown, write_report
+from soaktui.report.aggregate import RunAggregate
 from soaktui.report.html import render_html
 from soaktui.sinks.summary import SummarySink
 from soaktui.stats import describe, rate, wilson
@@ -524,6 +525,28 @@ def test_malformed_fields_are_counted_not_fatal() -> None:
     log.req("alpha", "streaming", 99, e2e_ms="slow")
     s = fold(log.events).snapshot()
     assert s["totals"]["malformed_events"] == 1
+
+
+def test_folding_in_batches_is_folding_one_event_at_a_time() -> None:
+    """The aggregate hands events to its folds a batch at a time, fold by fold: the figures are
+    those of one event at a time, and an event one fold raises on is counted once and kept from the
+    folds after it, while the events after it in the same batch reach every fold."""
+    log = make_log()
+    for i in range(40):
+        log.req("alpha", "streaming", i, e2e_ms=900.0 + i, ttft_ms=90.0, gen_tps=40.0)
+        log.result("alpha", "streaming", i, True)
+        if i == 20:
+            log.req("alpha", "streaming", 99, e2e_ms="slow")
+    one_by_one = RunAggregate()
+    for ev in log.events:
+        one_by_one.feed(ev)
+    want = render_json(one_by_one.snapshot())
+    assert orjson.loads(want)["totals"]["malformed_events"] == 1
+    for size in (1, 7, 256, len(log.events)):
+        agg = RunAggregate()
+        for lo in range(0, len(log.events), size):
+            agg.feed_all(log.events[lo : lo + size])
+        assert render_json(agg.snapshot()) == want, size
 
 
 def test_a_log_no_writer_makes_is_read_for_what_it_holds(tmp_path: Path) -> None:
