@@ -16,6 +16,7 @@ import pytest
 from soaktui.config import Settings, Thermal
 from soaktui.report.aggregate import RunAggregate
 from soaktui.report.build import build_report, write_report_files
+from soaktui.report.folds import hardware
 from soaktui.report.folds.hardware import BUCKETS, FIXED, HIST_KEYS, HardwareFold, Timeline, _Hist
 from soaktui.thermal import judge
 
@@ -288,6 +289,68 @@ def test_a_histogram_counting_exact_values_first_holds_what_binning_from_the_sta
     counts, res, total = _binned_from_the_first_value(values, 0.1)
     assert h.binned() == (counts, 9000, total, max(values)) and h.res == res
     assert (res > 0.1) == (step >= 0.1) and h.raw is None  # past HIST_KEYS distinct values: binned
+
+
+@pytest.mark.parametrize("step", [0.01, 0.1, 1.0], ids=["few bins", "one bin a value", "wide apart"])
+def test_a_histogram_counting_values_in_chunks_holds_what_one_at_a_time_did(step: float):
+    """`add_many` (the fold's held readings, one C-level pass while exact) counts as `add` does,
+    also across the chunk that takes it past HIST_KEYS distinct values and after."""
+    values = [50.0 + (i * 7919 % 4500) * step for i in range(9000)]
+    one, chunked = _Hist(0.1), _Hist(0.1)
+    for v in values:
+        one.add(v)
+    for lo in range(0, len(values), 1000):
+        chunked.add_many(values[lo : lo + 1000])
+        if lo < 3000:
+            assert chunked.raw is not None and chunked.binned() == _Hist.binned(_added(values[: lo + 1000]))
+    assert chunked.binned() == one.binned() and chunked.res == one.res and chunked.raw is None
+
+
+def _added(values: list[float]) -> _Hist:
+    h = _Hist(0.1)
+    for v in values:
+        h.add(v)
+    return h
+
+
+def test_readings_held_for_their_cell_fold_as_one_reading_at_a_time(monkeypatch):
+    """A reading's values wait for its cell's C-level pass (`_settle`): the section is the one of
+    adding each reading as it came, also when results and guard changes coarsen the timeline
+    between held readings and their settling, and past HIST_KEYS distinct values."""
+
+    def fold() -> tuple[dict, HardwareFold]:
+        f = HardwareFold()
+        f.on_run_started(Log().events[0])
+        t = T0
+        for i in range(12_000):
+            t += 2.0 if i % 997 else 4_000.0  # now and then far on: the timeline coarsens
+            f.on_telemetry(
+                {"t": t, "cpu_temp_c": 40 + (i * 7919 % 5000) / 100, "power_w": 90.0 + i % 13, "fan_rpm": 900 + i % 7}
+            )
+            if i % 5 == 0:
+                f.on_request(i, 12, 30.0)
+                f.on_result({"t": t + 1.5, "test_id": i, "duration_ms": 1200.0, "key": "p/m"})
+            if i % 1500 == 0:
+                f.on_guard({"t": t + 0.5, "state": "hot" if i % 3000 else "ok"})
+        return f.snapshot(), f
+
+    def coarsened_between() -> dict:
+        """A reading in cell 100 at 2 s, a result that doubles the width, a reading in cell 100 at
+        4 s: the same index, another cell."""
+        f = HardwareFold()
+        f.on_run_started(Log().events[0])
+        f.on_telemetry({"t": T0 + 201.0, "cpu_temp_c": 50.0})
+        f.on_result({"t": T0 + 2 * BUCKETS + 1.0, "test_id": 1, "duration_ms": 100.0, "key": "p/m"})
+        f.on_telemetry({"t": T0 + 401.0, "cpu_temp_c": 70.0})
+        return f.snapshot()
+
+    held, f = fold()
+    jumped = coarsened_between()
+    assert jumped["series"]["cpu_temp_c"] == [50.0, 70.0, None]  # the last: the test's cell
+    monkeypatch.setattr(hardware, "MAX_HELD", 1)  # settled at every reading: one at a time
+    assert held == fold()[0] and jumped == coarsened_between()
+    assert held["series"]["bucket_s"] > 2.0 and held["temperatures"]["cpu"]["n"] == 12_000
+    assert f.hists["cpu_temp_c"].raw is None and f.hists["fan_rpm"].raw is not None
 
 
 def test_a_readings_verdicts_looked_up_family_by_family_are_judges_on_the_whole_reading():

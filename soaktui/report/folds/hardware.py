@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
@@ -266,17 +266,17 @@ class Timeline:
 
 class _Hist:
     """The values of one series: exact counts of each value while there are at most HIST_KEYS
-    distinct ones (one dict increment a reading; sensors give one decimal, so a long log repeats a
-    few hundred values), then counts of values rounded to a resolution, which doubles past HIST_KEYS
-    keys. Binned once, or seen binned (`binned()`), the two are the same counts: with at most
-    HIST_KEYS distinct values the resolution never doubled."""
+    distinct ones (a Counter, fed a timeline cell's readings at a time; sensors give one decimal, so
+    a long log repeats a few hundred values), then counts of values rounded to a resolution, which
+    doubles past HIST_KEYS keys. Binned once, or seen binned (`binned()`), the two are the same
+    counts: with at most HIST_KEYS distinct values the resolution never doubled."""
 
     __slots__ = ("res", "base", "raw", "counts", "n", "total", "peak")
 
     def __init__(self, res: float) -> None:
         self.res = res
         self.base = res
-        self.raw: dict[float, int] | None = {}  # value -> readings, until binned (then None)
+        self.raw: Counter[float] | None = Counter()  # value -> readings, until binned (then None)
         # once binned: counts of round(value / res), the readings, their sum (1 / FIXED units), peak
         self.counts: dict[int, int] = {}
         self.n = 0
@@ -313,6 +313,20 @@ class _Hist:
                 j = round(key / 2)
                 merged[j] = merged.get(j, 0) + n
             self.counts = merged
+
+    def add_many(self, values: list[float]) -> None:
+        """`add` each of `values` (finite floats) in order: counted in one C-level pass while the
+        exact counts stay within HIST_KEYS values, as one `add` at a time would count them."""
+        raw = self.raw
+        if raw is not None:
+            raw.update(values)
+            if len(raw) <= HIST_KEYS:
+                return
+            raw.subtract(values)  # one at a time, then: the counts past HIST_KEYS depend on order
+            for v in [v for v, n in raw.items() if not n]:
+                del raw[v]
+        for v in values:
+            self.add(v)
 
     def binned(self) -> tuple[dict[int, int], int, int, float]:
         """(counts, n, total, peak) at the resolution, whether or not binned yet."""
@@ -416,6 +430,7 @@ MAX_EARLY = 4096  # a later stretch's request and result events kept until its f
 _NO_REASONS: list[str] = []  # shared by every reading without GPU throttle reasons (never changed)
 _PLAIN = (float, type(None))  # reading values _verdicts looks up as they are
 MAX_JUDGED = 4096  # distinct judged readings remembered (a long log has a few hundred)
+MAX_HELD = 4096  # readings whose values wait for `HardwareFold._settle` at most
 
 
 def _bounded_add(names: dict[str, Any], key: str, value: Any) -> None:
@@ -551,6 +566,14 @@ class HardwareFold:
         self._family_verdicts: dict[tuple[str, Any], dict[str, str]] = {}  # (key, value) -> judge's
         self._by_verdicts: dict[tuple[tuple[str, str], ...], _Judged] = {}  # verdicts -> _Judged
         self._hist_list = [self.hists[name] for name in SERIES[:_TPS]]  # by series index
+        # The readings' values not yet in their timeline cell's sums and the histograms, by series
+        # (`_settle`): a reading only appends its values, and a cell's are added up in C-level passes
+        # when the readings move to another cell, or MAX_HELD readings on. Those values were all
+        # read in the cell of time `_held_t` (a cell can only merge with others, never split).
+        self._held: tuple[list[float], ...] = ([], [], [], [])
+        self._held_n = 0  # readings since the last _settle
+        self._held_t = 0.0
+        self._held_i, self._held_w = -1, 0.0  # the cell's index, and the timeline's width then
         self._pending: dict[Any, list[Any]] = {}  # test_id -> [output tokens, sum gen_tps (FIXED), n]
         self.per_model: dict[
             str, list[int]
@@ -667,20 +690,19 @@ class HardwareFold:
             self._keep_early = None
         i = int((t - tl.origin) // tl.width)  # the timeline cell: the one before, usually
         cell = tl.last if i == tl.last_i and tl.last is not None else tl.cell(t)
-        sums, counts, maxes = cell.sums, cell.counts, cell.maxes
-        hists = self._hist_list
-        for idx, v in enumerate((cpu, gpu, power, fan)):
-            if v is not None:
-                h = hists[idx]
-                raw = h.raw
-                if raw is not None and (n := raw.get(v)) is not None:  # _Hist.add's usual case
-                    raw[v] = n + 1
-                else:
-                    h.add(v)
-                sums[idx] += round(v * FIXED)
-                counts[idx] += 1
-                if v > maxes[idx]:
-                    maxes[idx] = v
+        if i != self._held_i or tl.width != self._held_w or self._held_n >= MAX_HELD:
+            self._settle()  # the values held were read in another cell
+            self._held_i, self._held_w, self._held_t = i, tl.width, t
+        held = self._held
+        if cpu is not None:
+            held[_CPU].append(cpu)
+        if gpu is not None:
+            held[_GPU].append(gpu)
+        if power is not None:
+            held[_POWER].append(power)
+        if fan is not None:
+            held[_FAN].append(fan)
+        self._held_n += 1
         temps, fans = cpu is not None or gpu is not None, fan is not None
         throttle = get("cpu_throttle")
         if (
@@ -742,6 +764,25 @@ class HardwareFold:
             reasons,
         )
         self._readings_done += 1
+
+    def _settle(self) -> None:
+        """Add the values held (see `_held`) to their cell's sums, counts and peaks and to the
+        histograms: the figures of adding them one reading at a time (int sums, the first peak)."""
+        if not self._held_n:
+            return
+        self._held_n = 0
+        assert self.timeline is not None  # a reading made one
+        cell = self.timeline.cell(self._held_t)
+        sums, counts, maxes = cell.sums, cell.counts, cell.maxes
+        for idx, values in enumerate(self._held):
+            if values:
+                sums[idx] += sum(map(round, map(FIXED.__mul__, values)))
+                counts[idx] += len(values)
+                top = max(values)
+                if top > maxes[idx]:
+                    maxes[idx] = top
+                self._hist_list[idx].add_many(values)
+                values.clear()
 
     def _verdicts(self, cpu: Any, gpu: Any, pressure: Any, reasons: Any) -> _Judged:
         """thermal.judge's verdicts on a reading (the guard's rule), looked up by the values it
@@ -1077,7 +1118,9 @@ class HardwareFold:
     def joined(self, later: HardwareFold) -> HardwareFold | str:
         """A new fold: this one with the fold of the stretch of the log after it joined on, as one
         fold would have read both; or why that cannot be exact (folds/hardware_join.py). Neither
-        fold is changed."""
+        fold's figures are changed."""
+        self._settle()
+        later._settle()
         return _join(self, later)
 
     def adopt(self, joined: HardwareFold) -> None:
@@ -1087,6 +1130,7 @@ class HardwareFold:
     # -- reading ---------------------------------------------------------------------------------------
     def snapshot(self, end_t: float | None = None) -> Hardware:
         """The section's data (JSON-able); `end_t` is the run's end (the last event by default)."""
+        self._settle()
         end = end_t if end_t is not None else self._last_t
         started = self._started_t if self._started_t is not None else self._origin
         if started is None and self.timeline is not None:
