@@ -547,6 +547,7 @@ def test_folding_in_batches_is_folding_one_event_at_a_time() -> None:
         for lo in range(0, len(log.events), size):
             agg.feed_all(log.events[lo : lo + size])
         assert render_json(agg.snapshot()) == want, size
+    assert render_json(RunAggregate().feed_all(ev for ev in log.events).snapshot()) == want  # any iterable
 
 
 def test_a_log_no_writer_makes_is_read_for_what_it_holds(tmp_path: Path) -> None:

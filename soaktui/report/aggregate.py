@@ -13,6 +13,7 @@ kinds are counted.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any, TypeVar
 
 from soaktui.report import rankings
@@ -198,35 +199,29 @@ class RunAggregate:
         self.feed_all((ev,))
 
     def feed_all(self, events: Iterable[dict[str, Any]]) -> RunAggregate:
-        """Fold `events` in order, each into every fold that reads its kind.
+        """Fold `events` in order, each into every fold that reads its kind: FLUSH_EVENTS at a
+        time, each batch read by every fold before the next (`_feed_batch`)."""
+        if type(events) is list or type(events) is tuple:
+            for lo in range(0, len(events), FLUSH_EVENTS):
+                self._feed_batch(events[lo : lo + FLUSH_EVENTS] if len(events) > FLUSH_EVENTS else events)
+        else:
+            it = iter(events)
+            while batch := list(islice(it, FLUSH_EVENTS)):
+                self._feed_batch(batch)
+        return self
 
-        The loop `soaktui report` runs over every event of a log: the aggregate's own state is
-        kept in locals while it runs (stored back at the end, or when an event breaks the loop).
-        """
+    def _feed_batch(self, events: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> None:
+        """Route each event to the groups that read it, then let each group fold its share.
+
+        The loop `soaktui report` runs over every event of a log, so the per-event work is a
+        table lookup and the appends; the run's first and last times are read once a batch."""
+        self._times(events)
         routes_of, kinds = self._routes, self._kinds
-        first_t, last_t, first_mono, last_mono = (
-            self._first_t,
-            self._last_t,
-            self._first_mono,
-            self._last_mono,
-        )
-        n = malformed = held = 0
+        n = malformed = 0
         try:
             for ev in events:
                 n += 1
-                get = ev.get
-                t = get("t")
-                if type(t) is float or type(t) is int:  # a time, not whatever a log put there
-                    if first_t is None:
-                        first_t = t
-                        self._first_run_id = get("run_id")
-                    last_t = t
-                mono = get("mono_ns")
-                if type(mono) is int:
-                    if first_mono is None:
-                        first_mono = mono
-                    last_mono = mono
-                kind = get("kind")
+                kind = ev.get("kind")
                 try:
                     routes = routes_of.get(kind)
                 except TypeError:  # a kind no writer makes (a list, an object): nothing reads it
@@ -237,30 +232,43 @@ class RunAggregate:
                 if routes is None:
                     continue
                 if type(routes) is dict:  # some folds read only some scenarios of this kind
-                    scenario = get("scenario")
+                    scenario = ev.get("scenario")
                     try:
                         routes = routes[scenario]
                     except (KeyError, TypeError):
                         routes = self._scenario_routes(kind, scenario)
                 for append in routes:
                     append(ev)
-                held += 1
-                if held >= FLUSH_EVENTS:
-                    malformed += self._flush()
-                    held = 0
         finally:
             try:
-                malformed += self._flush()  # every event handed in is folded before this returns
+                malformed += self._flush()  # every event routed is folded before this returns
             finally:
                 self.events += n
                 self.malformed += malformed
-                self._first_t, self._last_t, self._first_mono, self._last_mono = (
-                    first_t,
-                    last_t,
-                    first_mono,
-                    last_mono,
-                )
-        return self
+
+    def _times(self, events: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> None:
+        """The run's first and last time (`t`, a number) and monotonic clock (`mono_ns`, an int),
+        from a batch: its first event with each while none was seen yet, and its last."""
+        if self._first_t is None:
+            for ev in events:
+                t = ev.get("t")
+                if type(t) is float or type(t) is int:  # a time, not whatever a log put there
+                    self._first_t, self._first_run_id = t, ev.get("run_id")
+                    break
+        if self._first_mono is None:
+            for ev in events:
+                if type(mono := ev.get("mono_ns")) is int:
+                    self._first_mono = mono
+                    break
+        for ev in reversed(events):
+            t = ev.get("t")
+            if type(t) is float or type(t) is int:
+                self._last_t = t
+                break
+        for ev in reversed(events):
+            if type(mono := ev.get("mono_ns")) is int:
+                self._last_mono = mono
+                break
 
     def _flush(self) -> int:
         """Fold the events held, group by group; the number of events some fold raised on (each
