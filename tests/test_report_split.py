@@ -135,6 +135,22 @@ def folded_here(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return starts
 
 
+def test_a_later_stretch_keeps_the_rare_kinds_in_log_order() -> None:
+    """The events a later stretch keeps for the earlier one to replay (and the run_started that
+    makes it fold again) stay in log order within a batch, whichever keeper took them."""
+    kinds = ["status", "run_started", "paused", "telemetry", "resumed", "status"]
+    later = RunAggregate(later=True).feed_all(
+        [{"v": 1, "kind": k, "seq": i, "t": 1.0 + i} for i, k in enumerate(kinds)]
+    )
+    assert [ev["seq"] for ev in later.replayed] == [
+        0,
+        1,
+        2,
+        4,
+        5,
+    ] and later.unmergeable == "a run_started event"
+
+
 def test_the_forked_report_is_joined(varied, utc, folded_here) -> None:
     """fold_log itself, with a real child process: it joins (the second half is not folded again
     here) and the report is the one pass's."""

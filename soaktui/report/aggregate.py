@@ -137,7 +137,7 @@ class RunAggregate:
                 routes.setdefault(kind, []).append((getattr(fold, method), only.get(kind)))
         if later:
             for kind in replayed_kinds:
-                keep = self._keep_mixed if kind in routes else self.replayed.append
+                keep = self._keep_mixed if kind in routes else self._keep  # one group: log order
                 routes.setdefault(kind, []).insert(0, (keep, None))
         self._all_routes = {kind: tuple(fn for fn, _ in pairs) for kind, pairs in routes.items()}
         self._filters = {kind: pairs for kind, pairs in routes.items() if any(s for _, s in pairs)}
@@ -145,7 +145,7 @@ class RunAggregate:
         # its events while its own state is in the CPU's cache. Event by event through every fold,
         # each fold found its state evicted by the others' (the hardware fold's most: the sensors
         # log of bench/report_1m.py folded 20% slower). One group per method owner, in an order
-        # every route keeps (the keepers of a later stretch first, then the folds in fold order), so
+        # every route keeps (a later stretch's keepers first, then the folds in fold order), so
         # a fold that raises on an event still keeps it from the folds after it.
         order = list(self._merged if later else folds)
         keepers: list[Any] = []
@@ -185,6 +185,11 @@ class RunAggregate:
         if len(by_scenario) < MAX_SCENARIO_ROUTES:
             by_scenario[scenario] = found
         return found
+
+    def _keep(self, ev: dict[str, Any]) -> None:
+        """A later stretch's event of a kind only replayed folds read, kept for the earlier
+        stretch's aggregate to feed on after its own."""
+        self.replayed.append(ev)
 
     def _keep_mixed(self, ev: dict[str, Any]) -> None:
         """A later stretch's event of a kind both merged and replayed folds read (run_started): the
@@ -460,7 +465,7 @@ class RunAggregate:
 
 
 def _owner(fn: Route) -> Any:
-    """What a route is a method of: a fold, or a later stretch's keeper (the aggregate, a list)."""
+    """What a route is a method of: a fold, or a later stretch's keeper (the aggregate itself)."""
     return fn.__self__  # type: ignore[attr-defined]
 
 
