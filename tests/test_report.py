@@ -7,8 +7,10 @@ throttle change, a pause, an engine error, no run_finished, and a torn last line
 
 from __future__ import annotations
 
+import copy as copy_module
 import errno
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -548,6 +550,31 @@ def test_folding_in_batches_is_folding_one_event_at_a_time() -> None:
             agg.feed_all(log.events[lo : lo + size])
         assert render_json(agg.snapshot()) == want, size
     assert render_json(RunAggregate().feed_all(ev for ev in log.events).snapshot()) == want  # any iterable
+
+
+def test_a_batch_is_folded_as_its_events_would_be_one_by_one() -> None:
+    """Edges of folding a batch at a time: the same event object twice is two events (both
+    malformed), an iterable that fails partway has what it gave folded before the error goes on,
+    and a copy or a pickled aggregate folds into its own folds, not the original's."""
+    bad = make_log().events[0] | {"kind": "request", "scenario": "streaming", "ok": True, "e2e_ms": "slow"}
+    assert RunAggregate().feed_all([bad, bad]).malformed == 2
+
+    def failing():
+        yield from make_log().events[:3]
+        raise OSError("disk went away")
+
+    agg = RunAggregate()
+    with pytest.raises(OSError):
+        agg.feed_all(failing())
+    assert agg.events == 3 and agg.run.run_id == "soak_test"
+
+    log = make_log()
+    log.req("alpha", "streaming", 1, e2e_ms=900.0)
+    original = RunAggregate().feed_all(log.events)
+    ok = original.requests.counts()[2]  # successful requests
+    for copy in (copy_module.deepcopy(original), pickle.loads(pickle.dumps(original))):
+        copy.feed_all(log.events[-1:])
+        assert copy.requests.counts()[2] == ok + 1 and original.requests.counts()[2] == ok
 
 
 def test_a_log_no_writer_makes_is_read_for_what_it_holds(tmp_path: Path) -> None:

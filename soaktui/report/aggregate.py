@@ -141,20 +141,25 @@ class RunAggregate:
                 routes.setdefault(kind, []).insert(0, (keep, None))
         self._all_routes = {kind: tuple(fn for fn, _ in pairs) for kind, pairs in routes.items()}
         self._filters = {kind: pairs for kind, pairs in routes.items() if any(s for _, s in pairs)}
-        # Events reach the folds a batch at a time, fold by fold (`_flush`): each fold then reads
-        # its events while its own state is in the CPU's cache. Event by event through every fold,
-        # each fold found its state evicted by the others' (the hardware fold's most: the sensors
-        # log of bench/report_1m.py folded 20% slower). One group per method owner, in an order
-        # every route keeps (a later stretch's keepers first, then the folds in fold order), so
-        # a fold that raises on an event still keeps it from the folds after it.
-        order = list(self._merged if later else folds)
+        self._order = list(self._merged if later else folds)  # the folds, in fold order
+        self._build_groups()
+
+    def _build_groups(self) -> None:
+        """The groups the events wait in for their folds, and the routes to them.
+
+        Events reach the folds a batch at a time, fold by fold (`_flush`): each fold then reads
+        its events while its own state is in the CPU's cache. Event by event through every fold,
+        each fold found its state evicted by the others' (the hardware fold's most: the sensors
+        log of bench/report_1m.py folded 20% slower). One group per method owner, in an order
+        every route keeps (a later stretch's keepers first, then the folds in fold order), so
+        a fold that raises on an event still keeps it from the folds after it."""
         keepers: list[Any] = []
         for fn in (fn for fns in self._all_routes.values() for fn in fns):
-            if not any(_owner(fn) is o for o in [*keepers, *order]):
+            if not any(_owner(fn) is o for o in [*keepers, *self._order]):
                 keepers.append(_owner(fn))
         self._groups: list[tuple[list[dict[str, Any]], dict[Any, Route]]] = []
         self._append_of: list[tuple[Any, Route]] = []  # (owner, its group's appender): identity, not ids
-        for owner in [*keepers, *order]:
+        for owner in [*keepers, *self._order]:
             pending: list[dict[str, Any]] = []
             methods = {k: fn for k, fns in self._all_routes.items() for fn in fns if _owner(fn) is owner}
             self._groups.append((pending, methods))
@@ -165,6 +170,17 @@ class RunAggregate:
             kind: {} if kind in self._filters else self._appenders(fns)
             for kind, fns in self._all_routes.items()
         }
+
+    # The groups are made again by a copy (pickle: report/split.py's child sends its aggregate;
+    # copy.deepcopy): a copy would share a list's bound `append` with the original.
+    _ROUTING = ("_groups", "_append_of", "_routes")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._ROUTING}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._build_groups()
 
     def _appenders(self, fns: tuple[Route, ...]) -> tuple[Route, ...]:
         """The pending lists' appenders of the groups of `fns` (one method per group and kind)."""
@@ -211,8 +227,16 @@ class RunAggregate:
                 self._feed_batch(events[lo : lo + FLUSH_EVENTS] if len(events) > FLUSH_EVENTS else events)
         else:
             it = iter(events)
-            while batch := list(islice(it, FLUSH_EVENTS)):
-                self._feed_batch(batch)
+            while True:
+                batch: list[dict[str, Any]] = []
+                try:
+                    for ev in islice(it, FLUSH_EVENTS):
+                        batch.append(ev)
+                finally:  # what the iterable gave before it raised is folded all the same
+                    if batch:
+                        self._feed_batch(batch)
+                if len(batch) < FLUSH_EVENTS:
+                    break
         return self
 
     def _feed_batch(self, events: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> None:
@@ -220,6 +244,10 @@ class RunAggregate:
 
         The loop `soaktui report` runs over every event of a log, so the per-event work is a
         table lookup and the appends; the run's first and last times are read once a batch."""
+        if len(events) > 1 and len(set(map(id, events))) < len(events):
+            for ev in events:  # one event object twice: each time an event of its own (malformed)
+                self._feed_batch((ev,))
+            return
         self._times(events)
         routes_of, kinds = self._routes, self._kinds
         n = malformed = 0
