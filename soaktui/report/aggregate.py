@@ -151,17 +151,16 @@ class RunAggregate:
         its events while its own state is in the CPU's cache. Event by event through every fold,
         each fold found its state evicted by the others' (the hardware fold's most: the sensors
         log of bench/report_1m.py folded 20% slower). One group per method owner, in an order
-        every route keeps (a later stretch's keepers first, then the folds in fold order), so
-        a fold that raises on an event still keeps it from the folds after it."""
-        keepers: list[Any] = []
-        for fn in (fn for fns in self._all_routes.values() for fn in fns):
-            if not any(_owner(fn) is o for o in [*keepers, *self._order]):
-                keepers.append(_owner(fn))
+        every route keeps (a later stretch's keepers, this aggregate's own methods, first; then the
+        folds in fold order), so a fold that raises on an event still keeps it from the folds after
+        it."""
         self._groups: list[tuple[list[dict[str, Any]], dict[Any, Route]]] = []
         self._append_of: list[tuple[Any, Route]] = []  # (owner, its group's appender): identity, not ids
-        for owner in [*keepers, *self._order]:
-            pending: list[dict[str, Any]] = []
+        for owner in (self, *self._order):
             methods = {k: fn for k, fns in self._all_routes.items() for fn in fns if _owner(fn) is owner}
+            if not methods:
+                continue  # this aggregate keeps nothing unless it folds a later stretch
+            pending: list[dict[str, Any]] = []
             self._groups.append((pending, methods))
             self._append_of.append((owner, pending.append))
         # kind -> the appenders of the groups that read it, or, for a kind some method reads for
